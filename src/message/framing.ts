@@ -1,0 +1,111 @@
+import { BadPreamble, FrameTooLarge } from "./errors.ts"
+import { isPriorityClass, type PriorityClass } from "./priority.ts"
+
+export const WIRE_VERSION = 1
+export const PREAMBLE_LENGTH = 4
+export const FRAME_HEADER_LENGTH = 4
+const MAGIC_R = 0x52 // "R"
+const MAGIC_T = 0x54 // "T"
+
+export const preamble = (cls: PriorityClass): Uint8Array => Uint8Array.of(MAGIC_R, MAGIC_T, WIRE_VERSION, cls)
+
+/** Returns the stream's class, or the reason the preamble is not ours. */
+export const parsePreamble = (bytes: ArrayLike<number>): PriorityClass | BadPreamble => {
+  const b = Array.from(bytes)
+  if (b.length !== PREAMBLE_LENGTH) return new BadPreamble({ bytes: b, reason: "short" })
+  if (b[0] !== MAGIC_R || b[1] !== MAGIC_T) return new BadPreamble({ bytes: b, reason: "bad magic" })
+  if (b[2] !== WIRE_VERSION) return new BadPreamble({ bytes: b, reason: `unsupported version ${b[2]}` })
+  const cls = b[3]!
+  return isPriorityClass(cls) ? cls : new BadPreamble({ bytes: b, reason: `unknown class ${cls}` })
+}
+
+/** Total bytes that `writeFrames` produces for these payloads. */
+export const framedLength = (payloads: ReadonlyArray<Uint8Array>): number => {
+  let n = 0
+  for (const p of payloads) n += FRAME_HEADER_LENGTH + p.length
+  return n
+}
+
+/**
+ * Writes u32-BE length-prefixed frames into any indexable sink. One plain indexed loop serves
+ * both the `Uint8Array` of gRPC and the pre-sized `Array<number>` that the Iroh binding takes,
+ * so a batch is converted once, with no intermediate buffer (bench/conversion.ts).
+ */
+const writeFrames = <T extends { [i: number]: number }>(
+  payloads: ReadonlyArray<Uint8Array>,
+  out: T,
+  start: number
+): T => {
+  let o = start
+  for (const p of payloads) {
+    const n = p.length
+    out[o] = (n >>> 24) & 0xff
+    out[o + 1] = (n >>> 16) & 0xff
+    out[o + 2] = (n >>> 8) & 0xff
+    out[o + 3] = n & 0xff
+    o += 4
+    for (let i = 0; i < n; i++) out[o + i] = p[i]!
+    o += n
+  }
+  return out
+}
+
+/** Frames as one buffer. */
+export const encodeFrames = (payloads: ReadonlyArray<Uint8Array>): Uint8Array =>
+  writeFrames(payloads, new Uint8Array(framedLength(payloads)), 0)
+
+/** Frames as the `Array<number>` the Iroh binding takes, optionally led by a preamble. */
+export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array): Array<number> => {
+  const leadLength = lead?.length ?? 0
+  const out = new Array<number>(leadLength + framedLength(payloads))
+  for (let i = 0; i < leadLength; i++) out[i] = lead![i]!
+  return writeFrames(payloads, out, leadLength)
+}
+
+/** Bytes from the Iroh binding (an `Array<number>`) into a `Uint8Array`. */
+export const arrayToBytes = (array: ReadonlyArray<number>): Uint8Array => {
+  const n = array.length
+  const out = new Uint8Array(n)
+  for (let i = 0; i < n; i++) out[i] = array[i]!
+  return out
+}
+
+/**
+ * Incremental decoder: feed it reads of any size, get back whole frame payloads. Handles
+ * frames split across reads and many frames per read; rejects a header above `maxFrameBytes`
+ * before buffering its body, so a hostile length cannot make us allocate.
+ */
+export class FrameDecoder {
+  private buffer: Uint8Array = new Uint8Array(0)
+  private offset = 0
+
+  constructor(readonly maxFrameBytes: number) {}
+
+  /** Bytes held for an incomplete frame. */
+  get pending(): number {
+    return this.buffer.length - this.offset
+  }
+
+  push(chunk: Uint8Array): Array<Uint8Array> | FrameTooLarge {
+    if (this.pending === 0) {
+      this.buffer = chunk
+    } else {
+      const merged = new Uint8Array(this.pending + chunk.length)
+      merged.set(this.buffer.subarray(this.offset), 0)
+      merged.set(chunk, this.pending)
+      this.buffer = merged
+    }
+    this.offset = 0
+    const frames: Array<Uint8Array> = []
+    const buf = this.buffer
+    while (buf.length - this.offset >= FRAME_HEADER_LENGTH) {
+      const o = this.offset
+      const length = ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0
+      if (length > this.maxFrameBytes) return new FrameTooLarge({ length, max: this.maxFrameBytes })
+      if (buf.length - o - FRAME_HEADER_LENGTH < length) break
+      frames.push(buf.subarray(o + FRAME_HEADER_LENGTH, o + FRAME_HEADER_LENGTH + length))
+      this.offset = o + FRAME_HEADER_LENGTH + length
+    }
+    return frames
+  }
+}

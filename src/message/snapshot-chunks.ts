@@ -1,0 +1,91 @@
+import type { RaftMessage, Snapshot } from "./types.ts"
+
+/**
+ * Splits a snapshot message into messages of at most `chunkBytes` of snapshot data each.
+ * Chunks are written one per write call so no single write holds the event loop for long
+ * (the Iroh binding copies bytes synchronously; see DESIGN.md).
+ */
+export const splitSnapshot = (message: RaftMessage, chunkBytes: number, transferId: number): ReadonlyArray<RaftMessage> => {
+  const snapshot = message.snapshot
+  const data = snapshot?.data ?? new Uint8Array(0)
+  const totalSize = data.length
+  const chunks: Array<RaftMessage> = []
+  let offset = 0
+  do {
+    const end = Math.min(totalSize, offset + chunkBytes)
+    const chunk: Snapshot = {
+      data: data.subarray(offset, end),
+      ...(snapshot?.metadata !== undefined ? { metadata: snapshot.metadata } : {}),
+      offset,
+      totalSize,
+      done: end === totalSize,
+      transferId
+    }
+    chunks.push({ ...message, snapshot: chunk })
+    offset = end
+  } while (offset < totalSize)
+  return chunks
+}
+
+export type AssemblyResult =
+  | { readonly _tag: "Pending" }
+  | { readonly _tag: "Complete"; readonly message: RaftMessage }
+  | { readonly _tag: "Broken"; readonly reason: string }
+
+/**
+ * Reassembles the chunks of one snapshot stream. Chunks of a transfer arrive in order on one
+ * stream; a gap, an oversize total or a new transfer starting before the last finished
+ * abandons the partial one, which the sender retries from the start.
+ */
+export class SnapshotAssembler {
+  private transferId = -1
+  private parts: Array<Uint8Array> = []
+  private received = 0
+  /** Transfers abandoned because a new one started before they finished. */
+  abandoned = 0
+
+  constructor(private readonly maxBytes: number) {}
+
+  push(message: RaftMessage): AssemblyResult {
+    const s = message.snapshot
+    // Not chunked by us (or an empty snapshot): it is already whole.
+    if (s === undefined || !s.totalSize) return { _tag: "Complete", message }
+    if (s.totalSize > this.maxBytes) {
+      return this.broken(`snapshot of ${s.totalSize} bytes exceeds max_snapshot_bytes ${this.maxBytes}`)
+    }
+    const offset = s.offset ?? 0
+    const transferId = s.transferId ?? 0
+    if (offset === 0) {
+      if (this.transferId !== -1) this.abandoned++
+      this.reset()
+      this.transferId = transferId
+    } else if (transferId !== this.transferId || offset !== this.received) {
+      return this.broken(`chunk at ${offset} out of sequence`)
+    }
+    this.parts.push(s.data)
+    this.received += s.data.length
+    if (this.received > s.totalSize) return this.broken("chunks exceed the announced size")
+    if (!s.done) return { _tag: "Pending" }
+    if (this.received !== s.totalSize) return this.broken(`snapshot ended at ${this.received} of ${s.totalSize} bytes`)
+    const data = new Uint8Array(this.received)
+    let o = 0
+    for (const part of this.parts) {
+      data.set(part, o)
+      o += part.length
+    }
+    this.reset()
+    const whole: Snapshot = s.metadata !== undefined ? { data, metadata: s.metadata } : { data }
+    return { _tag: "Complete", message: { ...message, snapshot: whole } }
+  }
+
+  private broken(reason: string): AssemblyResult {
+    this.reset()
+    return { _tag: "Broken", reason }
+  }
+
+  private reset(): void {
+    this.transferId = -1
+    this.parts = []
+    this.received = 0
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The Raft message model, mirroring `raft.Message` in `proto/raft.proto` (etcd/raft-rs
+ * `eraftpb`). Numbers are JS numbers: terms, indexes and ids stay below 2^53 in any cluster
+ * that will ever run, and keeping them as numbers avoids a `Long` allocation per field on
+ * the hot path.
+ */
+export const MessageType = {
+  Unspecified: 0,
+  Append: 1,
+  AppendResponse: 2,
+  RequestVote: 3,
+  RequestVoteResponse: 4,
+  RequestPreVote: 5,
+  RequestPreVoteResponse: 6,
+  Heartbeat: 7,
+  HeartbeatResponse: 8,
+  Snapshot: 9,
+  TimeoutNow: 10,
+  Propose: 11,
+  ReadIndex: 12,
+  ReadIndexResponse: 13
+} as const
+export type MessageType = (typeof MessageType)[keyof typeof MessageType]
+
+export const EntryType = { Normal: 0, ConfChange: 1 } as const
+export type EntryType = (typeof EntryType)[keyof typeof EntryType]
+
+export interface Entry {
+  readonly entryType?: EntryType
+  readonly term: number
+  readonly index: number
+  readonly data?: Uint8Array
+  readonly context?: Uint8Array
+}
+
+export interface ConfState {
+  readonly voters: ReadonlyArray<number>
+  readonly learners?: ReadonlyArray<number>
+}
+
+export interface SnapshotMetadata {
+  readonly confState?: ConfState
+  readonly index: number
+  readonly term: number
+}
+
+export interface Snapshot {
+  readonly data: Uint8Array
+  readonly metadata?: SnapshotMetadata
+  /** Chunking fields, set by the transport; a delivered snapshot is always whole. */
+  readonly offset?: number
+  readonly totalSize?: number
+  readonly done?: boolean
+  readonly transferId?: number
+}
+
+/** Raft node ids are unsigned integers, as in etcd/raft and raft-rs. */
+export type NodeId = number
+
+export interface RaftMessage {
+  readonly msgType: MessageType
+  readonly to: NodeId
+  readonly from: NodeId
+  readonly term?: number
+  readonly logTerm?: number
+  readonly index?: number
+  readonly entries?: ReadonlyArray<Entry>
+  readonly commit?: number
+  readonly snapshot?: Snapshot
+  readonly reject?: boolean
+  readonly rejectHint?: number
+  readonly context?: Uint8Array
+  readonly requestSnapshot?: number
+}
+
+const typeNames: Record<number, string> = Object.fromEntries(
+  Object.entries(MessageType).map(([name, value]) => [value, name])
+)
+
+export const messageTypeName = (type: number): string => typeNames[type] ?? `Unknown(${type})`

@@ -1,0 +1,58 @@
+import { Metric } from "effect"
+import { classNames, type PriorityClass } from "../message/priority.ts"
+
+/**
+ * Every metric the transport keeps. Names follow Prometheus conventions; the README's
+ * "Metrics" section documents each. Labelled series are built once per (peer, class) by the
+ * actors that own them, so the hot path only calls `update`.
+ */
+export const messagesSent = Metric.counter("raft_transport_messages_sent_total", {
+  description: "Messages written to a link, by peer, class and transport"
+})
+export const bytesSent = Metric.counter("raft_transport_bytes_sent_total", {
+  description: "Framed bytes written to a link, by peer, class and transport"
+})
+export const messagesReceived = Metric.counter("raft_transport_messages_received_total", {
+  description: "Messages delivered to the inbound queues, by peer, class and transport"
+})
+export const bytesReceived = Metric.counter("raft_transport_bytes_received_total", {
+  description: "Bytes read from inbound streams, by class and transport"
+})
+export const messagesDropped = Metric.counter("raft_transport_messages_dropped_total", {
+  description:
+    "Messages dropped, by peer, class and reason (queue_full, expired, link_failed, forged_from, misaddressed, peer_removed, snapshot_failed, too_large)"
+})
+export const batchSize = Metric.histogram("raft_transport_batch_messages", {
+  description: "Messages per link write, by class",
+  boundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+})
+export const queueDepth = Metric.gauge("raft_transport_queue_depth", {
+  description: "Messages waiting in an outbound queue, by peer and class (sampled at each write)"
+})
+export const connectionAttempts = Metric.counter("raft_transport_connection_attempts_total", {
+  description: "Outbound connection attempts, by peer and transport"
+})
+export const connectionFailures = Metric.counter("raft_transport_connection_failures_total", {
+  description: "Outbound connection attempts that failed or connections lost, by peer, transport and kind"
+})
+export const inboundRefused = Metric.counter("raft_transport_inbound_refused_total", {
+  description: "Inbound connections refused, by transport and reason (unknown_endpoint, bad_alpn, handshake)"
+})
+export const inboundErrors = Metric.counter("raft_transport_inbound_errors_total", {
+  description: "Inbound streams closed for bad input, by transport and kind (bad_preamble, frame_too_large, decode_failed)"
+})
+export const snapshotsSent = Metric.counter("raft_transport_snapshots_sent_total", {
+  description: "Whole snapshots written, by peer and transport"
+})
+export const snapshotsReceived = Metric.counter("raft_transport_snapshots_received_total", {
+  description: "Whole snapshots reassembled and delivered, by peer"
+})
+
+export type Labels = Record<string, string>
+
+/** One metric per priority class, with the class label added to `labels`. */
+export const perClass = <I, S>(metric: Metric.Metric<I, S>, labels: Labels): ReadonlyArray<Metric.Metric<I, S>> =>
+  classNames.map((name) => Metric.withAttributes(metric, { ...labels, class: name }))
+
+export const forClass = <I, S>(metrics: ReadonlyArray<Metric.Metric<I, S>>, cls: PriorityClass): Metric.Metric<I, S> =>
+  metrics[cls]!

@@ -1,0 +1,286 @@
+import { Clock, Effect, Metric, PubSub, Queue, Result, type Scope } from "effect"
+import { encodeMessage } from "../message/codec.ts"
+import { FRAME_HEADER_LENGTH } from "../message/framing.ts"
+import { classify, className, PriorityClass, priorityClasses } from "../message/priority.ts"
+import { splitSnapshot } from "../message/snapshot-chunks.ts"
+import type { NodeId, RaftMessage } from "../message/types.ts"
+import * as M from "../metrics/metrics.ts"
+import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../transport/errors.ts"
+import type { TransportEvent } from "../transport/events.ts"
+import type { BackoffPolicy } from "./backoff.ts"
+import { Connector, type ConnectorState } from "./connector.ts"
+import type { Link } from "./link.ts"
+import { type ClassQueueOptions, type Envelope, OutboundQueue } from "./outbound-queue.ts"
+
+export interface PeerActorOptions {
+  readonly peer: NodeId
+  /** Queue options by class index (election, heartbeat, append, snapshot). */
+  readonly queues: ReadonlyArray<ClassQueueOptions>
+  readonly maxBatch: number
+  readonly maxBatchBytes: number
+  readonly maxAgeMs: number
+  readonly maxFrameBytes: number
+  readonly snapshotChunkBytes: number
+  /** Attempts at a whole snapshot transfer before it is reported failed. */
+  readonly snapshotAttempts: number
+  readonly backoff: BackoffPolicy
+  readonly links: ReadonlyArray<Link>
+  /** Which transport carries a class right now (dual mode routing reads its live state). */
+  readonly route: (cls: PriorityClass) => TransportKind
+  readonly events: PubSub.PubSub<TransportEvent>
+}
+
+export interface LinkStatus {
+  readonly transport: TransportKind
+  readonly state: ConnectorState
+  readonly consecutiveFailures: number
+  readonly lastFailure: string | undefined
+  readonly rttMs: number | undefined
+}
+
+export interface PeerStatus {
+  readonly peer: NodeId
+  readonly links: ReadonlyArray<LinkStatus>
+  /** Messages waiting per class (election, heartbeat, append, snapshot). */
+  readonly queued: ReadonlyArray<number>
+  readonly routes: ReadonlyArray<TransportKind>
+}
+
+interface ClassMetrics {
+  readonly sent: Metric.Metric<number, unknown>
+  readonly bytes: Metric.Metric<number, unknown>
+  readonly batch: Metric.Metric<number, unknown>
+  readonly depth: Metric.Metric<number, unknown>
+}
+
+/**
+ * One peer's actor: four bounded outbound queues (its mailbox), one writer fiber per class,
+ * and one connector per transport. Everything lives in the scope the actor is made in, so
+ * removing the peer closes its links and stops its writers.
+ */
+export class PeerActor {
+  private transferIds = 0
+
+  private constructor(
+    readonly peer: NodeId,
+    private readonly options: PeerActorOptions,
+    private readonly queues: ReadonlyArray<OutboundQueue>,
+    private readonly connectors: ReadonlyMap<TransportKind, Connector>,
+    private readonly metrics: ReadonlyArray<ReadonlyMap<TransportKind, ClassMetrics>>
+  ) {}
+
+  static make(options: PeerActorOptions): Effect.Effect<PeerActor, never, Scope.Scope> {
+    return Effect.gen(function*() {
+      const queues: Array<OutboundQueue> = []
+      for (const cls of priorityClasses) queues.push(yield* OutboundQueue.make(options.queues[cls]!))
+      const connectors = new Map<TransportKind, Connector>()
+      for (const link of options.links) {
+        connectors.set(link.kind, yield* Connector.make(options.peer, link, options.backoff, options.events))
+      }
+      const peer = String(options.peer)
+      const metrics = priorityClasses.map((cls) => {
+        const byKind = new Map<TransportKind, ClassMetrics>()
+        for (const link of options.links) {
+          const labels = { peer, class: className(cls), transport: link.kind }
+          byKind.set(link.kind, {
+            sent: Metric.withAttributes(M.messagesSent, labels),
+            bytes: Metric.withAttributes(M.bytesSent, labels),
+            batch: Metric.withAttributes(M.batchSize, { class: className(cls), transport: link.kind }),
+            depth: Metric.withAttributes(M.queueDepth, { peer, class: className(cls) })
+          })
+        }
+        return byKind
+      })
+      const actor = new PeerActor(options.peer, options, queues, connectors, metrics)
+      for (const cls of priorityClasses) {
+        yield* Effect.forkScoped(actor.writer(cls), { startImmediately: true })
+      }
+      yield* Effect.addFinalizer(() => actor.shutdown)
+      return actor
+    })
+  }
+
+  /**
+   * Enqueues without waiting. Fails with `MessageDropped` when the class's queue is full and
+   * its policy rejects new messages; with `drop_oldest` the displaced message is counted and
+   * the new one queued.
+   */
+  send(message: RaftMessage): Effect.Effect<void, MessageDropped> {
+    return Effect.clockWith((clock) => {
+      const cls = classify(message)
+      const outcome = this.queues[cls]!.offer({ message, enqueuedAt: clock.currentTimeMillisUnsafe() })
+      if (outcome === "queued") return Effect.void
+      const dropped = this.countDrop(cls, "queue_full", 1)
+      return outcome === "displaced_oldest"
+        ? dropped
+        : Effect.andThen(dropped, Effect.fail(new MessageDropped({ peer: this.peer, class: className(cls), reason: "queue_full" })))
+    })
+  }
+
+  status(): PeerStatus {
+    return {
+      peer: this.peer,
+      links: [...this.connectors.values()].map((c) => ({
+        transport: c.kind,
+        state: c.state,
+        consecutiveFailures: c.consecutiveFailures,
+        lastFailure: c.lastFailure,
+        rttMs: c.rttMs()
+      })),
+      queued: this.queues.map((q) => q.size),
+      routes: priorityClasses.map((cls) => this.options.route(cls))
+    }
+  }
+
+  connector(kind: TransportKind): Connector | undefined {
+    return this.connectors.get(kind)
+  }
+
+  private readonly shutdown: Effect.Effect<void> = Effect.suspend(() => {
+    const pending = this.queues.reduce((n, q) => n + q.size, 0)
+    const drops = priorityClasses.map((cls) => {
+      const n = this.queues[cls]!.size
+      return n > 0 ? this.countDrop(cls, "peer_removed", n) : Effect.void
+    })
+    return Effect.all([
+      ...drops,
+      ...this.queues.map((q) => Queue.shutdown(q.queue)),
+      pending > 0 ? Effect.logInfo(`peer ${this.peer} closed with ${pending} queued message(s) dropped`) : Effect.void
+    ], { discard: true })
+  })
+
+  private writer(cls: PriorityClass): Effect.Effect<void> {
+    const queue = this.queues[cls]!.queue
+    const self = this
+    return Effect.gen(function*() {
+      while (true) {
+        const batch = yield* Queue.takeBetween(queue, 1, self.options.maxBatch)
+        if (cls === PriorityClass.Snapshot) {
+          for (const envelope of batch) yield* self.sendSnapshot(envelope)
+          continue
+        }
+        yield* self.writeBatch(cls, batch)
+      }
+    }).pipe(Effect.annotateLogs({ peer: String(this.peer), class: className(cls) }))
+  }
+
+  /** Drops expired envelopes (counted) and returns the rest. */
+  private unexpired(cls: PriorityClass, batch: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Envelope>> {
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const oldest = now - this.options.maxAgeMs
+      const live = batch.filter((e) => e.enqueuedAt >= oldest)
+      const expired = batch.length - live.length
+      return expired === 0 ? Effect.succeed(live) : Effect.as(this.countDrop(cls, "expired", expired), live)
+    })
+  }
+
+  private writeBatch(cls: PriorityClass, taken: ReadonlyArray<Envelope>): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      const live = yield* self.unexpired(cls, taken)
+      const payloads: Array<Uint8Array> = []
+      const envelopes: Array<Envelope> = []
+      let tooLarge = 0
+      for (const envelope of live) {
+        const payload = encodeMessage(envelope.message)
+        if (payload.length > self.options.maxFrameBytes) tooLarge++
+        else {
+          payloads.push(payload)
+          envelopes.push(envelope)
+        }
+      }
+      if (tooLarge > 0) yield* self.countDrop(cls, "too_large", tooLarge)
+      // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
+      let start = 0
+      while (start < payloads.length) {
+        let bytes = 0
+        let end = start
+        while (end < payloads.length) {
+          const size = FRAME_HEADER_LENGTH + payloads[end]!.length
+          if (end > start && bytes + size > self.options.maxBatchBytes) break
+          bytes += size
+          end++
+        }
+        yield* self.writeGroup(cls, payloads.slice(start, end), bytes)
+        start = end
+      }
+    })
+  }
+
+  private writeGroup(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, bytes: number): Effect.Effect<void> {
+    const kind = this.options.route(cls)
+    const connector = this.connectors.get(kind)!
+    const self = this
+    return Effect.gen(function*() {
+      const session = yield* connector.acquire
+      const written = yield* Effect.result(session.write(cls, payloads, bytes))
+      if (Result.isSuccess(written)) {
+        const m = self.metrics[cls]!.get(kind)!
+        yield* Metric.update(m.sent, payloads.length)
+        yield* Metric.update(m.bytes, bytes)
+        yield* Metric.update(m.batch, payloads.length)
+        yield* Metric.update(m.depth, self.queues[cls]!.size)
+        return
+      }
+      // Messages handed to a link that then failed are lost, and said to be.
+      yield* connector.invalidate(session, written.failure)
+      yield* self.countDrop(cls, "link_failed", payloads.length)
+    })
+  }
+
+  /** Writes one snapshot in chunks; a broken transfer is retried from the start. */
+  private sendSnapshot(envelope: Envelope): Effect.Effect<void> {
+    const self = this
+    const cls = PriorityClass.Snapshot
+    return Effect.gen(function*() {
+      let lastError = "no attempt made"
+      for (let attempt = 1; attempt <= self.options.snapshotAttempts; attempt++) {
+        const live = yield* self.unexpired(cls, [envelope])
+        if (live.length === 0) return
+        const kind = self.options.route(cls)
+        const connector = self.connectors.get(kind)!
+        const session = yield* connector.acquire
+        // Only successive transfers on one stream must differ: the receiver restarts at offset 0.
+        const transferId = self.transferIds = (self.transferIds % 0x7fffffff) + 1
+        const chunks = splitSnapshot(envelope.message, self.options.snapshotChunkBytes, transferId)
+        let failure: StreamFailed | undefined
+        let bytes = 0
+        for (const chunk of chunks) {
+          const payload = encodeMessage(chunk)
+          const written = yield* Effect.result(session.write(cls, [payload], FRAME_HEADER_LENGTH + payload.length))
+          if (Result.isFailure(written)) {
+            failure = written.failure
+            yield* connector.invalidate(session, failure)
+            break
+          }
+          bytes += FRAME_HEADER_LENGTH + payload.length
+        }
+        if (failure === undefined && bytes > 0) {
+          const m = self.metrics[cls]!.get(kind)!
+          yield* Metric.update(m.sent, chunks.length)
+          yield* Metric.update(m.bytes, bytes)
+          yield* Metric.update(Metric.withAttributes(M.snapshotsSent, { peer: String(self.peer), transport: kind }), 1)
+          return
+        }
+        lastError = failure?.message ?? "nothing written"
+        yield* Effect.logWarning(`snapshot transfer to peer ${self.peer} broken (attempt ${attempt}): ${lastError}`)
+      }
+      yield* self.countDrop(cls, "snapshot_failed", 1)
+      yield* PubSub.publish(self.options.events, {
+        _tag: "SnapshotFailed",
+        peer: self.peer,
+        transport: self.options.route(cls),
+        cause: lastError
+      })
+    })
+  }
+
+  private countDrop(cls: PriorityClass, reason: DropReason, count: number): Effect.Effect<void> {
+    const labels = { peer: String(this.peer), class: className(cls), reason }
+    const level = reason === "expired" || reason === "queue_full" ? Effect.logDebug : Effect.logWarning
+    return Effect.andThen(
+      Metric.update(Metric.withAttributes(M.messagesDropped, labels), count),
+      level(`dropped ${count} outbound message(s) to peer ${this.peer}: ${reason}`).pipe(Effect.annotateLogs(labels))
+    )
+  }
+}

@@ -1,0 +1,157 @@
+import { Cause, Clock, Effect, Exit, Metric, PubSub, Random, Scope, Semaphore } from "effect"
+import type { NodeId } from "../message/types.ts"
+import * as M from "../metrics/metrics.ts"
+import { type ConnectFailed, describeCause, type TransportKind } from "../transport/errors.ts"
+import type { TransportEvent } from "../transport/events.ts"
+import { backoffDelay, type BackoffPolicy } from "./backoff.ts"
+import type { Link, LinkSession } from "./link.ts"
+
+interface Live {
+  readonly session: LinkSession
+  readonly scope: Scope.Closeable
+}
+
+export type ConnectorState = "connected" | "connecting" | "idle" | "backoff"
+
+/**
+ * Owns the one live session of a peer on one transport. Writers ask it for the session; the
+ * first to ask after a loss dials (one dial at a time), the others wait for that dial.
+ * Failed dials back off exponentially with jitter; a session that fails or closes is
+ * invalidated once, however many writers notice it.
+ */
+export class Connector {
+  private live: Live | undefined
+  private failures = 0
+  private nextAttemptAt = 0
+  private lastError: string | undefined
+
+  private constructor(
+    readonly peer: NodeId,
+    private readonly link: Link,
+    private readonly policy: BackoffPolicy,
+    private readonly scope: Scope.Scope,
+    private readonly dialLock: Semaphore.Semaphore,
+    private readonly events: PubSub.PubSub<TransportEvent>
+  ) {}
+
+  static make(
+    peer: NodeId,
+    link: Link,
+    policy: BackoffPolicy,
+    events: PubSub.PubSub<TransportEvent>
+  ): Effect.Effect<Connector, never, Scope.Scope> {
+    return Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const connector = new Connector(peer, link, policy, scope, yield* Semaphore.make(1), events)
+      yield* Effect.addFinalizer(() => connector.dropLive("peer closed"))
+      return connector
+    })
+  }
+
+  get kind(): TransportKind {
+    return this.link.kind
+  }
+
+  get state(): ConnectorState {
+    if (this.live !== undefined) return "connected"
+    return this.failures > 0 ? "backoff" : "idle"
+  }
+
+  get consecutiveFailures(): number {
+    return this.failures
+  }
+
+  get lastFailure(): string | undefined {
+    return this.lastError
+  }
+
+  /** The current session's RTT, if connected and known. */
+  rttMs(): number | undefined {
+    return this.live?.session.rttMs()
+  }
+
+  /** The live session, dialling (after any backoff) until one is established. */
+  readonly acquire: Effect.Effect<LinkSession> = Effect.suspend(() =>
+    this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialLoop)
+  )
+
+  /** One attempt, no waiting: the session if connected or the dial succeeds now. */
+  readonly tryAcquire: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() =>
+    this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialOnce)
+  )
+
+  private readonly dialLoop: Effect.Effect<LinkSession> = Effect.suspend(() => {
+    if (this.live !== undefined) return Effect.succeed(this.live.session)
+    return this.waitForBackoff.pipe(
+      Effect.andThen(this.dialOnce),
+      Effect.catch(() => this.dialLoop)
+    )
+  })
+
+  private readonly waitForBackoff: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    now < this.nextAttemptAt ? Effect.sleep(this.nextAttemptAt - now) : Effect.void
+  )
+
+  private readonly dialOnce: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() => {
+    if (this.live !== undefined) return Effect.succeed(this.live.session)
+    const labels = { peer: String(this.peer), transport: this.link.kind }
+    const that = this
+    return Effect.gen(function*() {
+      yield* Metric.update(Metric.withAttributes(M.connectionAttempts, labels), 1)
+      const scope = yield* Scope.fork(that.scope)
+      const exit = yield* Effect.exit(Scope.provide(scope)(that.link.connect))
+      if (Exit.isFailure(exit)) {
+        yield* Scope.close(scope, exit)
+        that.failures++
+        const delay = backoffDelay(that.policy, that.failures, yield* Random.next)
+        that.nextAttemptAt = (yield* Clock.currentTimeMillis) + delay
+        yield* Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "connect" }), 1)
+        that.lastError = describeCause(Cause.squash(exit.cause))
+        yield* (that.failures === 1 ? Effect.logWarning : Effect.logDebug)(
+          `connect to peer ${that.peer} over ${that.link.kind} failed (attempt ${that.failures}); retry in ${delay} ms`
+        ).pipe(Effect.annotateLogs({ ...labels, cause: that.lastError }))
+        return yield* Effect.failCause(exit.cause)
+      }
+      const session = exit.value
+      that.live = { session, scope }
+      that.failures = 0
+      that.lastError = undefined
+      yield* Effect.logInfo(`connected to peer ${that.peer} over ${that.link.kind}`).pipe(Effect.annotateLogs(labels))
+      yield* PubSub.publish(that.events, { _tag: "Connected", peer: that.peer, transport: that.link.kind })
+      // Watch the connection so a close is noticed even while no writer is writing.
+      yield* Effect.forkIn(
+        Effect.flatMap(session.closed, (reason) => that.invalidate(session, `connection closed: ${reason}`)),
+        scope,
+        { startImmediately: true }
+      )
+      return session
+    })
+  })
+
+  /** Drops `session` if it is still the live one; later callers dial a new one. */
+  invalidate(session: LinkSession, cause: unknown): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.live?.session !== session) return Effect.void
+      const reason = describeCause(cause)
+      const labels = { peer: String(this.peer), transport: this.link.kind }
+      this.lastError = reason
+      return Effect.all([
+        Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "lost" }), 1),
+        Effect.logWarning(`link to peer ${this.peer} over ${this.link.kind} lost: ${reason}`).pipe(Effect.annotateLogs(labels)),
+        PubSub.publish(this.events, { _tag: "Disconnected", peer: this.peer, transport: this.link.kind, cause: reason }),
+        this.dropLive(reason)
+      ], { discard: true })
+    })
+  }
+
+  private dropLive(reason: string): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const live = this.live
+      if (live === undefined) return Effect.void
+      this.live = undefined
+      // Closing runs the session's finalizers (close the connection) and interrupts its
+      // watcher; done in the background so an invalidating writer never waits on it.
+      return Effect.asVoid(Effect.forkDetach(Scope.close(live.scope, Exit.succeed(reason))))
+    })
+  }
+}

@@ -1,0 +1,31 @@
+import type { Effect, Scope } from "effect"
+import type { PriorityClass } from "../message/priority.ts"
+import type { ConnectFailed, StreamFailed, TransportKind } from "../transport/errors.ts"
+
+/**
+ * The seam between the peer actor and a transport. The actor's writers only ever see a
+ * `Link` (how to reach one peer) and the `LinkSession`s it yields (one live connection).
+ * Iroh and gRPC are two implementations; tests may add an in-memory one.
+ */
+export interface Link {
+  readonly kind: TransportKind
+  /**
+   * Establishes a session. The session lives until `scope` closes (the actor closes it when
+   * the session fails or the peer is removed).
+   */
+  readonly connect: Effect.Effect<LinkSession, ConnectFailed, Scope.Scope>
+}
+
+export interface LinkSession {
+  readonly kind: TransportKind
+  /** Writes already-encoded message payloads of one class as a single write call. */
+  readonly write: (
+    cls: PriorityClass,
+    payloads: ReadonlyArray<Uint8Array>,
+    framedBytes: number
+  ) => Effect.Effect<void, StreamFailed>
+  /** Completes when the underlying connection closes, with a description of why. */
+  readonly closed: Effect.Effect<string>
+  /** Smoothed round-trip time of the connection in ms, when the transport knows it. */
+  readonly rttMs: () => number | undefined
+}

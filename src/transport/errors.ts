@@ -1,0 +1,69 @@
+import { Data } from "effect"
+import type { ClassName } from "../message/priority.ts"
+import type { NodeId } from "../message/types.ts"
+
+export type TransportKind = "iroh" | "grpc"
+
+/** `send` named a node that is not in the peer table. */
+export class PeerUnknown extends Data.TaggedError("PeerUnknown")<{ readonly peer: NodeId }> {
+  override get message() {
+    return `peer ${this.peer} is not in the peer table`
+  }
+}
+
+export type DropReason =
+  | "queue_full"
+  | "expired"
+  | "link_failed"
+  | "forged_from"
+  | "misaddressed"
+  | "peer_removed"
+  | "snapshot_failed"
+  | "too_large"
+
+/** A message the transport did not deliver, and why. Returned by `send` and counted. */
+export class MessageDropped extends Data.TaggedError("MessageDropped")<{
+  readonly peer: NodeId
+  readonly class: ClassName
+  readonly reason: DropReason
+}> {
+  override get message() {
+    return `message to peer ${this.peer} (${this.class}) dropped: ${this.reason}`
+  }
+}
+
+/** Dialling a peer failed. */
+export class ConnectFailed extends Data.TaggedError("ConnectFailed")<{
+  readonly peer: NodeId
+  readonly transport: TransportKind
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `connect to peer ${this.peer} over ${this.transport} failed: ${describeCause(this.cause)}`
+  }
+}
+
+/** Opening or writing a class stream on an established link failed: the link is lost. */
+export class StreamFailed extends Data.TaggedError("StreamFailed")<{
+  readonly peer: NodeId
+  readonly transport: TransportKind
+  readonly class: ClassName
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `${this.class} stream to peer ${this.peer} over ${this.transport} failed: ${describeCause(this.cause)}`
+  }
+}
+
+/** The transport could not bind or start. */
+export class TransportStartFailed extends Data.TaggedError("TransportStartFailed")<{
+  readonly transport: TransportKind
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `${this.transport} transport failed to start: ${describeCause(this.cause)}`
+  }
+}
+
+export const describeCause = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
