@@ -177,6 +177,9 @@ export class PeerActor {
   private writeBatch(cls: PriorityClass, taken: ReadonlyArray<Envelope>): Effect.Effect<void> {
     const self = this
     return Effect.gen(function*() {
+      // Connect first: messages may age while a dead peer is redialled, and go out only if
+      // they are still fresh once there is a link to put them on.
+      yield* self.connectors.get(self.options.route(cls))!.acquire
       const live = yield* self.unexpired(cls, taken)
       const payloads: Array<Uint8Array> = []
       const envelopes: Array<Envelope> = []
@@ -235,11 +238,11 @@ export class PeerActor {
     return Effect.gen(function*() {
       let lastError = "no attempt made"
       for (let attempt = 1; attempt <= self.options.snapshotAttempts; attempt++) {
-        const live = yield* self.unexpired(cls, [envelope])
-        if (live.length === 0) return
         const kind = self.options.route(cls)
         const connector = self.connectors.get(kind)!
         const session = yield* connector.acquire
+        const live = yield* self.unexpired(cls, [envelope])
+        if (live.length === 0) return
         // Only successive transfers on one stream must differ: the receiver restarts at offset 0.
         const transferId = self.transferIds = (self.transferIds % 0x7fffffff) + 1
         const chunks = splitSnapshot(envelope.message, self.options.snapshotChunkBytes, transferId)

@@ -1,0 +1,595 @@
+/**
+ * The transport configuration as an Effect Schema.
+ *
+ * `TransportConfig` decodes the `[transport]` table of a TOML document (or an object of the
+ * same shape built in code) into a fully populated value: every defaulted field is present,
+ * dependent defaults are resolved (listener bind addresses, `home_relay`, the strategy's
+ * default per mode) and the cross-field rules are checked. Field names are the TOML
+ * snake_case names. See `docs/configuration.md` for the reference.
+ *
+ * Decode it through `decodeTransportConfig` / `parseConfigToml` (`./load.ts`), which pass
+ * the parse options this schema expects (`errors: "all"`, `onExcessProperty: "error"`)
+ * and turn failures into a `ConfigError`.
+ */
+import { isIPv4, isIPv6 } from "node:net"
+import { Effect, Schema, SchemaTransformation, Struct } from "effect"
+
+// -----------------------------------------------------------------------------
+// Building blocks
+// -----------------------------------------------------------------------------
+
+/** Field present in the input or not: the decoded value always has it (default when absent). */
+const orDefault = <S extends Schema.Top>(schema: S, value: S["Type"]) =>
+  Schema.withDecodingDefaultTypeKey<S>(Effect.succeed(value))(schema)
+
+/** A sub-table that may be left out entirely: absent means `{}`, so every field gets its default. */
+const orEmptyTable = <S extends Schema.Top>(schema: S) =>
+  Schema.withDecodingDefaultKey<S>(Effect.succeed({} as S["Encoded"]))(schema)
+
+/** A struct that rejects unknown keys (with `onExcessProperty: "error"`) naming the known ones. */
+const table = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.Struct(fields).annotate({
+    messageUnexpectedKey: `Unknown key; expected one of: ${Object.keys(fields).join(", ")}`
+  })
+
+const intAtLeast = (min: number) =>
+  Schema.Number.check(
+    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min, {
+      expected: `an integer greater than or equal to ${min}`
+    })
+  )
+
+const intBetween = (min: number, max: number) =>
+  Schema.Number.check(
+    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min && n <= max, {
+      expected: `an integer between ${min} and ${max}`
+    })
+  )
+
+const numberAtLeast = (min: number) =>
+  Schema.Finite.check(
+    Schema.makeFilter((n: number) => n >= min, { expected: `a number greater than or equal to ${min}` })
+  )
+
+const numberBetween = (min: number, max: number) =>
+  Schema.Finite.check(
+    Schema.makeFilter((n: number) => n >= min && n <= max, { expected: `a number between ${min} and ${max}` })
+  )
+
+const NonEmptyString = Schema.String.check(
+  Schema.makeFilter((s: string) => s.length > 0, { expected: "a non-empty string" })
+)
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+
+/** Splits `host:port` / `[v6]:port`; `undefined` when the shape is wrong. */
+export const splitHostPort = (s: string): { readonly host: string; readonly port: number } | undefined => {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s)
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port > 65535) return undefined
+  const v6 = m[1]
+  if (v6 !== undefined) return isIPv6(v6) ? { host: v6, port } : undefined
+  const host = m[2] ?? ""
+  if (!isIPv4(host) && !(HOSTNAME.test(host) && !/^[\d.]+$/.test(host))) return undefined
+  return { host, port }
+}
+
+const hostPort = (options: { readonly ipOnly: boolean; readonly minPort: number; readonly expected: string }) =>
+  Schema.String.check(
+    Schema.makeFilter((s: string) => {
+      const hp = splitHostPort(s)
+      if (hp === undefined || hp.port < options.minPort) return false
+      return !options.ipOnly || isIPv4(hp.host) || isIPv6(hp.host)
+    }, { expected: options.expected })
+  )
+
+/** An address to listen on: `host:port`, port 0 = any free port. */
+export const BindAddress = hostPort({
+  ipOnly: false,
+  minPort: 0,
+  expected: "a bind address \"host:port\" (IPv4, hostname or [IPv6], port 0-65535)"
+})
+/** An address to dial: `host:port` with a port in 1-65535. */
+export const DialAddress = hostPort({
+  ipOnly: false,
+  minPort: 1,
+  expected: "an address \"host:port\" (IPv4, hostname or [IPv6], port 1-65535)"
+})
+/** A direct socket address for Iroh: `a.b.c.d:port` or `[v6]:port`. */
+export const SocketAddress = hostPort({
+  ipOnly: true,
+  minPort: 1,
+  expected: "a socket address \"ip:port\" (IPv4, or [IPv6]:port)"
+})
+
+export const RelayUrl = Schema.String.check(
+  Schema.makeFilter((s: string) => {
+    if (!URL.canParse(s)) return false
+    const p = new URL(s).protocol
+    return p === "https:" || p === "http:"
+  }, { expected: "a relay URL (http:// or https://)" })
+)
+
+/** An Iroh endpoint id as Iroh prints it: 64 lowercase hex characters. */
+export const EndpointIdString = Schema.String.check(
+  Schema.makeFilter((s: string) => /^[0-9a-f]{64}$/.test(s), {
+    expected: "an Iroh endpoint id (64 lowercase hex characters)"
+  })
+)
+
+/** gRPC metadata values must be printable ASCII. */
+const ClusterId = Schema.String.check(
+  Schema.makeFilter((s: string) => /^[\x20-\x7e]+$/.test(s), {
+    expected: "a non-empty string of printable ASCII characters"
+  })
+)
+
+const fixed = <const Tag extends string, const Out extends { readonly _tag: string }>(
+  literal: Tag,
+  target: Schema.Codec<Out, Out>,
+  value: Out
+) =>
+  Schema.Literal(literal).pipe(
+    Schema.decodeTo(
+      target,
+      SchemaTransformation.transform<Out, Tag>({ decode: () => value, encode: () => literal })
+    )
+  )
+
+// -----------------------------------------------------------------------------
+// Enumerations
+// -----------------------------------------------------------------------------
+
+export const TransportMode = Schema.Literals(["grpc", "iroh", "dual"])
+export type TransportMode = typeof TransportMode.Type
+
+export const Route = Schema.Literals(["iroh", "grpc"])
+export type Route = typeof Route.Type
+
+export const OverflowPolicy = Schema.Literals(["drop_oldest", "drop_newest"])
+export type OverflowPolicy = typeof OverflowPolicy.Type
+
+// -----------------------------------------------------------------------------
+// relay_mode: "disabled" | "default" | { custom = [urls] }
+// -----------------------------------------------------------------------------
+
+const RelayDisabled = Schema.TaggedStruct("disabled", {})
+const RelayDefault = Schema.TaggedStruct("default", {})
+const RelayCustom = Schema.TaggedStruct("custom", { urls: Schema.NonEmptyArray(RelayUrl) })
+
+export const RelayMode = Schema.Union([
+  fixed("disabled", RelayDisabled, { _tag: "disabled" }),
+  fixed("default", RelayDefault, { _tag: "default" }),
+  table({
+    custom: Schema.Array(RelayUrl).check(
+      Schema.makeFilter((a: ReadonlyArray<string>) => a.length > 0, { expected: "at least one relay URL" })
+    )
+  }).pipe(
+    Schema.decodeTo(
+      RelayCustom,
+      SchemaTransformation.transform({
+        decode: (t) => ({ _tag: "custom" as const, urls: t.custom as readonly [string, ...Array<string>] }),
+        encode: (r) => ({ custom: r.urls })
+      })
+    )
+  )
+]).annotate({ expected: "\"disabled\", \"default\" or { custom = [\"https://...\"] }" })
+/** `{ _tag: "disabled" } | { _tag: "default" } | { _tag: "custom", urls: [url, ...url[]] }` */
+export type RelayMode = typeof RelayMode.Type
+
+// -----------------------------------------------------------------------------
+// strategy.raft_transport: "always_iroh" | "always_grpc" | { adaptive = { ... } }
+// -----------------------------------------------------------------------------
+
+export const DEFAULT_LATENCY_THRESHOLD_MS = 50
+export const DEFAULT_HYSTERESIS = 0.2
+
+const AlwaysIroh = Schema.TaggedStruct("always_iroh", {})
+const AlwaysGrpc = Schema.TaggedStruct("always_grpc", {})
+const Adaptive = Schema.TaggedStruct("adaptive", {
+  latency_threshold_ms: numberAtLeast(0),
+  hysteresis: numberBetween(0, 1)
+})
+
+export const AdaptiveParams = table({
+  latency_threshold_ms: orDefault(numberAtLeast(0), DEFAULT_LATENCY_THRESHOLD_MS),
+  hysteresis: orDefault(numberBetween(0, 1), DEFAULT_HYSTERESIS)
+})
+
+const adaptiveDefaults = {
+  _tag: "adaptive",
+  latency_threshold_ms: DEFAULT_LATENCY_THRESHOLD_MS,
+  hysteresis: DEFAULT_HYSTERESIS
+} as const
+
+export const RaftTransportStrategy = Schema.Union([
+  fixed("always_iroh", AlwaysIroh, { _tag: "always_iroh" }),
+  fixed("always_grpc", AlwaysGrpc, { _tag: "always_grpc" }),
+  // The table form comes before the bare "adaptive" shorthand so that encoding keeps the parameters.
+  table({ adaptive: orEmptyTable(AdaptiveParams) }).pipe(
+    Schema.decodeTo(
+      Adaptive,
+      SchemaTransformation.transform({
+        decode: (t) => ({ _tag: "adaptive" as const, ...t.adaptive }),
+        encode: ({ _tag, ...adaptive }) => ({ adaptive })
+      })
+    )
+  ),
+  fixed("adaptive", Adaptive, adaptiveDefaults)
+]).annotate({
+  expected: "\"always_iroh\", \"always_grpc\" or { adaptive = { latency_threshold_ms = ..., hysteresis = ... } }"
+})
+/**
+ * `{ _tag: "always_iroh" } | { _tag: "always_grpc" }
+ *  | { _tag: "adaptive", latency_threshold_ms: number, hysteresis: number }`
+ */
+export type RaftTransportStrategy = typeof RaftTransportStrategy.Type
+
+// -----------------------------------------------------------------------------
+// [transport.iroh_config]
+// -----------------------------------------------------------------------------
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5000
+
+const irohConfigFields = {
+  enabled: orDefault(Schema.Boolean, true),
+  /** Absent: `transport.bind_address`. */
+  bind_address: Schema.optionalKey(BindAddress),
+  /** Absent: ephemeral identity. */
+  key_file: Schema.optionalKey(NonEmptyString),
+  /** Absent: `{ custom = [home_relay] }` when `transport.home_relay` is set, else `"disabled"`. */
+  relay_mode: Schema.optionalKey(RelayMode),
+  connect_timeout_ms: orDefault(intAtLeast(1), DEFAULT_CONNECT_TIMEOUT_MS)
+}
+/** The `[transport.iroh_config]` table as written (dependent fields not yet resolved). */
+export const IrohConfigInput = table(irohConfigFields)
+/** The decoded, resolved `iroh_config`: `bind_address` and `relay_mode` are always present. */
+export const IrohConfig = Schema.toType(
+  Schema.Struct(Struct.assign(irohConfigFields, { bind_address: BindAddress, relay_mode: RelayMode }))
+)
+export type IrohConfig = typeof IrohConfig.Type
+
+// -----------------------------------------------------------------------------
+// [transport.grpc_config] and [transport.grpc_config.tls]
+// -----------------------------------------------------------------------------
+
+export const GrpcTlsConfig = table({
+  cert_file: NonEmptyString,
+  key_file: NonEmptyString,
+  ca_file: Schema.optionalKey(NonEmptyString),
+  require_client_cert: orDefault(Schema.Boolean, false)
+})
+export type GrpcTlsConfig = typeof GrpcTlsConfig.Type
+
+export const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+/** The shared cluster token, kept out of logs. */
+export const GrpcToken = Schema.RedactedFromValue(
+  // A fixed message, so a mistyped token is never echoed into the error.
+  Schema.String.annotate({ message: "Expected a non-empty string (value not shown)" }).check(
+    Schema.makeFilter((s: string) => s.length > 0, { message: "Expected a non-empty string (value not shown)" })
+  ),
+  { label: "grpc_config.token" }
+)
+
+const grpcConfigFields = {
+  enabled: orDefault(Schema.Boolean, true),
+  /** Absent: `transport.bind_address`. */
+  bind_address: Schema.optionalKey(BindAddress),
+  max_message_bytes: orDefault(intAtLeast(1024), DEFAULT_GRPC_MAX_MESSAGE_BYTES),
+  token: Schema.optionalKey(GrpcToken),
+  connect_timeout_ms: orDefault(intAtLeast(1), DEFAULT_CONNECT_TIMEOUT_MS),
+  tls: Schema.optionalKey(GrpcTlsConfig)
+}
+/** The `[transport.grpc_config]` table as written (dependent fields not yet resolved). */
+export const GrpcConfigInput = table(grpcConfigFields)
+/** The decoded, resolved `grpc_config`: `bind_address` is always present. */
+export const GrpcConfig = Schema.toType(
+  Schema.Struct(Struct.assign(grpcConfigFields, { bind_address: BindAddress }))
+)
+export type GrpcConfig = typeof GrpcConfig.Type
+
+// -----------------------------------------------------------------------------
+// [transport.strategy] and [transport.strategy.class_routes]
+// -----------------------------------------------------------------------------
+
+export const ClassRoutes = table({
+  election: Schema.optionalKey(Route),
+  heartbeat: Schema.optionalKey(Route),
+  append: Schema.optionalKey(Route),
+  snapshot: Schema.optionalKey(Route)
+})
+/** Only the classes that are given: `{ election?: Route, heartbeat?: ..., append?: ..., snapshot?: ... }`. */
+export type ClassRoutes = typeof ClassRoutes.Type
+
+const strategyFields = {
+  /** Absent: `always_grpc` when mode is `"grpc"`, `always_iroh` otherwise. */
+  raft_transport: Schema.optionalKey(RaftTransportStrategy),
+  fallback_to_grpc: orDefault(Schema.Boolean, true),
+  probe_interval_ms: orDefault(intAtLeast(1), 1000),
+  class_routes: orEmptyTable(ClassRoutes)
+}
+/** The `[transport.strategy]` table as written (`raft_transport` not yet resolved). */
+export const StrategyConfigInput = table(strategyFields)
+/** The decoded `strategy`: `raft_transport` is always present. */
+export const StrategyConfig = Schema.toType(
+  Schema.Struct(Struct.assign(strategyFields, { raft_transport: RaftTransportStrategy }))
+)
+export type StrategyConfig = typeof StrategyConfig.Type
+
+// -----------------------------------------------------------------------------
+// [transport.batching]
+// -----------------------------------------------------------------------------
+
+export const BatchingConfig = table({
+  max_batch: orDefault(intAtLeast(1), 100),
+  max_batch_bytes: orDefault(intAtLeast(1024), 65536),
+  max_linger_ms: orDefault(numberAtLeast(0), 10),
+  max_age_ms: orDefault(numberAtLeast(1), 30000),
+  snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 16384),
+  max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024)
+})
+export type BatchingConfig = typeof BatchingConfig.Type
+
+// -----------------------------------------------------------------------------
+// [transport.queues]
+// -----------------------------------------------------------------------------
+
+const classQueue = (capacity: number, overflow: OverflowPolicy) =>
+  orEmptyTable(
+    table({
+      capacity: orDefault(intAtLeast(1), capacity),
+      overflow: orDefault(OverflowPolicy, overflow)
+    })
+  )
+
+export const QueuesConfig = table({
+  election: classQueue(256, "drop_oldest"),
+  heartbeat: classQueue(1024, "drop_oldest"),
+  append: classQueue(8192, "drop_newest"),
+  snapshot: classQueue(64, "drop_newest"),
+  inbound_capacity: orDefault(intAtLeast(1), 8192)
+})
+export type QueuesConfig = typeof QueuesConfig.Type
+
+/** One class's outbound queue: its capacity and what to do when it is full. */
+export type ClassQueueConfig = {
+  readonly capacity: number
+  /** `drop_oldest`: make room by dropping the oldest (keep the newest); `drop_newest`: reject the new one. */
+  readonly overflow: OverflowPolicy
+}
+
+// -----------------------------------------------------------------------------
+// [transport.reconnect]
+// -----------------------------------------------------------------------------
+
+export const ReconnectConfig = table({
+  initial_backoff_ms: orDefault(intAtLeast(1), 50),
+  max_backoff_ms: orDefault(intAtLeast(1), 5000),
+  jitter: orDefault(numberBetween(0, 1), 0.2)
+})
+export type ReconnectConfig = typeof ReconnectConfig.Type
+
+// -----------------------------------------------------------------------------
+// [[transport.peers]]
+// -----------------------------------------------------------------------------
+
+export const PeerConfig = table({
+  id: intAtLeast(1),
+  iroh_endpoint_id: Schema.optionalKey(EndpointIdString),
+  iroh_addresses: orDefault(Schema.Array(SocketAddress), []),
+  iroh_ticket: Schema.optionalKey(NonEmptyString),
+  grpc_address: Schema.optionalKey(DialAddress)
+})
+export type PeerConfig = typeof PeerConfig.Type
+
+// -----------------------------------------------------------------------------
+// [transport]
+// -----------------------------------------------------------------------------
+
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+/** Frames carry a u32 length prefix. */
+export const MAX_FRAME_BYTES_LIMIT = 0xffff_ffff
+
+const transportFields = {
+  mode: orDefault(TransportMode, "iroh"),
+  node_id: intAtLeast(1).pipe(Schema.annotateKey({ messageMissingKey: "Missing required key (this node's raft id)" })),
+  cluster_id: orDefault(ClusterId, "default"),
+  enabled: orDefault(Schema.Boolean, true),
+  bind_address: orDefault(BindAddress, "0.0.0.0:0"),
+  home_relay: Schema.optionalKey(RelayUrl),
+  max_frame_bytes: orDefault(intBetween(1024, MAX_FRAME_BYTES_LIMIT), DEFAULT_MAX_FRAME_BYTES),
+  metrics_address: Schema.optionalKey(BindAddress),
+  iroh_config: orEmptyTable(IrohConfigInput),
+  grpc_config: orEmptyTable(GrpcConfigInput),
+  strategy: orEmptyTable(StrategyConfigInput),
+  batching: orEmptyTable(BatchingConfig),
+  queues: orEmptyTable(QueuesConfig),
+  reconnect: orEmptyTable(ReconnectConfig),
+  peers: orDefault(Schema.Array(PeerConfig), [])
+}
+
+/**
+ * The `[transport]` table as written: defaults applied, dependent fields (listener
+ * `bind_address`, `relay_mode`, `raft_transport`) still optional.
+ */
+export const TransportConfigInput = table(transportFields).check(
+  Schema.makeFilter((c) =>
+    c.home_relay !== undefined && c.iroh_config.relay_mode !== undefined
+      ? {
+        path: ["home_relay"],
+        issue: "home_relay is shorthand for iroh_config.relay_mode = { custom = [url] }; set only one of them"
+      }
+      : undefined
+  )
+)
+export type TransportConfigInput = typeof TransportConfigInput.Type
+
+/** The shape of a decoded config, without the rules (see {@link TransportConfig}). */
+export const TransportConfigResolved = Schema.toType(
+  Schema.Struct(
+    Struct.assign(transportFields, {
+      iroh_config: IrohConfig,
+      grpc_config: GrpcConfig,
+      strategy: StrategyConfig,
+      batching: Schema.toType(BatchingConfig),
+      queues: Schema.toType(QueuesConfig),
+      reconnect: Schema.toType(ReconnectConfig),
+      peers: Schema.Array(Schema.toType(PeerConfig))
+    })
+  )
+)
+
+type Resolved = typeof TransportConfigResolved.Type
+
+const resolve = (c: TransportConfigInput): Resolved => {
+  const { relay_mode, bind_address: irohBind, ...iroh } = c.iroh_config
+  const { bind_address: grpcBind, ...grpc } = c.grpc_config
+  const { raft_transport, ...strategy } = c.strategy
+  return {
+    ...c,
+    iroh_config: {
+      ...iroh,
+      bind_address: irohBind ?? c.bind_address,
+      relay_mode: relay_mode ??
+        (c.home_relay !== undefined ? { _tag: "custom", urls: [c.home_relay] } : { _tag: "disabled" })
+    },
+    grpc_config: { ...grpc, bind_address: grpcBind ?? c.bind_address },
+    strategy: {
+      ...strategy,
+      raft_transport: raft_transport ?? (c.mode === "grpc" ? { _tag: "always_grpc" } : { _tag: "always_iroh" })
+    }
+  }
+}
+
+/** Routes a class may take in each mode. */
+const allowedRoutes: Record<TransportMode, ReadonlyArray<Route>> = {
+  iroh: ["iroh"],
+  grpc: ["grpc"],
+  dual: ["iroh", "grpc"]
+}
+
+const rules = (c: Resolved): Array<Schema.FilterIssue> => {
+  const issues: Array<Schema.FilterIssue> = []
+  const usesIroh = c.mode !== "grpc"
+  const usesGrpc = c.mode !== "iroh"
+  const allowed = allowedRoutes[c.mode]
+
+  if (c.mode === "iroh" && !c.iroh_config.enabled) {
+    issues.push({ path: ["iroh_config", "enabled"], issue: "Must be true when mode is \"iroh\"" })
+  }
+  if (c.mode === "grpc" && !c.grpc_config.enabled) {
+    issues.push({ path: ["grpc_config", "enabled"], issue: "Must be true when mode is \"grpc\"" })
+  }
+
+  const rt = c.strategy.raft_transport
+  if (rt._tag === "always_iroh" && !allowed.includes("iroh")) {
+    issues.push({
+      path: ["strategy", "raft_transport"],
+      issue: `"always_iroh" needs mode "iroh" or "dual", but mode is "${c.mode}"`
+    })
+  } else if (rt._tag === "always_grpc" && !allowed.includes("grpc")) {
+    issues.push({
+      path: ["strategy", "raft_transport"],
+      issue: `"always_grpc" needs mode "grpc" or "dual", but mode is "${c.mode}"`
+    })
+  } else if (rt._tag === "adaptive" && c.mode !== "dual") {
+    issues.push({
+      path: ["strategy", "raft_transport"],
+      issue: `adaptive chooses between Iroh and gRPC and needs mode "dual", but mode is "${c.mode}"`
+    })
+  }
+  for (const [cls, route] of Object.entries(c.strategy.class_routes)) {
+    if (route !== undefined && !allowed.includes(route)) {
+      issues.push({
+        path: ["strategy", "class_routes", cls],
+        issue: `Route "${route}" is not available in mode "${c.mode}"`
+      })
+    }
+  }
+
+  if (c.reconnect.max_backoff_ms < c.reconnect.initial_backoff_ms) {
+    issues.push({
+      path: ["reconnect", "max_backoff_ms"],
+      issue:
+        `Expected a value greater than or equal to initial_backoff_ms (${c.reconnect.initial_backoff_ms}), got ${c.reconnect.max_backoff_ms}`
+    })
+  }
+  if (c.batching.snapshot_chunk_bytes >= c.max_frame_bytes) {
+    issues.push({
+      path: ["batching", "snapshot_chunk_bytes"],
+      issue:
+        `Expected a value less than max_frame_bytes (${c.max_frame_bytes}), got ${c.batching.snapshot_chunk_bytes}`
+    })
+  }
+  if (c.batching.max_snapshot_bytes < c.batching.snapshot_chunk_bytes) {
+    issues.push({
+      path: ["batching", "max_snapshot_bytes"],
+      issue:
+        `Expected a value greater than or equal to snapshot_chunk_bytes (${c.batching.snapshot_chunk_bytes}), got ${c.batching.max_snapshot_bytes}`
+    })
+  }
+
+  const seen = new Map<number, number>()
+  c.peers.forEach((peer, i) => {
+    const first = seen.get(peer.id)
+    if (first !== undefined) {
+      issues.push({ path: ["peers", i, "id"], issue: `Duplicate peer id ${peer.id} (also used by peers[${first}])` })
+    } else {
+      seen.set(peer.id, i)
+    }
+    if (peer.iroh_ticket !== undefined && (peer.iroh_endpoint_id !== undefined || peer.iroh_addresses.length > 0)) {
+      issues.push({
+        path: ["peers", i, "iroh_ticket"],
+        issue: "A ticket already holds the endpoint id and addresses; give iroh_ticket or iroh_endpoint_id/iroh_addresses, not both"
+      })
+    }
+    if (peer.id === c.node_id) return // this node's own entry: nodes may share one peer table
+    if (usesIroh && peer.iroh_endpoint_id === undefined && peer.iroh_ticket === undefined) {
+      issues.push({
+        path: ["peers", i],
+        issue: `Peer ${peer.id} needs iroh_endpoint_id or iroh_ticket when mode is "${c.mode}"`
+      })
+    }
+    if (usesGrpc && peer.grpc_address === undefined) {
+      issues.push({
+        path: ["peers", i],
+        issue: `Peer ${peer.id} needs grpc_address when mode is "${c.mode}"`
+      })
+    }
+  })
+  return issues
+}
+
+/**
+ * The `[transport]` table, decoded: every defaulted field present, dependent defaults
+ * resolved, cross-field rules checked. Decode with `{ errors: "all", onExcessProperty: "error" }`
+ * (as `decodeTransportConfig` does) to reject unknown keys.
+ */
+export const TransportConfig = TransportConfigInput.pipe(
+  Schema.decodeTo(
+    TransportConfigResolved,
+    SchemaTransformation.transform<Resolved, TransportConfigInput>({ decode: resolve, encode: (c) => c })
+  )
+).check(Schema.makeFilter(rules))
+export type TransportConfig = typeof TransportConfig.Type
+/** What `decodeTransportConfig` accepts: the `[transport]` table's shape. */
+export type TransportConfigEncoded = typeof TransportConfig.Encoded
+
+// -----------------------------------------------------------------------------
+// Helpers
+// -----------------------------------------------------------------------------
+
+/** Class names in priority-class order (0 election, 1 heartbeat, 2 append, 3 snapshot). */
+export const queueClassNames = ["election", "heartbeat", "append", "snapshot"] as const
+
+/** The outbound queue settings of a priority class (0 election, 1 heartbeat, 2 append, 3 snapshot). */
+export const queueConfigFor = (
+  config: { readonly queues: QueuesConfig },
+  cls: 0 | 1 | 2 | 3
+): ClassQueueConfig => config.queues[queueClassNames[cls]]
+
+/** The route a class takes when `class_routes` pins it, else `undefined` (the strategy decides). */
+export const classRouteFor = (config: TransportConfig, cls: 0 | 1 | 2 | 3): Route | undefined =>
+  config.strategy.class_routes[queueClassNames[cls]]

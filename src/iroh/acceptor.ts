@@ -1,0 +1,159 @@
+import { Effect, FiberSet, Metric, type Scope } from "effect"
+import { DecodeFailed } from "../message/errors.ts"
+import { decodeMessage } from "../message/codec.ts"
+import { arrayToBytes, FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
+import { className } from "../message/priority.ts"
+import type { NodeId, RaftMessage } from "../message/types.ts"
+import * as M from "../metrics/metrics.ts"
+import { InboundDelivery } from "../transport/inbound-delivery.ts"
+import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
+import type { PeerTable } from "../transport/peer-table.ts"
+import type { IrohEndpointRaw } from "./endpoint.ts"
+import { ALPN_TEXT, ErrorCode, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
+
+type Connection = Awaited<ReturnType<IrohEndpointRaw["connect"]>>
+type RecvStream = Awaited<ReturnType<Connection["acceptUni"]>>
+
+export interface AcceptorOptions {
+  readonly endpoint: IrohEndpointRaw
+  readonly self: NodeId
+  readonly peers: PeerTable
+  readonly mailbox: InboundMailbox
+  readonly maxFrameBytes: number
+  readonly maxSnapshotBytes: number
+}
+
+/** Inbound connections by peer, so removing a peer can close what it dialled. */
+export class InboundConnections {
+  private readonly byPeer = new Map<NodeId, Set<Connection>>()
+
+  add(peer: NodeId, connection: Connection): void {
+    let set = this.byPeer.get(peer)
+    if (set === undefined) this.byPeer.set(peer, set = new Set())
+    set.add(connection)
+  }
+
+  remove(peer: NodeId, connection: Connection): void {
+    this.byPeer.get(peer)?.delete(connection)
+  }
+
+  closeAll(peer: NodeId): void {
+    for (const c of this.byPeer.get(peer) ?? []) c.close(ErrorCode.PeerRemoved, [])
+    this.byPeer.delete(peer)
+  }
+}
+
+const refused = (reason: string) => Metric.update(Metric.withAttributes(M.inboundRefused, { transport: "iroh", reason }), 1)
+const inboundError = (kind: string) => Metric.update(Metric.withAttributes(M.inboundErrors, { transport: "iroh", kind }), 1)
+
+/**
+ * The accept loop: authenticate each connection by its endpoint id against the peer table,
+ * then read every uni stream it opens. Every per-connection and per-stream fiber lives in a
+ * FiberSet of the acceptor's scope; a failure in one never reaches the others.
+ */
+export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConnections, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const fibers = yield* FiberSet.make()
+    const connections = new InboundConnections()
+    const { endpoint, peers } = options
+
+    const readStream = (peer: NodeId, stream: RecvStream) =>
+      Effect.gen(function*() {
+        const head = yield* Effect.tryPromise(() => stream.readExact(PREAMBLE_LENGTH))
+        const cls = parsePreamble(head)
+        if (typeof cls !== "number") {
+          yield* inboundError("bad_preamble")
+          yield* Effect.logWarning(`closing inbound stream from peer ${peer}: ${cls.message}`)
+          yield* Effect.tryPromise(() => stream.stop(ErrorCode.BadPreamble))
+          return
+        }
+        const delivery = new InboundDelivery({
+          self: options.self,
+          peer,
+          cls,
+          transport: "iroh",
+          mailbox: options.mailbox,
+          maxSnapshotBytes: options.maxSnapshotBytes
+        })
+        const decoder = new FrameDecoder(options.maxFrameBytes)
+        while (true) {
+          const chunk = yield* Effect.tryPromise(() => stream.read(READ_CHUNK_BYTES))
+          if (chunk.length === 0) return // the sender finished the stream
+          yield* delivery.countBytes(chunk.length)
+          const frames = decoder.push(arrayToBytes(chunk))
+          if (!Array.isArray(frames)) {
+            yield* inboundError("frame_too_large")
+            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${frames.message}`)
+            yield* Effect.tryPromise(() => stream.stop(ErrorCode.FrameTooLarge))
+            return
+          }
+          const messages: Array<RaftMessage> = []
+          for (const frame of frames) {
+            try {
+              messages.push(decodeMessage(frame))
+            } catch (cause) {
+              // Deliver what decoded before the bad frame: it arrived intact and in order.
+              yield* delivery.deliver(messages)
+              yield* inboundError("decode_failed")
+              yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause }).message}`)
+              yield* Effect.tryPromise(() => stream.stop(ErrorCode.DecodeFailed))
+              return
+            }
+          }
+          yield* delivery.deliver(messages)
+        }
+      }).pipe(
+        // A reset or lost connection ends the stream; the connection handler reports the loss.
+        Effect.catch((error) => Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`))
+      )
+
+    const serveConnection = (peer: NodeId, connection: Connection) =>
+      Effect.gen(function*() {
+        connections.add(peer, connection)
+        yield* Effect.logDebug(`accepted connection from peer ${peer}`)
+        while (true) {
+          const stream = yield* Effect.tryPromise(() => connection.acceptUni())
+          yield* FiberSet.run(fibers, readStream(peer, stream), { startImmediately: true })
+        }
+      }).pipe(
+        Effect.catch((error) => Effect.logDebug(`inbound connection from peer ${peer} closed: ${irohErrorMessage(error)}`)),
+        Effect.ensuring(Effect.sync(() => connections.remove(peer, connection)))
+      )
+
+    const handshake = (incoming: NonNullable<Awaited<ReturnType<IrohEndpointRaw["acceptNext"]>>>) =>
+      Effect.gen(function*() {
+        const accepting = yield* Effect.tryPromise(() => incoming.accept())
+        const alpn = new TextDecoder().decode(Uint8Array.from(yield* Effect.tryPromise(() => accepting.alpn())))
+        const connection = yield* Effect.tryPromise(() => accepting.connect())
+        if (alpn !== ALPN_TEXT) {
+          connection.close(ErrorCode.UnknownEndpoint, [])
+          yield* refused("bad_alpn")
+          return yield* Effect.logWarning(`refused inbound connection with ALPN ${JSON.stringify(alpn)}`)
+        }
+        const remote = connection.remoteId().toString()
+        const peer = peers.peerForEndpoint(remote)
+        if (peer === undefined || peer === options.self) {
+          connection.close(ErrorCode.UnknownEndpoint, Array.from(new TextEncoder().encode("unknown endpoint")))
+          yield* refused("unknown_endpoint")
+          return yield* Effect.logWarning(`refused inbound connection from endpoint ${remote}: not in the peer table`)
+        }
+        yield* serveConnection(peer, connection)
+      }).pipe(
+        Effect.catch((error) =>
+          Effect.andThen(refused("handshake"), Effect.logWarning(`inbound handshake failed: ${irohErrorMessage(error)}`))
+        )
+      )
+
+    yield* FiberSet.run(
+      fibers,
+      Effect.gen(function*() {
+        while (true) {
+          const incoming = yield* Effect.tryPromise(() => endpoint.acceptNext())
+          if (incoming === null) return yield* Effect.logDebug("iroh endpoint closed; accept loop ends")
+          yield* FiberSet.run(fibers, handshake(incoming), { startImmediately: true })
+        }
+      }).pipe(Effect.catch((error) => Effect.logError(`iroh accept loop failed: ${irohErrorMessage(error)}`))),
+      { startImmediately: true }
+    )
+    return connections
+  })

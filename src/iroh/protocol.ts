@@ -1,0 +1,30 @@
+/** ALPN of wire format version 1 (DESIGN.md, "Wire format"). */
+export const ALPN_TEXT = "raft-transport/1"
+export const ALPN: Array<number> = Array.from(new TextEncoder().encode(ALPN_TEXT))
+
+/**
+ * QUIC stream priorities by class: higher is sent first when the congestion window is the
+ * bottleneck (quinn semantics), so election > heartbeat > append > snapshot.
+ */
+export const STREAM_PRIORITY: ReadonlyArray<number> = [3, 2, 1, 0]
+
+/** Application error codes used to close connections and stop streams. */
+export const ErrorCode = {
+  Normal: 0n,
+  UnknownEndpoint: 1n,
+  BadPreamble: 2n,
+  FrameTooLarge: 3n,
+  DecodeFailed: 4n,
+  PeerRemoved: 5n,
+  Shutdown: 6n
+} as const
+
+/** Bytes asked of the binding per read: bounded because each read is copied on the JS thread. */
+export const READ_CHUNK_BYTES = 32 * 1024
+
+/** The binding's errors carry a Rust backtrace after the first lines; keep the message. */
+export const irohErrorMessage = (cause: unknown): string => {
+  const text = cause instanceof Error ? cause.message : String(cause)
+  const cut = text.indexOf("\n\nStack backtrace:")
+  return (cut === -1 ? text : text.slice(0, cut)).replace(/\s*\(\/root\/\.cargo[^)]*\)/g, "").trim()
+}

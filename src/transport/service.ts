@@ -1,0 +1,192 @@
+import { Context, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
+import type { TransportConfig } from "../config/schema.ts"
+import { queueConfigFor } from "../config/schema.ts"
+import { endpointAddrOf, withEndpointIdFromTicket } from "../iroh/addresses.ts"
+import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
+import { makeIrohEndpoint, type IrohEndpoint } from "../iroh/endpoint.ts"
+import { makeIrohLink } from "../iroh/link.ts"
+import { priorityClasses, type PriorityClass } from "../message/priority.ts"
+import type { NodeId, RaftMessage } from "../message/types.ts"
+import { PeerActor, type PeerStatus } from "../peer/actor.ts"
+import type { Link } from "../peer/link.ts"
+import { type MessageDropped, PeerUnknown, type TransportKind, type TransportStartFailed } from "./errors.ts"
+import type { TransportEvent } from "./events.ts"
+import { InboundMailbox } from "./inbound-mailbox.ts"
+import { type PeerAddress, PeerTable } from "./peer-table.ts"
+
+/** How other nodes reach this one. */
+export interface LocalAddress {
+  readonly nodeId: NodeId
+  readonly iroh?: {
+    readonly endpointId: string
+    readonly addresses: ReadonlyArray<string>
+    readonly ticket: string
+  }
+}
+
+export interface RaftTransportService {
+  readonly nodeId: NodeId
+  readonly localAddress: () => LocalAddress
+  /**
+   * Hands a message to the peer's actor and returns at once. Fails with `PeerUnknown` for a
+   * node outside the peer table, and `MessageDropped` when the class's queue is full and its
+   * policy rejects new messages.
+   */
+  readonly send: (to: NodeId, message: RaftMessage) => Effect.Effect<void, PeerUnknown | MessageDropped>
+  /** The next inbound message, highest class first (election > heartbeat > append > snapshot). */
+  readonly receive: Effect.Effect<RaftMessage>
+  /** Up to `max` inbound messages in priority order; waits for at least one. */
+  readonly receiveBatch: (max: number) => Effect.Effect<ReadonlyArray<RaftMessage>>
+  /** Inbound messages as a stream, in the same priority order as `receive`. */
+  readonly messages: Stream.Stream<RaftMessage>
+  /** Link and membership events. Subscribe before the events you care about happen. */
+  readonly events: Stream.Stream<TransportEvent>
+  /** Adds or replaces a peer (membership change); replacing closes the old peer's links. */
+  readonly addPeer: (peer: PeerAddress) => Effect.Effect<void>
+  /** Removes a peer: its queued messages are dropped (counted), its links closed. */
+  readonly removePeer: (id: NodeId) => Effect.Effect<void, PeerUnknown>
+  readonly peerStatus: (id: NodeId) => Effect.Effect<PeerStatus, PeerUnknown>
+  readonly peers: Effect.Effect<ReadonlyArray<PeerStatus>>
+}
+
+export class RaftTransport extends Context.Service<RaftTransport, RaftTransportService>()("raft-transport/RaftTransport") {
+  /** The transport a decoded config describes, with every resource scoped to the layer. */
+  static layerConfig(config: TransportConfig): Layer.Layer<RaftTransport, TransportStartFailed> {
+    return Layer.effect(RaftTransport, makeRaftTransport(config))
+  }
+}
+
+interface PeerEntry {
+  readonly actor: PeerActor
+  readonly scope: Scope.Closeable
+}
+
+export const peerAddressOf = (peer: TransportConfig["peers"][number]): PeerAddress => ({
+  id: peer.id,
+  irohEndpointId: peer.iroh_endpoint_id,
+  irohAddresses: peer.iroh_addresses,
+  irohTicket: peer.iroh_ticket,
+  grpcAddress: peer.grpc_address
+})
+
+export const makeRaftTransport = (
+  config: TransportConfig
+): Effect.Effect<RaftTransportService, TransportStartFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    const self = config.node_id
+    const scope = yield* Effect.scope
+    const table = new PeerTable(self)
+    for (const peer of config.peers) table.set(withEndpointIdFromTicket(peerAddressOf(peer)))
+    const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity)
+    const events = yield* PubSub.sliding<TransportEvent>(1024)
+
+    const iroh: IrohEndpoint | undefined = config.mode === "grpc" ? undefined : yield* makeIrohEndpoint({
+      bindAddress: config.iroh_config.bind_address,
+      keyFile: config.iroh_config.key_file,
+      relayMode: config.iroh_config.relay_mode
+    })
+    const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
+      endpoint: iroh.raw,
+      self,
+      peers: table,
+      mailbox,
+      maxFrameBytes: config.max_frame_bytes,
+      maxSnapshotBytes: config.batching.max_snapshot_bytes
+    })
+
+    const linksFor = (peer: NodeId): ReadonlyArray<Link> => {
+      const links: Array<Link> = []
+      if (iroh !== undefined) {
+        links.push(makeIrohLink(iroh.raw, peer, () => {
+          const address = table.get(peer)
+          return address === undefined ? undefined : endpointAddrOf(address)
+        }, config.iroh_config.connect_timeout_ms))
+      }
+      return links
+    }
+    const route = (_cls: PriorityClass): TransportKind => "iroh"
+
+    const actors = new Map<NodeId, PeerEntry>()
+
+    const stopPeer = (id: NodeId) =>
+      Effect.suspend(() => {
+        const entry = actors.get(id)
+        if (entry === undefined) return Effect.void
+        actors.delete(id)
+        inbound?.closeAll(id)
+        return Scope.close(entry.scope, Exit.void)
+      })
+
+    const startPeer = (address: PeerAddress) =>
+      Effect.gen(function*() {
+        yield* stopPeer(address.id)
+        table.set(withEndpointIdFromTicket(address))
+        const peerScope = yield* Scope.fork(scope)
+        const actor = yield* PeerActor.make({
+          peer: address.id,
+          queues: priorityClasses.map((cls) => queueConfigFor(config, cls)),
+          maxBatch: config.batching.max_batch,
+          maxBatchBytes: config.batching.max_batch_bytes,
+          maxAgeMs: config.batching.max_age_ms,
+          maxFrameBytes: config.max_frame_bytes,
+          snapshotChunkBytes: config.batching.snapshot_chunk_bytes,
+          snapshotAttempts: 3,
+          backoff: {
+            initialMs: config.reconnect.initial_backoff_ms,
+            maxMs: config.reconnect.max_backoff_ms,
+            jitter: config.reconnect.jitter
+          },
+          links: linksFor(address.id),
+          route,
+          events
+        }).pipe(Scope.provide(peerScope))
+        actors.set(address.id, { actor, scope: peerScope })
+      })
+
+    for (const peer of table.remotes()) yield* startPeer(peer)
+
+    const requireActor = (id: NodeId) =>
+      Effect.suspend(() => {
+        const entry = actors.get(id)
+        return entry === undefined ? Effect.fail(new PeerUnknown({ peer: id })) : Effect.succeed(entry.actor)
+      })
+
+    const service: RaftTransportService = {
+      nodeId: self,
+      localAddress: () => ({
+        nodeId: self,
+        ...(iroh !== undefined
+          ? { iroh: { endpointId: iroh.endpointId, addresses: iroh.directAddresses(), ticket: iroh.ticket() } }
+          : {})
+      }),
+      send: (to, message) => {
+        const entry = actors.get(to)
+        return entry === undefined ? Effect.fail(new PeerUnknown({ peer: to })) : entry.actor.send(message)
+      },
+      receive: mailbox.receive,
+      receiveBatch: (max) => mailbox.receiveBatch(max),
+      messages: Stream.fromEffectRepeat(mailbox.receiveBatch(256)).pipe(Stream.flattenIterable),
+      events: Stream.fromPubSub(events),
+      addPeer: (peer) =>
+        Effect.gen(function*() {
+          if (peer.id === self) return
+          yield* startPeer(peer)
+          yield* PubSub.publish(events, { _tag: "PeerAdded", peer: peer.id })
+          yield* Effect.logInfo(`peer ${peer.id} added`)
+        }),
+      removePeer: (id) =>
+        Effect.gen(function*() {
+          yield* requireActor(id)
+          yield* stopPeer(id)
+          table.delete(id)
+          yield* PubSub.publish(events, { _tag: "PeerRemoved", peer: id })
+          yield* Effect.logInfo(`peer ${id} removed`)
+        }),
+      peerStatus: (id) => Effect.map(requireActor(id), (actor) => actor.status()),
+      peers: Effect.sync(() => [...actors.values()].map((e) => e.actor.status()))
+    }
+    yield* Effect.logInfo(`raft transport started: node ${self}, mode ${config.mode}`).pipe(
+      Effect.annotateLogs({ endpoint: iroh?.endpointId ?? "-" })
+    )
+    return service
+  }).pipe(Effect.annotateLogs({ node: String(config.node_id) }))
