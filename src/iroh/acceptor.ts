@@ -9,7 +9,7 @@ import { InboundDelivery } from "../transport/inbound-delivery.ts"
 import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
 import type { PeerTable } from "../transport/peer-table.ts"
 import type { IrohEndpointRaw } from "./endpoint.ts"
-import { ALPN_TEXT, ErrorCode, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
+import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
 
 type Connection = Awaited<ReturnType<IrohEndpointRaw["connect"]>>
 type RecvStream = Awaited<ReturnType<Connection["acceptUni"]>>
@@ -59,12 +59,12 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
 
     const readStream = (peer: NodeId, stream: RecvStream) =>
       Effect.gen(function*() {
-        const head = yield* Effect.tryPromise(() => stream.readExact(PREAMBLE_LENGTH))
+        const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of)
         const cls = parsePreamble(head)
         if (typeof cls !== "number") {
           yield* inboundError("bad_preamble")
           yield* Effect.logWarning(`closing inbound stream from peer ${peer}: ${cls.message}`)
-          yield* Effect.tryPromise(() => stream.stop(ErrorCode.BadPreamble))
+          yield* irohCall(() => stream.stop(ErrorCode.BadPreamble), IrohFailure.of)
           return
         }
         const delivery = new InboundDelivery({
@@ -77,14 +77,14 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         })
         const decoder = new FrameDecoder(options.maxFrameBytes)
         while (true) {
-          const chunk = yield* Effect.tryPromise(() => stream.read(READ_CHUNK_BYTES))
+          const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES), IrohFailure.of)
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
           const frames = decoder.push(arrayToBytes(chunk))
           if (!Array.isArray(frames)) {
             yield* inboundError("frame_too_large")
             yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${frames.message}`)
-            yield* Effect.tryPromise(() => stream.stop(ErrorCode.FrameTooLarge))
+            yield* irohCall(() => stream.stop(ErrorCode.FrameTooLarge), IrohFailure.of)
             return
           }
           const messages: Array<RaftMessage> = []
@@ -96,7 +96,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
               yield* delivery.deliver(messages)
               yield* inboundError("decode_failed")
               yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause }).message}`)
-              yield* Effect.tryPromise(() => stream.stop(ErrorCode.DecodeFailed))
+              yield* irohCall(() => stream.stop(ErrorCode.DecodeFailed), IrohFailure.of)
               return
             }
           }
@@ -112,7 +112,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         connections.add(peer, connection)
         yield* Effect.logDebug(`accepted connection from peer ${peer}`)
         while (true) {
-          const stream = yield* Effect.tryPromise(() => connection.acceptUni())
+          const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
           yield* FiberSet.run(fibers, readStream(peer, stream), { startImmediately: true })
         }
       }).pipe(
@@ -122,9 +122,9 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
 
     const handshake = (incoming: NonNullable<Awaited<ReturnType<IrohEndpointRaw["acceptNext"]>>>) =>
       Effect.gen(function*() {
-        const accepting = yield* Effect.tryPromise(() => incoming.accept())
-        const alpn = new TextDecoder().decode(Uint8Array.from(yield* Effect.tryPromise(() => accepting.alpn())))
-        const connection = yield* Effect.tryPromise(() => accepting.connect())
+        const accepting = yield* irohCall(() => incoming.accept(), IrohFailure.of)
+        const alpn = new TextDecoder().decode(Uint8Array.from(yield* irohCall(() => accepting.alpn(), IrohFailure.of)))
+        const connection = yield* irohCall(() => accepting.connect(), IrohFailure.of)
         if (alpn !== ALPN_TEXT) {
           connection.close(ErrorCode.UnknownEndpoint, [])
           yield* refused("bad_alpn")
@@ -148,7 +148,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
       fibers,
       Effect.gen(function*() {
         while (true) {
-          const incoming = yield* Effect.tryPromise(() => endpoint.acceptNext())
+          const incoming = yield* irohCall(() => endpoint.acceptNext(), IrohFailure.of)
           if (incoming === null) return yield* Effect.logDebug("iroh endpoint closed; accept loop ends")
           yield* FiberSet.run(fibers, handshake(incoming), { startImmediately: true })
         }

@@ -2,7 +2,7 @@ import { Effect, type Scope } from "effect"
 import iroh from "@number0/iroh"
 import { TransportStartFailed } from "../transport/errors.ts"
 import { loadOrCreateSecretKey } from "./identity.ts"
-import { ALPN, irohErrorMessage } from "./protocol.ts"
+import { ALPN, irohCall, irohErrorMessage } from "./protocol.ts"
 
 const { Endpoint, EndpointTicket, RelayMode, presetMinimal, presetN0 } = iroh
 export type IrohEndpointRaw = InstanceType<typeof Endpoint>
@@ -42,8 +42,7 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
         Effect.mapError((cause) => new TransportStartFailed({ transport: "iroh", cause }))
       )
     const raw = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => {
+      irohCall(() => {
           const builder = Endpoint.builder()
           const relay = options.relayMode
           if (relay._tag === "default") presetN0(builder)
@@ -57,9 +56,7 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
           builder.bindAddr(options.bindAddress)
           if (secretKey !== undefined) builder.secretKey(secretKey)
           return builder.bind()
-        },
-        catch: (cause) => new TransportStartFailed({ transport: "iroh", cause: irohErrorMessage(cause) })
-      }),
+      }, (cause) => new TransportStartFailed({ transport: "iroh", cause })),
       (endpoint) =>
         Effect.tryPromise(() => endpoint.close()).pipe(
           Effect.catch((error) => Effect.logWarning(`closing the iroh endpoint failed: ${irohErrorMessage(error)}`))

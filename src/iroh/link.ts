@@ -6,7 +6,7 @@ import type { Link, LinkSession } from "../peer/link.ts"
 import { ConnectFailed, StreamFailed } from "../transport/errors.ts"
 import type { IrohEndpointAddr } from "./addresses.ts"
 import type { IrohEndpointRaw } from "./endpoint.ts"
-import { ALPN, ErrorCode, irohErrorMessage, STREAM_PRIORITY } from "./protocol.ts"
+import { ALPN, ErrorCode, irohCall, irohErrorMessage, STREAM_PRIORITY } from "./protocol.ts"
 
 type SendStream = Awaited<ReturnType<Awaited<ReturnType<IrohEndpointRaw["connect"]>>["openUni"]>>
 
@@ -27,37 +27,35 @@ export const makeIrohLink = (
     if (addr === undefined) {
       return yield* new ConnectFailed({ peer, transport: "iroh", cause: "no iroh endpoint id or ticket for this peer" })
     }
-    const connection = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => endpoint.connect(addr, ALPN),
-        catch: (cause) => new ConnectFailed({ peer, transport: "iroh", cause: irohErrorMessage(cause) })
-      }).pipe(
-        Effect.timeoutOrElse({
-          duration: connectTimeoutMs,
-          orElse: () => Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
-        })
-      ),
-      (c) => Effect.sync(() => c.close(ErrorCode.Normal, []))
+    // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
+    // shut down while a dial hangs must not wait for the dial's timeout.
+    const connection = yield* irohCall(
+      () => endpoint.connect(addr, ALPN),
+      (cause) => new ConnectFailed({ peer, transport: "iroh", cause })
+    ).pipe(
+      Effect.timeoutOrElse({
+        duration: connectTimeoutMs,
+        orElse: () => Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
+      })
     )
+    yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, [])))
     const streams: Array<SendStream | undefined> = [undefined, undefined, undefined, undefined]
     const session: LinkSession = {
       kind: "iroh",
       write: (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>) =>
-        Effect.tryPromise({
-          try: async () => {
-            let stream = streams[cls]
-            if (stream === undefined) {
-              stream = await connection.openUni()
-              await stream.setPriority(STREAM_PRIORITY[cls]!)
-              streams[cls] = stream
-              await stream.writeAll(encodeFramesToArray(payloads, preamble(cls)))
-            } else {
-              await stream.writeAll(encodeFramesToArray(payloads))
-            }
-          },
-          catch: (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause: irohErrorMessage(cause) })
-        }),
-      closed: Effect.promise(() => connection.closed().catch((error: unknown) => irohErrorMessage(error))),
+        irohCall(async () => {
+          let stream = streams[cls]
+          if (stream === undefined) {
+            stream = await connection.openUni()
+            await stream.setPriority(STREAM_PRIORITY[cls]!)
+            streams[cls] = stream
+            await stream.writeAll(encodeFramesToArray(payloads, preamble(cls)))
+          } else {
+            await stream.writeAll(encodeFramesToArray(payloads))
+          }
+        }, (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })),
+      // `_signal` keeps the wait interruptible (see irohCall).
+      closed: Effect.promise((_signal) => connection.closed().catch((error: unknown) => irohErrorMessage(error))),
       rttMs: () => connection.rtt() ?? undefined
     }
     return session

@@ -1,3 +1,5 @@
+import { Data, Effect } from "effect"
+
 /** ALPN of wire format version 1 (DESIGN.md, "Wire format"). */
 export const ALPN_TEXT = "raft-transport/1"
 export const ALPN: Array<number> = Array.from(new TextEncoder().encode(ALPN_TEXT))
@@ -27,4 +29,18 @@ export const irohErrorMessage = (cause: unknown): string => {
   const text = cause instanceof Error ? cause.message : String(cause)
   const cut = text.indexOf("\n\nStack backtrace:")
   return (cut === -1 ? text : text.slice(0, cut)).replace(/\s*\(\/root\/\.cargo[^)]*\)/g, "").trim()
+}
+
+/**
+ * A binding call as an interruptible Effect. The binding's promises cannot be cancelled, so
+ * interruption just stops waiting (the pending native call ends when its stream, connection
+ * or endpoint closes). Without the `signal` parameter `Effect.tryPromise` would wait for the
+ * promise on interruption, and a read on a quiet stream would hold a scope open forever.
+ */
+export const irohCall = <A, E>(call: () => Promise<A>, onError: (message: string) => E): Effect.Effect<A, E> =>
+  Effect.tryPromise({ try: (_signal) => call(), catch: (cause) => onError(irohErrorMessage(cause)) })
+
+/** A binding call failed where no more specific error applies (inbound streams, accepts). */
+export class IrohFailure extends Data.TaggedError("IrohFailure")<{ readonly message: string }> {
+  static of = (message: string): IrohFailure => new IrohFailure({ message })
 }

@@ -1,0 +1,110 @@
+import { describe, expect, it } from "@effect/vitest"
+import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
+import {
+  arrayToBytes,
+  encodeFrames,
+  encodeFramesToArray,
+  FrameDecoder,
+  parsePreamble,
+  preamble
+} from "../src/message/framing.ts"
+import { classify, PriorityClass } from "../src/message/priority.ts"
+import { SnapshotAssembler, splitSnapshot } from "../src/message/snapshot-chunks.ts"
+import { MessageType, type RaftMessage } from "../src/message/types.ts"
+
+const msg = (i: number): RaftMessage => ({
+  msgType: MessageType.Append,
+  to: 2,
+  from: 1,
+  term: 3,
+  index: i,
+  entries: [{ term: 3, index: i, data: new Uint8Array([i & 0xff, 1, 2]) }]
+})
+
+describe("codec", () => {
+  it("round-trips every field of a message, with uint64 as numbers", () => {
+    const m: RaftMessage = {
+      msgType: MessageType.Snapshot,
+      to: 7,
+      from: 9,
+      term: 2 ** 40,
+      logTerm: 4,
+      index: 1234567,
+      commit: 99,
+      reject: true,
+      rejectHint: 5,
+      context: new Uint8Array([1, 2, 3]),
+      entries: [{ term: 1, index: 2, data: new Uint8Array([4]) }],
+      snapshot: { data: new Uint8Array([5, 6]), metadata: { index: 10, term: 2, confState: { voters: [1, 2, 3] } } }
+    }
+    const back = decodeMessage(encodeMessage(m))
+    expect(back.term).toBe(2 ** 40)
+    expect(back.msgType).toBe(MessageType.Snapshot)
+    expect(back.reject).toBe(true)
+    expect(Array.from(back.snapshot!.data)).toEqual([5, 6])
+    expect(back.snapshot!.metadata!.confState!.voters).toEqual([1, 2, 3])
+    expect(back.entries![0]!.index).toBe(2)
+  })
+
+  it("classifies by priority", () => {
+    expect(classify({ msgType: MessageType.RequestPreVote, to: 1, from: 2 })).toBe(PriorityClass.Election)
+    expect(classify({ msgType: MessageType.TimeoutNow, to: 1, from: 2 })).toBe(PriorityClass.Election)
+    expect(classify({ msgType: MessageType.HeartbeatResponse, to: 1, from: 2 })).toBe(PriorityClass.Heartbeat)
+    expect(classify({ msgType: MessageType.Snapshot, to: 1, from: 2 })).toBe(PriorityClass.Snapshot)
+    expect(classify({ msgType: MessageType.ReadIndex, to: 1, from: 2 })).toBe(PriorityClass.Append)
+    expect(classify({ msgType: 99 as MessageType, to: 1, from: 2 })).toBe(PriorityClass.Append)
+  })
+})
+
+describe("framing", () => {
+  it("parses the preamble and rejects strangers", () => {
+    expect(parsePreamble(preamble(PriorityClass.Heartbeat))).toBe(PriorityClass.Heartbeat)
+    expect(parsePreamble([0x52, 0x54, 2, 0])).toMatchObject({ _tag: "BadPreamble" })
+    expect(parsePreamble([0x47, 0x45, 0x54, 0x20])).toMatchObject({ _tag: "BadPreamble" })
+    expect(parsePreamble([0x52, 0x54, 1, 4])).toMatchObject({ _tag: "BadPreamble" })
+  })
+
+  it("decodes frames split across reads and many frames per read", () => {
+    const payloads = Array.from({ length: 50 }, (_, i) => encodeMessage(msg(i)))
+    const bytes = encodeFrames(payloads)
+    expect(Array.from(arrayToBytes(encodeFramesToArray(payloads)))).toEqual(Array.from(bytes))
+    for (const step of [1, 3, 7, 64, bytes.length]) {
+      const decoder = new FrameDecoder(1024)
+      const got: Array<number> = []
+      for (let o = 0; o < bytes.length; o += step) {
+        const frames = decoder.push(bytes.slice(o, o + step))
+        if (!Array.isArray(frames)) throw frames
+        for (const f of frames) got.push(decodeMessage(f).index!)
+      }
+      expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i))
+      expect(decoder.pending).toBe(0)
+    }
+  })
+
+  it("rejects a frame header above the maximum before buffering it", () => {
+    const decoder = new FrameDecoder(100)
+    const result = decoder.push(Uint8Array.of(0, 0, 1, 0, 9, 9))
+    expect(result).toMatchObject({ _tag: "FrameTooLarge", length: 256, max: 100 })
+  })
+})
+
+describe("snapshot chunks", () => {
+  it("splits and reassembles, and reports a broken transfer", () => {
+    const data = Uint8Array.from({ length: 10_000 }, (_, i) => i & 0xff)
+    const m: RaftMessage = { msgType: MessageType.Snapshot, to: 2, from: 1, snapshot: { data, metadata: { index: 5, term: 1 } } }
+    const chunks = splitSnapshot(m, 1024, 7)
+    expect(chunks).toHaveLength(10)
+    const assembler = new SnapshotAssembler(1 << 20)
+    const results = chunks.map((c) => assembler.push(decodeMessage(encodeMessage(c))))
+    const last = results.at(-1)!
+    expect(results.slice(0, -1).every((r) => r._tag === "Pending")).toBe(true)
+    if (last._tag !== "Complete") throw new Error(last._tag)
+    expect(Array.from(last.message.snapshot!.data)).toEqual(Array.from(data))
+    expect(last.message.snapshot!.metadata!.index).toBe(5)
+
+    const gap = new SnapshotAssembler(1 << 20)
+    gap.push(chunks[0]!)
+    expect(gap.push(chunks[2]!)).toMatchObject({ _tag: "Broken" })
+    expect(new SnapshotAssembler(100).push(chunks[0]!)).toMatchObject({ _tag: "Broken" })
+  })
+})

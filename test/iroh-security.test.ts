@@ -1,0 +1,86 @@
+import { describe, expect, it } from "@effect/vitest"
+import iroh from "@number0/iroh"
+import { Effect } from "effect"
+import { ALPN } from "../src/iroh/protocol.ts"
+import { encodeFrames, preamble } from "../src/message/framing.ts"
+import { MessageType } from "../src/message/types.ts"
+import { inboundErrors, inboundRefused, messagesDropped } from "../src/metrics/metrics.ts"
+import { append, receiveN, startCluster } from "./support/cluster.ts"
+import { counter, eventually } from "./support/metrics.ts"
+
+const { Endpoint, EndpointAddr, EndpointId, presetMinimal, RelayMode } = iroh
+
+/** A bare Iroh endpoint that speaks our ALPN but none of our protocol. */
+const rawEndpoint = Effect.acquireRelease(
+  Effect.promise(() => {
+    const b = Endpoint.builder()
+    presetMinimal(b)
+    b.relayMode(RelayMode.disabled())
+    b.bindAddr("127.0.0.1:0")
+    b.alpns([ALPN])
+    return b.bind()
+  }),
+  (e) => Effect.promise(() => e.close())
+)
+
+describe("iroh inbound security", () => {
+  it.live("refuses an endpoint outside the peer table", () =>
+    Effect.gen(function*() {
+      const [a] = yield* startCluster(1)
+      const stranger = yield* rawEndpoint
+      const before = yield* counter(inboundRefused, { transport: "iroh", reason: "unknown_endpoint" })
+      const address = a!.localAddress().iroh!
+      const conn = yield* Effect.promise(() =>
+        stranger.connect(new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]), ALPN)
+      )
+      const reason = yield* Effect.promise(() => conn.closed())
+      expect(reason).toContain("unknown endpoint")
+      yield* eventually(counter(inboundRefused, { transport: "iroh", reason: "unknown_endpoint" }), (n) => n === before + 1)
+    }).pipe(Effect.scoped))
+
+  it.live("drops and counts a message whose 'from' disagrees with the connection's identity", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* startCluster(3)
+      const labels = { peer: "2", class: "append", transport: "iroh", reason: "forged_from" }
+      const before = yield* counter(messagesDropped, labels)
+      yield* b!.send(1, { ...append(3, 1, 7) }) // node 2 pretends to be node 3
+      yield* b!.send(1, append(2, 1, 8))
+      const [got] = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))
+      expect(got!.from).toBe(2)
+      expect(got!.index).toBe(8)
+      expect(yield* counter(messagesDropped, labels)).toBe(before + 1)
+    }).pipe(Effect.scoped))
+
+  it.live("bad bytes on a raw stream close that stream, are counted, and hurt nobody else", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* startCluster(2)
+      const raw = yield* rawEndpoint
+      // The raw endpoint is a known peer, so it gets past authentication to the stream reader.
+      yield* a!.addPeer({ id: 9, irohEndpointId: raw.id().toString(), irohAddresses: [] })
+      const address = a!.localAddress().iroh!
+      const conn = yield* Effect.promise(() =>
+        raw.connect(new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]), ALPN)
+      )
+      const errors = (kind: string) => counter(inboundErrors, { transport: "iroh", kind })
+      const before = {
+        bad_preamble: yield* errors("bad_preamble"),
+        frame_too_large: yield* errors("frame_too_large"),
+        decode_failed: yield* errors("decode_failed")
+      }
+      const random = Array.from({ length: 4096 }, () => Math.floor(Math.random() * 256))
+      random[0] = 0x00 // never "R"
+      const hugeFrame = [...preamble(2), 0xff, 0xff, 0xff, 0xff, 1, 2, 3]
+      const garbage = [...preamble(2), ...encodeFrames([Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])])]
+      for (const bytes of [random, hugeFrame, garbage]) {
+        const stream = yield* Effect.promise(() => conn.openUni())
+        yield* Effect.promise(() => stream.writeAll(bytes))
+      }
+      yield* eventually(errors("bad_preamble"), (n) => n === before.bad_preamble + 1)
+      yield* eventually(errors("frame_too_large"), (n) => n === before.frame_too_large + 1)
+      yield* eventually(errors("decode_failed"), (n) => n === before.decode_failed + 1)
+      // The node still works for everyone else.
+      yield* b!.send(1, append(2, 1, 1))
+      const [got] = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))
+      expect(got!.msgType).toBe(MessageType.Append)
+    }).pipe(Effect.scoped))
+})

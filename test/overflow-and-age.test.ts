@@ -1,0 +1,94 @@
+import { describe, expect, it } from "@effect/vitest"
+import iroh from "@number0/iroh"
+import { Effect, PubSub, Result } from "effect"
+import { TestClock } from "effect/testing"
+import { PriorityClass } from "../src/message/priority.ts"
+import { messagesDropped } from "../src/metrics/metrics.ts"
+import { PeerActor } from "../src/peer/actor.ts"
+import type { Link, LinkSession } from "../src/peer/link.ts"
+import { ConnectFailed } from "../src/transport/errors.ts"
+import type { TransportEvent } from "../src/transport/events.ts"
+import { append, heartbeat, irohNodeConfig, startNode, tempDir } from "./support/cluster.ts"
+import { counter } from "./support/metrics.ts"
+
+describe("outbound overflow", () => {
+  it.live("each class follows its policy when a peer is unreachable, and every drop is counted", () =>
+    Effect.gen(function*() {
+      const node = yield* startNode(yield* irohNodeConfig(1, tempDir(), {
+        queues: { append: { capacity: 10 }, heartbeat: { capacity: 5 } },
+        iroh_config: { relay_mode: "disabled", connect_timeout_ms: 60_000 }
+      }))
+      // A peer whose address answers nothing: every dial hangs, so queues fill.
+      const ghost = iroh.SecretKey.generate().public().toString()
+      yield* node.addPeer({ id: 5, irohEndpointId: ghost, irohAddresses: ["127.0.0.1:9"] })
+      const full = { peer: "5", reason: "queue_full" }
+      const appendDrops = yield* counter(messagesDropped, { ...full, class: "append" })
+      const heartbeatDrops = yield* counter(messagesDropped, { ...full, class: "heartbeat" })
+
+      let rejected = 0
+      for (let i = 1; i <= 100; i++) {
+        const r = yield* Effect.result(node.send(5, append(1, 5, i)))
+        if (Result.isFailure(r)) {
+          expect(r.failure).toMatchObject({ _tag: "MessageDropped", reason: "queue_full", class: "append", peer: 5 })
+          rejected++
+        }
+      }
+      // drop_newest: the queue (10) plus at most one batch the writer holds are kept.
+      expect(rejected).toBeGreaterThanOrEqual(80)
+      expect(yield* counter(messagesDropped, { ...full, class: "append" })).toBe(appendDrops + rejected)
+
+      // drop_oldest: no send fails, the displaced are counted.
+      for (let i = 1; i <= 100; i++) yield* node.send(5, heartbeat(1, 5, i))
+      const displaced = (yield* counter(messagesDropped, { ...full, class: "heartbeat" })) - heartbeatDrops
+      expect(displaced).toBeGreaterThanOrEqual(90)
+      const status = yield* node.peerStatus(5)
+      expect(status.queued[PriorityClass.Heartbeat]).toBeLessThanOrEqual(5)
+      expect(status.links[0]!.state).not.toBe("connected")
+    }).pipe(Effect.scoped))
+})
+
+describe("message age", () => {
+  it.effect("messages older than max_age are dropped at dequeue (test clock)", () =>
+    Effect.gen(function*() {
+      let up = false
+      const written: Array<number> = []
+      const session: LinkSession = {
+        kind: "iroh",
+        write: (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)),
+        closed: Effect.never,
+        rttMs: () => undefined
+      }
+      const link: Link = {
+        kind: "iroh",
+        connect: Effect.suspend(() =>
+          up ? Effect.succeed(session) : Effect.fail(new ConnectFailed({ peer: 4, transport: "iroh", cause: "down" }))
+        )
+      }
+      const actor = yield* PeerActor.make({
+        peer: 4,
+        queues: [0, 1, 2, 3].map(() => ({ capacity: 100, overflow: "drop_newest" as const })),
+        maxBatch: 100,
+        maxBatchBytes: 65536,
+        maxAgeMs: 30_000,
+        maxFrameBytes: 1 << 20,
+        snapshotChunkBytes: 16384,
+        snapshotAttempts: 3,
+        backoff: { initialMs: 10, maxMs: 500, jitter: 0 },
+        links: [link],
+        route: () => "iroh",
+        events: yield* PubSub.unbounded<TransportEvent>()
+      })
+      const labels = { peer: "4", class: "append", reason: "expired" }
+      const before = yield* counter(messagesDropped, labels)
+      for (let i = 1; i <= 5; i++) yield* actor.send(append(1, 4, i))
+      yield* TestClock.adjust("31 seconds")
+      expect(written).toEqual([])
+      up = true
+      yield* TestClock.adjust("1 second")
+      expect(yield* counter(messagesDropped, labels)).toBe(before + 5)
+      expect(written).toEqual([])
+      yield* actor.send(append(1, 4, 6))
+      yield* TestClock.adjust("10 millis")
+      expect(written).toEqual([1])
+    }))
+})
