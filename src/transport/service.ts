@@ -1,4 +1,6 @@
 import { Context, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
+import type { ConfigError } from "../config/errors.ts"
+import { loadConfigFile } from "../config/load.ts"
 import type { TransportConfig } from "../config/schema.ts"
 import { queueConfigFor } from "../config/schema.ts"
 import { endpointAddrOf, withEndpointIdFromTicket } from "../iroh/addresses.ts"
@@ -53,6 +55,11 @@ export class RaftTransport extends Context.Service<RaftTransport, RaftTransportS
   /** The transport a decoded config describes, with every resource scoped to the layer. */
   static layerConfig(config: TransportConfig): Layer.Layer<RaftTransport, TransportStartFailed> {
     return Layer.effect(RaftTransport, makeRaftTransport(config))
+  }
+
+  /** The transport the `[transport]` table of a TOML file describes. */
+  static layerTomlFile(path: string): Layer.Layer<RaftTransport, TransportStartFailed | ConfigError> {
+    return Layer.unwrap(Effect.map(loadConfigFile(path), (config) => RaftTransport.layerConfig(config)))
   }
 }
 
