@@ -4,7 +4,7 @@ import { Effect, PubSub, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { PriorityClass } from "../src/message/priority.ts"
 import { messagesDropped } from "../src/metrics/metrics.ts"
-import { PeerActor } from "../src/peer/actor.ts"
+import { fixedRoute, PeerActor } from "../src/peer/actor.ts"
 import type { Link, LinkSession } from "../src/peer/link.ts"
 import { ConnectFailed } from "../src/transport/errors.ts"
 import type { TransportEvent } from "../src/transport/events.ts"
@@ -56,7 +56,8 @@ describe("message age", () => {
         kind: "iroh",
         write: (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)),
         closed: Effect.never,
-        rttMs: () => undefined
+        rttMs: () => undefined,
+        ping: Effect.succeed(0)
       }
       const link: Link = {
         kind: "iroh",
@@ -75,7 +76,7 @@ describe("message age", () => {
         snapshotAttempts: 3,
         backoff: { initialMs: 10, maxMs: 500, jitter: 0 },
         links: [link],
-        route: () => "iroh",
+        routes: fixedRoute("iroh"),
         events: yield* PubSub.unbounded<TransportEvent>()
       })
       const labels = { peer: "4", class: "append", reason: "expired" }

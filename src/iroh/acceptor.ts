@@ -9,7 +9,7 @@ import { InboundDelivery } from "../transport/inbound-delivery.ts"
 import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
 import type { PeerTable } from "../transport/peer-table.ts"
 import type { IrohEndpointRaw } from "./endpoint.ts"
-import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
+import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, PING_BYTES, READ_CHUNK_BYTES } from "./protocol.ts"
 
 type Connection = Awaited<ReturnType<IrohEndpointRaw["connect"]>>
 type RecvStream = Awaited<ReturnType<Connection["acceptUni"]>>
@@ -107,10 +107,30 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         Effect.catch((error) => Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`))
       )
 
+    // Pings: the dialler opens a bi stream, sends PING_BYTES and finishes; we echo them back.
+    const answerPings = (peer: NodeId, connection: Connection) =>
+      Effect.gen(function*() {
+        while (true) {
+          const bi = yield* irohCall(() => connection.acceptBi(), IrohFailure.of)
+          yield* FiberSet.run(
+            fibers,
+            irohCall(async () => {
+              const bytes = await bi.recv.readExact(PING_BYTES.length)
+              await bi.send.writeAll(bytes)
+              await bi.send.finish()
+            }, IrohFailure.of).pipe(
+              Effect.catch((error) => Effect.logDebug(`ping from peer ${peer} not answered: ${error.message}`))
+            ),
+            { startImmediately: true }
+          )
+        }
+      }).pipe(Effect.catch(() => Effect.void)) // ends with the connection, which serveConnection reports
+
     const serveConnection = (peer: NodeId, connection: Connection) =>
       Effect.gen(function*() {
         connections.add(peer, connection)
         yield* Effect.logDebug(`accepted connection from peer ${peer}`)
+        yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
         while (true) {
           const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
           yield* FiberSet.run(fibers, readStream(peer, stream), { startImmediately: true })

@@ -1,48 +1,60 @@
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import { encodeFramesToArray, preamble } from "../message/framing.ts"
-import { className, type PriorityClass } from "../message/priority.ts"
+import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
+import { runProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../transport/errors.ts"
+import { ewma } from "../transport/strategy.ts"
 import type { IrohEndpointAddr } from "./addresses.ts"
 import type { IrohEndpointRaw } from "./endpoint.ts"
-import { ALPN, ErrorCode, irohCall, irohErrorMessage, STREAM_PRIORITY } from "./protocol.ts"
+import { ALPN, ErrorCode, irohCall, irohErrorMessage, PING_BYTES, STREAM_PRIORITY } from "./protocol.ts"
 
 type SendStream = Awaited<ReturnType<Awaited<ReturnType<IrohEndpointRaw["connect"]>>["openUni"]>>
+
+export interface IrohLinkOptions {
+  readonly endpoint: IrohEndpointRaw
+  readonly peer: NodeId
+  /** Read at every dial: the peer table may change. */
+  readonly address: () => IrohEndpointAddr | undefined
+  readonly connectTimeoutMs: number
+  readonly probeIntervalMs: number
+  /** Deadline of one ping. */
+  readonly probeTimeoutMs: number
+  /** Consecutive failed pings after which the session is reported closed. */
+  readonly probeFailuresBeforeClose: number
+}
 
 /**
  * The outbound Iroh link to one peer: a QUIC connection with one uni stream per class,
  * opened lazily on the first write of that class, given the class's priority and the
- * preamble, and kept for the connection's life.
+ * preamble, and kept for the connection's life. A ping on a short bi stream measures RTT and
+ * notices a dark path long before QUIC's idle timeout would.
  */
-export const makeIrohLink = (
-  endpoint: IrohEndpointRaw,
-  peer: NodeId,
-  address: () => IrohEndpointAddr | undefined,
-  connectTimeoutMs: number
-): Link => ({
-  kind: "iroh",
-  connect: Effect.gen(function*() {
-    const addr = address()
-    if (addr === undefined) {
-      return yield* new ConnectFailed({ peer, transport: "iroh", cause: "no iroh endpoint id or ticket for this peer" })
-    }
-    // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
-    // shut down while a dial hangs must not wait for the dial's timeout.
-    const connection = yield* irohCall(
-      () => endpoint.connect(addr, ALPN),
-      (cause) => new ConnectFailed({ peer, transport: "iroh", cause })
-    ).pipe(
-      Effect.timeoutOrElse({
-        duration: connectTimeoutMs,
-        orElse: () => Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
-      })
-    )
-    yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, [])))
-    const streams: Array<SendStream | undefined> = [undefined, undefined, undefined, undefined]
-    const session: LinkSession = {
-      kind: "iroh",
-      write: (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>) =>
+export const makeIrohLink = (options: IrohLinkOptions): Link => {
+  const { endpoint, peer, connectTimeoutMs } = options
+  return {
+    kind: "iroh",
+    connect: Effect.gen(function*() {
+      const addr = options.address()
+      if (addr === undefined) {
+        return yield* new ConnectFailed({ peer, transport: "iroh", cause: "no iroh endpoint id or ticket for this peer" })
+      }
+      // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
+      // shut down while a dial hangs must not wait for the dial's timeout.
+      const connection = yield* irohCall(
+        () => endpoint.connect(addr, ALPN),
+        (cause) => new ConnectFailed({ peer, transport: "iroh", cause })
+      ).pipe(
+        Effect.timeoutOrElse({
+          duration: connectTimeoutMs,
+          orElse: () => Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
+        })
+      )
+      yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, [])))
+
+      const streams: Array<SendStream | undefined> = [undefined, undefined, undefined, undefined]
+      const write = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>) =>
         irohCall(async () => {
           let stream = streams[cls]
           if (stream === undefined) {
@@ -53,11 +65,55 @@ export const makeIrohLink = (
           } else {
             await stream.writeAll(encodeFramesToArray(payloads))
           }
-        }, (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })),
+        }, (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause }))
+
+      const pingFailed = (cause: string) => new StreamFailed({ peer, transport: "iroh", class: className(PriorityClass.Election), cause })
+      const ping = Effect.gen(function*() {
+        const started = performance.now()
+        yield* irohCall(async () => {
+          const bi = await connection.openBi()
+          await bi.send.writeAll(PING_BYTES)
+          await bi.send.finish()
+          const echo = await bi.recv.readExact(PING_BYTES.length)
+          if (echo.length !== PING_BYTES.length) throw new Error("short ping echo")
+        }, pingFailed)
+        return performance.now() - started
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: options.probeTimeoutMs,
+          orElse: () => Effect.fail(pingFailed(`no ping answer within ${options.probeTimeoutMs} ms`))
+        })
+      )
+
+      const closed = yield* Deferred.make<string>()
       // `_signal` keeps the wait interruptible (see irohCall).
-      closed: Effect.promise((_signal) => connection.closed().catch((error: unknown) => irohErrorMessage(error))),
-      rttMs: () => connection.rtt() ?? undefined
-    }
-    return session
-  })
-})
+      yield* Effect.forkScoped(
+        Effect.promise((_signal) => connection.closed().catch((error: unknown) => irohErrorMessage(error))).pipe(
+          Effect.flatMap((reason) => Deferred.succeed(closed, reason))
+        ),
+        { startImmediately: true }
+      )
+      let rtt: number | undefined
+      yield* Effect.forkScoped(
+        runProbe({
+          ping,
+          intervalMs: options.probeIntervalMs,
+          failuresBeforeDead: options.probeFailuresBeforeClose,
+          onSample: (sample) => void (rtt = ewma(rtt, sample)),
+          onDead: (reason) => Deferred.succeed(closed, reason).pipe(Effect.asVoid),
+          stopped: () => Deferred.isDoneUnsafe(closed)
+        }).pipe(Effect.annotateLogs({ peer: String(peer), transport: "iroh" })),
+        { startImmediately: true }
+      )
+
+      const session: LinkSession = {
+        kind: "iroh",
+        write,
+        closed: Deferred.await(closed),
+        rttMs: () => rtt ?? connection.rtt() ?? undefined,
+        ping
+      }
+      return session
+    })
+  }
+}

@@ -21,6 +21,9 @@ export const ErrorCode = {
   Shutdown: 6n
 } as const
 
+/** A ping is these bytes on a fresh bi stream, echoed back by the receiver. */
+export const PING_BYTES: Array<number> = [0x52, 0x54, 0x50, 0x49, 0x4e, 0x47, 0x00, 0x01] // "RTPING\0\1"
+
 /** Bytes asked of the binding per read: bounded because each read is copied on the JS thread. */
 export const READ_CHUNK_BYTES = 32 * 1024
 

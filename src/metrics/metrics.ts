@@ -56,3 +56,22 @@ export const perClass = <I, S>(metric: Metric.Metric<I, S>, labels: Labels): Rea
 
 export const forClass = <I, S>(metrics: ReadonlyArray<Metric.Metric<I, S>>, cls: PriorityClass): Metric.Metric<I, S> =>
   metrics[cls]!
+
+export const routeActive = Metric.gauge("raft_transport_route", {
+  description: "1 for the transport that currently carries a class to a peer, 0 for the other (by peer, class, transport)"
+})
+export const fallbacks = Metric.counter("raft_transport_fallbacks_total", {
+  description: "Times a peer's traffic fell back from Iroh to gRPC, by peer"
+})
+export const recoveries = Metric.counter("raft_transport_recoveries_total", {
+  description: "Times a peer's traffic returned to Iroh after a fallback, by peer"
+})
+export const routeChanges = Metric.counter("raft_transport_route_changes_total", {
+  description: "Route changes of a class to a peer, by peer, class and reason (fallback, recovery, adaptive)"
+})
+export const reconnects = Metric.counter("raft_transport_reconnects_total", {
+  description: "Sessions established after an earlier one was lost, by peer and transport"
+})
+export const rttMs = Metric.gauge("raft_transport_rtt_ms", {
+  description: "Smoothed round-trip time of a peer's link in ms, by peer and transport (from probes)"
+})

@@ -8,8 +8,8 @@ import * as M from "../metrics/metrics.ts"
 import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../transport/errors.ts"
 import type { TransportEvent } from "../transport/events.ts"
 import type { BackoffPolicy } from "./backoff.ts"
-import { Connector, type ConnectorState } from "./connector.ts"
-import type { Link } from "./link.ts"
+import { Connector, type ConnectorState, type LinkStateListener } from "./connector.ts"
+import type { Link, LinkSession } from "./link.ts"
 import { type ClassQueueOptions, type Envelope, OutboundQueue } from "./outbound-queue.ts"
 
 export interface PeerActorOptions {
@@ -25,10 +25,22 @@ export interface PeerActorOptions {
   readonly snapshotAttempts: number
   readonly backoff: BackoffPolicy
   readonly links: ReadonlyArray<Link>
-  /** Which transport carries a class right now (dual mode routing reads its live state). */
-  readonly route: (cls: PriorityClass) => TransportKind
+  readonly routes: RouteSelector
   readonly events: PubSub.PubSub<TransportEvent>
+  /** Told of every link going up or down (routing listens). */
+  readonly onLinkState?: LinkStateListener
 }
+
+/** The routing the actor's writers consult before each batch (see transport/router.ts). */
+export interface RouteSelector {
+  /** Which transport carries a class right now. */
+  route(cls: PriorityClass): TransportKind
+  /** True when a failed Iroh link would move this class to gRPC rather than wait for Iroh. */
+  canFallBack(cls: PriorityClass): boolean
+}
+
+/** Every class on one transport, for single-transport modes and tests. */
+export const fixedRoute = (kind: TransportKind): RouteSelector => ({ route: () => kind, canFallBack: () => false })
 
 export interface LinkStatus {
   readonly transport: TransportKind
@@ -75,7 +87,7 @@ export class PeerActor {
       for (const cls of priorityClasses) queues.push(yield* OutboundQueue.make(options.queues[cls]!))
       const connectors = new Map<TransportKind, Connector>()
       for (const link of options.links) {
-        connectors.set(link.kind, yield* Connector.make(options.peer, link, options.backoff, options.events))
+        connectors.set(link.kind, yield* Connector.make(options.peer, link, options.backoff, options.events, options.onLinkState))
       }
       const peer = String(options.peer)
       const metrics = priorityClasses.map((cls) => {
@@ -128,7 +140,7 @@ export class PeerActor {
         rttMs: c.rttMs()
       })),
       queued: this.queues.map((q) => q.size),
-      routes: priorityClasses.map((cls) => this.options.route(cls))
+      routes: priorityClasses.map((cls) => this.options.routes.route(cls))
     }
   }
 
@@ -179,7 +191,7 @@ export class PeerActor {
     return Effect.gen(function*() {
       // Connect first: messages may age while a dead peer is redialled, and go out only if
       // they are still fresh once there is a link to put them on.
-      yield* self.connectors.get(self.options.route(cls))!.acquire
+      yield* self.acquireRouted(cls)
       const live = yield* self.unexpired(cls, taken)
       const payloads: Array<Uint8Array> = []
       const envelopes: Array<Envelope> = []
@@ -210,12 +222,31 @@ export class PeerActor {
     })
   }
 
-  private writeGroup(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, bytes: number): Effect.Effect<void> {
-    const kind = this.options.route(cls)
-    const connector = this.connectors.get(kind)!
+  /**
+   * The session of the transport that carries `cls` now. Where a failed Iroh link would fall
+   * back to gRPC, Iroh gets one dial and no waiting: the failure moves the route (through the
+   * link-state listener) and the loop picks gRPC.
+   */
+  private acquireRouted(cls: PriorityClass): Effect.Effect<{ readonly session: LinkSession; readonly kind: TransportKind; readonly connector: Connector }> {
     const self = this
     return Effect.gen(function*() {
-      const session = yield* connector.acquire
+      while (true) {
+        const kind = self.options.routes.route(cls)
+        const connector = self.connectors.get(kind)!
+        if (kind === "iroh" && self.options.routes.canFallBack(cls)) {
+          const tried = yield* Effect.result(connector.tryAcquire)
+          if (Result.isSuccess(tried)) return { session: tried.success, kind, connector }
+          if (self.options.routes.route(cls) !== "iroh") continue
+        }
+        return { session: yield* connector.acquire, kind, connector }
+      }
+    })
+  }
+
+  private writeGroup(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, bytes: number): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      const { session, kind, connector } = yield* self.acquireRouted(cls)
       const written = yield* Effect.result(session.write(cls, payloads, bytes))
       if (Result.isSuccess(written)) {
         const m = self.metrics[cls]!.get(kind)!
@@ -238,9 +269,7 @@ export class PeerActor {
     return Effect.gen(function*() {
       let lastError = "no attempt made"
       for (let attempt = 1; attempt <= self.options.snapshotAttempts; attempt++) {
-        const kind = self.options.route(cls)
-        const connector = self.connectors.get(kind)!
-        const session = yield* connector.acquire
+        const { session, kind, connector } = yield* self.acquireRouted(cls)
         const live = yield* self.unexpired(cls, [envelope])
         if (live.length === 0) return
         // Only successive transfers on one stream must differ: the receiver restarts at offset 0.
@@ -272,7 +301,7 @@ export class PeerActor {
       yield* PubSub.publish(self.options.events, {
         _tag: "SnapshotFailed",
         peer: self.peer,
-        transport: self.options.route(cls),
+        transport: self.options.routes.route(cls),
         cause: lastError
       })
     })

@@ -13,6 +13,9 @@ interface Live {
 
 export type ConnectorState = "connected" | "connecting" | "idle" | "backoff"
 
+/** Told when a link comes up or goes down (a failed dial counts as down): routing listens. */
+export type LinkStateListener = (kind: TransportKind, up: boolean, cause: string) => Effect.Effect<void>
+
 /**
  * Owns the one live session of a peer on one transport. Writers ask it for the session; the
  * first to ask after a loss dials (one dial at a time), the others wait for that dial.
@@ -24,6 +27,7 @@ export class Connector {
   private failures = 0
   private nextAttemptAt = 0
   private lastError: string | undefined
+  private sessions = 0
 
   private constructor(
     readonly peer: NodeId,
@@ -31,18 +35,20 @@ export class Connector {
     private readonly policy: BackoffPolicy,
     private readonly scope: Scope.Scope,
     private readonly dialLock: Semaphore.Semaphore,
-    private readonly events: PubSub.PubSub<TransportEvent>
+    private readonly events: PubSub.PubSub<TransportEvent>,
+    private readonly onLinkState: LinkStateListener
   ) {}
 
   static make(
     peer: NodeId,
     link: Link,
     policy: BackoffPolicy,
-    events: PubSub.PubSub<TransportEvent>
+    events: PubSub.PubSub<TransportEvent>,
+    onLinkState: LinkStateListener = () => Effect.void
   ): Effect.Effect<Connector, never, Scope.Scope> {
     return Effect.gen(function*() {
       const scope = yield* Effect.scope
-      const connector = new Connector(peer, link, policy, scope, yield* Semaphore.make(1), events)
+      const connector = new Connector(peer, link, policy, scope, yield* Semaphore.make(1), events, onLinkState)
       yield* Effect.addFinalizer(() => connector.dropLive("peer closed"))
       return connector
     })
@@ -110,12 +116,15 @@ export class Connector {
         yield* (that.failures === 1 ? Effect.logWarning : Effect.logDebug)(
           `connect to peer ${that.peer} over ${that.link.kind} failed (attempt ${that.failures}); retry in ${delay} ms`
         ).pipe(Effect.annotateLogs({ ...labels, cause: that.lastError }))
+        yield* that.onLinkState(that.link.kind, false, that.lastError)
         return yield* Effect.failCause(exit.cause)
       }
       const session = exit.value
       that.live = { session, scope }
       that.failures = 0
       that.lastError = undefined
+      if (that.sessions++ > 0) yield* Metric.update(Metric.withAttributes(M.reconnects, labels), 1)
+      yield* that.onLinkState(that.link.kind, true, "connected")
       yield* Effect.logInfo(`connected to peer ${that.peer} over ${that.link.kind}`).pipe(Effect.annotateLogs(labels))
       yield* PubSub.publish(that.events, { _tag: "Connected", peer: that.peer, transport: that.link.kind })
       // Watch the connection so a close is noticed even while no writer is writing.
@@ -139,7 +148,8 @@ export class Connector {
         Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "lost" }), 1),
         Effect.logWarning(`link to peer ${this.peer} over ${this.link.kind} lost: ${reason}`).pipe(Effect.annotateLogs(labels)),
         PubSub.publish(this.events, { _tag: "Disconnected", peer: this.peer, transport: this.link.kind, cause: reason }),
-        this.dropLive(reason)
+        this.dropLive(reason),
+        this.onLinkState(this.link.kind, false, reason)
       ], { discard: true })
     })
   }

@@ -28,4 +28,6 @@ export interface LinkSession {
   readonly closed: Effect.Effect<string>
   /** Smoothed round-trip time of the connection in ms, when the transport knows it. */
   readonly rttMs: () => number | undefined
+  /** One application-level round trip in ms (liveness and RTT probe). */
+  readonly ping: Effect.Effect<number, StreamFailed>
 }

@@ -1,4 +1,4 @@
-import { Context, Effect, Exit, Layer, PubSub, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, PubSub, Redacted, Scope, Stream } from "effect"
 import type { ConfigError } from "../config/errors.ts"
 import { loadConfigFile } from "../config/load.ts"
 import type { TransportConfig } from "../config/schema.ts"
@@ -7,18 +7,23 @@ import { endpointAddrOf, withEndpointIdFromTicket } from "../iroh/addresses.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
 import { makeIrohEndpoint, type IrohEndpoint } from "../iroh/endpoint.ts"
 import { makeIrohLink } from "../iroh/link.ts"
-import { priorityClasses, type PriorityClass } from "../message/priority.ts"
+import { makeGrpcLink } from "../grpc/link.ts"
+import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
+import { priorityClasses } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import { PeerActor, type PeerStatus } from "../peer/actor.ts"
 import type { Link } from "../peer/link.ts"
-import { type MessageDropped, PeerUnknown, type TransportKind, type TransportStartFailed } from "./errors.ts"
+import { type MessageDropped, PeerUnknown, type TransportStartFailed } from "./errors.ts"
 import type { TransportEvent } from "./events.ts"
 import { InboundMailbox } from "./inbound-mailbox.ts"
 import { type PeerAddress, PeerTable } from "./peer-table.ts"
+import { PeerRouter } from "./router.ts"
+import { superviseDualPeer } from "./supervisor.ts"
 
 /** How other nodes reach this one. */
 export interface LocalAddress {
   readonly nodeId: NodeId
+  readonly grpc?: { readonly address: string }
   readonly iroh?: {
     readonly endpointId: string
     readonly addresses: ReadonlyArray<string>
@@ -87,11 +92,15 @@ export const makeRaftTransport = (
     const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity)
     const events = yield* PubSub.sliding<TransportEvent>(1024)
 
-    const iroh: IrohEndpoint | undefined = config.mode === "grpc" ? undefined : yield* makeIrohEndpoint({
-      bindAddress: config.iroh_config.bind_address,
-      keyFile: config.iroh_config.key_file,
-      relayMode: config.iroh_config.relay_mode
-    })
+    const usesIroh = config.mode !== "grpc" && config.iroh_config.enabled
+    const usesGrpc = config.mode !== "iroh" && config.grpc_config.enabled
+    const iroh: IrohEndpoint | undefined = usesIroh
+      ? yield* makeIrohEndpoint({
+        bindAddress: config.iroh_config.bind_address,
+        keyFile: config.iroh_config.key_file,
+        relayMode: config.iroh_config.relay_mode
+      })
+      : undefined
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh.raw,
       self,
@@ -100,18 +109,62 @@ export const makeRaftTransport = (
       maxFrameBytes: config.max_frame_bytes,
       maxSnapshotBytes: config.batching.max_snapshot_bytes
     })
+    const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
+    const tls = config.grpc_config.tls
+    const grpc: GrpcServer | undefined = usesGrpc
+      ? yield* runGrpcServer({
+        bindAddress: config.grpc_config.bind_address,
+        self,
+        clusterId: config.cluster_id,
+        token,
+        tls: tls === undefined ? undefined : {
+          certFile: tls.cert_file,
+          keyFile: tls.key_file,
+          caFile: tls.ca_file,
+          requireClientCert: tls.require_client_cert
+        },
+        peers: table,
+        mailbox,
+        maxMessageBytes: config.grpc_config.max_message_bytes,
+        maxSnapshotBytes: config.batching.max_snapshot_bytes
+      })
+      : undefined
 
+    const probe = {
+      probeIntervalMs: config.strategy.probe_interval_ms,
+      // A ping slower than this counts as lost; three lost in a row declare the path dead.
+      probeTimeoutMs: Math.max(1000, config.strategy.probe_interval_ms),
+      probeFailuresBeforeClose: 3
+    }
     const linksFor = (peer: NodeId): ReadonlyArray<Link> => {
       const links: Array<Link> = []
       if (iroh !== undefined) {
-        links.push(makeIrohLink(iroh.raw, peer, () => {
-          const address = table.get(peer)
-          return address === undefined ? undefined : endpointAddrOf(address)
-        }, config.iroh_config.connect_timeout_ms))
+        links.push(makeIrohLink({
+          endpoint: iroh.raw,
+          peer,
+          address: () => {
+            const address = table.get(peer)
+            return address === undefined ? undefined : endpointAddrOf(address)
+          },
+          connectTimeoutMs: config.iroh_config.connect_timeout_ms,
+          ...probe
+        }))
+      }
+      if (grpc !== undefined) {
+        links.push(makeGrpcLink({
+          self,
+          peer,
+          address: () => table.get(peer)?.grpcAddress,
+          clusterId: config.cluster_id,
+          token,
+          tls: tls === undefined ? undefined : { caFile: tls.ca_file, certFile: tls.cert_file, keyFile: tls.key_file },
+          connectTimeoutMs: config.grpc_config.connect_timeout_ms,
+          maxMessageBytes: config.grpc_config.max_message_bytes,
+          ...probe
+        }))
       }
       return links
     }
-    const route = (_cls: PriorityClass): TransportKind => "iroh"
 
     const actors = new Map<NodeId, PeerEntry>()
 
@@ -121,6 +174,7 @@ export const makeRaftTransport = (
         if (entry === undefined) return Effect.void
         actors.delete(id)
         inbound?.closeAll(id)
+        grpc?.closePeer(id)
         return Scope.close(entry.scope, Exit.void)
       })
 
@@ -129,6 +183,14 @@ export const makeRaftTransport = (
         yield* stopPeer(address.id)
         table.set(withEndpointIdFromTicket(address))
         const peerScope = yield* Scope.fork(scope)
+        const router = yield* PeerRouter.make({
+          peer: address.id,
+          mode: config.mode,
+          strategy: config.strategy.raft_transport,
+          classRoutes: config.strategy.class_routes,
+          fallbackToGrpc: config.strategy.fallback_to_grpc,
+          events
+        })
         const actor = yield* PeerActor.make({
           peer: address.id,
           queues: priorityClasses.map((cls) => queueConfigFor(config, cls)),
@@ -144,9 +206,13 @@ export const makeRaftTransport = (
             jitter: config.reconnect.jitter
           },
           links: linksFor(address.id),
-          route,
-          events
+          routes: router,
+          events,
+          onLinkState: (kind, up, cause) => router.linkState(kind, up, cause)
         }).pipe(Scope.provide(peerScope))
+        if (config.mode === "dual") {
+          yield* superviseDualPeer(actor, router, config.strategy.probe_interval_ms).pipe(Scope.provide(peerScope))
+        }
         actors.set(address.id, { actor, scope: peerScope })
       })
 
@@ -164,7 +230,8 @@ export const makeRaftTransport = (
         nodeId: self,
         ...(iroh !== undefined
           ? { iroh: { endpointId: iroh.endpointId, addresses: iroh.directAddresses(), ticket: iroh.ticket() } }
-          : {})
+          : {}),
+        ...(grpc !== undefined ? { grpc: { address: grpc.address } } : {})
       }),
       send: (to, message) => {
         const entry = actors.get(to)

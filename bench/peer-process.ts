@@ -1,0 +1,94 @@
+/**
+ * Entry point of a benchmark peer process: `tsx bench/peer-process.ts <role> [args...]`,
+ * forked by the orchestrator with an IPC channel. Runs the role as an Effect program; answers
+ * probes itself; exits when told to shut down, when the orchestrator goes away, or when the
+ * role fails (after reporting the failure).
+ */
+import { Cause, Effect, Exit, References } from "effect"
+import { candidateRole, voterRole } from "./vote-latency.ts"
+import { type Msg, type ParentLink, type Role, TypedMailbox } from "./ipc.ts"
+import { Probe, type Counters } from "./probe.ts"
+import { rawReceiverRole, rawSenderRole } from "./raw-ceiling.ts"
+import { throughputReceiverRole, throughputSenderRole } from "./transport-throughput.ts"
+import { WindowProfiler } from "./window-profiler.ts"
+
+const roles: Record<string, Role> = {
+  "raw-sender": rawSenderRole,
+  "raw-receiver": rawReceiverRole,
+  "transport-sender": throughputSenderRole,
+  "transport-receiver": throughputReceiverRole,
+  "vote-candidate": candidateRole,
+  "vote-voter": voterRole
+}
+
+const [roleName = "", ...args] = process.argv.slice(2)
+const role = roles[roleName]
+const sendToParent = (message: Msg): Promise<void> =>
+  new Promise((resolve) => {
+    if (process.send === undefined || !process.connected) return resolve()
+    process.send(message, undefined, {}, () => resolve())
+  })
+
+if (role === undefined || process.send === undefined) {
+  console.error(`usage: forked by bench/run.ts with a role, one of: ${Object.keys(roles).join(", ")}`)
+  process.exit(2)
+}
+
+let counters: () => Counters = () => ({})
+const probe = new Probe(() => counters())
+const profiler = new WindowProfiler(process.env["BENCH_CPU_PROF"], roleName)
+const mailbox = new TypedMailbox()
+const parent: ParentLink = {
+  args,
+  send: (message) => Effect.promise(() => sendToParent(message)),
+  next: (type) => mailbox.take(type),
+  setCounters: (read) => {
+    counters = read
+  }
+}
+
+const fiber = Effect.runFork(
+  role(parent).pipe(
+    Effect.andThen(Effect.never),
+    Effect.scoped,
+    Effect.provideService(References.MinimumLogLevel, "Warn")
+  )
+)
+
+const stop = () => {
+  // A scope that cannot close (a hung endpoint close) must not keep the process alive.
+  setTimeout(() => process.exit(0), 2_000).unref()
+  fiber.interruptUnsafe()
+}
+
+process.on("message", (m: unknown) => {
+  const message = m as Msg
+  switch (message.type) {
+    case "probe-start":
+      profiler.start()
+      void sendToParent({ type: "probe-start", mark: probe.start() } as Msg)
+      break
+    case "probe-stop":
+      void sendToParent({ type: "probe-stop", window: probe.stop() } as Msg)
+      profiler.stop()
+      break
+    case "shutdown":
+      stop()
+      break
+    default:
+      mailbox.push(message)
+  }
+})
+process.on("disconnect", () => {
+  mailbox.close(new Error("orchestrator disconnected"))
+  stop()
+})
+
+fiber.addObserver((exit) => {
+  if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) {
+    process.exit(0)
+  }
+  const message = Cause.pretty(exit.cause)
+  console.error(`role ${roleName} failed:\n${message}`)
+  void sendToParent({ type: "error", message } as Msg).finally(() => process.exit(1))
+})

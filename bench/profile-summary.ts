@@ -1,0 +1,116 @@
+/**
+ * Summarises a V8 `.cpuprofile` (from `BENCH_CPU_PROF`): self time by function, self time by
+ * origin (project source, effect runtime, protobufjs, binding calls, GC, idle), and inclusive
+ * time of selected hot-path functions.
+ *
+ *   npx tsx bench/profile-summary.ts /tmp/prof/vote-voter-3.cpuprofile [top=25]
+ */
+import { readFileSync } from "node:fs"
+
+interface CallFrame {
+  readonly functionName: string
+  readonly url: string
+  readonly lineNumber: number
+}
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: CallFrame
+  readonly children?: ReadonlyArray<number>
+}
+interface Profile {
+  readonly nodes: ReadonlyArray<ProfileNode>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+  readonly startTime: number
+  readonly endTime: number
+}
+
+/** Functions whose inclusive time is worth seeing on the transport's hot paths. */
+const INCLUSIVE = [
+  "writeAll",
+  "read",
+  "readExact",
+  "encodeFramesToArray",
+  "arrayToBytes",
+  "encodeMessage",
+  "decodeMessage",
+  "push",
+  "splitSnapshot",
+  "deliver",
+  "offerAll",
+  "receiveBatch",
+  "runTasks"
+]
+
+const origin = (frame: CallFrame): string => {
+  const { url, functionName } = frame
+  if (url === "") {
+    if (functionName.startsWith("(")) return functionName
+    return "native / binding"
+  }
+  if (url.includes("/node_modules/effect/")) return "effect runtime"
+  if (url.includes("/node_modules/protobufjs/") || url.includes("/node_modules/@protobufjs/")) return "protobufjs"
+  if (url.includes("/node_modules/@number0/iroh/")) return "iroh JS glue"
+  if (url.includes("/src/")) return `src/${url.split("/src/")[1]?.split("/")[0] ?? ""}`
+  if (url.includes("/bench/")) return "bench"
+  if (url.startsWith("node:")) return "node internals"
+  return "other"
+}
+
+const label = (frame: CallFrame): string => {
+  const file = frame.url === "" ? "" : frame.url.replace(/^.*\/(node_modules\/|src\/|bench\/)/, "$1")
+  return `${frame.functionName === "" ? "(anonymous)" : frame.functionName}${file === "" ? "" : ` ${file}:${frame.lineNumber + 1}`}`
+}
+
+export const summarizeProfile = (profile: Profile, top = 25): string => {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const selfMs = new Map<number, number>()
+  const inclusive = new Map<string, number>()
+  let total = 0
+  profile.samples.forEach((id, i) => {
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000
+    total += dt
+    selfMs.set(id, (selfMs.get(id) ?? 0) + dt)
+    const seen = new Set<string>()
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const name = byId.get(cur)?.callFrame.functionName ?? ""
+      if (INCLUSIVE.includes(name) && !seen.has(name)) {
+        seen.add(name)
+        inclusive.set(name, (inclusive.get(name) ?? 0) + dt)
+      }
+    }
+  })
+  const byLabel = new Map<string, number>()
+  const byOrigin = new Map<string, number>()
+  for (const [id, t] of selfMs) {
+    const frame = byId.get(id)!.callFrame
+    byLabel.set(label(frame), (byLabel.get(label(frame)) ?? 0) + t)
+    byOrigin.set(origin(frame), (byOrigin.get(origin(frame)) ?? 0) + t)
+  }
+  const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)}%`
+  const rows = (m: Map<string, number>, n: number) =>
+    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, t]) => `${t.toFixed(1).padStart(9)} ms ${pct(t)}  ${k}`)
+  return [
+    `profile: ${total.toFixed(0)} ms sampled`,
+    "",
+    "self time by origin:",
+    ...rows(byOrigin, 20),
+    "",
+    `self time, top ${top} functions:`,
+    ...rows(byLabel, top),
+    "",
+    "inclusive time of hot-path functions (by name):",
+    ...rows(inclusive, INCLUSIVE.length)
+  ].join("\n")
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [file, top] = process.argv.slice(2)
+  if (file === undefined) {
+    console.error("usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]")
+    process.exit(2)
+  }
+  console.log(summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(top ?? 25)))
+}

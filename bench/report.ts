@@ -1,0 +1,380 @@
+/**
+ * The Markdown report: a summary table (metric, value, target, pass/fail), then the detail of
+ * each phase, the diagnostics that explain it (CPU, event-loop use and lag per process) and
+ * any failures.
+ */
+import type { CodecResults } from "./codec.ts"
+import type { MachineInfo } from "./machine.ts"
+import type { PhaseOutcome } from "./phase.ts"
+import type { ProbeWindow } from "./probe.ts"
+import type { RawCeilingResult } from "./raw-ceiling.ts"
+import type { ThroughputResult } from "./transport-throughput.ts"
+import type { VoteLatencyResult, VotePhaseResult } from "./vote-latency.ts"
+
+export interface BenchReport {
+  readonly command: string
+  readonly startedAt: Date
+  readonly totalMs: number
+  readonly machine: MachineInfo
+  readonly codec: PhaseOutcome<CodecResults>
+  readonly raw: PhaseOutcome<RawCeilingResult>
+  readonly append: PhaseOutcome<ThroughputResult>
+  readonly heartbeat: PhaseOutcome<ThroughputResult>
+  readonly vote: PhaseOutcome<VoteLatencyResult>
+  /** The vote phase again with other snapshot chunk sizes (informational). */
+  readonly voteSweep: ReadonlyArray<PhaseOutcome<VoteLatencyResult>>
+}
+
+/** The targets, in one place. */
+export const TARGETS = {
+  heartbeatCodecNs: 2_000,
+  appendRatioToCeiling: 0.85,
+  heartbeatMsgsPerSec: 100_000,
+  voteP99LoadFactor: 3
+} as const
+
+type Verdict = "pass" | "FAIL" | "info" | "failed (phase)" | "skipped"
+
+interface Row {
+  readonly metric: string
+  readonly value: string
+  readonly target: string
+  readonly verdict: Verdict
+}
+
+const num = (x: number, digits = 0): string =>
+  Number.isFinite(x)
+    ? x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : "n/a"
+const ms = (x: number): string => (Number.isFinite(x) ? `${num(x, x < 10 ? 2 : 1)} ms` : "n/a")
+const pct = (x: number): string => `${num(x * 100, 1)}%`
+const ns = (x: number): string => (x >= 1000 ? `${num(x / 1000, 2)} µs` : `${num(x, 0)} ns`)
+const verdict = (ok: boolean): Verdict => (ok ? "pass" : "FAIL")
+const cpuPct = (w: ProbeWindow): string => pct((w.cpuUserMs + w.cpuSystemMs) / w.ms)
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string =>
+  [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`)
+  ].join("\n")
+
+type NotOk = Exclude<PhaseOutcome<unknown>, { readonly _tag: "ok" }>
+
+const failedRow = (metric: string, target: string, outcome: NotOk): Row =>
+  outcome._tag === "skipped"
+    ? { metric, value: "not run (BENCH_ONLY)", target, verdict: "skipped" }
+    : { metric, value: `phase failed: ${outcome.error.split("\n")[0]}`, target, verdict: "failed (phase)" }
+
+const notOkText = (outcome: NotOk): string =>
+  outcome._tag === "skipped" ? "Not run (BENCH_ONLY)." : `Failed: \`${outcome.error.split("\n")[0]}\` (see Failures).`
+
+const summaryRows = (r: BenchReport): Array<Row> => {
+  const rows: Array<Row> = []
+  const hbTarget = `< ${TARGETS.heartbeatCodecNs / 1000} µs (≥ 500k msg/s)`
+  if (r.codec._tag === "ok") {
+    const results = r.codec.value.results
+    const hb = results.find((x) => x.name.startsWith("heartbeat"))
+    const ap = results.find((x) => x.name.startsWith("append"))
+    if (hb !== undefined) {
+      rows.push({
+        metric: "heartbeat encode+decode",
+        value: `${ns(hb.nsPerOp)}/op (${num(hb.opsPerSec)} msg/s)`,
+        target: hbTarget,
+        verdict: verdict(hb.nsPerOp < TARGETS.heartbeatCodecNs)
+      })
+    }
+    if (ap !== undefined) {
+      rows.push({
+        metric: "100 B append encode+decode",
+        value: `${ns(ap.nsPerOp)}/op (${num(ap.opsPerSec)} msg/s)`,
+        target: "-",
+        verdict: "info"
+      })
+    }
+  } else {
+    rows.push(failedRow("heartbeat encode+decode", hbTarget, r.codec))
+  }
+
+  const ceiling = r.raw._tag === "ok" ? r.raw.value.mbPerSec : Number.NaN
+  rows.push(
+    r.raw._tag === "ok"
+      ? { metric: "raw Iroh ceiling (1 uni stream, 64 KiB writes)", value: `${num(ceiling, 2)} MB/s`, target: "reference", verdict: "info" }
+      : failedRow("raw Iroh ceiling", "reference", r.raw)
+  )
+
+  const ratioTarget = `≥ ${pct(TARGETS.appendRatioToCeiling)} of the raw ceiling`
+  if (r.append._tag === "ok") {
+    const a = r.append.value
+    const ratio = a.mbPerSec / ceiling
+    rows.push({
+      metric: "100 B appends via RaftTransport",
+      value: `${num(a.msgsPerSec)} msg/s, ${num(a.mbPerSec, 2)} MB/s framed, ${Number.isFinite(ratio) ? pct(ratio) : "n/a"} of ceiling`,
+      target: ratioTarget,
+      verdict: Number.isFinite(ratio) ? verdict(ratio >= TARGETS.appendRatioToCeiling) : "failed (phase)"
+    })
+  } else {
+    rows.push(failedRow("100 B appends via RaftTransport", ratioTarget, r.append))
+  }
+
+  const hbRateTarget = `≥ ${num(TARGETS.heartbeatMsgsPerSec)} msg/s`
+  if (r.heartbeat._tag === "ok") {
+    const h = r.heartbeat.value
+    rows.push({
+      metric: "heartbeats via RaftTransport",
+      value: `${num(h.msgsPerSec)} msg/s (${num(h.mbPerSec, 2)} MB/s framed)`,
+      target: hbRateTarget,
+      verdict: verdict(h.msgsPerSec >= TARGETS.heartbeatMsgsPerSec)
+    })
+  } else {
+    rows.push(failedRow("heartbeats via RaftTransport", hbRateTarget, r.heartbeat))
+  }
+
+  const voteTarget = `p99 under load ≤ ${TARGETS.voteP99LoadFactor} × idle p99`
+  if (r.vote._tag === "ok") {
+    const v = r.vote.value
+    const limit = TARGETS.voteP99LoadFactor * v.idle.rtt.p99
+    rows.push({
+      metric: "vote round trip, idle",
+      value: `p50 ${ms(v.idle.rtt.p50)}, p99 ${ms(v.idle.rtt.p99)} (${v.idle.rtt.count} votes, ${v.idle.lost} lost)`,
+      target: "-",
+      verdict: "info"
+    })
+    rows.push({
+      metric: `vote round trip, ${num(v.snapshotBytes / 1e6)} MB snapshot in flight`,
+      value: `p50 ${ms(v.load.rtt.p50)}, p99 ${ms(v.load.rtt.p99)} (${num(v.load.rtt.p99 / v.idle.rtt.p99, 1)} × idle; ${v.load.rtt.count} votes, ${v.load.lost} lost)`,
+      target: `${voteTarget} (≤ ${ms(limit)})`,
+      verdict: verdict(v.load.rtt.p99 <= limit && v.load.lost === 0 && v.idle.lost === 0)
+    })
+    rows.push({
+      metric: "event-loop lag p99 during snapshot",
+      value: `candidate (sender) ${ms(v.load.candidate.lag.p99)}, voter (receiver) ${ms(v.load.voter.lag.p99)}`,
+      target: "-",
+      verdict: "info"
+    })
+  } else {
+    rows.push(failedRow("vote round trip under snapshot load", voteTarget, r.vote))
+  }
+  return rows
+}
+
+const processRows = (label: string, w: ProbeWindow): Array<string> => [
+  label,
+  cpuPct(w),
+  pct(w.elu),
+  ms(w.lag.p50),
+  ms(w.lag.p99),
+  ms(w.lag.max)
+]
+
+const processTable = (rows: ReadonlyArray<ReadonlyArray<string>>) =>
+  table(["process", "CPU (all threads, % of one core)", "main-thread busy (ELU)", "loop lag p50", "loop lag p99", "loop lag max"], rows)
+
+const codecSection = (o: PhaseOutcome<CodecResults>): string => {
+  if (o._tag !== "ok") return notOkText(o)
+  const { results, heartbeatBytes, appendBytes, batchMessages } = o.value
+  const rows = results.map((x) => [
+    x.name,
+    ns(x.nsPerOp),
+    num(x.opsPerSec),
+    x.bytes !== undefined ? num(x.nsPerOp / x.bytes, 2) : "-",
+    x.bytes !== undefined ? num((x.bytes / x.nsPerOp) * 1e3, 0) : "-",
+    `±${num(x.rmePercent, 1)}%`
+  ])
+  return [
+    `Heartbeat is ${heartbeatBytes} B encoded, the 100 B append ${appendBytes} B. The 16 KiB batch is ${batchMessages} append frames; ` +
+    "`Array.from` and the loop convert the already-framed `Uint8Array`, `encodeFramesToArray` frames and converts in one pass.",
+    "",
+    table(["operation", "time/op", "ops/s", "ns/byte", "MB/s", "rme"], rows)
+  ].join("\n")
+}
+
+const rawSection = (o: PhaseOutcome<RawCeilingResult>): string => {
+  if (o._tag !== "ok") return notOkText(o)
+  const r = o.value
+  return [
+    `${num(r.mbPerSec, 2)} MB/s received over ${ms(r.windowMs)} (${num(r.bytes)} bytes). ` +
+    `Synchronous time inside \`writeAll\` (the \`Array<number>\` copy on the JS thread): ${num(r.writeSyncNsPerByte, 1)} ns/byte ` +
+    `(${ms((r.writeSyncNsPerByte * 65536) / 1e6)} per 64 KiB write).`,
+    "",
+    processTable([processRows("sender", r.sender), processRows("receiver", r.receiver)])
+  ].join("\n")
+}
+
+const throughputSection = (label: string, o: PhaseOutcome<ThroughputResult>, ceiling: number): string => {
+  if (o._tag !== "ok") return `#### ${label}\n\n${notOkText(o)}`
+  const t = o.value
+  const sentRate = t.sentInWindow / (t.sender.ms / 1000)
+  return [
+    `#### ${label}`,
+    "",
+    table(["measure", "value"], [
+      ["received (receiver count / window)", `${num(t.msgsPerSec)} msg/s over ${ms(t.windowMs)}`],
+      ["framed payload", `${num(t.mbPerSec, 2)} MB/s (${t.framedBytesPerMessage} B per message incl. 4 B length)`],
+      ["ratio to raw ceiling", Number.isFinite(ceiling) ? pct(t.mbPerSec / ceiling) : "n/a (no ceiling)"],
+      ["accepted by `send`", `${num(sentRate)} msg/s`],
+      ["`MessageDropped` (queue_full) in window", num(t.rejectedInWindow)],
+      ["sender back-offs (queue at half capacity, slept 1 ms)", num(t.backoffsInWindow)],
+      ["link writes", `${num(t.writesPerSec)} /s, mean ${num(t.meanBatch, 1)} messages per write`],
+      ["unexpected message types at receiver", num(t.unexpected)]
+    ]),
+    "",
+    processTable([processRows("sender", t.sender), processRows("receiver", t.receiver)])
+  ].join("\n")
+}
+
+const votePhaseRows = (label: string, p: VotePhaseResult): Array<string> => [
+  label,
+  ms(p.rtt.p50),
+  ms(p.rtt.p90),
+  ms(p.rtt.p99),
+  ms(p.rtt.max),
+  `${ms(p.forward.p50)} / ${ms(p.forward.p99)}`,
+  `${ms(p.back.p50)} / ${ms(p.back.p99)}`,
+  `${p.rtt.count} / ${p.lost}`,
+  ms(p.candidate.lag.p99),
+  ms(p.voter.lag.p99),
+  num(p.snapshotMbPerSec, 2)
+]
+
+const voteSection = (o: PhaseOutcome<VoteLatencyResult>): string => {
+  if (o._tag !== "ok") return notOkText(o)
+  const v = o.value
+  return [
+    `${v.votes} RequestVotes per phase on a ${v.spacingMs} ms cadence; the voter answers each with a RequestVoteResponse. ` +
+    `Snapshot chunks: ${num(v.snapshotChunkBytes)} B (\`batching.snapshot_chunk_bytes\`). ` +
+    `Load phase: a ${num(v.snapshotBytes / 1e6)} MB Snapshot queued 100 ms before the first vote, another queued whenever the ` +
+    `snapshot queue empties (${v.load.snapshotsQueued} queued, ${v.load.snapshotsDelivered} delivered whole during the phase).`,
+    "",
+    table(
+      [
+        "phase",
+        "rtt p50",
+        "rtt p90",
+        "rtt p99",
+        "rtt max",
+        "forward p50 / p99",
+        "back p50 / p99",
+        "answered / lost",
+        "lag p99 candidate",
+        "lag p99 voter",
+        "snapshot stream MB/s"
+      ],
+      [votePhaseRows("idle", v.idle), votePhaseRows("snapshot in flight", v.load)]
+    ),
+    "",
+    "forward: candidate `send` → vote out of the voter's `receiveBatch`; back: that → answer out of the candidate's " +
+    "`receiveBatch` (voter turnaround included). Cross-process times use `performance.timeOrigin + performance.now()`.",
+    "",
+    processTable([
+      processRows("candidate, idle", v.idle.candidate),
+      processRows("voter, idle", v.idle.voter),
+      processRows("candidate (snapshot sender), load", v.load.candidate),
+      processRows("voter (snapshot receiver), load", v.load.voter)
+    ])
+  ].join("\n")
+}
+
+const sweepSection = (r: BenchReport): string => {
+  const runs = [r.vote, ...r.voteSweep].filter((o) => o._tag === "ok").map((o) => o.value)
+  const notRun = r.voteSweep.filter((o) => o._tag !== "ok").length
+  if (runs.length === 0) return "Not run."
+  runs.sort((a, b) => a.snapshotChunkBytes - b.snapshotChunkBytes)
+  return [
+    "Same vote phase, same 20 MB snapshot, with `batching.snapshot_chunk_bytes` varied (the default run is in the table too). " +
+    "Each row is a separate pair of processes with its own idle baseline.",
+    "",
+    table(
+      ["snapshot chunk", "idle p99", "load p50", "load p99", "load p99 / idle p99", "forward p99", "back p99", "lag p99 candidate", "lag p99 voter", "lag max candidate / voter", "snapshot stream MB/s"],
+      runs.map((v) => [
+        `${num(v.snapshotChunkBytes / 1024)} KiB`,
+        ms(v.idle.rtt.p99),
+        ms(v.load.rtt.p50),
+        ms(v.load.rtt.p99),
+        `${num(v.load.rtt.p99 / v.idle.rtt.p99, 1)} ×`,
+        ms(v.load.forward.p99),
+        ms(v.load.back.p99),
+        ms(v.load.candidate.lag.p99),
+        ms(v.load.voter.lag.p99),
+        `${ms(v.load.candidate.lag.max)} / ${ms(v.load.voter.lag.max)}`,
+        num(v.load.snapshotMbPerSec, 2)
+      ])
+    ),
+    ...(notRun > 0 ? ["", `${notRun} sweep run(s) failed or were skipped (see Failures).`] : [])
+  ].join("\n")
+}
+
+const failures = (r: BenchReport): string => {
+  const list: Array<[string, PhaseOutcome<unknown>]> = [
+    ["codec", r.codec],
+    ["raw ceiling", r.raw],
+    ["transport appends", r.append],
+    ["transport heartbeats", r.heartbeat],
+    ["vote latency", r.vote],
+    ...r.voteSweep.map((o, i): [string, PhaseOutcome<unknown>] => [`vote latency sweep #${i + 1}`, o])
+  ]
+  const failed = list.filter(([, o]) => o._tag === "failed")
+  if (failed.length === 0) return "None."
+  return failed.map(([name, o]) => `**${name}**\n\n\`\`\`\n${o._tag === "failed" ? o.error : ""}\n\`\`\``).join("\n\n")
+}
+
+export const renderReport = (r: BenchReport): string => {
+  const m = r.machine
+  const ceiling = r.raw._tag === "ok" ? r.raw.value.mbPerSec : Number.NaN
+  return [
+    "# raft-transport benchmark report",
+    "",
+    `Command: \`${r.command}\` · started ${r.startedAt.toISOString()} · took ${num(r.totalMs / 1000, 1)} s · commit ${m.git}`,
+    "",
+    `Machine: Node ${m.node}, ${m.cpus} × ${m.cpuModel}, ${m.platform}, ${num(m.memoryGiB, 1)} GiB RAM, ` +
+    `load average at start ${m.loadAverage}; @number0/iroh ${m.iroh}, effect ${m.effect}.`,
+    "",
+    "MB = 10^6 bytes. Network phases run sender and receiver in separate processes on loopback (relays off).",
+    "",
+    "## Summary",
+    "",
+    table(["metric", "value", "target", "result"], summaryRows(r).map((x) => [x.metric, x.value, x.target, x.verdict])),
+    "",
+    "## 1. Codec and byte conversions (in-process, tinybench)",
+    "",
+    codecSection(r.codec),
+    "",
+    "## 2. Raw binding ceiling",
+    "",
+    rawSection(r.raw),
+    "",
+    "## 3. RaftTransport throughput",
+    "",
+    throughputSection("100 B appends", r.append, ceiling),
+    "",
+    throughputSection("Heartbeats", r.heartbeat, ceiling),
+    "",
+    "## 4. Vote latency",
+    "",
+    voteSection(r.vote),
+    "",
+    "### Snapshot chunk size vs vote latency (informational)",
+    "",
+    sweepSection(r),
+    "",
+    "## Failures",
+    "",
+    failures(r),
+    "",
+    "## Method",
+    "",
+    "- Codec: tinybench, hrtime; encode+decode runs 100 times per sample and is reported per message.",
+    "- Network phases: `bench/run.ts` forks `bench/peer-process.ts` twice (tsx, IPC). The children exchange endpoint ids " +
+    "and addresses through the orchestrator, warm up, then each process is probed at the start and end of a steady window " +
+    "(counters, `process.cpuUsage` of all threads, event-loop utilisation of the main thread, `monitorEventLoopDelay` at " +
+    "1 ms resolution; lag = delay minus the 1 ms interval).",
+    "- Raw ceiling: bare endpoints, one uni stream, one pre-built 64 KiB `Array<number>` written with `writeAll` in a " +
+    "loop, receiver `read(32768)`; rate = receiver bytes / window.",
+    "- Transport: `makeRaftTransport` with the shipped defaults (Iroh mode, loopback). The sender reads the class queue " +
+    "depth before each burst of up to 256 `send`s and sleeps 1 ms while it is at half capacity or more; the receiver " +
+    "counts with `receiveBatch(1000)`. MB/s = messages/s × framed size.",
+    "- Votes: sent on a fixed cadence (absolute schedule), RTT from `send` to the response leaving `receiveBatch` in the " +
+    "candidate. A warm-up phase of 50 votes opens both connections first.",
+    ""
+  ].join("\n")
+}

@@ -1,0 +1,46 @@
+/**
+ * Small statistics helpers for latency samples (milliseconds unless said otherwise).
+ */
+
+/** The p-th percentile (0-100) of the samples, nearest-rank on the sorted copy; NaN when empty. */
+export const percentile = (samples: ReadonlyArray<number>, p: number): number => {
+  if (samples.length === 0) return Number.NaN
+  const sorted = [...samples].sort((a, b) => a - b)
+  return percentileOfSorted(sorted, p)
+}
+
+/** As `percentile`, for samples already sorted ascending. */
+export const percentileOfSorted = (sorted: ReadonlyArray<number>, p: number): number => {
+  if (sorted.length === 0) return Number.NaN
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!
+}
+
+export interface Summary {
+  readonly count: number
+  readonly min: number
+  readonly mean: number
+  readonly p50: number
+  readonly p90: number
+  readonly p99: number
+  readonly max: number
+}
+
+export const summarize = (samples: ReadonlyArray<number>): Summary => {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const sum = sorted.reduce((s, x) => s + x, 0)
+  return {
+    count: sorted.length,
+    min: sorted[0] ?? Number.NaN,
+    mean: sorted.length === 0 ? Number.NaN : sum / sorted.length,
+    p50: percentileOfSorted(sorted, 50),
+    p90: percentileOfSorted(sorted, 90),
+    p99: percentileOfSorted(sorted, 99),
+    max: sorted[sorted.length - 1] ?? Number.NaN
+  }
+}
+
+/** Bytes per second as MB/s (MB = 10^6 bytes). */
+export const mbPerSecond = (bytes: number, ms: number): number => (ms <= 0 ? Number.NaN : bytes / 1e6 / (ms / 1000))
+
+export const perSecond = (count: number, ms: number): number => (ms <= 0 ? Number.NaN : count / (ms / 1000))

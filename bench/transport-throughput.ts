@@ -1,0 +1,217 @@
+/**
+ * Transport message rate: two processes, each running `makeRaftTransport` (Iroh, loopback,
+ * shipped defaults). The sender calls `send` as fast as it can while keeping its outbound
+ * queue below half its capacity (it reads the depth from `peerStatus` before every burst and
+ * sleeps 1 ms when the queue is that full, so the writer always has a full batch waiting and
+ * nothing is dropped; a `MessageDropped` is still counted if it happens). The receiver counts
+ * with `receiveBatch(1000)`. The rate is the receiver's count over a steady window.
+ */
+import { Duration, Effect, Fiber, Metric } from "effect"
+import { encodeMessage } from "../src/message/codec.ts"
+import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
+import { PriorityClass } from "../src/message/priority.ts"
+import { MessageType, type RaftMessage } from "../src/message/types.ts"
+import * as M from "../src/metrics/metrics.ts"
+import type { Msg, PeerMsg, PeerProcessFailed, ReadyMsg, Role } from "./ipc.ts"
+import { addPeer, startLoopbackNode } from "./loopback-node.ts"
+import { spawnPeer } from "./peer-processes.ts"
+import type { ProbeWindow } from "./probe.ts"
+import { mbPerSecond, perSecond } from "./stats.ts"
+
+export type ThroughputKind = "append" | "heartbeat"
+
+const SENDER = 1
+const RECEIVER = 2
+export const APPEND_DATA_BYTES = 100
+const BURST = 256
+
+const appendData = new Uint8Array(APPEND_DATA_BYTES).map((_, i) => (i * 7) & 0xff)
+
+/** The message of each kind, numbered `seq` (index or commit), as a Raft leader would make it. */
+export const benchMessage = (kind: ThroughputKind, seq: number): RaftMessage =>
+  kind === "append"
+    ? {
+      msgType: MessageType.Append,
+      from: SENDER,
+      to: RECEIVER,
+      term: 3,
+      logTerm: 3,
+      index: seq,
+      commit: seq,
+      entries: [{ term: 3, index: seq + 1, data: appendData }]
+    }
+    : { msgType: MessageType.Heartbeat, from: SENDER, to: RECEIVER, term: 3, commit: seq }
+
+/** Framed size (length prefix + protobuf) of a typical message of the kind. */
+export const framedBytesOf = (kind: ThroughputKind): number =>
+  FRAME_HEADER_LENGTH + encodeMessage(benchMessage(kind, 1_000_000)).length
+
+const parseArgs = (args: ReadonlyArray<string>) => {
+  const [keyDir, kind] = args
+  if (keyDir === undefined || (kind !== "append" && kind !== "heartbeat")) {
+    throw new Error(`expected <keyDir> <append|heartbeat>, got ${JSON.stringify(args)}`)
+  }
+  return { keyDir, kind: kind as ThroughputKind }
+}
+
+interface FirstMsg extends Msg {
+  readonly type: "first"
+}
+
+interface StopReply extends Msg {
+  readonly type: "stop"
+  readonly sent: number
+  readonly rejected: number
+}
+
+export const throughputReceiverRole: Role = (parent) =>
+  Effect.gen(function*() {
+    const { keyDir, kind } = parseArgs(parent.args)
+    const node = yield* startLoopbackNode(RECEIVER, keyDir)
+    const expected = kind === "append" ? MessageType.Append : MessageType.Heartbeat
+    let msgs = 0
+    let batches = 0
+    let unexpected = 0
+    parent.setCounters(() => ({ msgs, batches, unexpected }))
+    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
+    const { address } = yield* parent.next<PeerMsg>("peer")
+    yield* addPeer(node, address)
+    yield* parent.send({ type: "peer" })
+    yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        while (true) {
+          const batch = yield* node.transport.receiveBatch(1000)
+          if (msgs === 0) yield* parent.send({ type: "first" } as FirstMsg)
+          for (const m of batch) if (m.msgType !== expected) unexpected++
+          msgs += batch.length
+          batches++
+        }
+      }),
+      { startImmediately: true }
+    )
+  })
+
+export const throughputSenderRole: Role = (parent) =>
+  Effect.gen(function*() {
+    const { keyDir, kind } = parseArgs(parent.args)
+    const node = yield* startLoopbackNode(SENDER, keyDir)
+    const cls = kind === "append" ? PriorityClass.Append : PriorityClass.Heartbeat
+    const capacity = node.config.queues[kind].capacity
+    const highWater = Math.max(1, Math.floor(capacity / 2))
+    const batchMetric = Metric.withAttributes(M.batchSize, { class: kind, transport: "iroh" })
+    let sent = 0
+    let rejected = 0
+    let backoffs = 0
+    let writes = 0
+    let written = 0
+    let depth = 0
+    let stopped = false
+    parent.setCounters(() => ({ sent, rejected, backoffs, writes, written, depth }))
+    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
+    const { address } = yield* parent.next<PeerMsg>("peer")
+    yield* addPeer(node, address)
+    yield* parent.send({ type: "peer" })
+    yield* parent.next("start")
+    const loop = yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        let seq = 1
+        while (!stopped) {
+          const status = yield* node.transport.peerStatus(RECEIVER)
+          const batchState = yield* Metric.value(batchMetric)
+          writes = batchState.count
+          written = batchState.sum
+          depth = status.queued[cls] ?? 0
+          const room = Math.min(BURST, highWater - depth)
+          if (room <= 0) {
+            backoffs++
+            yield* Effect.sleep("1 millis")
+            continue
+          }
+          for (let i = 0; i < room; i++) {
+            const outcome = yield* Effect.exit(node.transport.send(RECEIVER, benchMessage(kind, seq++)))
+            if (outcome._tag === "Failure") {
+              rejected++
+              break
+            }
+            sent++
+          }
+          yield* Effect.yieldNow
+        }
+      }),
+      { startImmediately: true }
+    )
+    yield* parent.next("stop")
+    stopped = true
+    yield* Fiber.await(loop)
+    yield* parent.send({ type: "stop", sent, rejected } as StopReply)
+  })
+
+export interface ThroughputResult {
+  readonly kind: ThroughputKind
+  readonly msgsPerSec: number
+  /** Framed payload (length prefix + protobuf) MB/s, MB = 10^6 B. */
+  readonly mbPerSec: number
+  readonly framedBytesPerMessage: number
+  readonly windowMs: number
+  readonly received: number
+  readonly sentInWindow: number
+  readonly rejectedInWindow: number
+  readonly backoffsInWindow: number
+  /** Mean messages per link write in the window (the writer's batch size). */
+  readonly meanBatch: number
+  readonly writesPerSec: number
+  readonly unexpected: number
+  readonly sender: ProbeWindow
+  readonly receiver: ProbeWindow
+}
+
+export interface ThroughputOptions {
+  readonly kind: ThroughputKind
+  readonly keyDir: string
+  readonly warmupMs: number
+  readonly durationMs: number
+}
+
+const delta = (w: ProbeWindow, key: string) => (w.end.counters[key] ?? 0) - (w.start.counters[key] ?? 0)
+
+export const runTransportThroughput = (options: ThroughputOptions): Effect.Effect<ThroughputResult, PeerProcessFailed> =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const args = [options.keyDir, options.kind]
+      const receiver = yield* spawnPeer("transport-receiver", args)
+      const sender = yield* spawnPeer("transport-sender", args)
+      const [r, s] = yield* Effect.all([receiver.next<ReadyMsg>("ready"), sender.next<ReadyMsg>("ready")], {
+        concurrency: 2
+      })
+      yield* receiver.request({ type: "peer", address: s.address } as PeerMsg)
+      yield* sender.request({ type: "peer", address: r.address } as PeerMsg)
+      yield* sender.send({ type: "start" })
+      yield* receiver.next<FirstMsg>("first", 20_000)
+      yield* Effect.sleep(Duration.millis(options.warmupMs))
+      yield* receiver.probeStart
+      yield* sender.probeStart
+      yield* Effect.sleep(Duration.millis(options.durationMs))
+      const rw = yield* receiver.probeStop
+      const sw = yield* sender.probeStop
+      yield* sender.request<StopReply>({ type: "stop" }, 10_000)
+      const received = delta(rw, "msgs")
+      const framed = framedBytesOf(options.kind)
+      const writes = delta(sw, "writes")
+      return {
+        kind: options.kind,
+        msgsPerSec: perSecond(received, rw.ms),
+        mbPerSec: mbPerSecond(received * framed, rw.ms),
+        framedBytesPerMessage: framed,
+        windowMs: rw.ms,
+        received,
+        sentInWindow: delta(sw, "sent"),
+        rejectedInWindow: delta(sw, "rejected"),
+        backoffsInWindow: delta(sw, "backoffs"),
+        meanBatch: writes > 0 ? delta(sw, "written") / writes : Number.NaN,
+        writesPerSec: perSecond(writes, sw.ms),
+        unexpected: rw.end.counters["unexpected"] ?? 0,
+        sender: sw,
+        receiver: rw
+      }
+    })
+  )

@@ -1,0 +1,363 @@
+import * as grpc from "@grpc/grpc-js"
+import { Effect, Exit, FiberSet, Metric, type Scope } from "effect"
+import { createHash, timingSafeEqual } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { decodeBatch } from "../message/codec.ts"
+import { DecodeFailed } from "../message/errors.ts"
+import { className, isPriorityClass, type PriorityClass } from "../message/priority.ts"
+import type { NodeId, RaftMessage } from "../message/types.ts"
+import * as M from "../metrics/metrics.ts"
+import { describeCause, TransportStartFailed } from "../transport/errors.ts"
+import { InboundDelivery } from "../transport/inbound-delivery.ts"
+import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
+import type { PeerTable } from "../transport/peer-table.ts"
+import { type Ack, decodePingRequest, MetadataKey, type PingReply, raftTransportService } from "./service-definition.ts"
+
+export interface GrpcServerTls {
+  readonly certFile: string
+  readonly keyFile: string
+  /** CA that client certificates must chain to; needed when `requireClientCert`. */
+  readonly caFile?: string | undefined
+  readonly requireClientCert: boolean
+}
+
+export interface GrpcServerOptions {
+  /** `host:port`; port 0 picks a free port (see `GrpcServer.address`). */
+  readonly bindAddress: string
+  readonly self: NodeId
+  readonly clusterId: string
+  /** When set, every call must carry it in `x-raft-token`. */
+  readonly token?: string | undefined
+  readonly tls?: GrpcServerTls | undefined
+  readonly peers: PeerTable
+  readonly mailbox: InboundMailbox
+  /** `grpc.max_receive_message_length`: the largest `MessageBatch` accepted. */
+  readonly maxMessageBytes: number
+  readonly maxSnapshotBytes: number
+  /** How long a graceful shutdown may take before open calls are cut (default 1000 ms). */
+  readonly shutdownGraceMs?: number | undefined
+}
+
+export interface GrpcServer {
+  /** The address actually bound, `host:port` (the port resolved when 0 was asked for). */
+  readonly address: string
+  readonly port: number
+  /**
+   * Ends every inbound call from `peer` (membership change), like the Iroh acceptor's
+   * `InboundConnections.closeAll`. Calls are also re-checked against the peer table per batch.
+   */
+  readonly closePeer: (peer: NodeId) => void
+}
+
+export type RefuseReason = "wrong_cluster" | "bad_token" | "unknown_peer" | "bad_metadata"
+
+/** The outcome of checking a call's metadata. */
+export type CallCheck = CallAccepted | CallRefused
+
+export interface CallAccepted {
+  readonly _tag: "Accepted"
+  readonly peer: NodeId
+  readonly cls: PriorityClass | undefined
+}
+
+export interface CallRefused {
+  readonly _tag: "Refused"
+  readonly code: grpc.status
+  readonly reason: RefuseReason
+  readonly detail: string
+}
+
+export interface CallCheckContext {
+  readonly self: NodeId
+  readonly clusterId: string
+  readonly token: string | undefined
+  readonly peers: PeerTable
+}
+
+const single = (metadata: grpc.Metadata, key: string): string | undefined => {
+  const values = metadata.get(key)
+  if (values.length !== 1) return undefined
+  const value = values[0]
+  return typeof value === "string" ? value : undefined
+}
+
+const parseId = (text: string | undefined): NodeId | undefined => {
+  if (text === undefined || !/^[0-9]{1,16}$/.test(text)) return undefined
+  const n = Number(text)
+  return Number.isSafeInteger(n) ? n : undefined
+}
+
+const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest()
+
+/** Constant-time comparison (hashing first makes the lengths equal). */
+const tokenMatches = (given: string | undefined, expected: string): boolean =>
+  given !== undefined && timingSafeEqual(digest(given), digest(expected))
+
+const refused = (code: grpc.status, reason: RefuseReason, detail: string): CallRefused => ({
+  _tag: "Refused",
+  code,
+  reason,
+  detail
+})
+
+/**
+ * Checks a call's metadata, in this order: cluster id, token (both UNAUTHENTICATED), the
+ * well-formedness of sender, receiver and class and that the receiver is this node
+ * (INVALID_ARGUMENT), and that the sender is a peer in the table other than this node
+ * (PERMISSION_DENIED). The sender's identity is only what the metadata claims: see
+ * `runGrpcServer`.
+ */
+export const checkCallMetadata = (
+  metadata: grpc.Metadata,
+  ctx: CallCheckContext,
+  needsClass: boolean
+): CallCheck => {
+  const cluster = single(metadata, MetadataKey.Cluster)
+  if (cluster !== ctx.clusterId) {
+    return refused(grpc.status.UNAUTHENTICATED, "wrong_cluster", `cluster id ${JSON.stringify(cluster ?? null)} is not ${JSON.stringify(ctx.clusterId)}`)
+  }
+  if (ctx.token !== undefined && !tokenMatches(single(metadata, MetadataKey.Token), ctx.token)) {
+    return refused(grpc.status.UNAUTHENTICATED, "bad_token", "missing or wrong cluster token")
+  }
+  const from = parseId(single(metadata, MetadataKey.From))
+  if (from === undefined) return refused(grpc.status.INVALID_ARGUMENT, "bad_metadata", `missing or malformed ${MetadataKey.From}`)
+  const to = parseId(single(metadata, MetadataKey.To))
+  if (to !== ctx.self) {
+    return refused(grpc.status.INVALID_ARGUMENT, "bad_metadata", `${MetadataKey.To} is ${to ?? "missing"}, but this is node ${ctx.self}`)
+  }
+  let cls: PriorityClass | undefined
+  if (needsClass) {
+    const parsed = parseId(single(metadata, MetadataKey.Class))
+    if (parsed === undefined || !isPriorityClass(parsed)) {
+      return refused(grpc.status.INVALID_ARGUMENT, "bad_metadata", `missing or unknown ${MetadataKey.Class}`)
+    }
+    cls = parsed
+  }
+  if (from === ctx.self || ctx.peers.get(from) === undefined) {
+    return refused(grpc.status.PERMISSION_DENIED, "unknown_peer", `node ${from} is not a peer of node ${ctx.self}`)
+  }
+  return { _tag: "Accepted", peer: from, cls }
+}
+
+const refusedCounter = (reason: RefuseReason) =>
+  Metric.withAttributes(M.inboundRefused, { transport: "grpc", reason })
+const decodeFailedCounter = Metric.withAttributes(M.inboundErrors, { transport: "grpc", kind: "decode_failed" })
+
+const serverCredentials = (tls: GrpcServerTls | undefined): Effect.Effect<grpc.ServerCredentials, TransportStartFailed> =>
+  tls === undefined
+    ? Effect.succeed(grpc.ServerCredentials.createInsecure())
+    : Effect.try({
+      try: () =>
+        grpc.ServerCredentials.createSsl(
+          tls.caFile === undefined ? null : readFileSync(tls.caFile),
+          [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+          tls.requireClientCert
+        ),
+      catch: (cause) => new TransportStartFailed({ transport: "grpc", cause: `TLS setup: ${describeCause(cause)}` })
+    })
+
+/** `host` of a `host:port` bind address (IPv6 keeps its brackets). */
+const hostOf = (bindAddress: string): string => {
+  const colon = bindAddress.lastIndexOf(":")
+  return colon < 0 ? bindAddress : bindAddress.slice(0, colon)
+}
+
+interface ActiveCall {
+  readonly peer: NodeId
+  readonly finish: (status: Partial<grpc.StatusObject> | null) => void
+}
+
+/**
+ * The gRPC server of this node: `raft.RaftTransport/Stream` calls, one per peer and class,
+ * each feeding its own `InboundDelivery`, and `Ping`.
+ *
+ * Identity is weaker than on Iroh: the sender is whoever the `x-raft-from` metadata says,
+ * vouched for only by the cluster id and the optional shared token (and by TLS, when the
+ * client certificate is required, that the caller holds *some* certificate of the CA, not
+ * which node it is). Every message's `from` is still checked against that claimed sender.
+ *
+ * Backpressure: while a batch waits for room in the mailbox, its call is paused, so grpc-js
+ * stops reading and HTTP/2 flow control slows the sender; nothing is dropped.
+ */
+export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcServer, TransportStartFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    const credentials = yield* serverCredentials(options.tls)
+    // Effects started from grpc-js callbacks run as fibers of this set: they share the
+    // caller's context (logger, metrics) and are interrupted when the server's scope closes.
+    const run = yield* FiberSet.makeRuntime<never, void, never>()
+    const calls = new Set<ActiveCall>()
+    const ctx: CallCheckContext = {
+      self: options.self,
+      clusterId: options.clusterId,
+      token: options.token,
+      peers: options.peers
+    }
+
+    const refuse = (method: string, check: CallRefused, remote: string) =>
+      Effect.andThen(
+        Metric.update(refusedCounter(check.reason), 1),
+        Effect.logWarning(`refused gRPC ${method} call from ${remote}: ${check.detail}`).pipe(
+          Effect.annotateLogs({ transport: "grpc", reason: check.reason })
+        )
+      )
+
+    const handleStream: grpc.handleClientStreamingCall<Buffer, Ack> = (call, callback) => {
+      const remote = call.getPeer()
+      const check = checkCallMetadata(call.metadata, ctx, true)
+      if (check._tag === "Refused") {
+        run(refuse("Stream", check, remote))
+        callback({ code: check.code, details: check.detail })
+        return
+      }
+      const peer = check.peer
+      const cls = check.cls ?? 0 // always set: the class was required
+      const labels = { transport: "grpc", peer: String(peer), class: className(cls) }
+      const delivery = new InboundDelivery({
+        self: options.self,
+        peer,
+        cls,
+        transport: "grpc",
+        mailbox: options.mailbox,
+        maxSnapshotBytes: options.maxSnapshotBytes
+      })
+      let finished = false
+      let received = 0
+      const active: ActiveCall = {
+        peer,
+        finish: (status) => {
+          if (finished) return
+          finished = true
+          calls.delete(active)
+          if (status === null) callback(null, { received })
+          else callback(status)
+        }
+      }
+      calls.add(active)
+      run(Effect.logDebug(`accepted ${className(cls)} stream from peer ${peer} (${remote})`).pipe(Effect.annotateLogs(labels)))
+
+      call.on("data", (batch: Buffer) => {
+        if (finished) return
+        if (options.peers.get(peer) === undefined) {
+          const check = refused(grpc.status.PERMISSION_DENIED, "unknown_peer", `node ${peer} was removed from the peer table`)
+          run(refuse("Stream", check, remote))
+          active.finish({ code: check.code, details: check.detail })
+          return
+        }
+        let messages: ReadonlyArray<RaftMessage>
+        try {
+          messages = decodeBatch(batch)
+        } catch (cause) {
+          const error = new DecodeFailed({ cause })
+          run(
+            Effect.andThen(
+              Metric.update(decodeFailedCounter, 1),
+              Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${error.message}`).pipe(
+                Effect.annotateLogs({ ...labels, kind: "decode_failed" })
+              )
+            )
+          )
+          active.finish({ code: grpc.status.INVALID_ARGUMENT, details: "undecodable MessageBatch" })
+          return
+        }
+        received += messages.length
+        const fiber = run(Effect.andThen(delivery.countBytes(batch.length), delivery.deliver(messages)))
+        // Usually done synchronously; when the mailbox is full, stop reading until it is not.
+        if (fiber.pollUnsafe() === undefined) {
+          call.pause()
+          fiber.addObserver((exit) => {
+            if (Exit.isSuccess(exit) && !finished) call.resume()
+          })
+        }
+      })
+      call.on("end", () => {
+        if (finished) return
+        active.finish(null)
+        run(Effect.logDebug(`${className(cls)} stream from peer ${peer} ended after ${received} message(s)`).pipe(Effect.annotateLogs(labels)))
+      })
+      call.on("cancelled", () => {
+        if (finished) return // the client went away after we answered
+        finished = true
+        calls.delete(active)
+        run(Effect.logDebug(`${className(cls)} stream from peer ${peer} cancelled`).pipe(Effect.annotateLogs(labels)))
+      })
+      call.on("error", (error: Error) => {
+        run(Effect.logDebug(`${className(cls)} stream from peer ${peer} failed: ${error.message}`).pipe(Effect.annotateLogs(labels)))
+        active.finish({ code: grpc.status.INTERNAL, details: "stream error" })
+      })
+    }
+
+    const handlePing: grpc.handleUnaryCall<Buffer, PingReply> = (call, callback) => {
+      const remote = call.getPeer()
+      const check = checkCallMetadata(call.metadata, ctx, false)
+      if (check._tag === "Refused") {
+        run(refuse("Ping", check, remote))
+        callback({ code: check.code, details: check.detail })
+        return
+      }
+      try {
+        const request = decodePingRequest(call.request)
+        callback(null, { sentAtMicros: request.sentAtMicros })
+      } catch (cause) {
+        run(
+          Effect.andThen(
+            Metric.update(decodeFailedCounter, 1),
+            Effect.logWarning(`bad Ping from peer ${check.peer}: ${new DecodeFailed({ cause }).message}`)
+          )
+        )
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: "undecodable PingRequest" })
+      }
+    }
+
+    const server = new grpc.Server({
+      "grpc.max_receive_message_length": options.maxMessageBytes
+    })
+    server.addService(raftTransportService, { Stream: handleStream, Ping: handlePing })
+
+    const graceMs = options.shutdownGraceMs ?? 1000
+    const port = yield* Effect.acquireRelease(
+      Effect.callback<number, TransportStartFailed>((resume) => {
+        server.bindAsync(options.bindAddress, credentials, (error, port) => {
+          if (error !== null) {
+            resume(Effect.fail(new TransportStartFailed({ transport: "grpc", cause: `bind ${options.bindAddress}: ${error.message}` })))
+          } else {
+            resume(Effect.succeed(port))
+          }
+        })
+      }),
+      () =>
+        Effect.gen(function*() {
+          // Open streams are long-lived: end them (what was read is delivered), then let
+          // grpc-js finish, cutting what is left after the grace period.
+          const open = [...calls]
+          for (const c of open) c.finish({ code: grpc.status.UNAVAILABLE, details: "server shutting down" })
+          yield* Effect.callback<void>((resume) => {
+            let done = false
+            const complete = () => {
+              if (done) return
+              done = true
+              clearTimeout(timer)
+              resume(Effect.void)
+            }
+            const timer = setTimeout(() => {
+              server.forceShutdown()
+              complete()
+            }, graceMs)
+            server.tryShutdown(() => complete())
+          })
+          yield* Effect.logDebug(`gRPC server on ${options.bindAddress} stopped (${open.length} stream(s) ended)`)
+        })
+    )
+    const address = `${hostOf(options.bindAddress)}:${port}`
+    yield* Effect.logInfo(`gRPC server listening on ${address}`).pipe(
+      Effect.annotateLogs({ transport: "grpc", tls: options.tls === undefined ? "off" : "on" })
+    )
+    return {
+      address,
+      port,
+      closePeer: (peer) => {
+        for (const c of [...calls]) {
+          if (c.peer === peer) c.finish({ code: grpc.status.UNAVAILABLE, details: "peer removed" })
+        }
+      }
+    }
+  })

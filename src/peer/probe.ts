@@ -1,0 +1,40 @@
+import { Effect, Result } from "effect"
+import { describeCause } from "../transport/errors.ts"
+
+export interface ProbeOptions<E> {
+  /** One round trip in ms, or a failure. */
+  readonly ping: Effect.Effect<number, E>
+  readonly intervalMs: number
+  /** Consecutive failures after which the path counts as dead. */
+  readonly failuresBeforeDead: number
+  /** Called with each successful sample (feeds the smoothed RTT). */
+  readonly onSample: (rttMs: number) => void
+  /** Called once when the path is declared dead; the probe then stops. */
+  readonly onDead: (reason: string) => Effect.Effect<void>
+  /** Stop probing (the session closed for another reason). */
+  readonly stopped: () => boolean
+}
+
+/**
+ * Liveness and RTT probe for one session. A path whose packets all vanish is reported closed
+ * by QUIC only after its idle timeout (~35 s through Iroh) and by TCP later still, far too
+ * slow for fallback: a few missed pings in a row declare it dead within seconds.
+ */
+export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    let failures = 0
+    while (!options.stopped()) {
+      const result = yield* Effect.result(options.ping)
+      if (Result.isSuccess(result)) {
+        failures = 0
+        options.onSample(result.success)
+      } else {
+        failures++
+        yield* Effect.logDebug(`probe failed (${failures} in a row): ${describeCause(result.failure)}`)
+        if (failures >= options.failuresBeforeDead) {
+          return yield* options.onDead(`${failures} consecutive probes failed: ${describeCause(result.failure)}`)
+        }
+      }
+      yield* Effect.sleep(options.intervalMs)
+    }
+  })
