@@ -2,9 +2,9 @@
  * The IPC vocabulary between the orchestrator (`run.ts`) and its peer processes
  * (`peer-process.ts`), and a mailbox that hands messages out by type.
  *
- * Messages are JSON objects with a `type`. Three types are answered by every child itself,
- * synchronously from the IPC handler: `probe-start`, `probe-stop` (see `probe.ts`) and
- * `shutdown`. Everything else is for the role, which takes it with `next(type)`.
+ * Messages are JSON objects with a `type`. Four types are answered by every child itself,
+ * synchronously from the IPC handler: `probe-start`, `probe-mark`, `probe-stop` (see
+ * `probe.ts`) and `shutdown`. Everything else is for the role, which takes it with `next(type)`.
  */
 import { Data, Effect, type Scope } from "effect"
 import type { ProbeMark, ProbeWindow } from "./probe.ts"
@@ -32,6 +32,11 @@ export interface PeerMsg extends Msg {
 
 export interface ProbeStartReply extends Msg {
   readonly type: "probe-start"
+  readonly mark: ProbeMark
+}
+
+export interface ProbeMarkReply extends Msg {
+  readonly type: "probe-mark"
   readonly mark: ProbeMark
 }
 

@@ -27,8 +27,12 @@ const packageVersion = (name: string): string => {
 const gitDescription = (): string => {
   try {
     const cwd = new URL("..", import.meta.url)
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8" }).trim()
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd, encoding: "utf8" }).trim() !== ""
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], {
+      cwd,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"]
+    }).trim() !== ""
     return `${head}${dirty ? " (src/ has uncommitted changes)" : ""}`
   } catch {
     return "?"

@@ -68,6 +68,9 @@ process.on("message", (m: unknown) => {
       profiler.start()
       void sendToParent({ type: "probe-start", mark: probe.start() } as Msg)
       break
+    case "probe-mark":
+      void sendToParent({ type: "probe-mark", mark: probe.mark() } as Msg)
+      break
     case "probe-stop":
       void sendToParent({ type: "probe-stop", window: probe.stop() } as Msg)
       profiler.stop()

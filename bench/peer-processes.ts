@@ -7,7 +7,7 @@ import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Duration, Effect, type Scope } from "effect"
 import type { ProbeMark, ProbeWindow } from "./probe.ts"
-import { type ErrorMsg, type Msg, PeerProcessFailed, type ProbeStartReply, type ProbeStopReply, TypedMailbox } from "./ipc.ts"
+import { type ErrorMsg, type Msg, PeerProcessFailed, type ProbeMarkReply, type ProbeStartReply, type ProbeStopReply, TypedMailbox } from "./ipc.ts"
 
 const ENTRY = fileURLToPath(new URL("./peer-process.ts", import.meta.url))
 const TSX_LOADER = import.meta.resolve("tsx")
@@ -24,6 +24,8 @@ export interface PeerProcess {
   /** Sends and waits for the reply of the same type. */
   readonly request: <T extends Msg>(message: Msg & { readonly type: T["type"] }, timeoutMs?: number) => Effect.Effect<T, PeerProcessFailed>
   readonly probeStart: Effect.Effect<ProbeMark, PeerProcessFailed>
+  /** Counters now, inside a probe window, without ending it. */
+  readonly probeMark: Effect.Effect<ProbeMark, PeerProcessFailed>
   readonly probeStop: Effect.Effect<ProbeWindow, PeerProcessFailed>
 }
 
@@ -116,6 +118,7 @@ export const spawnPeer = (
         next,
         request,
         probeStart: Effect.map(request<ProbeStartReply>({ type: "probe-start" }, 5_000), (r) => r.mark),
+        probeMark: Effect.map(request<ProbeMarkReply>({ type: "probe-mark" }, 5_000), (r) => r.mark),
         probeStop: Effect.map(request<ProbeStopReply>({ type: "probe-stop" }, 5_000), (r) => r.window)
       }
       return { child, handle, exitedPromise, isExited: () => exited }

@@ -4,6 +4,7 @@
  * Everything here is synchronous so a probe is answered from the IPC handler directly,
  * without waiting for any fiber.
  */
+import { cpus } from "node:os"
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type ELDHistogram } from "node:perf_hooks"
 
 export type Counters = Readonly<Record<string, number>>
@@ -22,6 +23,8 @@ export interface ProbeMark {
   readonly t: number
   /** `Date.now()`: comparable across processes on one machine. */
   readonly wall: number
+  /** CPU time of the process so far (all threads, user + system), ms. */
+  readonly cpuMs: number
   readonly counters: Counters
 }
 
@@ -47,7 +50,8 @@ export class Probe {
   constructor(private readonly counters: () => Counters) {}
 
   mark(): ProbeMark {
-    return { t: performance.now(), wall: Date.now(), counters: { ...this.counters() } }
+    const cpu = process.cpuUsage()
+    return { t: performance.now(), wall: Date.now(), cpuMs: (cpu.user + cpu.system) / 1000, counters: { ...this.counters() } }
   }
 
   start(): ProbeMark {
@@ -90,3 +94,22 @@ export class Probe {
     }
   }
 }
+
+/** CPU time of the whole machine (all processes, all cores), for spotting background load. */
+export interface MachineCpuMark {
+  readonly t: number
+  readonly busyMs: number
+}
+
+export const machineCpuMark = (): MachineCpuMark => {
+  let busy = 0
+  for (const cpu of cpus()) busy += cpu.times.user + cpu.times.nice + cpu.times.sys + cpu.times.irq
+  return { t: performance.now(), busyMs: busy }
+}
+
+/** Cores busy on average between two marks (0..number of cores). */
+export const machineCoresBusy = (from: MachineCpuMark, to: MachineCpuMark): number =>
+  to.t > from.t ? (to.busyMs - from.busyMs) / (to.t - from.t) : Number.NaN
+
+/** Cores one probed process kept busy over its window (all its threads). */
+export const processCoresBusy = (w: ProbeWindow): number => (w.cpuUserMs + w.cpuSystemMs) / w.ms

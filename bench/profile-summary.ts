@@ -89,6 +89,34 @@ export const summarizeProfile = (profile: Profile, top = 25): string => {
     byLabel.set(label(frame), (byLabel.get(label(frame)) ?? 0) + t)
     byOrigin.set(origin(frame), (byOrigin.get(origin(frame)) ?? 0) + t)
   }
+  // Busy stretches: runs of consecutive non-idle samples. The loop may turn within a stretch,
+  // but it never waits for I/O: work is always queued, so anything new queues behind it.
+  interface Stretch {
+    readonly startMs: number
+    ms: number
+    readonly self: Map<string, number>
+  }
+  const stretches: Array<Stretch> = []
+  let current: Stretch | undefined
+  let clock = 0
+  profile.samples.forEach((id, i) => {
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000
+    clock += dt
+    const frame = byId.get(id)!.callFrame
+    if (frame.functionName === "(idle)") {
+      current = undefined
+      return
+    }
+    if (current === undefined) stretches.push(current = { startMs: clock, ms: 0, self: new Map() })
+    current.ms += dt
+    const key = label(frame)
+    current.self.set(key, (current.self.get(key) ?? 0) + dt)
+  })
+  const longest = [...stretches].sort((a, b) => b.ms - a.ms).slice(0, 8)
+  const busyHistogram = [1, 2, 5, 10, 20].map((limit) => {
+    const n = stretches.filter((x) => x.ms >= limit).length
+    return `>= ${limit} ms: ${n}`
+  })
   const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)}%`
   const rows = (m: Map<string, number>, n: number) =>
     [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, t]) => `${t.toFixed(1).padStart(9)} ms ${pct(t)}  ${k}`)
@@ -102,7 +130,14 @@ export const summarizeProfile = (profile: Profile, top = 25): string => {
     ...rows(byLabel, top),
     "",
     "inclusive time of hot-path functions (by name):",
-    ...rows(inclusive, INCLUSIVE.length)
+    ...rows(inclusive, INCLUSIVE.length),
+    "",
+    `continuously busy stretches (no idle sample): ${stretches.length}; ${busyHistogram.join(", ")}`,
+    "longest stretches and their top self time:",
+    ...longest.map((x) =>
+      `${x.ms.toFixed(1).padStart(7)} ms at +${x.startMs.toFixed(0)} ms: ` +
+      [...x.self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, t]) => `${k} ${t.toFixed(1)} ms`).join("; ")
+    )
   ].join("\n")
 }
 

@@ -12,7 +12,8 @@ import type { Msg, NodeAddress, PeerMsg, ReadyMsg, Role } from "./ipc.ts"
 import { type PeerProcessFailed } from "./ipc.ts"
 import { spawnPeer } from "./peer-processes.ts"
 import type { ProbeWindow } from "./probe.ts"
-import { mbPerSecond } from "./stats.ts"
+import { mbPerSecond, median } from "./stats.ts"
+import { measureWindows } from "./windows.ts"
 
 const { Endpoint, EndpointAddr, EndpointId, RelayMode, presetMinimal } = iroh
 type RawEndpoint = InstanceType<typeof Endpoint>
@@ -41,6 +42,10 @@ const addressOf = (endpoint: RawEndpoint): NodeAddress => ({
   endpointId: endpoint.id().toString(),
   addresses: endpoint.boundSockets()
 })
+
+interface FirstMsg extends Msg {
+  readonly type: "first"
+}
 
 interface StopReply extends Msg {
   readonly type: "stop"
@@ -72,6 +77,7 @@ export const rawReceiverRole: Role = (parent) =>
             readSyncMs += performance.now() - t0
             const chunk = await pending
             if (chunk.length === 0) return
+            if (bytes === 0) Effect.runFork(parent.send({ type: "first" } as FirstMsg))
             bytes += chunk.length
             reads++
           }
@@ -125,18 +131,24 @@ export const rawSenderRole: Role = (parent) =>
   })
 
 export interface RawCeilingResult {
+  /** Median over the windows. */
   readonly mbPerSec: number
+  /** Each window's rate, and the background load (cores) during it. */
+  readonly windows: ReadonlyArray<{ readonly mbPerSec: number; readonly backgroundCores: number }>
   readonly bytes: number
   readonly windowMs: number
   /** Main-thread time per written byte spent synchronously in `writeAll` (ns). */
   readonly writeSyncNsPerByte: number
+  /** Cores busy machine-wide during the measurement (all processes). */
+  readonly machineCores: number
   readonly sender: ProbeWindow
   readonly receiver: ProbeWindow
 }
 
 export interface RawCeilingOptions {
   readonly warmupMs: number
-  readonly durationMs: number
+  readonly windows: number
+  readonly windowMs: number
 }
 
 /** Orchestrator side: spawn both processes, measure a steady window, stop. */
@@ -149,21 +161,26 @@ export const runRawCeiling = (options: RawCeilingOptions): Effect.Effect<RawCeil
       yield* sender.send({ type: "peer", address } as PeerMsg)
       yield* sender.next<ReadyMsg>("ready")
       yield* sender.send({ type: "start" })
+      yield* receiver.next<FirstMsg>("first", 20_000)
       yield* Effect.sleep(Duration.millis(options.warmupMs))
-      yield* receiver.probeStart
-      yield* sender.probeStart
-      yield* Effect.sleep(Duration.millis(options.durationMs))
-      const r = yield* receiver.probeStop
-      const s = yield* sender.probeStop
+      const measured = yield* measureWindows([receiver, sender], options.windows, options.windowMs)
+      const [r, s] = measured.probes as [ProbeWindow, ProbeWindow]
+      const machineCores = measured.machineCores
       yield* sender.request<StopReply>({ type: "stop" }, 10_000)
       const bytes = (r.end.counters["bytes"] ?? 0) - (r.start.counters["bytes"] ?? 0)
       const sentBytes = (s.end.counters["bytes"] ?? 0) - (s.start.counters["bytes"] ?? 0)
       const syncMs = (s.end.counters["syncMs"] ?? 0) - (s.start.counters["syncMs"] ?? 0)
+      const windows = measured.windows.map((w) => ({
+        mbPerSec: mbPerSecond(w.deltas[0]!["bytes"] ?? 0, w.ms),
+        backgroundCores: w.backgroundCores
+      }))
       return {
-        mbPerSec: mbPerSecond(bytes, r.ms),
+        mbPerSec: median(windows.map((w) => w.mbPerSec)),
+        windows,
         bytes,
         windowMs: r.ms,
         writeSyncNsPerByte: sentBytes > 0 ? (syncMs * 1e6) / sentBytes : Number.NaN,
+        machineCores,
         sender: s,
         receiver: r
       }

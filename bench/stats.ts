@@ -44,3 +44,10 @@ export const summarize = (samples: ReadonlyArray<number>): Summary => {
 export const mbPerSecond = (bytes: number, ms: number): number => (ms <= 0 ? Number.NaN : bytes / 1e6 / (ms / 1000))
 
 export const perSecond = (count: number, ms: number): number => (ms <= 0 ? Number.NaN : count / (ms / 1000))
+
+export const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}

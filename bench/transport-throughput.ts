@@ -16,7 +16,8 @@ import type { Msg, PeerMsg, PeerProcessFailed, ReadyMsg, Role } from "./ipc.ts"
 import { addPeer, startLoopbackNode } from "./loopback-node.ts"
 import { spawnPeer } from "./peer-processes.ts"
 import type { ProbeWindow } from "./probe.ts"
-import { mbPerSecond, perSecond } from "./stats.ts"
+import { median, perSecond } from "./stats.ts"
+import { measureWindows } from "./windows.ts"
 
 export type ThroughputKind = "append" | "heartbeat"
 
@@ -148,7 +149,10 @@ export const throughputSenderRole: Role = (parent) =>
 
 export interface ThroughputResult {
   readonly kind: ThroughputKind
+  /** Median over the windows. */
   readonly msgsPerSec: number
+  /** Each window's rate, and the background load (cores) during it. */
+  readonly windows: ReadonlyArray<{ readonly msgsPerSec: number; readonly backgroundCores: number }>
   /** Framed payload (length prefix + protobuf) MB/s, MB = 10^6 B. */
   readonly mbPerSec: number
   readonly framedBytesPerMessage: number
@@ -161,6 +165,8 @@ export interface ThroughputResult {
   readonly meanBatch: number
   readonly writesPerSec: number
   readonly unexpected: number
+  /** Cores busy machine-wide during the window (all processes). */
+  readonly machineCores: number
   readonly sender: ProbeWindow
   readonly receiver: ProbeWindow
 }
@@ -169,7 +175,8 @@ export interface ThroughputOptions {
   readonly kind: ThroughputKind
   readonly keyDir: string
   readonly warmupMs: number
-  readonly durationMs: number
+  readonly windows: number
+  readonly windowMs: number
 }
 
 const delta = (w: ProbeWindow, key: string) => (w.end.counters[key] ?? 0) - (w.start.counters[key] ?? 0)
@@ -188,19 +195,23 @@ export const runTransportThroughput = (options: ThroughputOptions): Effect.Effec
       yield* sender.send({ type: "start" })
       yield* receiver.next<FirstMsg>("first", 20_000)
       yield* Effect.sleep(Duration.millis(options.warmupMs))
-      yield* receiver.probeStart
-      yield* sender.probeStart
-      yield* Effect.sleep(Duration.millis(options.durationMs))
-      const rw = yield* receiver.probeStop
-      const sw = yield* sender.probeStop
+      const measured = yield* measureWindows([receiver, sender], options.windows, options.windowMs)
+      const [rw, sw] = measured.probes as [ProbeWindow, ProbeWindow]
+      const machineCores = measured.machineCores
       yield* sender.request<StopReply>({ type: "stop" }, 10_000)
       const received = delta(rw, "msgs")
       const framed = framedBytesOf(options.kind)
       const writes = delta(sw, "writes")
+      const windows = measured.windows.map((w) => ({
+        msgsPerSec: perSecond(w.deltas[0]!["msgs"] ?? 0, w.ms),
+        backgroundCores: w.backgroundCores
+      }))
+      const msgsPerSec = median(windows.map((w) => w.msgsPerSec))
       return {
         kind: options.kind,
-        msgsPerSec: perSecond(received, rw.ms),
-        mbPerSec: mbPerSecond(received * framed, rw.ms),
+        msgsPerSec,
+        windows,
+        mbPerSec: (msgsPerSec * framed) / 1e6,
         framedBytesPerMessage: framed,
         windowMs: rw.ms,
         received,
@@ -210,6 +221,7 @@ export const runTransportThroughput = (options: ThroughputOptions): Effect.Effec
         meanBatch: writes > 0 ? delta(sw, "written") / writes : Number.NaN,
         writesPerSec: perSecond(writes, sw.ms),
         unexpected: rw.end.counters["unexpected"] ?? 0,
+        machineCores,
         sender: sw,
         receiver: rw
       }

@@ -14,7 +14,7 @@ import * as M from "../src/metrics/metrics.ts"
 import { type Msg, type PeerMsg, PeerProcessFailed, type ReadyMsg, type Role } from "./ipc.ts"
 import { addPeer, type ConfigOverrides, loopbackConfig, parseOverrides, startLoopbackNode } from "./loopback-node.ts"
 import { spawnPeer } from "./peer-processes.ts"
-import type { ProbeWindow } from "./probe.ts"
+import { machineCoresBusy, machineCpuMark, type ProbeWindow } from "./probe.ts"
 import { mbPerSecond, type Summary, summarize } from "./stats.ts"
 
 const CANDIDATE = 1
@@ -233,6 +233,8 @@ export interface VotePhaseResult {
   /** Snapshot-stream bytes the voter read during the phase, as MB/s. */
   readonly snapshotMbPerSec: number
   readonly snapshotsDelivered: number
+  /** Cores busy machine-wide during the phase (all processes). */
+  readonly machineCores: number
   readonly candidate: ProbeWindow
   readonly voter: ProbeWindow
 }
@@ -285,11 +287,13 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
             snapshotLeadMs: 100,
             drainMs: 5_000
           }
+          const m0 = machineCpuMark()
           yield* voter.probeStart
           yield* candidate.probeStart
           const reply = yield* candidate.request<VotesReply>(command, 60_000)
           const cw = yield* candidate.probeStop
           const vw = yield* voter.probeStop
+          const machineCores = machineCoresBusy(m0, machineCpuMark())
           const log = yield* voter.request<VoteLogReply>({ type: "vote-log" }, 5_000)
           const receivedAt = new Map(log.received)
           const forward: Array<number> = []
@@ -308,6 +312,7 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
             snapshotsQueued: reply.snapshotsQueued,
             snapshotMbPerSec: mbPerSecond(delta(vw, "snapshotStreamBytes"), vw.ms),
             snapshotsDelivered: delta(vw, "snapshots"),
+            machineCores,
             candidate: cw,
             voter: vw
           } satisfies VotePhaseResult

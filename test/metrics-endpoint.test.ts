@@ -3,6 +3,7 @@ import { Effect, Metric } from "effect"
 import { batchSize, messagesDropped, messagesSent, queueDepth } from "../src/metrics/metrics.ts"
 import { renderPrometheus } from "../src/metrics/prometheus.ts"
 import { serveMetrics } from "../src/metrics/server.ts"
+import { append, receiveN, startCluster } from "./support/cluster.ts"
 
 interface Sample {
   readonly name: string
@@ -206,5 +207,22 @@ describe("Prometheus /metrics endpoint", () => {
       const taken = yield* Effect.flip(serveMetrics(address))
       expect(taken._tag).toBe("MetricsServerFailed")
       expect(taken.message).toContain("EADDRINUSE")
+    }).pipe(Effect.scoped))
+})
+
+describe("the transport's /metrics", () => {
+  it.live("is served at metrics_address and shows what the transport counted", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* startCluster(2, { metrics_address: "127.0.0.1:0" })
+      for (let i = 1; i <= 5; i++) yield* a!.send(2, append(1, 2, i))
+      yield* receiveN(b!, 5).pipe(Effect.timeout("20 seconds"))
+      const address = a!.localAddress().metrics!.address
+      const text = yield* Effect.promise((_signal) => fetch(`http://${address}/metrics`).then((r) => r.text()))
+      const line = text.split("\n").find((l) =>
+        l.startsWith("raft_transport_messages_sent_total{") && l.includes('peer="2"') && l.includes('class="append"')
+      )
+      expect(line).toBeDefined()
+      expect(Number(line!.split(" ").at(-1))).toBeGreaterThanOrEqual(5)
+      expect(text).toContain("# TYPE raft_transport_messages_sent_total counter")
     }).pipe(Effect.scoped))
 })

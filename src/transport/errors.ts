@@ -57,7 +57,7 @@ export class StreamFailed extends Data.TaggedError("StreamFailed")<{
 
 /** The transport could not bind or start. */
 export class TransportStartFailed extends Data.TaggedError("TransportStartFailed")<{
-  readonly transport: TransportKind
+  readonly transport: TransportKind | "metrics"
   readonly cause: unknown
 }> {
   override get message() {

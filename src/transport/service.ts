@@ -10,10 +10,11 @@ import { makeIrohLink } from "../iroh/link.ts"
 import { makeGrpcLink } from "../grpc/link.ts"
 import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
 import { priorityClasses } from "../message/priority.ts"
+import { serveMetrics } from "../metrics/server.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import { PeerActor, type PeerStatus } from "../peer/actor.ts"
 import type { Link } from "../peer/link.ts"
-import { type MessageDropped, PeerUnknown, type TransportStartFailed } from "./errors.ts"
+import { type MessageDropped, PeerUnknown, TransportStartFailed } from "./errors.ts"
 import type { TransportEvent } from "./events.ts"
 import { InboundMailbox } from "./inbound-mailbox.ts"
 import { type PeerAddress, PeerTable } from "./peer-table.ts"
@@ -24,6 +25,8 @@ import { superviseDualPeer } from "./supervisor.ts"
 export interface LocalAddress {
   readonly nodeId: NodeId
   readonly grpc?: { readonly address: string }
+  /** The Prometheus `/metrics` server, when `metrics_address` is set. */
+  readonly metrics?: { readonly address: string }
   readonly iroh?: {
     readonly endpointId: string
     readonly addresses: ReadonlyArray<string>
@@ -218,6 +221,10 @@ export const makeRaftTransport = (
 
     for (const peer of table.remotes()) yield* startPeer(peer)
 
+    const metrics = config.metrics_address === undefined ? undefined : yield* serveMetrics(config.metrics_address).pipe(
+      Effect.mapError((cause) => new TransportStartFailed({ transport: "metrics", cause }))
+    )
+
     const requireActor = (id: NodeId) =>
       Effect.suspend(() => {
         const entry = actors.get(id)
@@ -231,7 +238,8 @@ export const makeRaftTransport = (
         ...(iroh !== undefined
           ? { iroh: { endpointId: iroh.endpointId, addresses: iroh.directAddresses(), ticket: iroh.ticket() } }
           : {}),
-        ...(grpc !== undefined ? { grpc: { address: grpc.address } } : {})
+        ...(grpc !== undefined ? { grpc: { address: grpc.address } } : {}),
+        ...(metrics !== undefined ? { metrics: { address: metrics.address } } : {})
       }),
       send: (to, message) => {
         const entry = actors.get(to)

@@ -5,20 +5,27 @@ import { join } from "node:path"
 import { decodeTransportConfig } from "../../src/config/load.ts"
 import type { TransportConfig } from "../../src/config/schema.ts"
 import { MessageType, type RaftMessage } from "../../src/message/types.ts"
+import type { PeerAddress } from "../../src/transport/peer-table.ts"
 import { makeRaftTransport, type RaftTransportService } from "../../src/transport/service.ts"
 
 export const tempDir = (prefix = "raft-transport-test-"): string => mkdtempSync(join(tmpdir(), prefix))
 
-/** A loopback Iroh node config: relays off, direct addresses, a key file in `dir`. */
-export const irohNodeConfig = (nodeId: number, dir: string, extra: Record<string, unknown> = {}) =>
+export type Mode = "iroh" | "grpc" | "dual"
+
+/** A loopback node config: relays off, direct addresses, a key file in `dir`, fast probes. */
+export const nodeConfig = (mode: Mode, nodeId: number, dir: string, extra: Record<string, unknown> = {}) =>
   decodeTransportConfig({
-    mode: "iroh",
+    mode,
     node_id: nodeId,
     bind_address: "127.0.0.1:0",
     iroh_config: { key_file: join(dir, `node${nodeId}.key`), relay_mode: "disabled" },
     reconnect: { initial_backoff_ms: 20, max_backoff_ms: 500 },
+    strategy: { probe_interval_ms: 200 },
     ...extra
   }).pipe(Effect.orDie)
+
+export const irohNodeConfig = (nodeId: number, dir: string, extra: Record<string, unknown> = {}) =>
+  nodeConfig("iroh", nodeId, dir, extra)
 
 export const startNode = (config: TransportConfig): Effect.Effect<RaftTransportService, never, Scope.Scope> =>
   makeRaftTransport(config).pipe(Effect.orDie)
@@ -26,25 +33,35 @@ export const startNode = (config: TransportConfig): Effect.Effect<RaftTransportS
 /** Starts `n` nodes (ids 1..n) and tells each about the others. */
 export const startCluster = (
   n: number,
-  extra: Record<string, unknown> = {}
+  extra: Record<string, unknown> = {},
+  mode: Mode = "iroh"
 ): Effect.Effect<ReadonlyArray<RaftTransportService>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const dir = tempDir()
     const nodes: Array<RaftTransportService> = []
-    for (let id = 1; id <= n; id++) nodes.push(yield* startNode(yield* irohNodeConfig(id, dir, extra)))
+    for (let id = 1; id <= n; id++) nodes.push(yield* startNode(yield* nodeConfig(mode, id, dir, extra)))
     yield* introduce(nodes)
     return nodes
   })
 
-/** Adds every node to every other node's peer table, with its current Iroh address. */
+/** The peer-table entry other nodes need to reach `node`. */
+export const addressOf = (node: RaftTransportService, overrides: Partial<PeerAddress> = {}): PeerAddress => {
+  const local = node.localAddress()
+  return {
+    id: node.nodeId,
+    irohEndpointId: local.iroh?.endpointId,
+    irohAddresses: local.iroh?.addresses ?? [],
+    grpcAddress: local.grpc?.address,
+    ...overrides
+  }
+}
+
+/** Adds every node to every other node's peer table, with its current addresses. */
 export const introduce = (nodes: ReadonlyArray<RaftTransportService>) =>
   Effect.forEach(nodes, (node) =>
-    Effect.forEach(nodes, (other) => {
-      const iroh = other.localAddress().iroh!
-      return other.nodeId === node.nodeId
-        ? Effect.void
-        : node.addPeer({ id: other.nodeId, irohEndpointId: iroh.endpointId, irohAddresses: iroh.addresses })
-    }), { discard: true })
+    Effect.forEach(nodes, (other) => other.nodeId === node.nodeId ? Effect.void : node.addPeer(addressOf(other))), {
+      discard: true
+    })
 
 export const append = (from: number, to: number, index: number, size = 0): RaftMessage => ({
   msgType: MessageType.Append,

@@ -1,12 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { MessageType } from "../src/message/types.ts"
-import { append, heartbeat, receiveN, startCluster, vote } from "./support/cluster.ts"
+import { append, heartbeat, type Mode, receiveN, startCluster, vote } from "./support/cluster.ts"
 
-describe("iroh transport", () => {
+const suite = (mode: Mode) =>
+describe(`delivery, order and priority over ${mode}`, () => {
   it.live("delivers among three nodes in both directions", () =>
     Effect.gen(function*() {
-      const nodes = yield* startCluster(3)
+      const nodes = yield* startCluster(3, {}, mode)
       for (const from of nodes) {
         for (const to of nodes) {
           if (from.nodeId !== to.nodeId) yield* from.send(to.nodeId, append(from.nodeId, to.nodeId, 1))
@@ -25,7 +26,7 @@ describe("iroh transport", () => {
 
   it.live("keeps order within a class", () =>
     Effect.gen(function*() {
-      const [a, b] = yield* startCluster(2)
+      const [a, b] = yield* startCluster(2, {}, mode)
       const n = 2000
       for (let i = 1; i <= n; i++) yield* a!.send(2, append(1, 2, i, 16))
       const got = yield* receiveN(b!, n).pipe(Effect.timeout("30 seconds"))
@@ -34,7 +35,7 @@ describe("iroh transport", () => {
 
   it.live("a vote sent after 1,000 queued appends is received before most of them", () =>
     Effect.gen(function*() {
-      const [a, b] = yield* startCluster(2)
+      const [a, b] = yield* startCluster(2, {}, mode)
       // Warm the connection so the test measures priority, not the handshake.
       yield* a!.send(2, heartbeat(1, 2))
       yield* receiveN(b!, 1).pipe(Effect.timeout("20 seconds"))
@@ -46,3 +47,7 @@ describe("iroh transport", () => {
       expect(position).toBeLessThan(500)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })
+
+suite("iroh")
+suite("grpc")
+suite("dual")

@@ -1,0 +1,68 @@
+/**
+ * A steady-state measurement split into consecutive windows. One probe spans them all (CPU,
+ * event-loop use and lag for the whole stretch); marks between windows give each window's
+ * counters, and the machine's CPU is sampled per window so background load from other
+ * processes shows up next to the number it may have disturbed. Phases report the median
+ * window, which one burst of outside load cannot move.
+ */
+import { Duration, Effect } from "effect"
+import type { PeerProcessFailed } from "./ipc.ts"
+import type { PeerProcess } from "./peer-processes.ts"
+import { type Counters, machineCoresBusy, machineCpuMark, type ProbeMark, type ProbeWindow, processCoresBusy } from "./probe.ts"
+
+export interface Window {
+  readonly ms: number
+  /** Counter increments over the window, per process (in the order the processes were given). */
+  readonly deltas: ReadonlyArray<Counters>
+  /** Cores busy machine-wide during the window. */
+  readonly machineCores: number
+  /** Of those, cores not used by the probed processes: other work on the machine. */
+  readonly backgroundCores: number
+}
+
+export interface Windows {
+  readonly windows: ReadonlyArray<Window>
+  /** The whole stretch, per process. */
+  readonly probes: ReadonlyArray<ProbeWindow>
+  readonly machineCores: number
+  /** Machine cores busy beyond the probed processes' own use, over the whole stretch. */
+  readonly backgroundCores: number
+}
+
+const diff = (a: ProbeMark, b: ProbeMark): Counters => {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(b.counters)) out[k] = v - (a.counters[k] ?? 0)
+  return out
+}
+
+export const measureWindows = (
+  processes: ReadonlyArray<PeerProcess>,
+  count: number,
+  windowMs: number
+): Effect.Effect<Windows, PeerProcessFailed> =>
+  Effect.gen(function*() {
+    const start = machineCpuMark()
+    let previous = yield* Effect.forEach(processes, (p) => p.probeStart)
+    let machine = start
+    const windows: Array<Window> = []
+    for (let i = 0; i < count; i++) {
+      yield* Effect.sleep(Duration.millis(windowMs))
+      const marks = yield* Effect.forEach(processes, (p) => p.probeMark)
+      const now = machineCpuMark()
+      const ms = marks[0]!.t - previous[0]!.t
+      const machineCores = machineCoresBusy(machine, now)
+      const ours = marks.reduce((n, m, j) => n + (m.cpuMs - previous[j]!.cpuMs), 0) / ms
+      windows.push({
+        ms,
+        deltas: marks.map((m, j) => diff(previous[j]!, m)),
+        machineCores,
+        backgroundCores: Math.max(0, machineCores - ours)
+      })
+      previous = marks
+      machine = now
+    }
+    const probes = yield* Effect.forEach(processes, (p) => p.probeStop)
+    const machineCores = machineCoresBusy(start, machineCpuMark())
+    const ours = probes.reduce((n, w) => n + processCoresBusy(w), 0)
+    return { windows, probes, machineCores, backgroundCores: Math.max(0, machineCores - ours) }
+  })

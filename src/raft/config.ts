@@ -1,0 +1,123 @@
+/**
+ * The `[raft]` table of a node's TOML file as an Effect Schema: timing, replication limits,
+ * snapshotting, storage and the (static) voter set. Field names are the TOML snake_case names.
+ *
+ * Decode it with `decodeRaftConfig` (from any JS value, e.g. `smol-toml`'s `parse(text).raft`)
+ * or `parseRaftConfigToml` (whole TOML document). Failures are the transport's `ConfigError`,
+ * with paths rooted at `raft` (`raft.voters[1]`).
+ */
+import { Effect, Schema, SchemaIssue } from "effect"
+import { parse } from "smol-toml"
+import { ConfigError, type ConfigIssue, formatConfigPath } from "../config/index.ts"
+
+const orDefault = <S extends Schema.Top>(schema: S, value: S["Type"]) =>
+  Schema.withDecodingDefaultTypeKey<S>(Effect.succeed(value))(schema)
+
+const intAtLeast = (min: number) =>
+  Schema.Number.check(
+    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min, {
+      expected: `an integer greater than or equal to ${min}`
+    })
+  )
+
+const NonEmptyString = Schema.String.check(
+  Schema.makeFilter((s: string) => s.length > 0, { expected: "a non-empty string" })
+)
+
+/**
+ * When appended entries reach the disk:
+ * - `always`: fsync after every write (each log record, each hard-state / snapshot file);
+ * - `batch`: one fsync per batch of appended entries, before the node acknowledges them;
+ * - `never`: leave it to the OS (fast, loses acknowledged writes on power failure: tests only).
+ */
+export const SyncPolicy = Schema.Literals(["always", "batch", "never"])
+export type SyncPolicy = typeof SyncPolicy.Type
+
+/** Node ids are unsigned integers; 0 means "none" in Raft messages (as in etcd/raft). */
+const VoterId = intAtLeast(1)
+
+const raftFields = {
+  election_timeout_min_ms: orDefault(intAtLeast(1), 300),
+  election_timeout_max_ms: orDefault(intAtLeast(1), 600),
+  heartbeat_interval_ms: orDefault(intAtLeast(1), 50),
+  max_inflight_appends: orDefault(intAtLeast(1), 8),
+  max_entries_per_append: orDefault(intAtLeast(1), 256),
+  /** Applied entries since the last snapshot that trigger a new snapshot + log compaction. */
+  snapshot_threshold: orDefault(intAtLeast(1), 1000),
+  /** Absent: in-memory storage (state is lost when the process exits). */
+  data_dir: Schema.optionalKey(NonEmptyString),
+  sync: orDefault(SyncPolicy, "batch"),
+  pre_vote: orDefault(Schema.Boolean, true),
+  /** Static membership: every voter's node id, this node's included. */
+  voters: Schema.Array(VoterId),
+  /** Default time a proposal or read may take before it fails with `NoQuorum`. */
+  proposal_timeout_ms: orDefault(intAtLeast(1), 5000),
+  /** A snapshot send that is not acknowledged within this time is retried. */
+  snapshot_timeout_ms: orDefault(intAtLeast(1), 60_000)
+}
+
+type Fields = Schema.Struct.Type<typeof raftFields>
+
+const rules = (c: Fields): Array<Schema.FilterIssue> => {
+  const issues: Array<Schema.FilterIssue> = []
+  if (c.election_timeout_max_ms <= c.election_timeout_min_ms) {
+    issues.push({
+      path: ["election_timeout_max_ms"],
+      issue:
+        `Expected a value greater than election_timeout_min_ms (${c.election_timeout_min_ms}), got ${c.election_timeout_max_ms}`
+    })
+  }
+  // §5.6: broadcastTime << electionTimeout, or followers time out between heartbeats.
+  if (c.heartbeat_interval_ms >= c.election_timeout_min_ms) {
+    issues.push({
+      path: ["heartbeat_interval_ms"],
+      issue:
+        `Expected a value less than election_timeout_min_ms (${c.election_timeout_min_ms}), got ${c.heartbeat_interval_ms}`
+    })
+  }
+  if (c.voters.length === 0) issues.push({ path: ["voters"], issue: "Expected at least one voter" })
+  const seen = new Set<number>()
+  c.voters.forEach((id, i) => {
+    if (seen.has(id)) issues.push({ path: ["voters", i], issue: `Duplicate voter id ${id}` })
+    seen.add(id)
+  })
+  return issues
+}
+
+export const RaftConfig = Schema.Struct(raftFields)
+  .annotate({ messageUnexpectedKey: `Unknown key; expected one of: ${Object.keys(raftFields).join(", ")}` })
+  .check(Schema.makeFilter(rules))
+export type RaftConfig = typeof RaftConfig.Type
+/** What `decodeRaftConfig` accepts: the `[raft]` table's shape (only `voters` is required). */
+export type RaftConfigEncoded = typeof RaftConfig.Encoded
+
+const ROOT = "raft"
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+/** `formatConfigPath` roots paths at `transport`; re-root them at `raft`. */
+const raftPath = (path: ReadonlyArray<unknown>): string => ROOT + formatConfigPath(path).slice("transport".length)
+
+const fromSchemaError = (error: Schema.SchemaError): ConfigError => {
+  const issues: Array<ConfigIssue> = formatter(error.issue).issues.map((issue) => ({
+    path: raftPath(issue.path ?? []),
+    message: issue.message
+  }))
+  const [first, ...rest] = issues
+  return first === undefined ? ConfigError.single(ROOT, error.message) : ConfigError.fromIssues([first, ...rest])
+}
+
+const decode = Schema.decodeUnknownEffect(RaftConfig)
+
+/** Decodes a JS value shaped like the `[raft]` table; unknown keys are errors, all issues collected. */
+export const decodeRaftConfig = (input: unknown): Effect.Effect<RaftConfig, ConfigError> =>
+  decode(input, { errors: "all", onExcessProperty: "error" }).pipe(Effect.mapError(fromSchemaError))
+
+/** Parses a whole TOML document and decodes its `[raft]` table. */
+export const parseRaftConfigToml = (text: string): Effect.Effect<RaftConfig, ConfigError> =>
+  Effect.try({
+    try: () => parse(text),
+    catch: (error) => ConfigError.single("<toml>", error instanceof Error ? error.message : String(error))
+  }).pipe(
+    Effect.flatMap((doc) =>
+      doc[ROOT] === undefined ? Effect.fail(ConfigError.single(ROOT, "Missing [raft] table")) : decodeRaftConfig(doc[ROOT])
+    )
+  )

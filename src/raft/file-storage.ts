@@ -1,0 +1,333 @@
+/**
+ * Raft storage in a directory:
+ *
+ * - `hardstate.json`: `{ term, vote, commit }`, replaced atomically (write temp, fsync, rename,
+ *   fsync directory), so a crash leaves the old or the new state, never a mix.
+ * - `log`: an append-only file of length-prefixed, checksummed protobuf `raft.Entry` records
+ *   (`records.ts`). A conflicting suffix (§5.3) is cut off with `ftruncate` before the new
+ *   entries are appended; compaction after a snapshot rewrites the retained suffix to a new
+ *   file and renames it over the old one.
+ * - `snapshot`: one record holding a protobuf `raft.Snapshot` (metadata + data), replaced
+ *   atomically.
+ *
+ * Recovery on open: a torn last log record (a crash during an append that was therefore never
+ * acknowledged) is discarded and the file truncated to the last whole record; damage in the
+ * middle of the log is an error, not something to guess about. Entries the snapshot covers
+ * (a crash between saving a snapshot and compacting) are dropped.
+ *
+ * The commit index is written with every term/vote change and every snapshot, not on every
+ * advance: it is only a hint (a restarted node re-learns it from the leader), and writing it
+ * each time would cost a rename and two fsyncs per batch.
+ *
+ * I/O is synchronous (node:fs `*Sync`): the node loop must not act before a write is durable
+ * anyway, the order of writes is then obvious, and it keeps the node deterministic under the
+ * test clock. The price is that an fsync blocks the event loop for its duration.
+ */
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync
+} from "node:fs"
+import { join } from "node:path"
+import { Effect, type Scope } from "effect"
+import type { Entry } from "../message/types.ts"
+import type { SyncPolicy } from "./config.ts"
+import { StorageError } from "./errors.ts"
+import { encodeEntryRecord, encodeSnapshotRecord, scanEntryRecords, scanSnapshotRecord } from "./records.ts"
+import {
+  emptyHardState,
+  entriesAfterSnapshot,
+  type HardState,
+  type PersistedState,
+  type RaftStorage,
+  type SnapshotRecord,
+  type WriteBatch
+} from "./storage.ts"
+
+const HARD_STATE = "hardstate.json"
+const LOG = "log"
+const SNAPSHOT = "snapshot"
+
+const isNotFound = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"
+
+const readIfExists = (path: string): Uint8Array | undefined => {
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    if (isNotFound(error)) return undefined
+    throw error
+  }
+}
+
+const writeAll = (fd: number, bytes: Uint8Array): void => {
+  let written = 0
+  while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written)
+}
+
+const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0))
+  let at = 0
+  for (const chunk of chunks) {
+    out.set(chunk, at)
+    at += chunk.length
+  }
+  return out
+}
+
+const parseHardState = (bytes: Uint8Array, path: string): HardState => {
+  const value: unknown = JSON.parse(new TextDecoder().decode(bytes))
+  const field = (name: string): number => {
+    const v = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new Error(`${path}: bad ${name}`)
+    return v
+  }
+  return { term: field("term"), vote: field("vote"), commit: field("commit") }
+}
+
+/** Where each stored entry's record starts, so a suffix can be cut off by index. */
+interface LogIndex {
+  firstIndex: number
+  offsets: Array<number>
+  terms: Array<number>
+  size: number
+}
+
+export class FileStorage implements RaftStorage {
+  private fd: number
+  private closed = false
+
+  private constructor(
+    readonly dir: string,
+    private readonly sync: SyncPolicy,
+    private recovered: PersistedState,
+    private hardState: HardState,
+    private snapshot: SnapshotRecord | undefined,
+    private index: LogIndex
+  ) {
+    this.fd = openSync(this.path(LOG), "a")
+  }
+
+  /** Opens (creating if needed) the storage in `dir` and recovers what it holds. */
+  static open(dir: string, sync: SyncPolicy): Effect.Effect<FileStorage, StorageError> {
+    return Effect.try({
+      try: () => FileStorage.openUnsafe(dir, sync),
+      catch: (cause) => cause instanceof StorageError ? cause : new StorageError({ operation: "open", path: dir, cause })
+    })
+  }
+
+  /** `open` with `close` tied to the scope. */
+  static make(dir: string, sync: SyncPolicy): Effect.Effect<FileStorage, StorageError, Scope.Scope> {
+    return Effect.acquireRelease(FileStorage.open(dir, sync), (storage) => storage.close)
+  }
+
+  private static openUnsafe(dir: string, sync: SyncPolicy): FileStorage {
+    mkdirSync(dir, { recursive: true })
+    const hsBytes = readIfExists(join(dir, HARD_STATE))
+    const hardState = hsBytes === undefined ? emptyHardState : parseHardState(hsBytes, join(dir, HARD_STATE))
+
+    let snapshot: SnapshotRecord | undefined
+    const snapBytes = readIfExists(join(dir, SNAPSHOT))
+    if (snapBytes !== undefined) {
+      const scanned = scanSnapshotRecord(snapBytes)
+      // The snapshot file is replaced by rename, so it is whole or absent: anything else is damage.
+      if (scanned._tag !== "Complete" || scanned.records.length !== 1) {
+        throw new StorageError({ operation: "open", path: join(dir, SNAPSHOT), cause: "damaged snapshot file" })
+      }
+      snapshot = scanned.records[0]!.value
+    }
+
+    const logPath = join(dir, LOG)
+    const logBytes = readIfExists(logPath) ?? new Uint8Array(0)
+    const scanned = scanEntryRecords(logBytes)
+    if (scanned._tag === "Corrupt") {
+      throw new StorageError({
+        operation: "open",
+        path: logPath,
+        cause: `log damaged at byte ${scanned.offset}: ${scanned.reason}`
+      })
+    }
+    let validBytes = logBytes.length
+    if (scanned._tag === "TornTail") {
+      validBytes = scanned.validBytes
+      const fd = openSync(logPath, "r+")
+      try {
+        ftruncateSync(fd, validBytes)
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
+      }
+    }
+    const index: LogIndex = { firstIndex: 0, offsets: [], terms: [], size: validBytes }
+    let entries: Array<Entry> = []
+    for (const { offset, value } of scanned.records) {
+      const expected = index.offsets.length === 0 ? value.index : index.firstIndex + index.offsets.length
+      if (value.index !== expected) {
+        throw new StorageError({
+          operation: "open",
+          path: logPath,
+          cause: `log not contiguous at byte ${offset}: index ${value.index}, expected ${expected}`
+        })
+      }
+      if (index.offsets.length === 0) index.firstIndex = value.index
+      index.offsets.push(offset)
+      index.terms.push(value.term)
+      entries.push(value)
+    }
+    if (snapshot !== undefined) {
+      const kept = entriesAfterSnapshot(entries, snapshot.metadata)
+      const stale = entries.length > 0 && (kept.length !== entries.length || entries[0]!.index !== snapshot.metadata.index + 1)
+      entries = [...kept]
+      const storage = new FileStorage(dir, sync, { hardState, snapshot, entries }, hardState, snapshot, index)
+      // Entries the snapshot covers survive a crash between saving a snapshot and compacting.
+      if (stale) storage.compactTo(snapshot.metadata)
+      return storage
+    }
+    return new FileStorage(dir, sync, { hardState, snapshot, entries }, hardState, snapshot, index)
+  }
+
+  get load(): Effect.Effect<PersistedState, StorageError> {
+    return Effect.succeed(this.recovered)
+  }
+
+  write(batch: WriteBatch): Effect.Effect<void, StorageError> {
+    return Effect.try({
+      try: () => this.writeUnsafe(batch),
+      catch: (cause) => cause instanceof StorageError ? cause : new StorageError({ operation: "write", path: this.dir, cause })
+    })
+  }
+
+  get close(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.closed) return
+      this.closed = true
+      closeSync(this.fd)
+    })
+  }
+
+  private path(name: string): string {
+    return join(this.dir, name)
+  }
+
+  private writeUnsafe(batch: WriteBatch): void {
+    if (this.closed) throw new StorageError({ operation: "write", path: this.dir, cause: "storage is closed" })
+    if (batch.snapshot !== undefined) {
+      this.writeFileAtomic(SNAPSHOT, encodeSnapshotRecord(batch.snapshot))
+      this.snapshot = batch.snapshot
+      this.compactTo(batch.snapshot.metadata)
+    }
+    if (batch.entries !== undefined && batch.entries.length > 0) this.appendEntries(batch.entries)
+    const hs = batch.hardState
+    if (hs !== undefined) {
+      const changed = hs.term !== this.hardState.term || hs.vote !== this.hardState.vote
+      if (changed || batch.snapshot !== undefined) {
+        this.writeFileAtomic(HARD_STATE, new TextEncoder().encode(JSON.stringify(hs)))
+        this.hardState = hs
+      }
+    }
+  }
+
+  private appendEntries(entries: ReadonlyArray<Entry>): void {
+    const first = entries[0]!.index
+    const ix = this.index
+    const count = ix.offsets.length
+    if (count === 0) {
+      ix.firstIndex = first
+    } else if (first <= ix.firstIndex + count - 1) {
+      // §5.3: the stored suffix from `first` conflicts with the leader's log; cut it off.
+      if (first < ix.firstIndex) {
+        throw new StorageError({
+          operation: "append",
+          path: this.path(LOG),
+          cause: `cannot replace index ${first}: the log starts at ${ix.firstIndex}`
+        })
+      }
+      const keep = first - ix.firstIndex
+      ix.size = ix.offsets[keep]!
+      ix.offsets.length = keep
+      ix.terms.length = keep
+      ftruncateSync(this.fd, ix.size)
+    } else if (first !== ix.firstIndex + count) {
+      throw new StorageError({
+        operation: "append",
+        path: this.path(LOG),
+        cause: `log gap: appending index ${first} after ${ix.firstIndex + count - 1}`
+      })
+    }
+    const records = entries.map(encodeEntryRecord)
+    for (let i = 0; i < records.length; i++) {
+      ix.offsets.push(ix.size)
+      ix.terms.push(entries[i]!.term)
+      ix.size += records[i]!.length
+    }
+    if (this.sync === "always") {
+      for (const record of records) {
+        writeAll(this.fd, record)
+        fdatasyncSync(this.fd)
+      }
+    } else {
+      writeAll(this.fd, concat(records))
+      if (this.sync === "batch") fdatasyncSync(this.fd)
+    }
+  }
+
+  /** Drops entries up to the snapshot (all of them if the log disagrees with it, §7). */
+  private compactTo(snapshot: SnapshotRecord["metadata"]): void {
+    const ix = this.index
+    const count = ix.offsets.length
+    if (count === 0) {
+      ix.firstIndex = snapshot.index + 1
+      return
+    }
+    // The log already starts right after this snapshot (it was saved again): nothing to drop.
+    if (ix.firstIndex === snapshot.index + 1) return
+    if (snapshot.index < ix.firstIndex) {
+      throw new StorageError({
+        operation: "compact",
+        path: this.path(LOG),
+        cause: `snapshot at ${snapshot.index} is older than the log, which starts at ${ix.firstIndex}`
+      })
+    }
+    const at = snapshot.index - ix.firstIndex
+    const keepFrom = at < count && ix.terms[at] === snapshot.term ? at + 1 : count
+    const start = keepFrom < count ? ix.offsets[keepFrom]! : ix.size
+    const retained = readFileSync(this.path(LOG)).subarray(start, ix.size)
+    closeSync(this.fd)
+    this.writeFileAtomic(LOG, retained)
+    this.fd = openSync(this.path(LOG), "a")
+    this.index = {
+      firstIndex: snapshot.index + 1,
+      offsets: ix.offsets.slice(keepFrom).map((o) => o - start),
+      terms: ix.terms.slice(keepFrom),
+      size: ix.size - start
+    }
+  }
+
+  private writeFileAtomic(name: string, bytes: Uint8Array): void {
+    const target = this.path(name)
+    const temp = `${target}.tmp`
+    const fd = openSync(temp, "w")
+    try {
+      writeAll(fd, bytes)
+      if (this.sync !== "never") fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(temp, target)
+    if (this.sync !== "never") {
+      // The rename itself is durable only once the directory is synced.
+      const dirFd = openSync(this.dir, "r")
+      try {
+        fsyncSync(dirFd)
+      } finally {
+        closeSync(dirFd)
+      }
+    }
+  }
+}

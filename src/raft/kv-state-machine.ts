@@ -1,0 +1,79 @@
+import type { Entry } from "../message/types.ts"
+import type { StateMachine } from "./state-machine.ts"
+
+/** A command, carried as UTF-8 JSON in an entry's data. */
+export type KvCommand =
+  | { readonly op: "put"; readonly key: string; readonly value: string }
+  | { readonly op: "delete"; readonly key: string }
+
+/**
+ * The outcome of applying a command. A malformed command is still committed (the log is not
+ * the place to validate), so it yields `{ ok: false }` on every node alike and changes nothing.
+ */
+export type KvResult =
+  | { readonly ok: true; readonly op: "put" | "delete"; readonly key: string; readonly previous: string | undefined }
+  | { readonly ok: false; readonly error: string }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+export const encodeKvCommand = (command: KvCommand): Uint8Array => encoder.encode(JSON.stringify(command))
+
+/** Parses a command; a string describing the problem when it is not one. */
+export const decodeKvCommand = (data: Uint8Array): KvCommand | string => {
+  let value: unknown
+  try {
+    value = JSON.parse(decoder.decode(data))
+  } catch {
+    return "command is not JSON"
+  }
+  if (typeof value !== "object" || value === null) return "command is not an object"
+  const c = value as Record<string, unknown>
+  if (typeof c["key"] !== "string") return "command needs a string key"
+  if (c["op"] === "put") {
+    return typeof c["value"] === "string" ? { op: "put", key: c["key"], value: c["value"] } : "put needs a string value"
+  }
+  if (c["op"] === "delete") return { op: "delete", key: c["key"] }
+  return "op must be \"put\" or \"delete\""
+}
+
+/** A string key-value store. */
+export class KvStateMachine implements StateMachine<KvResult> {
+  private readonly data = new Map<string, string>()
+
+  apply(entry: Entry): KvResult {
+    const command = decodeKvCommand(entry.data ?? new Uint8Array(0))
+    if (typeof command === "string") return { ok: false, error: command }
+    const previous = this.data.get(command.key)
+    if (command.op === "put") this.data.set(command.key, command.value)
+    else this.data.delete(command.key)
+    return { ok: true, op: command.op, key: command.key, previous }
+  }
+
+  /** The local value: linearizable only through `RaftManager.read`. */
+  get(key: string): string | undefined {
+    return this.data.get(key)
+  }
+
+  get size(): number {
+    return this.data.size
+  }
+
+  /** Entries sorted by key, so equal states give equal snapshots. */
+  snapshot(): Uint8Array {
+    const entries = [...this.data.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    return encoder.encode(JSON.stringify(entries))
+  }
+
+  restore(data: Uint8Array): void {
+    const entries: unknown = data.length === 0 ? [] : JSON.parse(decoder.decode(data))
+    if (!Array.isArray(entries)) throw new Error("kv snapshot is not an array")
+    this.data.clear()
+    for (const pair of entries) {
+      if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+        throw new Error("kv snapshot holds a malformed pair")
+      }
+      this.data.set(pair[0], pair[1])
+    }
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * What a Raft node keeps on stable storage (§5, Figure 2 "persistent state on all servers"):
+ * the hard state (currentTerm, votedFor, and commitIndex as a hint), the log, and the latest
+ * snapshot that replaced the log's prefix (§7).
+ *
+ * The node writes one `WriteBatch` per loop iteration and waits for it before it sends any
+ * message that depends on it (a vote, an append acknowledgement): that is the "respond only
+ * after persisting" rule of Figure 2.
+ */
+import type { Effect } from "effect"
+import type { Entry, NodeId, SnapshotMetadata } from "../message/types.ts"
+import type { StorageError } from "./errors.ts"
+
+export interface HardState {
+  readonly term: number
+  /** The candidate voted for in `term`; 0 = none. */
+  readonly vote: NodeId
+  /** A lower bound of the commit index: it may lag (it is re-learnt from the leader). */
+  readonly commit: number
+}
+
+export const emptyHardState: HardState = { term: 0, vote: 0, commit: 0 }
+
+/** A snapshot of the state machine at `metadata.index` (term `metadata.term`). */
+export interface SnapshotRecord {
+  readonly metadata: SnapshotMetadata
+  readonly data: Uint8Array
+}
+
+export interface PersistedState {
+  readonly hardState: HardState
+  readonly snapshot: SnapshotRecord | undefined
+  /** Contiguous entries following the snapshot (or starting at index 1 without one). */
+  readonly entries: ReadonlyArray<Entry>
+}
+
+/** One batch of changes, applied in field order: snapshot, entries, hard state. */
+export interface WriteBatch {
+  /**
+   * A new snapshot: entries up to its index are discarded. Entries after it are kept only if
+   * the log holds the snapshot's last entry with the same term (§7: "If the follower receives
+   * a snapshot that describes a prefix of its log, log entries covered by the snapshot are
+   * deleted but entries following the snapshot are still valid and must be retained");
+   * otherwise the whole log is discarded.
+   */
+  readonly snapshot?: SnapshotRecord
+  /**
+   * Entries to append. The first one's index may be at or below the last stored index: the
+   * stored suffix from that index on conflicts with the leader's log and is replaced (§5.3).
+   */
+  readonly entries?: ReadonlyArray<Entry>
+  readonly hardState?: HardState
+}
+
+export interface RaftStorage {
+  /** Everything persisted, read once when the node starts. */
+  readonly load: Effect.Effect<PersistedState, StorageError>
+  /** Makes the batch durable (per the sync policy) before returning. */
+  readonly write: (batch: WriteBatch) => Effect.Effect<void, StorageError>
+  /** Releases files; the storage is unusable afterwards. */
+  readonly close: Effect.Effect<void>
+}
+
+/** The entries a log keeps when `snapshot` is installed over it (see `WriteBatch.snapshot`). */
+export const entriesAfterSnapshot = (
+  entries: ReadonlyArray<Entry>,
+  snapshot: SnapshotMetadata
+): ReadonlyArray<Entry> => {
+  const first = entries[0]
+  if (first === undefined) return []
+  // Already compacted to this snapshot (it is being saved again): the log follows it.
+  if (first.index === snapshot.index + 1) return entries
+  const at = snapshot.index - first.index
+  if (at < 0 || at >= entries.length || entries[at]!.term !== snapshot.term) return []
+  return entries.slice(at + 1)
+}
