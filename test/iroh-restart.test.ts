@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Queue, Scope } from "effect"
 import { join } from "node:path"
-import { heartbeat, irohNodeConfig, startNode, tempDir } from "./support/cluster.ts"
+import { append, heartbeat, introduce, irohNodeConfig, receiveN, startNode, tempDir } from "./support/cluster.ts"
 import { spawnChildNode } from "./support/child-node.ts"
 
 const childTable = (dir: string, bind: string, peer: { id: number; endpointId: string; addresses: ReadonlyArray<string> }) => ({
@@ -13,10 +13,12 @@ const childTable = (dir: string, bind: string, peer: { id: number; endpointId: s
 })
 
 describe("iroh reconnect", () => {
-  it.live("a peer process that restarts with the same key file is reached again", () =>
+  it.live("a peer process that dies and restarts with the same key file is reached again; others are untouched", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const a = yield* startNode(yield* irohNodeConfig(1, dir))
+      const c = yield* startNode(yield* irohNodeConfig(3, dir))
+      yield* introduce([a, c])
       const self = { id: 1, ...a.localAddress().iroh! }
 
       const firstLife = yield* Scope.make()
@@ -26,15 +28,19 @@ describe("iroh reconnect", () => {
       yield* a.send(2, heartbeat(1, 2, 1))
       expect((yield* Queue.take(b1.received).pipe(Effect.timeout("20 seconds"))).commit).toBe(1)
 
-      yield* b1.stop("SIGTERM")
+      yield* b1.stop("SIGKILL") // no goodbye: the path just goes dark
       yield* Scope.close(firstLife, Exit.void)
+      // Node 3 does not notice.
+      for (let i = 1; i <= 20; i++) yield* a.send(3, append(1, 3, i))
+      const toC = yield* receiveN(c, 20).pipe(Effect.timeout("20 seconds"))
+      expect(toC.map((m) => m.index)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
       const b2 = yield* spawnChildNode(childTable(dir, b.addresses[0]!, self))
       expect(b2.address.iroh!.endpointId).toBe(b.endpointId)
 
       // Nothing is told to node 1: its peer table still holds the same id and address. Messages
       // written into the old connection before its loss is noticed are lost (and counted).
       let delivered = false
-      for (let i = 2; i < 300 && !delivered; i++) {
+      for (let i = 2; i < 400 && !delivered; i++) {
         yield* a.send(2, heartbeat(1, 2, i))
         delivered = (yield* Queue.take(b2.received).pipe(Effect.timeoutOption("100 millis")))._tag === "Some"
       }

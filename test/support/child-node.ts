@@ -5,7 +5,6 @@ import { fileURLToPath } from "node:url"
 import type { LocalAddress } from "../../src/transport/service.ts"
 
 const entry = fileURLToPath(new URL("./echo-node.ts", import.meta.url))
-const tsxCli = fileURLToPath(new URL("../../node_modules/tsx/dist/cli.mjs", import.meta.url))
 
 export interface Received {
   readonly from: number
@@ -27,7 +26,10 @@ export const spawnChildNode = (transportTable: Record<string, unknown>): Effect.
   Effect.gen(function*() {
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        spawn(process.execPath, [tsxCli, entry, JSON.stringify(transportTable)], { stdio: ["ignore", "pipe", "pipe"] })
+        // `--import tsx` rather than the tsx CLI: one process, so SIGKILL really kills the node.
+        spawn(process.execPath, ["--import", "tsx", entry, JSON.stringify(transportTable)], {
+          stdio: ["ignore", "pipe", "pipe"]
+        })
       ),
       (c) => Effect.sync(() => void (c.exitCode === null && c.kill("SIGKILL")))
     )
