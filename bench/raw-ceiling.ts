@@ -12,8 +12,8 @@ import type { Msg, NodeAddress, PeerMsg, ReadyMsg, Role } from "./ipc.ts"
 import { type PeerProcessFailed } from "./ipc.ts"
 import { spawnPeer } from "./peer-processes.ts"
 import type { ProbeWindow } from "./probe.ts"
-import { mbPerSecond, median } from "./stats.ts"
-import { measureWindows } from "./windows.ts"
+import { mbPerSecond } from "./stats.ts"
+import { measureWindows, quietMedian } from "./windows.ts"
 
 const { Endpoint, EndpointAddr, EndpointId, RelayMode, presetMinimal } = iroh
 type RawEndpoint = InstanceType<typeof Endpoint>
@@ -131,7 +131,7 @@ export const rawSenderRole: Role = (parent) =>
   })
 
 export interface RawCeilingResult {
-  /** Median over the windows. */
+  /** Median over the windows without background load (all windows if none was quiet). */
   readonly mbPerSec: number
   /** Each window's rate, and the background load (cores) during it. */
   readonly windows: ReadonlyArray<{ readonly mbPerSec: number; readonly backgroundCores: number }>
@@ -175,7 +175,7 @@ export const runRawCeiling = (options: RawCeilingOptions): Effect.Effect<RawCeil
         backgroundCores: w.backgroundCores
       }))
       return {
-        mbPerSec: median(windows.map((w) => w.mbPerSec)),
+        mbPerSec: quietMedian(windows, (w) => w.mbPerSec),
         windows,
         bytes,
         windowMs: r.ms,

@@ -10,6 +10,7 @@ import type { ProbeWindow } from "./probe.ts"
 import type { RawCeilingResult } from "./raw-ceiling.ts"
 import type { ThroughputResult } from "./transport-throughput.ts"
 import type { VoteLatencyResult, VotePhaseResult } from "./vote-latency.ts"
+import { BACKGROUND_LIMIT_CORES, quietMedian } from "./windows.ts"
 
 export interface BenchReport {
   readonly command: string
@@ -105,7 +106,7 @@ const summaryRows = (r: BenchReport): Array<Row> => {
       ? failedRow("raw Iroh ceiling", "reference", r.raw)
       : {
         metric: "raw Iroh ceiling (1 uni stream, 64 KiB writes)",
-        value: `${num(ceiling, 2)} MB/s (mean of ${rawRuns.join(" and ")})`,
+        value: `${num(ceiling, 2)} MB/s (runs: ${rawRuns.join(" and ")})`,
         target: "reference",
         verdict: "info"
       }
@@ -167,14 +168,13 @@ const summaryRows = (r: BenchReport): Array<Row> => {
   return rows
 }
 
-/** The raw ceiling: the mean of the runs that completed. */
+/** The raw ceiling: the median of the undisturbed windows of both runs. */
 export const ceilingOf = (r: BenchReport): number => {
-  const runs = [r.raw, r.rawAfter].filter((o) => o._tag === "ok").map((o) => o.value.mbPerSec)
-  return runs.length === 0 ? Number.NaN : runs.reduce((a, b) => a + b, 0) / runs.length
+  const windows = [r.raw, r.rawAfter].flatMap((o) => (o._tag === "ok" ? o.value.windows : []))
+  return windows.length === 0 ? Number.NaN : quietMedian(windows, (w) => w.mbPerSec)
 }
 
-/** Background load (cores used by other processes) above which a window is flagged. */
-const BACKGROUND_WARN_CORES = 0.25
+const BACKGROUND_WARN_CORES = BACKGROUND_LIMIT_CORES
 
 const windowList = (xs: ReadonlyArray<{ readonly rate: number; readonly backgroundCores: number }>, digits: number) =>
   xs.map((w) => `${num(w.rate, digits)}${w.backgroundCores > BACKGROUND_WARN_CORES ? ` (background ${num(w.backgroundCores, 2)} cores)` : ""}`).join(", ")
@@ -242,7 +242,7 @@ const rawSection = (label: string, o: PhaseOutcome<RawCeilingResult>, cores: num
   return [
     `#### ${label}`,
     "",
-    `${num(r.mbPerSec, 2)} MB/s received (median of ${r.windows.length} windows: ` +
+    `${num(r.mbPerSec, 2)} MB/s received (median of the undisturbed windows; all ${r.windows.length}: ` +
     `${windowList(r.windows.map((w) => ({ rate: w.mbPerSec, backgroundCores: w.backgroundCores })), 2)} MB/s; ` +
     `${num(r.bytes)} bytes in ${ms(r.windowMs)}). ` +
     `Synchronous time inside \`writeAll\` (the \`Array<number>\` copy on the JS thread): ${num(r.writeSyncNsPerByte, 1)} ns/byte ` +
@@ -262,7 +262,7 @@ const throughputSection = (label: string, o: PhaseOutcome<ThroughputResult>, cei
     `#### ${label}`,
     "",
     table(["measure", "value"], [
-      ["received (receiver count, median window)", `${num(t.msgsPerSec)} msg/s`],
+      ["received (receiver count, median undisturbed window)", `${num(t.msgsPerSec)} msg/s`],
       [
         `each ${num(t.windowMs / t.windows.length / 1000, 1)} s window`,
         `${windowList(t.windows.map((w) => ({ rate: w.msgsPerSec, backgroundCores: w.backgroundCores })), 0)} msg/s`
@@ -403,8 +403,8 @@ export const renderReport = (r: BenchReport): string => {
       return notes.length === 0
         ? ["No significant background load from other processes during the measurements.", ""]
         : [
-          "**Background load:** other processes were busy during some measurements (numbers there may be low; " +
-          "throughput uses the median window):",
+          "**Background load:** other processes were busy during some measurements. Rates use the median of the " +
+          "undisturbed windows when there are any; vote latency has no such fallback, so rerun on a quiet machine if it is flagged:",
           "",
           ...notes.map((n) => `- ${n}`),
           ""
@@ -416,7 +416,7 @@ export const renderReport = (r: BenchReport): string => {
     "",
     "## 2. Raw binding ceiling",
     "",
-    `Ratio denominators use the mean of the two runs: ${num(ceiling, 2)} MB/s.`,
+    `Ratio denominator: ${num(ceiling, 2)} MB/s, the median of both runs' undisturbed windows.`,
     "",
     rawSection("Before the transport phases", r.raw, m.cpus),
     "",
@@ -448,10 +448,12 @@ export const renderReport = (r: BenchReport): string => {
     "(counters, `process.cpuUsage` of all threads, event-loop utilisation of the main thread, `monitorEventLoopDelay` at " +
     "1 ms resolution; lag = delay minus the 1 ms interval).",
     "- Throughput phases (raw and transport): 1 s warm-up after the first bytes arrive, then 4 consecutive 1 s windows; " +
-    "the reported rate is the median window (the receiver's count). Machine CPU is sampled per window: cores busy beyond " +
-    "the two benchmark processes are other work on the machine (flagged above 0.25 cores).",
+    "the reported rate is the median window (the receiver's count) among the windows without background load (all " +
+    "windows if every one was disturbed). Machine CPU is sampled per window: cores busy beyond the two benchmark " +
+    "processes are other work on the machine; a window is disturbed above 0.25 cores.",
     "- Raw ceiling: bare endpoints, one uni stream, one pre-built 64 KiB `Array<number>` written with `writeAll` in a " +
-    "loop, receiver `read(32768)`. Measured before and after the transport phases; ratios use the mean of the two.",
+    "loop, receiver `read(32768)`. Measured before and after the transport phases; the ceiling is the median of " +
+    "both runs' undisturbed windows.",
     "- Transport: `makeRaftTransport` with the shipped defaults (Iroh mode, loopback). The sender reads the class queue " +
     "depth before each burst of up to 256 `send`s and sleeps 1 ms while it is at half capacity or more; the receiver " +
     "counts with `receiveBatch(1000)`. MB/s = messages/s × framed size.",

@@ -16,8 +16,8 @@ import type { Msg, PeerMsg, PeerProcessFailed, ReadyMsg, Role } from "./ipc.ts"
 import { addPeer, startLoopbackNode } from "./loopback-node.ts"
 import { spawnPeer } from "./peer-processes.ts"
 import type { ProbeWindow } from "./probe.ts"
-import { median, perSecond } from "./stats.ts"
-import { measureWindows } from "./windows.ts"
+import { perSecond } from "./stats.ts"
+import { measureWindows, quietMedian } from "./windows.ts"
 
 export type ThroughputKind = "append" | "heartbeat"
 
@@ -149,7 +149,7 @@ export const throughputSenderRole: Role = (parent) =>
 
 export interface ThroughputResult {
   readonly kind: ThroughputKind
-  /** Median over the windows. */
+  /** Median over the windows without background load (all windows if none was quiet). */
   readonly msgsPerSec: number
   /** Each window's rate, and the background load (cores) during it. */
   readonly windows: ReadonlyArray<{ readonly msgsPerSec: number; readonly backgroundCores: number }>
@@ -206,7 +206,7 @@ export const runTransportThroughput = (options: ThroughputOptions): Effect.Effec
         msgsPerSec: perSecond(w.deltas[0]!["msgs"] ?? 0, w.ms),
         backgroundCores: w.backgroundCores
       }))
-      const msgsPerSec = median(windows.map((w) => w.msgsPerSec))
+      const msgsPerSec = quietMedian(windows, (w) => w.msgsPerSec)
       return {
         kind: options.kind,
         msgsPerSec,

@@ -2,11 +2,12 @@
  * A steady-state measurement split into consecutive windows. One probe spans them all (CPU,
  * event-loop use and lag for the whole stretch); marks between windows give each window's
  * counters, and the machine's CPU is sampled per window so background load from other
- * processes shows up next to the number it may have disturbed. Phases report the median
- * window, which one burst of outside load cannot move.
+ * processes shows up next to the number it may have disturbed. Phases report the median of
+ * the undisturbed windows (`quietMedian`).
  */
 import { Duration, Effect } from "effect"
 import type { PeerProcessFailed } from "./ipc.ts"
+import { median } from "./stats.ts"
 import type { PeerProcess } from "./peer-processes.ts"
 import { type Counters, machineCoresBusy, machineCpuMark, type ProbeMark, type ProbeWindow, processCoresBusy } from "./probe.ts"
 
@@ -66,3 +67,19 @@ export const measureWindows = (
     const ours = probes.reduce((n, w) => n + processCoresBusy(w), 0)
     return { windows, probes, machineCores, backgroundCores: Math.max(0, machineCores - ours) }
   })
+
+/** Background load (cores used by other processes) above which a window counts as disturbed. */
+export const BACKGROUND_LIMIT_CORES = 0.25
+
+/**
+ * The median of `value` over the windows without background load, or over all of them when
+ * every window was disturbed. Other work on the machine only ever lowers a rate, so dropping
+ * disturbed windows removes a one-sided error.
+ */
+export const quietMedian = <W extends { readonly backgroundCores: number }>(
+  windows: ReadonlyArray<W>,
+  value: (w: W) => number
+): number => {
+  const quiet = windows.filter((w) => w.backgroundCores <= BACKGROUND_LIMIT_CORES)
+  return median((quiet.length > 0 ? quiet : windows).map(value))
+}

@@ -327,8 +327,9 @@ export const BatchingConfig = table({
   max_batch_bytes: orDefault(intAtLeast(1024), 65536),
   max_linger_ms: orDefault(numberAtLeast(0), 10),
   max_age_ms: orDefault(numberAtLeast(1), 30000),
-  snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 16384),
-  max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024)
+  snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 4096),
+  max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024),
+  iroh_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 5_000_000)
 })
 export type BatchingConfig = typeof BatchingConfig.Type
 

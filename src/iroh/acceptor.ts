@@ -77,7 +77,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         })
         const decoder = new FrameDecoder(options.maxFrameBytes)
         while (true) {
-          const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES), IrohFailure.of)
+          const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
           const frames = decoder.push(arrayToBytes(chunk))

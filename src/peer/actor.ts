@@ -21,6 +21,8 @@ export interface PeerActorOptions {
   readonly maxAgeMs: number
   readonly maxFrameBytes: number
   readonly snapshotChunkBytes: number
+  /** Pace of snapshot bytes per transport (0 or absent: unpaced). */
+  readonly snapshotBytesPerSec?: Partial<Record<TransportKind, number>>
   /** Attempts at a whole snapshot transfer before it is reported failed. */
   readonly snapshotAttempts: number
   readonly backoff: BackoffPolicy
@@ -277,7 +279,15 @@ export class PeerActor {
         const chunks = splitSnapshot(envelope.message, self.options.snapshotChunkBytes, transferId)
         let failure: StreamFailed | undefined
         let bytes = 0
+        const rate = self.options.snapshotBytesPerSec?.[kind] ?? 0
+        const started = yield* Clock.currentTimeMillis
         for (const chunk of chunks) {
+          if (rate > 0) {
+            // Keep to `rate`: an unpaced snapshot saturates both event loops (the binding
+            // copies every byte on the JS thread), and votes would wait behind it.
+            const due = started + (bytes / rate) * 1000 - (yield* Clock.currentTimeMillis)
+            if (due > 1) yield* Effect.sleep(due)
+          }
           const payload = encodeMessage(chunk)
           const written = yield* Effect.result(session.write(cls, [payload], FRAME_HEADER_LENGTH + payload.length))
           if (Result.isFailure(written)) {

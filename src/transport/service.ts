@@ -202,6 +202,7 @@ export const makeRaftTransport = (
           maxAgeMs: config.batching.max_age_ms,
           maxFrameBytes: config.max_frame_bytes,
           snapshotChunkBytes: config.batching.snapshot_chunk_bytes,
+          snapshotBytesPerSec: { iroh: config.batching.iroh_snapshot_bytes_per_sec },
           snapshotAttempts: 3,
           backoff: {
             initialMs: config.reconnect.initial_backoff_ms,

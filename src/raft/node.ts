@@ -1,0 +1,457 @@
+/**
+ * A Raft node as an actor: one fiber owns the protocol state (`RaftCore`), the storage and the
+ * state machine, and takes everything from one mailbox:
+ *
+ * - inbound messages, pushed by a receiver fiber reading `transport.receiveBatch`;
+ * - clock ticks, pushed by a ticker fiber (`Effect.sleep`, so `TestClock` drives it in tests);
+ * - client requests (propose, read, status), each with a `Deferred` for the reply.
+ *
+ * Per batch of inputs it steps the core, then carries out the core's `Ready` in the order
+ * Raft requires: persist, send, apply (see `core.ts`). Requests carry their own deadline and
+ * are failed by the ticker-driven check, so no caller waits forever.
+ */
+import { Cause, Clock, Deferred, Effect, Exit, PubSub, Queue, Random, type Scope, Stream } from "effect"
+import { EntryType, type Entry, MessageType, messageTypeName, type NodeId, type RaftMessage } from "../message/types.ts"
+import type { MessageDropped, PeerUnknown } from "../transport/errors.ts"
+import type { RaftTransportService } from "../transport/service.ts"
+import type { RaftConfig } from "./config.ts"
+import { type Ready, RaftCore } from "./core.ts"
+import { NoQuorum, NotLeader, ProposalDropped, type StorageError } from "./errors.ts"
+import type { RaftEvent, RaftStatus } from "./events.ts"
+import { Membership } from "./membership.ts"
+import { contextKey } from "./messages.ts"
+import type { StateMachine } from "./state-machine.ts"
+import type { RaftStorage, SnapshotRecord } from "./storage.ts"
+
+export interface RequestOptions {
+  /** Overrides the config's `proposal_timeout_ms` for this call. */
+  readonly timeoutMs?: number | undefined
+}
+
+export type ProposeError = NotLeader | NoQuorum | ProposalDropped
+export type ReadError = NotLeader | NoQuorum
+
+export interface RaftNode<R> {
+  readonly id: NodeId
+  /** Replicates `data`, and succeeds with the state machine's result once it is applied here. */
+  readonly propose: (data: Uint8Array, options?: RequestOptions) => Effect.Effect<R, ProposeError>
+  /** Runs `query` against the state machine once a linearizable read index is applied (§6.4). */
+  readonly read: <A>(query: () => A, options?: RequestOptions) => Effect.Effect<A, ReadError>
+  readonly status: Effect.Effect<RaftStatus>
+  /** Asks the leader (this node) to hand leadership to `to` (thesis §3.10). */
+  readonly transferLeadership: (to: NodeId) => Effect.Effect<void, NotLeader>
+  readonly events: Stream.Stream<RaftEvent>
+}
+
+export interface RaftNodeOptions<R> {
+  readonly config: RaftConfig
+  readonly transport: RaftTransportService
+  readonly storage: RaftStorage
+  readonly stateMachine: StateMachine<R>
+}
+
+interface PendingProposal<R> {
+  readonly deferred: Deferred.Deferred<R, ProposeError>
+  readonly deadline: number
+  readonly timeoutMs: number
+  /** Set when appended by this node as leader: another entry at this index means it was lost. */
+  readonly index: number | undefined
+}
+
+interface PendingRead {
+  readonly deadline: number
+  readonly timeoutMs: number
+  index: number | undefined
+  readonly run: () => void
+  readonly fail: (error: ReadError) => void
+}
+
+type Input<R> =
+  | { readonly _tag: "Messages"; readonly messages: ReadonlyArray<RaftMessage> }
+  | { readonly _tag: "Tick" }
+  | {
+    readonly _tag: "Propose"
+    readonly data: Uint8Array
+    readonly timeoutMs: number
+    readonly deferred: Deferred.Deferred<R, ProposeError>
+  }
+  | {
+    readonly _tag: "Read"
+    readonly timeoutMs: number
+    readonly run: () => void
+    readonly fail: (error: ReadError) => void
+  }
+  | { readonly _tag: "Status"; readonly deferred: Deferred.Deferred<RaftStatus> }
+  | { readonly _tag: "Transfer"; readonly to: NodeId; readonly deferred: Deferred.Deferred<void, NotLeader> }
+
+const MAILBOX_CAPACITY = 4096
+const RECEIVE_BATCH = 256
+/** Committed entries applied between two yields, so a long catch-up does not starve others. */
+const APPLY_CHUNK = 512
+
+const encoder = new TextEncoder()
+
+export const makeRaftNode = <R>(
+  options: RaftNodeOptions<R>
+): Effect.Effect<RaftNode<R>, StorageError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { config, transport, storage, stateMachine } = options
+    const id = transport.nodeId
+    const membership = new Membership(config.voters)
+    const random = yield* Random.Random
+    const nonce = Math.floor(random.nextDoubleUnsafe() * 0xffffffff).toString(16)
+    let requestSeq = 0
+
+    const persisted = yield* storage.load
+    if (persisted.snapshot !== undefined) stateMachine.restore(persisted.snapshot.data)
+    const core = new RaftCore({
+      id,
+      membership,
+      electionTimeoutMinMs: config.election_timeout_min_ms,
+      electionTimeoutMaxMs: config.election_timeout_max_ms,
+      heartbeatIntervalMs: config.heartbeat_interval_ms,
+      maxInflightAppends: config.max_inflight_appends,
+      maxEntriesPerAppend: config.max_entries_per_append,
+      preVote: config.pre_vote,
+      snapshotTimeoutMs: config.snapshot_timeout_ms,
+      random: () => random.nextDoubleUnsafe()
+    }, persisted, yield* Clock.currentTimeMillis)
+
+    const mailbox = yield* Queue.bounded<Input<R>>(MAILBOX_CAPACITY)
+    const events = yield* PubSub.sliding<RaftEvent>(1024)
+    const proposals = new Map<string, PendingProposal<R>>()
+    const proposalAt = new Map<number, string>()
+    const reads = new Map<string, PendingRead>()
+
+    const newRequestId = (): Uint8Array => encoder.encode(`${id}:${nonce}:${++requestSeq}`)
+
+    const noQuorum = (operation: "propose" | "read", timeoutMs: number, now: number, detail?: string) =>
+      new NoQuorum({
+        node: id,
+        term: core.term,
+        operation,
+        timeoutMs,
+        reachable: core.reachableVoters(now),
+        voters: membership.voters.length,
+        ...(detail !== undefined ? { detail } : {})
+      })
+
+    const failProposal = (key: string, error: ProposeError) => {
+      const p = proposals.get(key)
+      if (p === undefined) return
+      proposals.delete(key)
+      if (p.index !== undefined) proposalAt.delete(p.index)
+      Deferred.doneUnsafe(p.deferred, Exit.fail(error))
+    }
+
+    const failAll = (reason: string) => {
+      for (const key of [...proposals.keys()]) {
+        failProposal(key, new ProposalDropped({ node: id, term: core.term, reason }))
+      }
+      for (const [key, r] of reads) {
+        reads.delete(key)
+        r.fail(new NotLeader({ node: id, term: core.term, leader: undefined }))
+      }
+    }
+
+    /** Requests past their deadline fail with `NoQuorum`: the caller never waits forever. */
+    const expire = (now: number) => {
+      for (const [key, p] of proposals) {
+        if (p.deadline <= now) failProposal(key, noQuorum("propose", p.timeoutMs, now))
+      }
+      for (const [key, r] of reads) {
+        if (r.deadline <= now) {
+          reads.delete(key)
+          r.fail(noQuorum("read", r.timeoutMs, now))
+        }
+      }
+    }
+
+    const handle = (input: Input<R>, now: number): void => {
+      switch (input._tag) {
+        case "Messages":
+          for (const m of input.messages) core.step(m, now)
+          return
+        case "Tick":
+          core.tick(now)
+          expire(now)
+          return
+        case "Propose": {
+          const context = newRequestId()
+          const outcome = core.propose(input.data, context, now)
+          const pending = (index: number | undefined): PendingProposal<R> => ({
+            deferred: input.deferred,
+            deadline: now + input.timeoutMs,
+            timeoutMs: input.timeoutMs,
+            index
+          })
+          switch (outcome._tag) {
+            case "Appended":
+              proposals.set(contextKey(context), pending(outcome.index))
+              proposalAt.set(outcome.index, contextKey(context))
+              return
+            case "Forwarded":
+              proposals.set(contextKey(context), pending(undefined))
+              return
+            case "NotLeader":
+              Deferred.doneUnsafe(input.deferred, Exit.fail(new NotLeader({ node: id, term: core.term, leader: undefined })))
+              return
+            case "Rejected":
+              Deferred.doneUnsafe(
+                input.deferred,
+                Exit.fail(new ProposalDropped({ node: id, term: core.term, reason: outcome.reason }))
+              )
+              return
+          }
+          return
+        }
+        case "Read": {
+          const context = newRequestId()
+          const outcome = core.readIndex(context, now)
+          if (outcome._tag === "NotLeader") {
+            input.fail(new NotLeader({ node: id, term: core.term, leader: outcome.leader }))
+            return
+          }
+          reads.set(contextKey(context), {
+            deadline: now + input.timeoutMs,
+            timeoutMs: input.timeoutMs,
+            index: undefined,
+            run: input.run,
+            fail: input.fail
+          })
+          return
+        }
+        case "Status":
+          Deferred.doneUnsafe(input.deferred, Exit.succeed(core.status()))
+          return
+        case "Transfer": {
+          const outcome = core.transferLeadership(input.to, now)
+          Deferred.doneUnsafe(
+            input.deferred,
+            outcome._tag === "NotLeader"
+              ? Exit.fail(new NotLeader({ node: id, term: core.term, leader: outcome.leader }))
+              : Exit.void
+          )
+          return
+        }
+      }
+    }
+
+    const onDropped = (m: RaftMessage, error: MessageDropped | PeerUnknown, now: number) =>
+      Effect.suspend(() => {
+        core.reportDropped(m)
+        if (m.msgType === MessageType.Propose) {
+          failProposal(
+            contextKey(m.entries?.[0]?.context),
+            new ProposalDropped({ node: id, term: core.term, reason: `could not forward to leader ${m.to}: ${error.message}` })
+          )
+        } else if (m.msgType === MessageType.ReadIndex) {
+          const key = contextKey(m.context)
+          const r = reads.get(key)
+          if (r !== undefined) {
+            reads.delete(key)
+            r.fail(noQuorum("read", r.timeoutMs, now, `could not reach leader ${m.to}: ${error.message}`))
+          }
+        }
+        return Effect.logDebug(`raft message ${messageTypeName(m.msgType)} to ${m.to} lost: ${error.message}`)
+      })
+
+    const applyEntry = (entry: Entry): void => {
+      const key = contextKey(entry.context)
+      const mine = proposalAt.get(entry.index)
+      if (mine !== undefined && mine !== key) {
+        // Our entry at this index was replaced by another leader's (§5.3): it will never apply.
+        failProposal(mine, new ProposalDropped({ node: id, term: core.term, reason: `entry ${entry.index} was overwritten by a later leader` }))
+      }
+      if (entry.entryType === EntryType.ConfChange) return // static membership: seam for §6
+      if (entry.data === undefined || entry.data.length === 0) return // a leader's no-op (§8)
+      const result = stateMachine.apply(entry)
+      const p = proposals.get(key)
+      if (p === undefined) return
+      proposals.delete(key)
+      if (p.index !== undefined) proposalAt.delete(p.index)
+      Deferred.doneUnsafe(p.deferred, Exit.succeed(result))
+    }
+
+    /** Applies committed entries in log order (§5.3: "apply log[lastApplied] to state machine"). */
+    const applyCommitted: Effect.Effect<void> = Effect.suspend(() => {
+      const log = core.log
+      if (log.applied >= log.committed) return Effect.void
+      const upTo = Math.min(log.committed, log.applied + APPLY_CHUNK)
+      for (let i = log.applied + 1; i <= upTo; i++) applyEntry(log.entry(i)!)
+      core.appliedTo(upTo)
+      return upTo < log.committed ? Effect.andThen(Effect.yieldNow, applyCommitted) : Effect.void
+    })
+
+    const serveReads = () => {
+      for (const [key, r] of reads) {
+        if (r.index !== undefined && r.index <= core.log.applied) {
+          reads.delete(key)
+          r.run()
+        }
+      }
+    }
+
+    /** §7: snapshot the state machine and compact the log every `snapshot_threshold` entries. */
+    const maybeSnapshot = Effect.suspend(() => {
+      const log = core.log
+      if (log.applied - log.snapshotIndex < config.snapshot_threshold) return Effect.succeed<RaftEvent | undefined>(undefined)
+      const record: SnapshotRecord = {
+        metadata: { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() },
+        data: stateMachine.snapshot()
+      }
+      return storage.write({ snapshot: record, hardState: { term: core.term, vote: core.vote, commit: log.committed } }).pipe(
+        Effect.map((): RaftEvent => {
+          core.snapshotTaken(record)
+          return { _tag: "SnapshotTaken", node: id, index: record.metadata.index, term: record.metadata.term, bytes: record.data.length }
+        })
+      )
+    })
+
+    const carryOut = (rd: Ready, now: number) =>
+      Effect.gen(function*() {
+        for (const note of rd.notes) yield* Effect.logDebug(note)
+        // 1. Persist before anything depends on it (votes, acknowledgements, applying).
+        if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
+          yield* storage.write({
+            ...(rd.snapshot !== undefined ? { snapshot: { metadata: rd.snapshot.metadata, data: rd.snapshot.data } } : {}),
+            ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
+            ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {})
+          })
+        }
+        // 2. Send. The transport never blocks; a refused message is a lost message.
+        for (const m of rd.messages) {
+          yield* transport.send(m.to, m).pipe(Effect.catch((error) => onDropped(m, error, now)))
+        }
+        const published: Array<RaftEvent> = [...rd.events]
+        // 3. Install a leader's snapshot, then apply what is committed.
+        if (rd.snapshot !== undefined) {
+          stateMachine.restore(rd.snapshot.data)
+          const { index, term } = rd.snapshot.metadata
+          published.push({ _tag: "SnapshotInstalled", node: id, index, term, from: rd.snapshot.from, bytes: rd.snapshot.data.length })
+          yield* Effect.logInfo(`installed snapshot ${index} (term ${term}) from node ${rd.snapshot.from}`)
+        }
+        for (const s of rd.readStates) {
+          const r = reads.get(s.key)
+          if (r !== undefined) r.index = s.index
+        }
+        for (const f of rd.readFailures) {
+          const r = reads.get(f.key)
+          if (r !== undefined) {
+            reads.delete(f.key)
+            r.fail(new NotLeader({ node: id, term: core.term, leader: f.leader }))
+          }
+        }
+        yield* applyCommitted
+        serveReads()
+        const taken = yield* maybeSnapshot
+        if (taken !== undefined) published.push(taken)
+        for (const e of published) {
+          if (e._tag === "LeaderChanged" || e._tag === "RoleChanged" || e._tag === "SnapshotTaken") {
+            yield* Effect.logDebug(describeEvent(e))
+          }
+        }
+        if (published.length > 0) yield* PubSub.publishAll(events, published)
+      })
+
+    const loop = Effect.gen(function*() {
+      while (true) {
+        const inputs = yield* Queue.takeAll(mailbox)
+        const now = yield* Clock.currentTimeMillis
+        for (const input of inputs) handle(input, now)
+        yield* carryOut(core.ready(), now)
+      }
+    })
+
+    const receiver = Effect.gen(function*() {
+      while (true) {
+        const messages = yield* transport.receiveBatch(RECEIVE_BATCH)
+        yield* Queue.offer(mailbox, { _tag: "Messages", messages })
+      }
+    })
+
+    const tickMs = Math.max(1, Math.min(Math.floor(config.heartbeat_interval_ms / 2), Math.floor(config.election_timeout_min_ms / 10)))
+    const ticker = Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(tickMs)
+        yield* Queue.offer(mailbox, { _tag: "Tick" })
+      }
+    })
+
+    const stopped = (cause: Cause.Cause<unknown>) =>
+      Effect.gen(function*() {
+        yield* Queue.shutdown(mailbox)
+        failAll("node stopped")
+        if (!Cause.hasInterruptsOnly(cause)) yield* Effect.logError("raft node stopped", cause)
+      })
+
+    yield* Effect.forkScoped(loop.pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? stopped(exit.cause) : Effect.void)), {
+      startImmediately: true
+    })
+    yield* Effect.forkScoped(receiver, { startImmediately: true })
+    yield* Effect.forkScoped(ticker, { startImmediately: true })
+    yield* Effect.addFinalizer(() => Effect.sync(() => failAll("node stopped")))
+    yield* Effect.logInfo(`raft node ${id} started: term ${core.term}, last index ${core.log.lastIndex()}, voters ${membership.voters.join(",")}`)
+
+    /** Hands an input to the actor; false when the node has stopped. */
+    const tell = (input: Input<R>) => Queue.offer(mailbox, input)
+
+    const node: RaftNode<R> = {
+      id,
+      propose: (data, opts) =>
+        Effect.gen(function*() {
+          const deferred = yield* Deferred.make<R, ProposeError>()
+          const accepted = yield* tell({ _tag: "Propose", data, timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms, deferred })
+          if (!accepted) return yield* new ProposalDropped({ node: id, term: core.term, reason: "node stopped" })
+          return yield* Deferred.await(deferred)
+        }),
+      read: <A>(query: () => A, opts?: RequestOptions) =>
+        Effect.gen(function*() {
+          const deferred = yield* Deferred.make<A, ReadError>()
+          const accepted = yield* tell({
+            _tag: "Read",
+            timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms,
+            run: () => Deferred.doneUnsafe(deferred, runQuery(query)),
+            fail: (error) => Deferred.doneUnsafe(deferred, Exit.fail(error))
+          })
+          if (!accepted) return yield* new NotLeader({ node: id, term: core.term, leader: undefined })
+          return yield* Deferred.await(deferred)
+        }),
+      status: Effect.gen(function*() {
+        const deferred = yield* Deferred.make<RaftStatus>()
+        const accepted = yield* tell({ _tag: "Status", deferred })
+        return accepted ? yield* Deferred.await(deferred) : core.status()
+      }),
+      transferLeadership: (to) =>
+        Effect.gen(function*() {
+          const deferred = yield* Deferred.make<void, NotLeader>()
+          const accepted = yield* tell({ _tag: "Transfer", to, deferred })
+          if (!accepted) return yield* new NotLeader({ node: id, term: core.term, leader: undefined })
+          return yield* Deferred.await(deferred)
+        }),
+      events: Stream.fromPubSub(events)
+    }
+    return node
+  }).pipe(Effect.annotateLogs({ raft_node: String(options.transport.nodeId) }))
+
+/** A query that throws is a bug in the caller's code: a defect, not a Raft error. */
+const runQuery = <A>(query: () => A): Exit.Exit<A, never> => {
+  try {
+    return Exit.succeed(query())
+  } catch (defect) {
+    return Exit.die(defect)
+  }
+}
+
+const describeEvent = (e: RaftEvent): string => {
+  switch (e._tag) {
+    case "RoleChanged":
+      return `role ${e.role} (term ${e.term})`
+    case "LeaderChanged":
+      return `leader ${e.leader ?? "unknown"} (term ${e.term})`
+    case "SnapshotTaken":
+      return `snapshot taken at ${e.index} (term ${e.term}, ${e.bytes} bytes)`
+    case "SnapshotInstalled":
+      return `snapshot installed at ${e.index} from ${e.from}`
+  }
+}
