@@ -93,3 +93,14 @@ describe("message age", () => {
       expect(written).toEqual([1])
     }))
 })
+
+describe("a disabled transport", () => {
+  it.live("binds nothing and drops every send with a typed, counted reason", () =>
+    Effect.gen(function*() {
+      const node = yield* startNode(yield* irohNodeConfig(1, tempDir(), { enabled: false }))
+      expect(node.localAddress().iroh).toBeUndefined()
+      yield* node.addPeer({ id: 2, irohEndpointId: iroh.SecretKey.generate().public().toString(), irohAddresses: [] })
+      const r = yield* Effect.result(node.send(2, append(1, 2, 1)))
+      expect(Result.isFailure(r) && r.failure).toMatchObject({ _tag: "MessageDropped", reason: "transport_disabled" })
+    }).pipe(Effect.scoped))
+})

@@ -20,6 +20,7 @@ export type DropReason =
   | "peer_removed"
   | "snapshot_failed"
   | "too_large"
+  | "transport_disabled"
 
 /** A message the transport did not deliver, and why. Returned by `send` and counted. */
 export class MessageDropped extends Data.TaggedError("MessageDropped")<{

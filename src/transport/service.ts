@@ -1,4 +1,4 @@
-import { Context, Effect, Exit, Layer, PubSub, Redacted, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Metric, PubSub, Redacted, Scope, Stream } from "effect"
 import type { ConfigError } from "../config/errors.ts"
 import { loadConfigFile } from "../config/load.ts"
 import type { TransportConfig } from "../config/schema.ts"
@@ -9,12 +9,13 @@ import { makeIrohEndpoint, type IrohEndpoint } from "../iroh/endpoint.ts"
 import { makeIrohLink } from "../iroh/link.ts"
 import { makeGrpcLink } from "../grpc/link.ts"
 import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
-import { priorityClasses } from "../message/priority.ts"
+import { classify, className, priorityClasses } from "../message/priority.ts"
+import * as M from "../metrics/metrics.ts"
 import { serveMetrics } from "../metrics/server.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import { PeerActor, type PeerStatus } from "../peer/actor.ts"
 import type { Link } from "../peer/link.ts"
-import { type MessageDropped, PeerUnknown, TransportStartFailed } from "./errors.ts"
+import { MessageDropped, PeerUnknown, TransportStartFailed } from "./errors.ts"
 import type { TransportEvent } from "./events.ts"
 import { InboundMailbox } from "./inbound-mailbox.ts"
 import { type PeerAddress, PeerTable } from "./peer-table.ts"
@@ -95,8 +96,9 @@ export const makeRaftTransport = (
     const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity)
     const events = yield* PubSub.sliding<TransportEvent>(1024)
 
-    const usesIroh = config.mode !== "grpc" && config.iroh_config.enabled
-    const usesGrpc = config.mode !== "iroh" && config.grpc_config.enabled
+    // `enabled = false`: a node that takes no network traffic (sends are dropped and counted).
+    const usesIroh = config.enabled && config.mode !== "grpc" && config.iroh_config.enabled
+    const usesGrpc = config.enabled && config.mode !== "iroh" && config.grpc_config.enabled
     const iroh: IrohEndpoint | undefined = usesIroh
       ? yield* makeIrohEndpoint({
         bindAddress: config.iroh_config.bind_address,
@@ -220,11 +222,18 @@ export const makeRaftTransport = (
         actors.set(address.id, { actor, scope: peerScope })
       })
 
-    for (const peer of table.remotes()) yield* startPeer(peer)
+    if (config.enabled) for (const peer of table.remotes()) yield* startPeer(peer)
 
     const metrics = config.metrics_address === undefined ? undefined : yield* serveMetrics(config.metrics_address).pipe(
       Effect.mapError((cause) => new TransportStartFailed({ transport: "metrics", cause }))
     )
+
+    const dropDisabled = (to: NodeId, message: RaftMessage) => {
+      const cls = className(classify(message))
+      return Metric.update(Metric.withAttributes(M.messagesDropped, { peer: String(to), class: cls, reason: "transport_disabled" }), 1).pipe(
+        Effect.andThen(Effect.fail(new MessageDropped({ peer: to, class: cls, reason: "transport_disabled" })))
+      )
+    }
 
     const requireActor = (id: NodeId) =>
       Effect.suspend(() => {
@@ -243,6 +252,7 @@ export const makeRaftTransport = (
         ...(metrics !== undefined ? { metrics: { address: metrics.address } } : {})
       }),
       send: (to, message) => {
+        if (!config.enabled) return dropDisabled(to, message)
         const entry = actors.get(to)
         return entry === undefined ? Effect.fail(new PeerUnknown({ peer: to })) : entry.actor.send(message)
       },
@@ -253,6 +263,7 @@ export const makeRaftTransport = (
       addPeer: (peer) =>
         Effect.gen(function*() {
           if (peer.id === self) return
+          if (!config.enabled) return void table.set(withEndpointIdFromTicket(peer))
           yield* startPeer(peer)
           yield* PubSub.publish(events, { _tag: "PeerAdded", peer: peer.id })
           yield* Effect.logInfo(`peer ${peer.id} added`)
