@@ -56,7 +56,8 @@ describe("config: defaults", () => {
           max_batch_bytes: 65536,
           max_linger_ms: 10,
           max_age_ms: 30000,
-          snapshot_chunk_bytes: 16384,
+          snapshot_chunk_bytes: 4096,
+          iroh_snapshot_bytes_per_sec: 5_000_000,
           max_snapshot_bytes: 1024 * 1024 * 1024
         },
         queues: {

@@ -3,6 +3,8 @@ import { Effect, Exit, Queue, Scope } from "effect"
 import { join } from "node:path"
 import { append, heartbeat, introduce, irohNodeConfig, receiveN, startNode, tempDir } from "./support/cluster.ts"
 import { spawnChildNode } from "./support/child-node.ts"
+import { counter } from "./support/metrics.ts"
+import { messagesDropped } from "../src/metrics/metrics.ts"
 
 const childTable = (dir: string, bind: string, peer: { id: number; endpointId: string; addresses: ReadonlyArray<string> }) => ({
   mode: "iroh",
@@ -45,6 +47,8 @@ describe("iroh reconnect", () => {
         delivered = (yield* Queue.take(b2.received).pipe(Effect.timeoutOption("100 millis")))._tag === "Some"
       }
       expect(delivered).toBe(true)
+      // Heartbeats written into the dead connection were never confirmed by a probe: counted as lost.
+      expect(yield* counter(messagesDropped, { peer: "2", class: "heartbeat", reason: "link_failed" })).toBeGreaterThan(0)
       expect((yield* a.peerStatus(2)).links[0]!.state).toBe("connected")
     }).pipe(Effect.scoped), { timeout: 90_000 })
 })

@@ -357,13 +357,14 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       })
     )
 
+    let confirmedAt = 0
     // RTT probe; too many failures in a row mean the path is dead even if TCP has not noticed.
     yield* Effect.forkScoped(
       runProbe({
         ping,
         intervalMs: probeIntervalMs,
         failuresBeforeDead: probeFailuresBeforeClose,
-        onSample: () => undefined, // `ping` itself feeds the smoothed RTT
+        onSample: (_rtt, sentAt) => void (confirmedAt = sentAt), // `ping` itself feeds the smoothed RTT
         onDead: (reason) => Effect.sync(() => markClosed(reason)),
         stopped: () => closeReason !== undefined
       }).pipe(Effect.annotateLogs({ peer: String(peer), transport: "grpc" })),
@@ -375,7 +376,8 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       write,
       closed: Deferred.await(closed),
       rttMs: () => rtt,
-      ping
+      ping,
+      confirmedAt: () => confirmedAt
     }
     return session
   })

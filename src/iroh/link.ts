@@ -94,12 +94,16 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         { startImmediately: true }
       )
       let rtt: number | undefined
+      let confirmedAt = 0
       yield* Effect.forkScoped(
         runProbe({
           ping,
           intervalMs: options.probeIntervalMs,
           failuresBeforeDead: options.probeFailuresBeforeClose,
-          onSample: (sample) => void (rtt = ewma(rtt, sample)),
+          onSample: (sample, sentAt) => {
+            rtt = ewma(rtt, sample)
+            confirmedAt = sentAt
+          },
           onDead: (reason) => Deferred.succeed(closed, reason).pipe(Effect.asVoid),
           stopped: () => Deferred.isDoneUnsafe(closed)
         }).pipe(Effect.annotateLogs({ peer: String(peer), transport: "iroh" })),
@@ -111,7 +115,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         write,
         closed: Deferred.await(closed),
         rttMs: () => rtt ?? connection.rtt() ?? undefined,
-        ping
+        ping,
+        confirmedAt: () => confirmedAt
       }
       return session
     })

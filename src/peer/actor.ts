@@ -251,6 +251,7 @@ export class PeerActor {
       const { session, kind, connector } = yield* self.acquireRouted(cls)
       const written = yield* Effect.result(session.write(cls, payloads, bytes))
       if (Result.isSuccess(written)) {
+        connector.noteWritten(session, cls, payloads.length)
         const m = self.metrics[cls]!.get(kind)!
         yield* Metric.update(m.sent, payloads.length)
         yield* Metric.update(m.bytes, bytes)

@@ -1,4 +1,5 @@
 import { Cause, Clock, Effect, Exit, Metric, PubSub, Random, Scope, Semaphore } from "effect"
+import { className, type PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { type ConnectFailed, describeCause, type TransportKind } from "../transport/errors.ts"
@@ -9,6 +10,8 @@ import type { Link, LinkSession } from "./link.ts"
 interface Live {
   readonly session: LinkSession
   readonly scope: Scope.Closeable
+  /** Successful writes not yet confirmed by an answered probe (oldest first). */
+  readonly unconfirmed: Array<{ readonly at: number; readonly cls: PriorityClass; readonly count: number }>
 }
 
 export type ConnectorState = "connected" | "connecting" | "idle" | "backoff"
@@ -120,7 +123,7 @@ export class Connector {
         return yield* Effect.failCause(exit.cause)
       }
       const session = exit.value
-      that.live = { session, scope }
+      that.live = { session, scope, unconfirmed: [] }
       that.failures = 0
       that.lastError = undefined
       if (that.sessions++ > 0) yield* Metric.update(Metric.withAttributes(M.reconnects, labels), 1)
@@ -137,6 +140,40 @@ export class Connector {
     })
   })
 
+  /**
+   * Records messages written to `session`. If it is lost before a probe confirms them, they
+   * are counted as lost (`link_failed`): a completed write only means the transport buffered
+   * the bytes.
+   */
+  noteWritten(session: LinkSession, cls: PriorityClass, count: number): void {
+    const live = this.live
+    if (live?.session !== session) return
+    const confirmed = session.confirmedAt()
+    while (live.unconfirmed.length > 0 && live.unconfirmed[0]!.at <= confirmed) live.unconfirmed.shift()
+    live.unconfirmed.push({ at: performance.now(), cls, count })
+  }
+
+  private countUnconfirmed(live: Live): Effect.Effect<void> {
+    const confirmed = live.session.confirmedAt()
+    const lost = [0, 0, 0, 0]
+    for (const w of live.unconfirmed) if (w.at > confirmed) lost[w.cls] = (lost[w.cls] ?? 0) + w.count
+    const total = lost.reduce((a, b) => a + b, 0)
+    if (total === 0) return Effect.void
+    return Effect.all([
+      ...lost.flatMap((count, cls) =>
+        count === 0 ? [] : [
+          Metric.update(
+            Metric.withAttributes(M.messagesDropped, { peer: String(this.peer), class: className(cls as PriorityClass), reason: "link_failed" }),
+            count
+          )
+        ]
+      ),
+      Effect.logWarning(
+        `${total} message(s) written to the lost ${this.link.kind} link to peer ${this.peer} were never confirmed; counted as lost`
+      )
+    ], { discard: true })
+  }
+
   /** Drops `session` if it is still the live one; later callers dial a new one. */
   invalidate(session: LinkSession, cause: unknown): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -145,6 +182,7 @@ export class Connector {
       const labels = { peer: String(this.peer), transport: this.link.kind }
       this.lastError = reason
       return Effect.all([
+        this.countUnconfirmed(this.live),
         Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "lost" }), 1),
         Effect.logWarning(`link to peer ${this.peer} over ${this.link.kind} lost: ${reason}`).pipe(Effect.annotateLogs(labels)),
         PubSub.publish(this.events, { _tag: "Disconnected", peer: this.peer, transport: this.link.kind, cause: reason }),

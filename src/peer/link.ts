@@ -30,4 +30,9 @@ export interface LinkSession {
   readonly rttMs: () => number | undefined
   /** One application-level round trip in ms (liveness and RTT probe). */
   readonly ping: Effect.Effect<number, StreamFailed>
+  /**
+   * `performance.now()` when the last answered probe was sent (0 before any): writes that
+   * completed before it reached a live connection; later ones are unconfirmed until the next.
+   */
+  readonly confirmedAt: () => number
 }

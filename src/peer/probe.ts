@@ -7,8 +7,11 @@ export interface ProbeOptions<E> {
   readonly intervalMs: number
   /** Consecutive failures after which the path counts as dead. */
   readonly failuresBeforeDead: number
-  /** Called with each successful sample (feeds the smoothed RTT). */
-  readonly onSample: (rttMs: number) => void
+  /**
+   * Called with each successful sample (feeds the smoothed RTT) and the `performance.now()`
+   * at which that ping was sent: the connection was alive after everything written before it.
+   */
+  readonly onSample: (rttMs: number, sentAt: number) => void
   /** Called once when the path is declared dead; the probe then stops. */
   readonly onDead: (reason: string) => Effect.Effect<void>
   /** Stop probing (the session closed for another reason). */
@@ -24,10 +27,11 @@ export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
   Effect.gen(function*() {
     let failures = 0
     while (!options.stopped()) {
+      const sentAt = performance.now()
       const result = yield* Effect.result(options.ping)
       if (Result.isSuccess(result)) {
         failures = 0
-        options.onSample(result.success)
+        options.onSample(result.success, sentAt)
       } else {
         failures++
         yield* Effect.logDebug(`probe failed (${failures} in a row): ${describeCause(result.failure)}`)
