@@ -1,3 +1,5 @@
+import { Duration, Effect, Random, Schedule } from "effect"
+
 export interface BackoffPolicy {
   readonly initialMs: number
   readonly maxMs: number
@@ -5,11 +7,18 @@ export interface BackoffPolicy {
   readonly jitter: number
 }
 
+/** A delay capped at `maxMs` and jittered by `random` in [0, 1). */
+export const jitteredDelay = (policy: BackoffPolicy, delayMs: number, random: number): number =>
+  Math.max(0, Math.round(Math.min(policy.maxMs, delayMs) * (1 + policy.jitter * (2 * random - 1))))
+
 /**
- * Delay before reconnect attempt number `failures` (1-based): exponential, capped, jittered
- * so that a cluster that lost a node does not redial it in lockstep. `random` is in [0, 1).
+ * Reconnect schedule: exponential from `initialMs`, capped at `maxMs`, jittered so that a
+ * cluster that lost a node does not redial it in lockstep. Runs forever: a peer that is down
+ * is retried until it comes back or is removed.
  */
-export const backoffDelay = (policy: BackoffPolicy, failures: number, random: number): number => {
-  const base = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.max(0, failures - 1))
-  return Math.max(0, Math.round(base * (1 + policy.jitter * (2 * random - 1))))
-}
+export const reconnectSchedule = (policy: BackoffPolicy): Schedule.Schedule<Duration.Duration> =>
+  Schedule.exponential(Duration.millis(policy.initialMs), 2).pipe(
+    Schedule.modifyDelay(({ duration }) =>
+      Effect.map(Random.next, (random) => Duration.millis(jitteredDelay(policy, Duration.toMillis(duration), random)))
+    )
+  )

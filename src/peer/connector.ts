@@ -1,10 +1,10 @@
-import { Cause, Clock, Effect, Exit, Metric, PubSub, Random, Scope, Semaphore } from "effect"
+import { Cause, Effect, Exit, Metric, PubSub, Scope, Semaphore } from "effect"
 import { className, type PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { type ConnectFailed, describeCause, type TransportKind } from "../transport/errors.ts"
 import type { TransportEvent } from "../transport/events.ts"
-import { backoffDelay, type BackoffPolicy } from "./backoff.ts"
+import { type BackoffPolicy, reconnectSchedule } from "./backoff.ts"
 import type { Link, LinkSession } from "./link.ts"
 
 interface Live {
@@ -28,7 +28,6 @@ export type LinkStateListener = (kind: TransportKind, up: boolean, cause: string
 export class Connector {
   private live: Live | undefined
   private failures = 0
-  private nextAttemptAt = 0
   private lastError: string | undefined
   private sessions = 0
 
@@ -89,16 +88,12 @@ export class Connector {
     this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialOnce)
   )
 
-  private readonly dialLoop: Effect.Effect<LinkSession> = Effect.suspend(() => {
-    if (this.live !== undefined) return Effect.succeed(this.live.session)
-    return this.waitForBackoff.pipe(
-      Effect.andThen(this.dialOnce),
-      Effect.catch(() => this.dialLoop)
+  /** Dials until a session is up, backing off between failures per `reconnectSchedule`. */
+  private readonly dialLoop: Effect.Effect<LinkSession> = Effect.suspend(() =>
+    this.dialOnce.pipe(
+      Effect.retry(reconnectSchedule(this.policy)),
+      Effect.catch((error) => Effect.die(error)) // the schedule never ends
     )
-  })
-
-  private readonly waitForBackoff: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    now < this.nextAttemptAt ? Effect.sleep(this.nextAttemptAt - now) : Effect.void
   )
 
   private readonly dialOnce: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() => {
@@ -112,12 +107,10 @@ export class Connector {
       if (Exit.isFailure(exit)) {
         yield* Scope.close(scope, exit)
         that.failures++
-        const delay = backoffDelay(that.policy, that.failures, yield* Random.next)
-        that.nextAttemptAt = (yield* Clock.currentTimeMillis) + delay
         yield* Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "connect" }), 1)
         that.lastError = describeCause(Cause.squash(exit.cause))
         yield* (that.failures === 1 ? Effect.logWarning : Effect.logDebug)(
-          `connect to peer ${that.peer} over ${that.link.kind} failed (attempt ${that.failures}); retry in ${delay} ms`
+          `connect to peer ${that.peer} over ${that.link.kind} failed (attempt ${that.failures}); backing off`
         ).pipe(Effect.annotateLogs({ ...labels, cause: that.lastError }))
         yield* that.onLinkState(that.link.kind, false, that.lastError)
         return yield* Effect.failCause(exit.cause)
