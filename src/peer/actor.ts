@@ -196,15 +196,11 @@ export class PeerActor {
       yield* self.acquireRouted(cls)
       const live = yield* self.unexpired(cls, taken)
       const payloads: Array<Uint8Array> = []
-      const envelopes: Array<Envelope> = []
       let tooLarge = 0
       for (const envelope of live) {
         const payload = encodeMessage(envelope.message)
         if (payload.length > self.options.maxFrameBytes) tooLarge++
-        else {
-          payloads.push(payload)
-          envelopes.push(envelope)
-        }
+        else payloads.push(payload)
       }
       if (tooLarge > 0) yield* self.countDrop(cls, "too_large", tooLarge)
       // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
