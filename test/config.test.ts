@@ -244,7 +244,7 @@ describe("config: value forms", () => {
       expect(token !== undefined && Redacted.isRedacted(token)).toBe(true)
       expect(token === undefined ? undefined : Redacted.value(token)).toBe("hunter2")
       expect(String(token)).not.toContain("hunter2")
-      expect(c.grpc_config.tls).toEqual({ cert_file: "n.crt", key_file: "n.key", require_client_cert: false })
+      expect(c.grpc_config.tls).toEqual({ cert_file: "n.crt", key_file: "n.key", require_client_cert: false, bind_identity: false })
     }))
 
   it.effect("peers: endpoint ids, tickets, and this node's own entry", () =>

@@ -258,7 +258,9 @@ export const GrpcTlsConfig = table({
   cert_file: NonEmptyString,
   key_file: NonEmptyString,
   ca_file: Schema.optionalKey(NonEmptyString),
-  require_client_cert: orDefault(Schema.Boolean, false)
+  require_client_cert: orDefault(Schema.Boolean, false),
+  /** Accept a call only when the client certificate names the sender (`raft://<cluster_id>/<id>` URI SAN). */
+  bind_identity: orDefault(Schema.Boolean, false)
 })
 export type GrpcTlsConfig = typeof GrpcTlsConfig.Type
 
@@ -482,6 +484,11 @@ const rules = (c: Resolved): Array<Schema.FilterIssue> => {
   }
   if (c.mode === "grpc" && !c.grpc_config.enabled) {
     issues.push({ path: ["grpc_config", "enabled"], issue: "Must be true when mode is \"grpc\"" })
+  }
+
+  const tls = c.grpc_config.tls
+  if (tls !== undefined && tls.bind_identity && !tls.require_client_cert) {
+    issues.push({ path: ["grpc_config", "tls", "bind_identity"], issue: "Needs require_client_cert = true (the identity comes from the client certificate)" })
   }
 
   const rt = c.strategy.raft_transport

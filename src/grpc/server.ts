@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js"
+import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js"
 import { Effect, Exit, FiberSet, Metric, type Scope } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { readFileSync } from "node:fs"
@@ -19,6 +20,11 @@ export interface GrpcServerTls {
   /** CA that client certificates must chain to; needed when `requireClientCert`. */
   readonly caFile?: string | undefined
   readonly requireClientCert: boolean
+  /**
+   * Bind identity to the client certificate: a call is accepted only when the certificate
+   * names the sender, as a URI SAN `raft://<cluster_id>/<node_id>` matching `x-raft-from`.
+   */
+  readonly bindIdentity?: boolean | undefined
 }
 
 export interface GrpcServerOptions {
@@ -49,7 +55,7 @@ export interface GrpcServer {
   readonly closePeer: (peer: NodeId) => void
 }
 
-export type RefuseReason = "wrong_cluster" | "bad_token" | "unknown_peer" | "bad_metadata"
+export type RefuseReason = "wrong_cluster" | "bad_token" | "unknown_peer" | "bad_metadata" | "cert_mismatch"
 
 /** The outcome of checking a call's metadata. */
 export type CallCheck = CallAccepted | CallRefused
@@ -72,6 +78,21 @@ export interface CallCheckContext {
   readonly clusterId: string
   readonly token: string | undefined
   readonly peers: PeerTable
+  /** When set, the raft id the caller's client certificate names must equal `x-raft-from`. */
+  readonly bindIdentity?: boolean | undefined
+}
+
+/** The raft id a client certificate names in a `raft://<cluster>/<id>` URI SAN, if any. */
+export const certificateRaftId = (subjectAltName: string | undefined, clusterId: string): NodeId | undefined => {
+  const prefix = `URI:raft://${clusterId}/`
+  for (const entry of (subjectAltName ?? "").split(",")) {
+    const name = entry.trim()
+    if (name.startsWith(prefix)) {
+      const id = Number(name.slice(prefix.length))
+      if (Number.isSafeInteger(id) && id > 0) return id
+    }
+  }
+  return undefined
 }
 
 const single = (metadata: grpc.Metadata, key: string): string | undefined => {
@@ -110,7 +131,9 @@ const refused = (code: grpc.status, reason: RefuseReason, detail: string): CallR
 export const checkCallMetadata = (
   metadata: grpc.Metadata,
   ctx: CallCheckContext,
-  needsClass: boolean
+  needsClass: boolean,
+  /** The raft id named by the caller's client certificate (see `certificateRaftId`). */
+  certificateId?: NodeId | undefined
 ): CallCheck => {
   const cluster = single(metadata, MetadataKey.Cluster)
   if (cluster !== ctx.clusterId) {
@@ -135,6 +158,13 @@ export const checkCallMetadata = (
   }
   if (from === ctx.self || ctx.peers.get(from) === undefined) {
     return refused(grpc.status.PERMISSION_DENIED, "unknown_peer", `node ${from} is not a peer of node ${ctx.self}`)
+  }
+  if (ctx.bindIdentity === true && certificateId !== from) {
+    return refused(
+      grpc.status.PERMISSION_DENIED,
+      "cert_mismatch",
+      `caller claims node ${from} but its certificate names ${certificateId ?? "no raft id"}`
+    )
   }
   return { _tag: "Accepted", peer: from, cls }
 }
@@ -190,7 +220,8 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       self: options.self,
       clusterId: options.clusterId,
       token: options.token,
-      peers: options.peers
+      peers: options.peers,
+      bindIdentity: options.tls?.bindIdentity
     }
 
     const refuse = (method: string, check: CallRefused, remote: string) =>
@@ -201,9 +232,14 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         )
       )
 
+    const callerCertificateId = (call: { getAuthContext(): AuthContext | null }): NodeId | undefined =>
+      options.tls?.bindIdentity === true
+        ? certificateRaftId(call.getAuthContext()?.sslPeerCertificate?.subjectaltname, options.clusterId)
+        : undefined
+
     const handleStream: grpc.handleClientStreamingCall<Buffer, Ack> = (call, callback) => {
       const remote = call.getPeer()
-      const check = checkCallMetadata(call.metadata, ctx, true)
+      const check = checkCallMetadata(call.metadata, ctx, true, callerCertificateId(call))
       if (check._tag === "Refused") {
         run(refuse("Stream", check, remote))
         callback({ code: check.code, details: check.detail })
@@ -288,7 +324,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
 
     const handlePing: grpc.handleUnaryCall<Buffer, PingReply> = (call, callback) => {
       const remote = call.getPeer()
-      const check = checkCallMetadata(call.metadata, ctx, false)
+      const check = checkCallMetadata(call.metadata, ctx, false, callerCertificateId(call))
       if (check._tag === "Refused") {
         run(refuse("Ping", check, remote))
         callback({ code: check.code, details: check.detail })

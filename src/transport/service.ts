@@ -126,7 +126,8 @@ export const makeRaftTransport = (
           certFile: tls.cert_file,
           keyFile: tls.key_file,
           caFile: tls.ca_file,
-          requireClientCert: tls.require_client_cert
+          requireClientCert: tls.require_client_cert,
+          bindIdentity: tls.bind_identity
         },
         peers: table,
         mailbox,
