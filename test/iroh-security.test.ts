@@ -7,27 +7,17 @@ import { MessageType } from "../src/message/types.ts"
 import { inboundErrors, inboundRefused, messagesDropped } from "../src/metrics/metrics.ts"
 import { append, receiveN, startCluster } from "./support/cluster.ts"
 import { counter, eventually } from "./support/metrics.ts"
+import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
 const { Endpoint, EndpointAddr, EndpointId, presetMinimal, RelayMode } = iroh
 
-/** A bare Iroh endpoint that speaks our ALPN but none of our protocol. */
-const rawEndpoint = Effect.acquireRelease(
-  Effect.promise(() => {
-    const b = Endpoint.builder()
-    presetMinimal(b)
-    b.relayMode(RelayMode.disabled())
-    b.bindAddr("127.0.0.1:0")
-    b.alpns([ALPN])
-    return b.bind()
-  }),
-  (e) => Effect.promise(() => e.close())
-)
+
 
 describe("iroh inbound security", () => {
   it.live("refuses an endpoint outside the peer table", () =>
     Effect.gen(function*() {
       const [a] = yield* startCluster(1)
-      const stranger = yield* rawEndpoint
+      const stranger = yield* rawIrohEndpoint
       const before = yield* counter(inboundRefused, { transport: "iroh", reason: "unknown_endpoint" })
       const address = a!.localAddress().iroh!
       const conn = yield* Effect.promise(() =>
@@ -54,7 +44,7 @@ describe("iroh inbound security", () => {
   it.live("bad bytes on a raw stream close that stream, are counted, and hurt nobody else", () =>
     Effect.gen(function*() {
       const [a, b] = yield* startCluster(2)
-      const raw = yield* rawEndpoint
+      const raw = yield* rawIrohEndpoint
       // The raw endpoint is a known peer, so it gets past authentication to the stream reader.
       yield* a!.addPeer({ id: 9, irohEndpointId: raw.id().toString(), irohAddresses: [] })
       const address = a!.localAddress().iroh!
