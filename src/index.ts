@@ -60,3 +60,29 @@ export { endpointIdOf, IdentityError, loadOrCreateSecretKey } from "./iroh/ident
 
 // Metrics (Effect `Metric`s; see the README's metrics section)
 export * as TransportMetrics from "./metrics/metrics.ts"
+
+// The reference Raft manager (election with pre-vote, replication, snapshots, read index)
+// and its key-value state machine
+export {
+  type ApplyResult,
+  decodeRaftConfig,
+  FileStorage,
+  KvStateMachine,
+  makeMemoryStorage,
+  makeRaftManager,
+  MemoryStorage,
+  NoQuorum,
+  NotLeader,
+  parseRaftConfigToml,
+  ProposalDropped,
+  RaftConfig,
+  RaftManager,
+  type RaftManagerService,
+  type RaftEvent,
+  type RaftStatus,
+  type RaftStorage,
+  type Role,
+  type StateMachine,
+  StorageError,
+  storageFor
+} from "./raft/index.ts"

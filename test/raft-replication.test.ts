@@ -28,6 +28,15 @@ describe("raft replication", () => {
       expect(new Set(statuses.map((s) => s.lastLogIndex)).size).toBe(1)
     }))
 
+  it.effect("a single-node cluster elects itself and commits on its own", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RaftCluster.make({ ids: [7] })
+      const leader = yield* cluster.awaitLeader()
+      expect(leader.id).toBe(7)
+      expect(yield* cluster.node(7).put("solo", "1")).toMatchObject({ ok: true })
+      expect(yield* cluster.node(7).read("solo")).toBe("1")
+    }))
+
   it.effect("propose returns the state machine's result; a malformed command commits as an error result", () =>
     Effect.gen(function*() {
       const cluster = yield* RaftCluster.make({ ids: [1, 2, 3] })
@@ -167,6 +176,28 @@ describe("raft replication", () => {
       expect(cluster.sm(a).get("k29")).toBe("29")
       const status = yield* cluster.status(leader.id)
       for (const p of status.peers) expect(p.inflight).toBeLessThanOrEqual(2)
+    }))
+
+  it.effect("pipelining: at most max_inflight_appends unacknowledged appends per follower", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RaftCluster.make({ ids: [1, 2, 3], raft: { max_inflight_appends: 3, max_entries_per_append: 1 } })
+      const leader = yield* cluster.awaitLeader()
+      const [a] = cluster.ids.filter((id) => id !== leader.id) as [number]
+      yield* cluster.node(leader.id).put("warm", "up")
+      let appendsToA = 0
+      cluster.net.observe((m) => {
+        if (m.msgType === MessageType.Append && m.to === a && (m.entries?.length ?? 0) > 0) appendsToA++
+      })
+      // `a` receives appends but its acknowledgements are lost; the other follower makes quorum.
+      cluster.net.setFilter((m) => !(m.msgType === MessageType.AppendResponse && m.from === a))
+      for (let i = 0; i < 10; i++) yield* cluster.node(leader.id).put(`k${i}`, `${i}`)
+      expect(appendsToA).toBe(3)
+      const peer = (yield* cluster.status(leader.id)).peers.find((p) => p.id === a)!
+      expect(peer).toMatchObject({ state: "replicate", inflight: 3 })
+      cluster.net.heal()
+      // The stalled pipeline falls back to probing and catches up.
+      yield* cluster.awaitApplied((yield* cluster.status(leader.id)).commitIndex, [a])
+      expect(cluster.sm(a).get("k9")).toBe("9")
     }))
 
   it.effect("a diverged follower's uncommitted suffix is replaced by the leader's log (§5.3)", () =>

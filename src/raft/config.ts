@@ -6,6 +6,7 @@
  * or `parseRaftConfigToml` (whole TOML document). Failures are the transport's `ConfigError`,
  * with paths rooted at `raft` (`raft.voters[1]`).
  */
+import { readFile } from "node:fs/promises"
 import { Effect, Schema, SchemaIssue } from "effect"
 import { parse } from "smol-toml"
 import { ConfigError, type ConfigIssue, formatConfigPath } from "../config/index.ts"
@@ -121,3 +122,10 @@ export const parseRaftConfigToml = (text: string): Effect.Effect<RaftConfig, Con
       doc[ROOT] === undefined ? Effect.fail(ConfigError.single(ROOT, "Missing [raft] table")) : decodeRaftConfig(doc[ROOT])
     )
   )
+
+/** Reads a TOML file (UTF-8) and decodes its `[raft]` table. */
+export const loadRaftConfigFile = (path: string): Effect.Effect<RaftConfig, ConfigError> =>
+  Effect.tryPromise({
+    try: (signal) => readFile(path, { encoding: "utf8", signal }),
+    catch: (error) => ConfigError.single("<file>", `Cannot read config file ${path}: ${error instanceof Error ? error.message : String(error)}`)
+  }).pipe(Effect.flatMap(parseRaftConfigToml))

@@ -248,7 +248,8 @@ export class RaftCore {
       msgType: MessageType.Propose,
       to: this.leader,
       term: 0,
-      entries: [{ term: 0, index: 0, data, context }]
+      entries: [{ term: 0, index: 0, data, context }],
+      context
     })
     return { _tag: "Forwarded", leader: this.leader }
   }
@@ -291,6 +292,21 @@ export class RaftCore {
       pr.becomeProbe()
       pr.probeSentAt = this.now
     }
+  }
+
+  /**
+   * The transport reports the peer unreachable or a snapshot to it failed: whatever was in
+   * flight is lost, so stop pipelining and start over from the last known match (etcd's
+   * `ReportUnreachable` / `ReportSnapshot(failure)`).
+   */
+  reportUnreachable(peer: NodeId, now: number): void {
+    this.now = now
+    if (this.role !== "leader") return
+    const pr = this.progress.get(peer)
+    if (pr === undefined || pr.state === "probe") return
+    this.note(`peer ${peer} unreachable while in ${pr.state}; probing from ${pr.match + 1}`)
+    pr.becomeProbe()
+    pr.probeSentAt = now
   }
 
   /** The driver saved a snapshot of the state machine at `record.metadata.index` (§7). */
@@ -435,7 +451,6 @@ export class RaftCore {
     for (const voter of this.config.membership.voters) {
       if (voter !== this.id) this.progress.set(voter, new Progress(voter, this.log.lastIndex() + 1))
     }
-    this.lastLeaderContact = this.now
     this.heartbeatDueAt = this.now + this.config.heartbeatIntervalMs
     this.checkQuorumDueAt = this.now + this.config.electionTimeoutMinMs
     // §8: commit a no-op entry of the new term at once; until an entry of its own term is
@@ -468,11 +483,15 @@ export class RaftCore {
       this.becomeFollower(this.term, undefined)
       return false
     }
-    this.lastLeaderContact = this.now
     return true
   }
 
+  /**
+   * A leader is always within its lease: check quorum (above) ends the lease by stepping it down.
+   * A follower is within its leader's lease for the minimum election timeout after hearing from it.
+   */
   private inLease(): boolean {
+    if (this.role === "leader") return true
     return this.leader !== undefined && this.now - this.lastLeaderContact < this.config.electionTimeoutMinMs
   }
 

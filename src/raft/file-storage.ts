@@ -99,6 +99,66 @@ interface LogIndex {
   size: number
 }
 
+interface DirState {
+  readonly hardState: HardState
+  readonly snapshot: SnapshotRecord | undefined
+  /** Every whole log record, snapshot or not. */
+  readonly entries: ReadonlyArray<Entry>
+  readonly index: LogIndex
+  /** Where a torn last record starts, if there is one. */
+  readonly tornAt: number | undefined
+}
+
+/** Reads and checks everything in `dir` without changing it. */
+const readDir = (dir: string): DirState => {
+  const hsPath = join(dir, HARD_STATE)
+  const hsBytes = readIfExists(hsPath)
+  const hardState = hsBytes === undefined ? emptyHardState : parseHardState(hsBytes, hsPath)
+
+  let snapshot: SnapshotRecord | undefined
+  const snapBytes = readIfExists(join(dir, SNAPSHOT))
+  if (snapBytes !== undefined) {
+    const scanned = scanSnapshotRecord(snapBytes)
+    // The snapshot file is replaced by rename, so it is whole or absent: anything else is damage.
+    if (scanned._tag !== "Complete" || scanned.records.length !== 1) {
+      throw new StorageError({ operation: "open", path: join(dir, SNAPSHOT), cause: "damaged snapshot file" })
+    }
+    snapshot = scanned.records[0]!.value
+  }
+
+  const logPath = join(dir, LOG)
+  const logBytes = readIfExists(logPath) ?? new Uint8Array(0)
+  const scanned = scanEntryRecords(logBytes)
+  if (scanned._tag === "Corrupt") {
+    throw new StorageError({ operation: "open", path: logPath, cause: `log damaged at byte ${scanned.offset}: ${scanned.reason}` })
+  }
+  const tornAt = scanned._tag === "TornTail" ? scanned.validBytes : undefined
+  const index: LogIndex = { firstIndex: 0, offsets: [], terms: [], size: tornAt ?? logBytes.length }
+  const entries: Array<Entry> = []
+  for (const { offset, value } of scanned.records) {
+    const expected = index.offsets.length === 0 ? value.index : index.firstIndex + index.offsets.length
+    if (value.index !== expected) {
+      throw new StorageError({
+        operation: "open",
+        path: logPath,
+        cause: `log not contiguous at byte ${offset}: index ${value.index}, expected ${expected}`
+      })
+    }
+    if (index.offsets.length === 0) index.firstIndex = value.index
+    index.offsets.push(offset)
+    index.terms.push(value.term)
+    entries.push(value)
+  }
+  return { hardState, snapshot, entries, index, tornAt }
+}
+
+/** The state a node starts from: the entries after the snapshot. */
+const persistedStateOf = (state: DirState): PersistedState => ({
+  hardState: state.hardState,
+  snapshot: state.snapshot,
+  entries: state.snapshot === undefined ? state.entries : entriesAfterSnapshot(state.entries, state.snapshot.metadata)
+})
+
 export class FileStorage implements RaftStorage {
   private fd: number
   private closed = false
@@ -106,9 +166,7 @@ export class FileStorage implements RaftStorage {
   private constructor(
     readonly dir: string,
     private readonly sync: SyncPolicy,
-    private recovered: PersistedState,
     private hardState: HardState,
-    private snapshot: SnapshotRecord | undefined,
     private index: LogIndex
   ) {
     this.fd = openSync(this.path(LOG), "a")
@@ -129,71 +187,32 @@ export class FileStorage implements RaftStorage {
 
   private static openUnsafe(dir: string, sync: SyncPolicy): FileStorage {
     mkdirSync(dir, { recursive: true })
-    const hsBytes = readIfExists(join(dir, HARD_STATE))
-    const hardState = hsBytes === undefined ? emptyHardState : parseHardState(hsBytes, join(dir, HARD_STATE))
-
-    let snapshot: SnapshotRecord | undefined
-    const snapBytes = readIfExists(join(dir, SNAPSHOT))
-    if (snapBytes !== undefined) {
-      const scanned = scanSnapshotRecord(snapBytes)
-      // The snapshot file is replaced by rename, so it is whole or absent: anything else is damage.
-      if (scanned._tag !== "Complete" || scanned.records.length !== 1) {
-        throw new StorageError({ operation: "open", path: join(dir, SNAPSHOT), cause: "damaged snapshot file" })
-      }
-      snapshot = scanned.records[0]!.value
-    }
-
-    const logPath = join(dir, LOG)
-    const logBytes = readIfExists(logPath) ?? new Uint8Array(0)
-    const scanned = scanEntryRecords(logBytes)
-    if (scanned._tag === "Corrupt") {
-      throw new StorageError({
-        operation: "open",
-        path: logPath,
-        cause: `log damaged at byte ${scanned.offset}: ${scanned.reason}`
-      })
-    }
-    let validBytes = logBytes.length
-    if (scanned._tag === "TornTail") {
-      validBytes = scanned.validBytes
-      const fd = openSync(logPath, "r+")
+    const state = readDir(dir)
+    if (state.tornAt !== undefined) {
+      // A crash during an append that was never acknowledged: drop the partial record.
+      const fd = openSync(join(dir, LOG), "r+")
       try {
-        ftruncateSync(fd, validBytes)
+        ftruncateSync(fd, state.tornAt)
         fsyncSync(fd)
       } finally {
         closeSync(fd)
       }
     }
-    const index: LogIndex = { firstIndex: 0, offsets: [], terms: [], size: validBytes }
-    let entries: Array<Entry> = []
-    for (const { offset, value } of scanned.records) {
-      const expected = index.offsets.length === 0 ? value.index : index.firstIndex + index.offsets.length
-      if (value.index !== expected) {
-        throw new StorageError({
-          operation: "open",
-          path: logPath,
-          cause: `log not contiguous at byte ${offset}: index ${value.index}, expected ${expected}`
-        })
-      }
-      if (index.offsets.length === 0) index.firstIndex = value.index
-      index.offsets.push(offset)
-      index.terms.push(value.term)
-      entries.push(value)
+    const storage = new FileStorage(dir, sync, state.hardState, state.index)
+    // Entries the snapshot covers survive a crash between saving a snapshot and compacting.
+    const snapshot = state.snapshot?.metadata
+    if (snapshot !== undefined && state.entries.length > 0 && state.index.firstIndex !== snapshot.index + 1) {
+      storage.compactTo(snapshot)
     }
-    if (snapshot !== undefined) {
-      const kept = entriesAfterSnapshot(entries, snapshot.metadata)
-      const stale = entries.length > 0 && (kept.length !== entries.length || entries[0]!.index !== snapshot.metadata.index + 1)
-      entries = [...kept]
-      const storage = new FileStorage(dir, sync, { hardState, snapshot, entries }, hardState, snapshot, index)
-      // Entries the snapshot covers survive a crash between saving a snapshot and compacting.
-      if (stale) storage.compactTo(snapshot.metadata)
-      return storage
-    }
-    return new FileStorage(dir, sync, { hardState, snapshot, entries }, hardState, snapshot, index)
+    return storage
   }
 
+  /** What the directory holds now (re-read from disk). */
   get load(): Effect.Effect<PersistedState, StorageError> {
-    return Effect.succeed(this.recovered)
+    return Effect.try({
+      try: () => persistedStateOf(readDir(this.dir)),
+      catch: (cause) => cause instanceof StorageError ? cause : new StorageError({ operation: "load", path: this.dir, cause })
+    })
   }
 
   write(batch: WriteBatch): Effect.Effect<void, StorageError> {
@@ -219,7 +238,6 @@ export class FileStorage implements RaftStorage {
     if (this.closed) throw new StorageError({ operation: "write", path: this.dir, cause: "storage is closed" })
     if (batch.snapshot !== undefined) {
       this.writeFileAtomic(SNAPSHOT, encodeSnapshotRecord(batch.snapshot))
-      this.snapshot = batch.snapshot
       this.compactTo(batch.snapshot.metadata)
     }
     if (batch.entries !== undefined && batch.entries.length > 0) this.appendEntries(batch.entries)

@@ -5,7 +5,14 @@
  */
 export { RaftManager, type RaftManagerService, type ApplyResult, makeRaftManager, storageFor } from "./manager.ts"
 export { makeRaftNode, type RaftNode, type RaftNodeOptions, type ProposeError, type ReadError, type RequestOptions } from "./node.ts"
-export { RaftConfig, type RaftConfigEncoded, SyncPolicy, decodeRaftConfig, parseRaftConfigToml } from "./config.ts"
+export {
+  decodeRaftConfig,
+  loadRaftConfigFile,
+  parseRaftConfigToml,
+  RaftConfig,
+  type RaftConfigEncoded,
+  SyncPolicy
+} from "./config.ts"
 export { NoQuorum, NotLeader, ProposalDropped, StorageError } from "./errors.ts"
 export type { PeerProgress, RaftEvent, RaftStatus, Role } from "./events.ts"
 export type { ProgressState } from "./progress.ts"

@@ -39,6 +39,11 @@ export interface RaftManagerService {
   readonly transferLeadership: (to: NodeId) => Effect.Effect<void, NotLeader>
   /** Role, leader and snapshot events; subscribe before the events you care about. */
   readonly events: Stream.Stream<RaftEvent>
+  /**
+   * Completes when the node stops: fails with the `StorageError` that stopped it (fail-stop:
+   * exit and restart the process), succeeds when the layer's scope closes.
+   */
+  readonly done: Effect.Effect<void, StorageError>
 }
 
 /** The storage the config asks for: files in `data_dir`, or memory when it is absent. */
@@ -69,7 +74,8 @@ export const makeRaftManager = (
       read: (key, options) => node.read(() => stateMachine.get(key), options),
       status: node.status,
       transferLeadership: node.transferLeadership,
-      events: node.events
+      events: node.events,
+      done: node.done
     }
   })
 

@@ -1,12 +1,24 @@
-/** Small helpers for message fields as the transport delivers them (protobuf defaults included). */
+/**
+ * Small helpers for message fields as the transport delivers them. A decoded protobuf message
+ * carries its defaults on the prototype: an absent `bytes` field reads as an empty (frozen)
+ * array, an absent message field as `null`.
+ */
 
-/** `undefined` for absent, null (protobuf default) or empty bytes. */
-export const nonEmptyBytes = (bytes: Uint8Array | null | undefined): Uint8Array | undefined =>
-  bytes === null || bytes === undefined || bytes.length === 0 ? undefined : bytes
+type BytesLike = Uint8Array | ArrayLike<number> | null | undefined
 
-/** A request id (entry / heartbeat context) as a map key. */
-export const contextKey = (bytes: Uint8Array | null | undefined): string =>
-  bytes === null || bytes === undefined ? "" : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
+/** `undefined` for absent or empty bytes; the bytes as a `Uint8Array` otherwise. */
+export const nonEmptyBytes = (bytes: BytesLike): Uint8Array | undefined =>
+  bytes === null || bytes === undefined || bytes.length === 0
+    ? undefined
+    : bytes instanceof Uint8Array
+    ? bytes
+    : Uint8Array.from(bytes)
+
+/** A request id (entry / heartbeat context) as a map key; "" for none. */
+export const contextKey = (bytes: BytesLike): string => {
+  const b = nonEmptyBytes(bytes)
+  return b === undefined ? "" : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex")
+}
 
 /**
  * Context of a RequestVote sent on the leader's request (MsgTimeoutNow): it bypasses the leader

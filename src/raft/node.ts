@@ -10,6 +10,7 @@
  * Raft requires: persist, send, apply (see `core.ts`). Requests carry their own deadline and
  * are failed by the ticker-driven check, so no caller waits forever.
  */
+import { randomUUID } from "node:crypto"
 import { Cause, Clock, Deferred, Effect, Exit, PubSub, Queue, Random, type Scope, Stream } from "effect"
 import { EntryType, type Entry, MessageType, messageTypeName, type NodeId, type RaftMessage } from "../message/types.ts"
 import type { MessageDropped, PeerUnknown } from "../transport/errors.ts"
@@ -41,6 +42,12 @@ export interface RaftNode<R> {
   /** Asks the leader (this node) to hand leadership to `to` (thesis §3.10). */
   readonly transferLeadership: (to: NodeId) => Effect.Effect<void, NotLeader>
   readonly events: Stream.Stream<RaftEvent>
+  /**
+   * Completes when the node stops: fails with the `StorageError` (or dies with the defect) that
+   * stopped it (the node is fail-stop: the process should exit and restart), succeeds when its
+   * scope closes normally.
+   */
+  readonly done: Effect.Effect<void, StorageError>
 }
 
 export interface RaftNodeOptions<R> {
@@ -82,6 +89,7 @@ type Input<R> =
     readonly fail: (error: ReadError) => void
   }
   | { readonly _tag: "Status"; readonly deferred: Deferred.Deferred<RaftStatus> }
+  | { readonly _tag: "Unreachable"; readonly peer: NodeId }
   | { readonly _tag: "Transfer"; readonly to: NodeId; readonly deferred: Deferred.Deferred<void, NotLeader> }
 
 const MAILBOX_CAPACITY = 4096
@@ -99,11 +107,14 @@ export const makeRaftNode = <R>(
     const id = transport.nodeId
     const membership = new Membership(config.voters)
     const random = yield* Random.Random
-    const nonce = Math.floor(random.nextDoubleUnsafe() * 0xffffffff).toString(16)
+    // Request ids must never repeat, not even across restarts: a restarted node re-applies old
+    // entries (with their ids) while it already accepts new proposals.
+    const incarnation = randomUUID()
     let requestSeq = 0
 
     const persisted = yield* storage.load
-    if (persisted.snapshot !== undefined) stateMachine.restore(persisted.snapshot.data)
+    // Start from the stored snapshot (or from empty): committed entries after it are re-applied.
+    stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0))
     const core = new RaftCore({
       id,
       membership,
@@ -123,7 +134,7 @@ export const makeRaftNode = <R>(
     const proposalAt = new Map<number, string>()
     const reads = new Map<string, PendingRead>()
 
-    const newRequestId = (): Uint8Array => encoder.encode(`${id}:${nonce}:${++requestSeq}`)
+    const newRequestId = (): Uint8Array => encoder.encode(`${id}:${incarnation}:${++requestSeq}`)
 
     const noQuorum = (operation: "propose" | "read", timeoutMs: number, now: number, detail?: string) =>
       new NoQuorum({
@@ -223,6 +234,9 @@ export const makeRaftNode = <R>(
         }
         case "Status":
           Deferred.doneUnsafe(input.deferred, Exit.succeed(core.status()))
+          return
+        case "Unreachable":
+          core.reportUnreachable(input.peer, now)
           return
         case "Transfer": {
           const outcome = core.transferLeadership(input.to, now)
@@ -363,33 +377,45 @@ export const makeRaftNode = <R>(
       }
     })
 
+    // Both feeders end once the mailbox is shut down (the node stopped).
     const receiver = Effect.gen(function*() {
       while (true) {
         const messages = yield* transport.receiveBatch(RECEIVE_BATCH)
-        yield* Queue.offer(mailbox, { _tag: "Messages", messages })
+        if (!(yield* Queue.offer(mailbox, { _tag: "Messages", messages }))) return
       }
     })
+
+    // The transport knows when a link went down or a snapshot transfer gave up.
+    const linkWatcher = Stream.runForEach(transport.events, (event) =>
+      event._tag === "Disconnected" || event._tag === "SnapshotFailed"
+        ? Effect.asVoid(Queue.offer(mailbox, { _tag: "Unreachable", peer: event.peer }))
+        : Effect.void)
 
     const tickMs = Math.max(1, Math.min(Math.floor(config.heartbeat_interval_ms / 2), Math.floor(config.election_timeout_min_ms / 10)))
     const ticker = Effect.gen(function*() {
       while (true) {
         yield* Effect.sleep(tickMs)
-        yield* Queue.offer(mailbox, { _tag: "Tick" })
+        if (!(yield* Queue.offer(mailbox, { _tag: "Tick" }))) return
       }
     })
 
-    const stopped = (cause: Cause.Cause<unknown>) =>
+    const done = yield* Deferred.make<void, StorageError>()
+    const stopped = (exit: Exit.Exit<never, StorageError>) =>
       Effect.gen(function*() {
         yield* Queue.shutdown(mailbox)
         failAll("node stopped")
-        if (!Cause.hasInterruptsOnly(cause)) yield* Effect.logError("raft node stopped", cause)
+        if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
+          yield* Effect.logError("raft node stopped", exit.cause)
+          yield* Deferred.done(done, exit)
+        } else {
+          yield* Deferred.succeed(done, undefined)
+        }
       })
 
-    yield* Effect.forkScoped(loop.pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? stopped(exit.cause) : Effect.void)), {
-      startImmediately: true
-    })
+    yield* Effect.forkScoped(loop.pipe(Effect.onExit(stopped)), { startImmediately: true })
     yield* Effect.forkScoped(receiver, { startImmediately: true })
     yield* Effect.forkScoped(ticker, { startImmediately: true })
+    yield* Effect.forkScoped(linkWatcher, { startImmediately: true })
     yield* Effect.addFinalizer(() => Effect.sync(() => failAll("node stopped")))
     yield* Effect.logInfo(`raft node ${id} started: term ${core.term}, last index ${core.log.lastIndex()}, voters ${membership.voters.join(",")}`)
 
@@ -429,7 +455,8 @@ export const makeRaftNode = <R>(
           if (!accepted) return yield* new NotLeader({ node: id, term: core.term, leader: undefined })
           return yield* Deferred.await(deferred)
         }),
-      events: Stream.fromPubSub(events)
+      events: Stream.fromPubSub(events),
+      done: Deferred.await(done)
     }
     return node
   }).pipe(Effect.annotateLogs({ raft_node: String(options.transport.nodeId) }))

@@ -93,9 +93,9 @@ export class Progress {
     return true
   }
 
+  /** Back to finding the match point, from the last index known to match. */
   becomeProbe(): void {
-    // After a snapshot the follower holds at least the snapshot's entries.
-    this.next = this.state === "snapshot" ? Math.max(this.match + 1, this.pendingSnapshot + 1) : this.match + 1
+    this.next = this.match + 1
     this.state = "probe"
     this.inflights = []
     this.probeSentAt = undefined

@@ -9,6 +9,7 @@
 import { crc32 } from "node:zlib"
 import { protoRoot } from "../message/codec.ts"
 import type { Entry, Snapshot, SnapshotMetadata } from "../message/types.ts"
+import { nonEmptyBytes as nonEmpty } from "./messages.ts"
 import type { SnapshotRecord } from "./storage.ts"
 
 const EntryCodec = protoRoot.lookupType("raft.Entry")
@@ -25,8 +26,6 @@ const frame = (payload: Uint8Array): Uint8Array => {
   return out
 }
 
-const nonEmpty = (bytes: Uint8Array | null | undefined): Uint8Array | undefined =>
-  bytes === null || bytes === undefined || bytes.length === 0 ? undefined : bytes
 
 /**
  * A plain `Entry` with only meaningful fields: decoded protobuf objects carry defaults on
@@ -106,7 +105,7 @@ const normalizeMetadata = (m: SnapshotMetadata | null | undefined): SnapshotMeta
 /** A snapshot as carried by a message or stored on disk, as a plain record. */
 export const snapshotRecordOf = (snapshot: Snapshot): SnapshotRecord => ({
   metadata: normalizeMetadata(snapshot.metadata),
-  data: snapshot.data ?? new Uint8Array(0)
+  data: nonEmpty(snapshot.data) ?? new Uint8Array(0)
 })
 
 export const scanSnapshotRecord = (bytes: Uint8Array): RecordScan<SnapshotRecord> =>

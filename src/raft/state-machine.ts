@@ -12,6 +12,10 @@ export interface StateMachine<R> {
   apply(entry: Entry): R
   /** The whole state, for a snapshot (§7). */
   snapshot(): Uint8Array
-  /** Replaces the whole state with a snapshot's (a follower installing the leader's snapshot). */
+  /**
+   * Replaces the whole state with a snapshot's: at start-up (with the stored snapshot, or an
+   * empty array when there is none, meaning the empty state) and when a follower installs the
+   * leader's snapshot.
+   */
   restore(data: Uint8Array): void
 }

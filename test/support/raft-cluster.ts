@@ -23,6 +23,8 @@ export interface ClusterOptions {
   readonly raft?: Partial<RaftConfigEncoded>
   /** File storage under `<dataDir>/node<id>` instead of memory storage. */
   readonly dataDir?: string
+  /** The state machine a node (re)starts with; a plain `KvStateMachine` by default. */
+  readonly stateMachine?: (id: NodeId) => KvStateMachine
 }
 
 interface RunningNode {
@@ -66,7 +68,7 @@ export class RaftCluster {
       if (this.running.has(id)) return
       const scope = yield* Scope.make()
       const transport = yield* this.net.transport(id)
-      const sm = new KvStateMachine()
+      const sm = this.options.stateMachine?.(id) ?? new KvStateMachine()
       const storage: RaftStorage = this.options.dataDir !== undefined
         ? yield* FileStorage.make(join(this.options.dataDir, `node${id}`), this.config.sync).pipe(
           Scope.provide(scope),
@@ -148,11 +150,20 @@ export class RaftCluster {
 
   /** Advances the clock in small steps until `check` yields a value (not `undefined`/false). */
   waitFor<A>(check: Effect.Effect<A | undefined | false>, timeoutMs: number, what: string, stepMs = 10): Effect.Effect<A> {
+    const self = this
     return Effect.gen(function*() {
       for (let waited = 0; ; waited += stepMs) {
         const value = yield* check
         if (value !== undefined && value !== false) return value
-        if (waited >= timeoutMs) return yield* Effect.die(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
+        if (waited >= timeoutMs) {
+          const statuses = yield* self.statuses()
+          const lines = statuses.map((s) =>
+            `  node ${s.id}: ${s.role} term ${s.term} leader ${s.leader ?? "-"} commit ${s.commitIndex} applied ${s.appliedIndex} ` +
+            `last ${s.lastLogIndex} snapshot ${s.snapshotIndex}` +
+            s.peers.map((p) => ` [${p.id} ${p.state} m${p.matchIndex} n${p.nextIndex} i${p.inflight}]`).join("")
+          )
+          return yield* Effect.die(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${lines.join("\n")}`))
+        }
         yield* TestClock.adjust(stepMs)
       }
     })
