@@ -16,8 +16,11 @@ export interface Msg {
 /** How to dial a node started by a peer process (raw Iroh or transport). */
 export interface NodeAddress {
   readonly nodeId: number
+  /** Iroh endpoint id; "" for a node without Iroh (gRPC-only). */
   readonly endpointId: string
   readonly addresses: ReadonlyArray<string>
+  /** `host:port` of the node's gRPC server, when it runs one. */
+  readonly grpcAddress?: string | undefined
 }
 
 export interface ReadyMsg extends Msg {

@@ -1,19 +1,35 @@
 /**
  * A `RaftTransport` node on loopback for the network benchmarks, built as the tests build
- * theirs (test/support/cluster.ts): Iroh mode, relays disabled, bound to 127.0.0.1:0, the
- * key file in a directory the orchestrator made. Everything else is the shipped defaults,
- * so the numbers describe the transport as configured out of the box.
+ * theirs (test/support/cluster.ts): relays disabled, bound to 127.0.0.1:0, the key file in a
+ * directory the orchestrator made. Iroh mode unless a mode is given ("grpc": gRPC only,
+ * "dual": both, as in test/dual.test.ts). Everything else is the shipped defaults, so the
+ * numbers describe the transport as configured out of the box.
  */
 import { Effect, type Scope } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import type { RaftMessage } from "../src/message/types.ts"
 import { decodeTransportConfig } from "../src/config/load.ts"
 import type { TransportConfig } from "../src/config/schema.ts"
 import { makeRaftTransport, type RaftTransportService } from "../src/transport/service.ts"
-import type { NodeAddress } from "./ipc.ts"
+import type { NodeAddress, ParentLink, PeerMsg, ReadyMsg } from "./ipc.ts"
 
 /** Config tables to set on top of the defaults, e.g. `{ batching: { snapshot_chunk_bytes: 4096 } }`. */
 export type ConfigOverrides = Readonly<Record<string, unknown>>
+
+/** Which transports a benchmark node runs (`mode` in the config). */
+export type BenchMode = "iroh" | "grpc" | "dual"
+
+export const parseMode = (arg: string | undefined): BenchMode => {
+  if (arg === undefined || arg === "") return "iroh"
+  if (arg === "iroh" || arg === "grpc" || arg === "dual") return arg
+  throw new Error(`unknown mode ${JSON.stringify(arg)} (expected iroh, grpc or dual)`)
+}
+
+/** The overrides that switch a node to `mode`: the gRPC server on loopback, port 0. */
+export const modeOverrides = (mode: BenchMode): ConfigOverrides =>
+  mode === "iroh" ? {} : { mode, grpc_config: { bind_address: "127.0.0.1:0" } }
 
 export const loopbackConfig = (
   nodeId: number,
@@ -48,11 +64,61 @@ export const startLoopbackNode = (
     yield* Effect.sync(() => mkdirSync(keyDir, { recursive: true }))
     const config = yield* loopbackConfig(nodeId, keyDir, overrides)
     const transport = yield* makeRaftTransport(config).pipe(Effect.mapError((e) => new Error(e.message)))
-    const iroh = transport.localAddress().iroh
-    if (iroh === undefined) return yield* Effect.fail(new Error("the transport has no Iroh address"))
-    return { transport, config, address: { nodeId, endpointId: iroh.endpointId, addresses: iroh.addresses } }
+    const local = transport.localAddress()
+    if (local.iroh === undefined && local.grpc === undefined) {
+      return yield* Effect.fail(new Error("the transport has neither an Iroh nor a gRPC address"))
+    }
+    return {
+      transport,
+      config,
+      address: {
+        nodeId,
+        endpointId: local.iroh?.endpointId ?? "",
+        addresses: local.iroh?.addresses ?? [],
+        grpcAddress: local.grpc?.address
+      }
+    }
   })
+
+/** The peer-table entry for `peer`, as `addressOf` makes it in the tests. */
+export const peerAddress = (peer: NodeAddress) => ({
+  id: peer.nodeId,
+  irohEndpointId: peer.endpointId === "" ? undefined : peer.endpointId,
+  irohAddresses: peer.addresses,
+  grpcAddress: peer.grpcAddress
+})
 
 /** Tells the node about its peer, as `introduce` does in the tests. */
 export const addPeer = (node: LoopbackNode, peer: NodeAddress): Effect.Effect<void> =>
-  node.transport.addPeer({ id: peer.nodeId, irohEndpointId: peer.endpointId, irohAddresses: peer.addresses })
+  node.transport.addPeer(peerAddress(peer))
+
+/**
+ * The handshake every peer-process role starts with: announce this node, learn the other
+ * side's address from the orchestrator, add it as a peer, confirm.
+ */
+export const meetPeer = (parent: ParentLink, node: LoopbackNode): Effect.Effect<void, unknown> =>
+  Effect.gen(function*() {
+    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
+    const { address } = yield* parent.next<PeerMsg>("peer")
+    yield* addPeer(node, address)
+    yield* parent.send({ type: "peer" })
+  })
+
+/** Wall-clock ms with sub-ms precision, comparable across processes on one machine. */
+export const epochNow = (): number => performance.timeOrigin + performance.now()
+
+/** Forks the role's receive loop: every batch the node delivers, with the time it arrived. */
+export const onReceived = <E>(
+  node: LoopbackNode,
+  handle: (batch: ReadonlyArray<RaftMessage>, receivedAt: number) => Effect.Effect<void, E> | void
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.asVoid(Effect.forkScoped(
+    Effect.gen(function*() {
+      while (true) {
+        const batch = yield* node.transport.receiveBatch(1000)
+        const result = handle(batch, epochNow())
+        if (result !== undefined) yield* result
+      }
+    }),
+    { startImmediately: true }
+  ))

@@ -1,10 +1,12 @@
 /**
  * Entry point of a benchmark peer process: `tsx bench/peer-process.ts <role> [args...]`,
  * forked by the orchestrator with an IPC channel. Runs the role as an Effect program; answers
- * probes itself; exits when told to shut down, when the orchestrator goes away, or when the
- * role fails (after reporting the failure).
+ * probes itself; exits when told to shut down, on SIGTERM (both close the role's scope: a
+ * graceful shutdown), when the orchestrator goes away, or when the role fails (after reporting
+ * the failure).
  */
-import { Cause, Effect, Exit, References } from "effect"
+import { Cause, Effect, Exit, type LogLevel, References } from "effect"
+import { failoverGrpcRole, failoverIrohRole, failoverSenderRole } from "./failover.ts"
 import { candidateRole, voterRole } from "./vote-latency.ts"
 import { type Msg, type ParentLink, type Role, TypedMailbox } from "./ipc.ts"
 import { Probe, type Counters } from "./probe.ts"
@@ -18,7 +20,10 @@ const roles: Record<string, Role> = {
   "transport-sender": throughputSenderRole,
   "transport-receiver": throughputReceiverRole,
   "vote-candidate": candidateRole,
-  "vote-voter": voterRole
+  "vote-voter": voterRole,
+  "failover-sender": failoverSenderRole,
+  "failover-iroh": failoverIrohRole,
+  "failover-grpc": failoverGrpcRole
 }
 
 const [roleName = "", ...args] = process.argv.slice(2)
@@ -33,6 +38,13 @@ if (role === undefined || process.send === undefined) {
   console.error(`usage: forked by bench/run.ts with a role, one of: ${Object.keys(roles).join(", ")}`)
   process.exit(2)
 }
+
+/** `BENCH_LOG_LEVEL=Debug` (with `BENCH_VERBOSE=1`) shows the transport's own logs. */
+const logLevel = ((): LogLevel.LogLevel => {
+  const wanted = process.env["BENCH_LOG_LEVEL"]
+  const levels: ReadonlyArray<LogLevel.LogLevel> = ["All", "Trace", "Debug", "Info", "Warn", "Error", "Fatal", "None"]
+  return levels.find((l) => l === wanted) ?? "Warn"
+})()
 
 let counters: () => Counters = () => ({})
 const probe = new Probe(() => counters())
@@ -51,7 +63,7 @@ const fiber = Effect.runFork(
   role(parent).pipe(
     Effect.andThen(Effect.never),
     Effect.scoped,
-    Effect.provideService(References.MinimumLogLevel, "Warn")
+    Effect.provideService(References.MinimumLogLevel, logLevel)
   )
 )
 
@@ -82,6 +94,8 @@ process.on("message", (m: unknown) => {
       mailbox.push(message)
   }
 })
+// Without a handler Node exits on SIGTERM at once, scope unclosed (as SIGKILL would).
+process.once("SIGTERM", stop)
 process.on("disconnect", () => {
   mailbox.close(new Error("orchestrator disconnected"))
   stop()

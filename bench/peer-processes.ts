@@ -4,6 +4,7 @@
  * (a polite `shutdown`, then SIGKILL) and with this process (exit and signal handlers).
  */
 import { type ChildProcess, fork } from "node:child_process"
+import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Duration, Effect, type Scope } from "effect"
 import type { ProbeMark, ProbeWindow } from "./probe.ts"
@@ -27,6 +28,12 @@ export interface PeerProcess {
   /** Counters now, inside a probe window, without ending it. */
   readonly probeMark: Effect.Effect<ProbeMark, PeerProcessFailed>
   readonly probeStop: Effect.Effect<ProbeWindow, PeerProcessFailed>
+  /**
+   * Sends `signal` to the process and waits (up to 5 s) for it to exit. Succeeds with the
+   * moment the signal went out, as epoch ms (`performance.timeOrigin + performance.now()`).
+   * SIGTERM lets the role's scope close (a graceful shutdown); SIGKILL does not.
+   */
+  readonly kill: (signal: "SIGTERM" | "SIGKILL") => Effect.Effect<number>
 }
 
 // Every child still alive, so a crash or Ctrl-C of the orchestrator takes them along.
@@ -41,12 +48,19 @@ const killAll = () => {
   }
   live.clear()
 }
-process.on("exit", killAll)
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.once(signal, () => {
-    killAll()
-    process.exit(130)
-  })
+// Installed by the first `spawnPeer`, not at import: peer processes import this module too
+// (through the role modules), and there SIGTERM must close the role's scope instead.
+let handlersInstalled = false
+const installHandlers = () => {
+  if (handlersInstalled) return
+  handlersInstalled = true
+  process.on("exit", killAll)
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      killAll()
+      process.exit(130)
+    })
+  }
 }
 
 const verbose = process.env["BENCH_VERBOSE"] === "1"
@@ -57,6 +71,7 @@ export const spawnPeer = (
 ): Effect.Effect<PeerProcess, PeerProcessFailed, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
+      installHandlers()
       const child = fork(ENTRY, [role, ...args], {
         execPath: process.execPath,
         execArgv: ["--import", TSX_LOADER],
@@ -84,6 +99,8 @@ export const spawnPeer = (
         else mailbox.push(msg)
       })
       child.on("error", (error) => mailbox.close(new Error(`process error: ${error.message}`)))
+      const waitExit = (ms: number) =>
+        Promise.race([exitedPromise.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())])
       const exitedPromise = new Promise<void>((resolve) =>
         child.on("exit", (code, signal) => {
           exited = true
@@ -119,16 +136,23 @@ export const spawnPeer = (
         request,
         probeStart: Effect.map(request<ProbeStartReply>({ type: "probe-start" }, 5_000), (r) => r.mark),
         probeMark: Effect.map(request<ProbeMarkReply>({ type: "probe-mark" }, 5_000), (r) => r.mark),
-        probeStop: Effect.map(request<ProbeStopReply>({ type: "probe-stop" }, 5_000), (r) => r.window)
+        probeStop: Effect.map(request<ProbeStopReply>({ type: "probe-stop" }, 5_000), (r) => r.window),
+        kill: (signal) =>
+          Effect.promise(async (_signal) => {
+            const at = performance.timeOrigin + performance.now()
+            if (!exited) {
+              child.kill(signal)
+              await waitExit(5_000)
+            }
+            return at
+          })
       }
-      return { child, handle, exitedPromise, isExited: () => exited }
+      return { child, handle, waitExit, isExited: () => exited }
     }),
-    ({ child, exitedPromise, isExited }) =>
+    ({ child, isExited, waitExit }) =>
       Effect.promise(async () => {
         if (isExited()) return
         if (child.connected) child.send({ type: "shutdown" })
-        const waitExit = (ms: number) =>
-          Promise.race([exitedPromise.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())])
         if (await waitExit(SHUTDOWN_GRACE_MS)) return
         child.kill("SIGKILL")
         await waitExit(1_000)

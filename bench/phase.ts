@@ -10,7 +10,10 @@ export type PhaseOutcome<A> =
   | { readonly _tag: "failed"; readonly error: string; readonly ms: number }
   | { readonly _tag: "skipped" }
 
-/** `BENCH_ONLY=raw,vote` runs only those phases (codec, raw, append, heartbeat, vote). */
+/**
+ * `BENCH_ONLY=raw,vote` runs only those phases: codec, raw, append, heartbeat, append-grpc,
+ * heartbeat-grpc, vote, vote-grpc, vote-sweep, failover.
+ */
 const only = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
 
 export const selected = (key: string): boolean => only.length === 0 || only.includes(key)

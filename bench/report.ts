@@ -4,6 +4,7 @@
  * any failures.
  */
 import type { CodecResults } from "./codec.ts"
+import { type FailoverResult, type FailoverRun, medianMax } from "./failover.ts"
 import type { MachineInfo } from "./machine.ts"
 import type { PhaseOutcome } from "./phase.ts"
 import type { ProbeWindow } from "./probe.ts"
@@ -23,9 +24,16 @@ export interface BenchReport {
   readonly rawAfter: PhaseOutcome<RawCeilingResult>
   readonly append: PhaseOutcome<ThroughputResult>
   readonly heartbeat: PhaseOutcome<ThroughputResult>
+  /** The same throughput phases with both nodes in mode "grpc". */
+  readonly appendGrpc: PhaseOutcome<ThroughputResult>
+  readonly heartbeatGrpc: PhaseOutcome<ThroughputResult>
   readonly vote: PhaseOutcome<VoteLatencyResult>
+  /** The vote phase with both nodes in mode "grpc". */
+  readonly voteGrpc: PhaseOutcome<VoteLatencyResult>
   /** The vote phase again with other snapshot chunk sizes (informational). */
   readonly voteSweep: ReadonlyArray<PhaseOutcome<VoteLatencyResult>>
+  /** Dual-mode failover, one outcome per variant (kill signal, probe interval). */
+  readonly failover: ReadonlyArray<PhaseOutcome<FailoverResult>>
 }
 
 /** The targets, in one place. */
@@ -140,6 +148,31 @@ const summaryRows = (r: BenchReport): Array<Row> => {
     rows.push(failedRow("heartbeats via RaftTransport", hbRateTarget, r.heartbeat))
   }
 
+  const vsIroh = (grpc: number, iroh: PhaseOutcome<ThroughputResult>): string =>
+    iroh._tag === "ok" ? `; ${num(grpc / iroh.value.msgsPerSec, 2)} × Iroh's ${num(iroh.value.msgsPerSec)}` : ""
+  if (r.appendGrpc._tag === "ok") {
+    const a = r.appendGrpc.value
+    rows.push({
+      metric: "100 B appends via RaftTransport over gRPC",
+      value: `${num(a.msgsPerSec)} msg/s, ${num(a.mbPerSec, 2)} MB/s framed${vsIroh(a.msgsPerSec, r.append)}`,
+      target: "- (the ceiling is Iroh's)",
+      verdict: "info"
+    })
+  } else {
+    rows.push(failedRow("100 B appends via RaftTransport over gRPC", "-", r.appendGrpc))
+  }
+  if (r.heartbeatGrpc._tag === "ok") {
+    const h = r.heartbeatGrpc.value
+    rows.push({
+      metric: "heartbeats via RaftTransport over gRPC",
+      value: `${num(h.msgsPerSec)} msg/s (${num(h.mbPerSec, 2)} MB/s framed${vsIroh(h.msgsPerSec, r.heartbeat)})`,
+      target: hbRateTarget,
+      verdict: verdict(h.msgsPerSec >= TARGETS.heartbeatMsgsPerSec)
+    })
+  } else {
+    rows.push(failedRow("heartbeats via RaftTransport over gRPC", hbRateTarget, r.heartbeatGrpc))
+  }
+
   const voteTarget = `p99 under load ≤ ${TARGETS.voteP99LoadFactor} × idle p99`
   if (r.vote._tag === "ok") {
     const v = r.vote.value
@@ -165,8 +198,56 @@ const summaryRows = (r: BenchReport): Array<Row> => {
   } else {
     rows.push(failedRow("vote round trip under snapshot load", voteTarget, r.vote))
   }
+
+  if (r.voteGrpc._tag === "ok") {
+    const g = r.voteGrpc.value
+    const iroh = r.vote._tag === "ok" ? r.vote.value : undefined
+    const limit = TARGETS.voteP99LoadFactor * g.idle.rtt.p99
+    const irohNote = (p: (v: VoteLatencyResult) => VotePhaseResult) =>
+      iroh === undefined ? "" : `; Iroh p50 ${ms(p(iroh).rtt.p50)}, p99 ${ms(p(iroh).rtt.p99)}`
+    rows.push({
+      metric: "vote round trip over gRPC, idle",
+      value: `p50 ${ms(g.idle.rtt.p50)}, p99 ${ms(g.idle.rtt.p99)} (${g.idle.rtt.count} votes, ${g.idle.lost} lost${irohNote((v) => v.idle)})`,
+      target: "-",
+      verdict: "info"
+    })
+    rows.push({
+      metric: `vote round trip over gRPC, ${num(g.snapshotBytes / 1e6)} MB snapshot in flight`,
+      value: `p50 ${ms(g.load.rtt.p50)}, p99 ${ms(g.load.rtt.p99)} (${num(g.load.rtt.p99 / g.idle.rtt.p99, 1)} × idle; ` +
+        `${g.load.rtt.count} votes, ${g.load.lost} lost; snapshots unpaced, ${num(g.load.snapshotMbPerSec, 1)} MB/s${irohNote((v) => v.load)})`,
+      target: `${voteTarget} (≤ ${ms(limit)})`,
+      verdict: verdict(g.load.rtt.p99 <= limit && g.load.lost === 0 && g.idle.lost === 0)
+    })
+  } else {
+    rows.push(failedRow("vote round trip over gRPC", voteTarget, r.voteGrpc))
+  }
+
+  const failoverSkipped = r.failover.length === 0 || r.failover.every((o) => o._tag === "skipped")
+  if (failoverSkipped) rows.push({ metric: "failover (dual mode)", value: "not run (BENCH_ONLY)", target: "-", verdict: "skipped" })
+  for (const o of failoverSkipped ? [] : r.failover) {
+    if (o._tag !== "ok") {
+      rows.push(failedRow("failover (dual mode)", "-", o))
+      continue
+    }
+    const f = o.value
+    const first = medianMax(f, (x) => x.failoverMs)
+    const fell = medianMax(f, (x) => x.fellBackMs)
+    const lost = medianMax(f, (x) => x.lost)
+    rows.push({
+      metric: `failover, ${variantLabel(f)}: kill → first delivery over gRPC`,
+      value: first.n === 0
+        ? `no run succeeded (${f.runs.length} tried)`
+        : `median ${ms(first.median)}, max ${ms(first.max)}; FellBack median ${ms(fell.median)}; ` +
+          `lost median ${num(lost.median)}, max ${num(lost.max)} (${first.n}/${f.runs.length} runs)`,
+      target: "-",
+      verdict: first.n === f.runs.length ? "info" : "failed (phase)"
+    })
+  }
   return rows
 }
+
+const variantLabel = (f: FailoverResult): string =>
+  `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, probe ${f.probeIntervalMs} ms`
 
 /** The raw ceiling: the median of the undisturbed windows of both runs. */
 export const ceilingOf = (r: BenchReport): number => {
@@ -191,11 +272,11 @@ const backgroundNotes = (r: BenchReport): Array<string> => {
   if (r.rawAfter._tag === "ok") check("raw ceiling (after)", r.rawAfter.value.windows)
   if (r.append._tag === "ok") check("appends", r.append.value.windows)
   if (r.heartbeat._tag === "ok") check("heartbeats", r.heartbeat.value.windows)
-  if (r.vote._tag === "ok") {
-    const v = r.vote.value
-    const bg = (p: VotePhaseResult) => ({ backgroundCores: Math.max(0, p.machineCores - (p.candidate.cpuUserMs + p.candidate.cpuSystemMs) / p.candidate.ms - (p.voter.cpuUserMs + p.voter.cpuSystemMs) / p.voter.ms) })
-    check("vote latency", [bg(v.idle), bg(v.load)])
-  }
+  if (r.appendGrpc._tag === "ok") check("appends over gRPC", r.appendGrpc.value.windows)
+  if (r.heartbeatGrpc._tag === "ok") check("heartbeats over gRPC", r.heartbeatGrpc.value.windows)
+  const bg = (p: VotePhaseResult) => ({ backgroundCores: Math.max(0, p.machineCores - (p.candidate.cpuUserMs + p.candidate.cpuSystemMs) / p.candidate.ms - (p.voter.cpuUserMs + p.voter.cpuSystemMs) / p.voter.ms) })
+  if (r.vote._tag === "ok") check("vote latency", [bg(r.vote.value.idle), bg(r.vote.value.load)])
+  if (r.voteGrpc._tag === "ok") check("vote latency over gRPC", [bg(r.voteGrpc.value.idle), bg(r.voteGrpc.value.load)])
   return notes
 }
 
@@ -254,7 +335,13 @@ const rawSection = (label: string, o: PhaseOutcome<RawCeilingResult>, cores: num
   ].join("\n")
 }
 
-const throughputSection = (label: string, o: PhaseOutcome<ThroughputResult>, ceiling: number, cores: number): string => {
+const throughputSection = (
+  label: string,
+  o: PhaseOutcome<ThroughputResult>,
+  ceiling: number,
+  cores: number,
+  noCeiling = "n/a (no ceiling)"
+): string => {
   if (o._tag !== "ok") return `#### ${label}\n\n${notOkText(o)}`
   const t = o.value
   const sentRate = t.sentInWindow / (t.sender.ms / 1000)
@@ -268,7 +355,7 @@ const throughputSection = (label: string, o: PhaseOutcome<ThroughputResult>, cei
         `${windowList(t.windows.map((w) => ({ rate: w.msgsPerSec, backgroundCores: w.backgroundCores })), 0)} msg/s`
       ],
       ["framed payload", `${num(t.mbPerSec, 2)} MB/s (${t.framedBytesPerMessage} B per message incl. 4 B length)`],
-      ["ratio to raw ceiling", Number.isFinite(ceiling) ? pct(t.mbPerSec / ceiling) : "n/a (no ceiling)"],
+      ["ratio to raw ceiling", Number.isFinite(ceiling) ? pct(t.mbPerSec / ceiling) : noCeiling],
       ["accepted by `send`", `${num(sentRate)} msg/s`],
       ["`MessageDropped` (queue_full) in window", num(t.rejectedInWindow)],
       ["sender back-offs (queue at half capacity, slept 1 ms)", num(t.backoffsInWindow)],
@@ -366,6 +453,170 @@ const sweepSection = (r: BenchReport): string => {
   ].join("\n")
 }
 
+const ratio = (a: number, b: number): string => (Number.isFinite(a / b) ? `${num(a / b, 2)} ×` : "n/a")
+
+const grpcThroughputSection = (r: BenchReport, cores: number): string => {
+  const pairs: Array<[string, PhaseOutcome<ThroughputResult>, PhaseOutcome<ThroughputResult>]> = [
+    ["100 B appends", r.append, r.appendGrpc],
+    ["heartbeats", r.heartbeat, r.heartbeatGrpc]
+  ]
+  const rows: Array<Array<string>> = []
+  for (const [label, iroh, grpc] of pairs) {
+    const i = iroh._tag === "ok" ? iroh.value : undefined
+    const g = grpc._tag === "ok" ? grpc.value : undefined
+    const cell = (t: ThroughputResult | undefined, o: PhaseOutcome<ThroughputResult>, f: (t: ThroughputResult) => string) =>
+      t !== undefined ? f(t) : o._tag === "skipped" ? "not run" : "failed"
+    const line = (measure: string, f: (t: ThroughputResult) => string, x?: (t: ThroughputResult) => number) => [
+      `${label}: ${measure}`,
+      cell(i, iroh, f),
+      cell(g, grpc, f),
+      x !== undefined && i !== undefined && g !== undefined ? ratio(x(g), x(i)) : "-"
+    ]
+    const cpu = (w: ProbeWindow) => (w.cpuUserMs + w.cpuSystemMs) / w.ms
+    rows.push(
+      line("msg/s (receiver)", (t) => num(t.msgsPerSec), (t) => t.msgsPerSec),
+      line("MB/s framed", (t) => num(t.mbPerSec, 2), (t) => t.mbPerSec),
+      line("messages per link write", (t) => num(t.meanBatch, 1), (t) => t.meanBatch),
+      line("sender CPU / receiver CPU (% of a core)", (t) => `${cpuPct(t.sender)} / ${cpuPct(t.receiver)}`),
+      line(
+        "receiver CPU µs per message",
+        (t) => num((cpu(t.receiver) * 1e6) / t.msgsPerSec, 2),
+        (t) => cpu(t.receiver) / t.msgsPerSec
+      )
+    )
+  }
+  return [
+    "The same two throughput phases with both nodes in `mode = \"grpc\"` (loopback, plaintext, shipped defaults): one " +
+    "long-lived client-streaming call per class, each link write one `MessageBatch`. MB/s counts the same framed size as " +
+    "Iroh (length prefix + protobuf) so the columns compare messages, not wire bytes.",
+    "",
+    table(["measure", "Iroh", "gRPC", "gRPC / Iroh"], rows),
+    "",
+    throughputSection("100 B appends over gRPC", r.appendGrpc, Number.NaN, cores, "n/a (the raw ceiling is Iroh's)"),
+    "",
+    throughputSection("Heartbeats over gRPC", r.heartbeatGrpc, Number.NaN, cores, "n/a (the raw ceiling is Iroh's)")
+  ].join("\n")
+}
+
+const grpcVoteSection = (r: BenchReport, cores: number): string => {
+  const runs: Array<[string, PhaseOutcome<VoteLatencyResult>]> = [["Iroh", r.vote], ["gRPC", r.voteGrpc]]
+  const rows: Array<Array<string>> = []
+  for (const [label, o] of runs) {
+    if (o._tag !== "ok") {
+      rows.push([label, o._tag === "skipped" ? "not run" : "failed", "", "", "", "", "", "", "", ""])
+      continue
+    }
+    const v = o.value
+    rows.push([
+      label,
+      ms(v.idle.rtt.p50),
+      ms(v.idle.rtt.p99),
+      ms(v.load.rtt.p50),
+      ms(v.load.rtt.p99),
+      `${num(v.load.rtt.p99 / v.idle.rtt.p99, 1)} ×`,
+      `${v.idle.lost} / ${v.load.lost}`,
+      `${ms(v.load.candidate.lag.p99)} / ${ms(v.load.voter.lag.p99)}`,
+      `${cpuPct(v.load.candidate)} / ${cpuPct(v.load.voter)}`,
+      num(v.load.snapshotMbPerSec, 2)
+    ])
+  }
+  return [
+    "The vote phase with both nodes in `mode = \"grpc\"`: same cadence, same 20 MB snapshot kept in flight. Snapshots over " +
+    "gRPC are not paced (`iroh_snapshot_bytes_per_sec` applies to Iroh only), so the load phase streams them as fast as " +
+    "the two processes can.",
+    "",
+    table(
+      ["transport", "idle p50", "idle p99", "load p50", "load p99", "load p99 / idle p99", "lost idle / load", "lag p99 candidate / voter (load)", "CPU candidate / voter (load)", "snapshot stream MB/s"],
+      rows
+    ),
+    "",
+    "#### gRPC detail",
+    "",
+    voteSection(r.voteGrpc, cores)
+  ].join("\n")
+}
+
+const signed = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? "+" : "−"}${ms(Math.abs(x))}` : "n/a")
+
+const failoverSection = (r: BenchReport): string => {
+  const intro = [
+    "Two dual-mode nodes in separate processes, laid out as in `test/dual.test.ts`: the sender (node 1, `mode = \"dual\"`, " +
+    "default `always_iroh` strategy, `fallback_to_grpc = true`) and peer 2 as two processes sharing raft id 2, an Iroh-only " +
+    "node with a key file and a gRPC-only node. The sender's peer-table entry for 2 has the first one's endpoint id and " +
+    "address and the second one's gRPC address. The sender sends a 100 B append every 1 ms (absolute schedule), index " +
+    "1, 2, 3, ..., with its send time in `term`. After 1 s of steady delivery over Iroh the Iroh process is killed at T: " +
+    "SIGTERM closes its scope (the endpoint closes its connections), SIGKILL leaves a dark path that only the sender's probes " +
+    "(`strategy.probe_interval_ms`; a ping slower than max(1000 ms, the interval) fails, three failures close the link) detect.",
+    "",
+    "- **first gRPC delivery**: T → the first message out of the gRPC node's `receiveBatch`.",
+    "- **FellBack**: T → the sender's `FellBack` event on `transport.events`.",
+    "- **lost**: indices below the last one delivered over gRPC that neither half of peer 2 received (the Iroh half logs " +
+    "what it received to a file with `writeSync`, which survives SIGKILL).",
+    "- **sender `link_failed`**: what the sender itself counted as lost (`raft_transport_messages_dropped_total`, appends).",
+    "",
+    "Each variant runs several times (the runs column), with fresh processes every run. The sender's probe cycle starts " +
+    "when its link connects, so run k of n kills (k − 1)/n of a probe interval later than run 1: the runs sample " +
+    "different points of the cycle instead of the same one. Times are epoch ms " +
+    "(`performance.timeOrigin + performance.now()`) across processes."
+  ]
+  const results = r.failover.filter((o) => o._tag === "ok").map((o) => o.value)
+  if (r.failover.length === 0 || r.failover.every((o) => o._tag === "skipped")) return [...intro, "", "Not run (BENCH_ONLY)."].join("\n")
+  const mm = (f: FailoverResult, g: (x: FailoverRun) => number, fmt: (x: number) => string) => {
+    const m = medianMax(f, g)
+    return m.n === 0 ? "n/a" : `${fmt(m.median)} / ${fmt(m.max)}`
+  }
+  const summary = table(
+    ["variant", "runs ok", "first gRPC delivery (median / max)", "FellBack (median / max)", "lost (median / max)", "sender link_failed (median / max)", "first gRPC message latency (median / max)", "gRPC latency p50 after"],
+    results.map((f) => [
+      variantLabel(f),
+      `${f.runs.filter((x) => x._tag === "ok").length} / ${f.runs.length}`,
+      mm(f, (x) => x.failoverMs, ms),
+      mm(f, (x) => x.fellBackMs, ms),
+      mm(f, (x) => x.lost, (x) => num(x)),
+      mm(f, (x) => x.drops["link_failed"] ?? 0, (x) => num(x)),
+      mm(f, (x) => x.firstGrpcLatencyMs, ms),
+      mm(f, (x) => x.grpcLatencyP50Ms, ms)
+    ])
+  )
+  const perRun: Array<Array<string>> = []
+  for (const f of results) {
+    f.runs.forEach((o, i) => {
+      if (o._tag !== "ok") {
+        perRun.push([variantLabel(f), String(i + 1), "", `failed: ${o.error.split("\n")[0]}`, "", "", "", "", "", "", ""])
+        return
+      }
+      const x = o.run
+      perRun.push([
+        variantLabel(f),
+        String(i + 1),
+        ms(x.killDelayMs),
+        ms(x.failoverMs),
+        ms(x.fellBackMs),
+        `${num(x.lost)}${x.lostRanges.length > 0 ? ` (${x.lostRanges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ")})` : ""}`,
+        `${x.lastIrohIndex} at ${signed(x.lastIrohMs)}`,
+        `${x.firstGrpcIndex}, sent ${signed(x.firstGrpcSentMs)}`,
+        ms(x.irohExitMs),
+        `${num(x.drops["link_failed"] ?? 0)} / ${num(x.drops["expired"] ?? 0)} / ${num(x.drops["queue_full"] ?? 0)}`,
+        x.fellBackCause.replace(/\|/g, "/")
+      ])
+    })
+  }
+  const failedVariants = r.failover.filter((o) => o._tag === "failed").length
+  return [
+    ...intro,
+    "",
+    summary,
+    "",
+    "Per run (times relative to T):",
+    "",
+    table(
+      ["variant", "run", "kill at (after the first Iroh delivery)", "first gRPC delivery", "FellBack", "lost (indices)", "last over Iroh (index at)", "first over gRPC (index, sent)", "Iroh process gone", "sender drops link_failed / expired / queue_full", "FellBack cause"],
+      perRun
+    ),
+    ...(failedVariants > 0 ? ["", `${failedVariants} variant(s) failed as a whole (see Failures).`] : [])
+  ].join("\n")
+}
+
 const failures = (r: BenchReport): string => {
   const list: Array<[string, PhaseOutcome<unknown>]> = [
     ["codec", r.codec],
@@ -373,12 +624,24 @@ const failures = (r: BenchReport): string => {
     ["raw ceiling (again)", r.rawAfter],
     ["transport appends", r.append],
     ["transport heartbeats", r.heartbeat],
+    ["transport appends over gRPC", r.appendGrpc],
+    ["transport heartbeats over gRPC", r.heartbeatGrpc],
     ["vote latency", r.vote],
-    ...r.voteSweep.map((o, i): [string, PhaseOutcome<unknown>] => [`vote latency sweep #${i + 1}`, o])
+    ["vote latency over gRPC", r.voteGrpc],
+    ...r.voteSweep.map((o, i): [string, PhaseOutcome<unknown>] => [`vote latency sweep #${i + 1}`, o]),
+    ...r.failover.map((o, i): [string, PhaseOutcome<unknown>] => [`failover variant #${i + 1}`, o])
   ]
   const failed = list.filter(([, o]) => o._tag === "failed")
-  if (failed.length === 0) return "None."
-  return failed.map(([name, o]) => `**${name}**\n\n\`\`\`\n${o._tag === "failed" ? o.error : ""}\n\`\`\``).join("\n\n")
+  const runFailures = r.failover.flatMap((o) =>
+    o._tag !== "ok" ? [] : o.value.runs.flatMap((run, i): Array<[string, string]> =>
+      run._tag === "failed" ? [[`failover, ${variantLabel(o.value)}, run ${i + 1}`, run.error]] : []
+    )
+  )
+  if (failed.length === 0 && runFailures.length === 0) return "None."
+  return [
+    ...failed.map(([name, o]) => `**${name}**\n\n\`\`\`\n${o._tag === "failed" ? o.error : ""}\n\`\`\``),
+    ...runFailures.map(([name, error]) => `**${name}**\n\n\`\`\`\n${error}\n\`\`\``)
+  ].join("\n\n")
 }
 
 export const renderReport = (r: BenchReport): string => {
@@ -436,6 +699,18 @@ export const renderReport = (r: BenchReport): string => {
     "",
     sweepSection(r),
     "",
+    "## 5. gRPC vs Iroh message rate",
+    "",
+    grpcThroughputSection(r, m.cpus),
+    "",
+    "## 6. Vote latency over gRPC",
+    "",
+    grpcVoteSection(r, m.cpus),
+    "",
+    "## 7. Failover time (dual mode, Iroh peer killed)",
+    "",
+    failoverSection(r),
+    "",
     "## Failures",
     "",
     failures(r),
@@ -459,6 +734,11 @@ export const renderReport = (r: BenchReport): string => {
     "counts with `receiveBatch(1000)`. MB/s = messages/s × framed size.",
     "- Votes: sent on a fixed cadence (absolute schedule), RTT from `send` to the response leaving `receiveBatch` in the " +
     "candidate. A warm-up phase of 50 votes opens both connections first.",
+    "- gRPC phases: the same roles with both nodes in `mode = \"grpc\"` (`grpc_config.bind_address = \"127.0.0.1:0\"`, " +
+    "plaintext, no token), everything else as for Iroh.",
+    "- Failover: three processes per run (sender, Iroh half and gRPC half of peer 2), killed with `ChildProcess.kill`; the " +
+    "peer processes close their scope on SIGTERM. The sender waits until both of peer 2's links are connected before it " +
+    "starts; the run ends 0.5 s after the first gRPC delivery.",
     ""
   ].join("\n")
 }

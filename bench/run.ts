@@ -12,6 +12,7 @@ import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { runCodecBench } from "./codec.ts"
+import { type FailoverResult, type KillSignal, runFailover } from "./failover.ts"
 import { machineInfo } from "./machine.ts"
 import { type PhaseOutcome, runPhase } from "./phase.ts"
 import { runRawCeiling } from "./raw-ceiling.ts"
@@ -25,6 +26,13 @@ const WARMUP_MS = 1_000
 const WINDOWS = 4
 const WINDOW_MS = 1_000
 const SWEEP_CHUNK_BYTES = [4 * 1024, 64 * 1024]
+/** Dual-mode failover: how the Iroh half of the peer dies, and the sender's probe interval. */
+const FAILOVER_VARIANTS: ReadonlyArray<{ readonly signal: KillSignal; readonly probeIntervalMs: number }> = [
+  { signal: "SIGTERM", probeIntervalMs: 1000 },
+  { signal: "SIGKILL", probeIntervalMs: 1000 },
+  { signal: "SIGKILL", probeIntervalMs: 200 }
+]
+const FAILOVER_RUNS = 3
 
 const program = Effect.gen(function*() {
   const startedAt = new Date()
@@ -54,6 +62,32 @@ const program = Effect.gen(function*() {
     60_000,
     runTransportThroughput({ kind: "heartbeat", keyDir: join(keyDir, "heartbeat"), warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
   )
+  const appendGrpc = yield* runPhase(
+    "append-grpc",
+    "transport throughput over gRPC: 100 B appends",
+    60_000,
+    runTransportThroughput({
+      kind: "append",
+      mode: "grpc",
+      keyDir: join(keyDir, "append-grpc"),
+      warmupMs: WARMUP_MS,
+      windows: WINDOWS,
+      windowMs: WINDOW_MS
+    })
+  )
+  const heartbeatGrpc = yield* runPhase(
+    "heartbeat-grpc",
+    "transport throughput over gRPC: heartbeats",
+    60_000,
+    runTransportThroughput({
+      kind: "heartbeat",
+      mode: "grpc",
+      keyDir: join(keyDir, "heartbeat-grpc"),
+      warmupMs: WARMUP_MS,
+      windows: WINDOWS,
+      windowMs: WINDOW_MS
+    })
+  )
   const rawAfter = yield* runPhase(
     "raw",
     "raw Iroh ceiling, again after the transport phases",
@@ -65,6 +99,13 @@ const program = Effect.gen(function*() {
     "vote latency, idle and under a 20 MB snapshot",
     90_000,
     runVoteLatency({ keyDir: join(keyDir, "vote"), votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 })
+  )
+
+  const voteGrpc = yield* runPhase(
+    "vote-grpc",
+    "vote latency over gRPC, idle and under a 20 MB snapshot",
+    90_000,
+    runVoteLatency({ keyDir: join(keyDir, "vote-grpc"), mode: "grpc", votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 })
   )
 
   // Informational: how the snapshot chunk size moves the same numbers (DESIGN.md asks for
@@ -87,6 +128,26 @@ const program = Effect.gen(function*() {
     )
   }
 
+  const failover: Array<PhaseOutcome<FailoverResult>> = []
+  for (const variant of FAILOVER_VARIANTS) {
+    failover.push(
+      yield* runPhase(
+        "failover",
+        `failover: ${variant.signal} of the Iroh peer, probe_interval_ms ${variant.probeIntervalMs}, ${FAILOVER_RUNS} runs`,
+        180_000,
+        runFailover({
+          keyDir: join(keyDir, `failover-${variant.signal}-${variant.probeIntervalMs}`),
+          signal: variant.signal,
+          probeIntervalMs: variant.probeIntervalMs,
+          runs: FAILOVER_RUNS,
+          warmupMs: WARMUP_MS,
+          afterMs: 500,
+          timeoutMs: 30_000
+        })
+      )
+    )
+  }
+
   const report: BenchReport = {
     command: "npm run bench",
     startedAt,
@@ -97,8 +158,12 @@ const program = Effect.gen(function*() {
     rawAfter,
     append,
     heartbeat,
+    appendGrpc,
+    heartbeatGrpc,
     vote,
-    voteSweep
+    voteGrpc,
+    voteSweep,
+    failover
   }
   const markdown = renderReport(report)
   yield* Effect.sync(() => {

@@ -1,10 +1,11 @@
 /**
- * Transport message rate: two processes, each running `makeRaftTransport` (Iroh, loopback,
- * shipped defaults). The sender calls `send` as fast as it can while keeping its outbound
- * queue below half its capacity (it reads the depth from `peerStatus` before every burst and
- * sleeps 1 ms when the queue is that full, so the writer always has a full batch waiting and
- * nothing is dropped; a `MessageDropped` is still counted if it happens). The receiver counts
- * with `receiveBatch(1000)`. The rate is the receiver's count over a steady window.
+ * Transport message rate: two processes, each running `makeRaftTransport` (both Iroh or both
+ * gRPC, loopback, shipped defaults). The sender calls `send` as fast as it can while keeping
+ * its outbound queue below half its capacity (it reads the depth from `peerStatus` before
+ * every burst and sleeps 1 ms when the queue is that full, so the writer always has a full
+ * batch waiting and nothing is dropped; a `MessageDropped` is still counted if it happens).
+ * The receiver counts with `receiveBatch(1000)`. The rate is the receiver's count over a
+ * steady window.
  */
 import { Duration, Effect, Fiber, Metric } from "effect"
 import { encodeMessage } from "../src/message/codec.ts"
@@ -13,7 +14,7 @@ import { PriorityClass } from "../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
 import type { Msg, PeerMsg, PeerProcessFailed, ReadyMsg, Role } from "./ipc.ts"
-import { addPeer, startLoopbackNode } from "./loopback-node.ts"
+import { meetPeer, onReceived, type BenchMode, modeOverrides, parseMode, startLoopbackNode } from "./loopback-node.ts"
 import { spawnPeer } from "./peer-processes.ts"
 import type { ProbeWindow } from "./probe.ts"
 import { perSecond } from "./stats.ts"
@@ -48,11 +49,11 @@ export const framedBytesOf = (kind: ThroughputKind): number =>
   FRAME_HEADER_LENGTH + encodeMessage(benchMessage(kind, 1_000_000)).length
 
 const parseArgs = (args: ReadonlyArray<string>) => {
-  const [keyDir, kind] = args
+  const [keyDir, kind, mode] = args
   if (keyDir === undefined || (kind !== "append" && kind !== "heartbeat")) {
-    throw new Error(`expected <keyDir> <append|heartbeat>, got ${JSON.stringify(args)}`)
+    throw new Error(`expected <keyDir> <append|heartbeat> [iroh|grpc], got ${JSON.stringify(args)}`)
   }
-  return { keyDir, kind: kind as ThroughputKind }
+  return { keyDir, kind: kind as ThroughputKind, mode: parseMode(mode) }
 }
 
 interface FirstMsg extends Msg {
@@ -67,39 +68,31 @@ interface StopReply extends Msg {
 
 export const throughputReceiverRole: Role = (parent) =>
   Effect.gen(function*() {
-    const { keyDir, kind } = parseArgs(parent.args)
-    const node = yield* startLoopbackNode(RECEIVER, keyDir)
+    const { keyDir, kind, mode } = parseArgs(parent.args)
+    const node = yield* startLoopbackNode(RECEIVER, keyDir, modeOverrides(mode))
     const expected = kind === "append" ? MessageType.Append : MessageType.Heartbeat
     let msgs = 0
     let batches = 0
     let unexpected = 0
     parent.setCounters(() => ({ msgs, batches, unexpected }))
-    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
-    const { address } = yield* parent.next<PeerMsg>("peer")
-    yield* addPeer(node, address)
-    yield* parent.send({ type: "peer" })
-    yield* Effect.forkScoped(
+    yield* meetPeer(parent, node)
+    yield* onReceived(node, (batch) =>
       Effect.gen(function*() {
-        while (true) {
-          const batch = yield* node.transport.receiveBatch(1000)
-          if (msgs === 0) yield* parent.send({ type: "first" } as FirstMsg)
-          for (const m of batch) if (m.msgType !== expected) unexpected++
-          msgs += batch.length
-          batches++
-        }
-      }),
-      { startImmediately: true }
-    )
+        if (msgs === 0) yield* parent.send({ type: "first" } as FirstMsg)
+        for (const m of batch) if (m.msgType !== expected) unexpected++
+        msgs += batch.length
+        batches++
+      }))
   })
 
 export const throughputSenderRole: Role = (parent) =>
   Effect.gen(function*() {
-    const { keyDir, kind } = parseArgs(parent.args)
-    const node = yield* startLoopbackNode(SENDER, keyDir)
+    const { keyDir, kind, mode } = parseArgs(parent.args)
+    const node = yield* startLoopbackNode(SENDER, keyDir, modeOverrides(mode))
     const cls = kind === "append" ? PriorityClass.Append : PriorityClass.Heartbeat
     const capacity = node.config.queues[kind].capacity
     const highWater = Math.max(1, Math.floor(capacity / 2))
-    const batchMetric = Metric.withAttributes(M.batchSize, { class: kind, transport: "iroh" })
+    const batchMetric = Metric.withAttributes(M.batchSize, { class: kind, transport: mode === "grpc" ? "grpc" : "iroh" })
     let sent = 0
     let rejected = 0
     let backoffs = 0
@@ -108,10 +101,7 @@ export const throughputSenderRole: Role = (parent) =>
     let depth = 0
     let stopped = false
     parent.setCounters(() => ({ sent, rejected, backoffs, writes, written, depth }))
-    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
-    const { address } = yield* parent.next<PeerMsg>("peer")
-    yield* addPeer(node, address)
-    yield* parent.send({ type: "peer" })
+    yield* meetPeer(parent, node)
     yield* parent.next("start")
     const loop = yield* Effect.forkScoped(
       Effect.gen(function*() {
@@ -149,6 +139,7 @@ export const throughputSenderRole: Role = (parent) =>
 
 export interface ThroughputResult {
   readonly kind: ThroughputKind
+  readonly mode: BenchMode
   /** Median over the windows without background load (all windows if none was quiet). */
   readonly msgsPerSec: number
   /** Each window's rate, and the background load (cores) during it. */
@@ -173,6 +164,8 @@ export interface ThroughputResult {
 
 export interface ThroughputOptions {
   readonly kind: ThroughputKind
+  /** Both nodes' mode: "iroh" (the default) or "grpc". */
+  readonly mode?: BenchMode
   readonly keyDir: string
   readonly warmupMs: number
   readonly windows: number
@@ -184,7 +177,8 @@ const delta = (w: ProbeWindow, key: string) => (w.end.counters[key] ?? 0) - (w.s
 export const runTransportThroughput = (options: ThroughputOptions): Effect.Effect<ThroughputResult, PeerProcessFailed> =>
   Effect.scoped(
     Effect.gen(function*() {
-      const args = [options.keyDir, options.kind]
+      const mode = options.mode ?? "iroh"
+      const args = [options.keyDir, options.kind, mode]
       const receiver = yield* spawnPeer("transport-receiver", args)
       const sender = yield* spawnPeer("transport-sender", args)
       const [r, s] = yield* Effect.all([receiver.next<ReadyMsg>("ready"), sender.next<ReadyMsg>("ready")], {
@@ -209,6 +203,7 @@ export const runTransportThroughput = (options: ThroughputOptions): Effect.Effec
       const msgsPerSec = quietMedian(windows, (w) => w.msgsPerSec)
       return {
         kind: options.kind,
+        mode,
         msgsPerSec,
         windows,
         mbPerSec: (msgsPerSec * framed) / 1e6,

@@ -1,10 +1,10 @@
 /**
- * Vote round trips, idle and under snapshot load. Two processes run `makeRaftTransport`. The
- * voter answers every RequestVote with a RequestVoteResponse (election class); the candidate
- * sends votes on a fixed 5 ms cadence and times each round trip. In the load phase it first
- * queues a 20 MB Snapshot (chunked by the transport) and keeps one queued behind the one in
- * flight, so the snapshot stream never goes idle while the votes run. Both sides' event-loop
- * lag is probed for each phase.
+ * Vote round trips, idle and under snapshot load. Two processes run `makeRaftTransport` (both
+ * Iroh, or both gRPC). The voter answers every RequestVote with a RequestVoteResponse
+ * (election class); the candidate sends votes on a fixed 5 ms cadence and times each round
+ * trip. In the load phase it first queues a 20 MB Snapshot (chunked by the transport) and
+ * keeps one queued behind the one in flight, so the snapshot stream never goes idle while the
+ * votes run. Both sides' event-loop lag is probed for each phase.
  */
 import { Duration, Effect, Fiber, Metric } from "effect"
 import { performance } from "node:perf_hooks"
@@ -12,7 +12,15 @@ import { PriorityClass } from "../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
 import { type Msg, type PeerMsg, PeerProcessFailed, type ReadyMsg, type Role } from "./ipc.ts"
-import { addPeer, type ConfigOverrides, loopbackConfig, parseOverrides, startLoopbackNode } from "./loopback-node.ts"
+import {
+  epochNow, meetPeer, onReceived,
+  type BenchMode,
+  type ConfigOverrides,
+  loopbackConfig,
+  modeOverrides,
+  parseOverrides,
+  startLoopbackNode
+} from "./loopback-node.ts"
 import { spawnPeer } from "./peer-processes.ts"
 import { machineCoresBusy, machineCpuMark, type ProbeWindow } from "./probe.ts"
 import { mbPerSecond, type Summary, summarize } from "./stats.ts"
@@ -53,7 +61,6 @@ interface VoteLogReply extends Msg {
  * High-resolution epoch milliseconds. Both processes derive it from the same system clock,
  * so one-way delays between them can be compared (to a few microseconds).
  */
-const epochNow = (): number => performance.timeOrigin + performance.now()
 
 const vote = (seq: number): RaftMessage => ({
   msgType: MessageType.RequestVote,
@@ -80,37 +87,28 @@ export const voterRole: Role = (parent) =>
     let snapshotStreamBytes = 0
     let received: Array<readonly [number, number]> = []
     parent.setCounters(() => ({ votes, answerFailures, snapshots, snapshotStreamBytes }))
-    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
-    const { address } = yield* parent.next<PeerMsg>("peer")
-    yield* addPeer(node, address)
-    yield* parent.send({ type: "peer" })
-    yield* Effect.forkScoped(
+    yield* meetPeer(parent, node)
+    yield* onReceived(node, (batch, now) =>
       Effect.gen(function*() {
-        while (true) {
-          const batch = yield* node.transport.receiveBatch(1000)
-          const now = epochNow()
-          for (const m of batch) {
-            if (m.msgType === MessageType.RequestVote) {
-              votes++
-              received.push([m.index ?? -1, now])
-              const answer: RaftMessage = {
-                msgType: MessageType.RequestVoteResponse,
-                from: VOTER,
-                to: m.from,
-                term: m.term ?? 0,
-                index: m.index ?? 0,
-                reject: false
-              }
-              const sent = yield* Effect.exit(node.transport.send(m.from, answer))
-              if (sent._tag === "Failure") answerFailures++
-            } else if (m.msgType === MessageType.Snapshot) {
-              snapshots++
+        for (const m of batch) {
+          if (m.msgType === MessageType.RequestVote) {
+            votes++
+            received.push([m.index ?? -1, now])
+            const answer: RaftMessage = {
+              msgType: MessageType.RequestVoteResponse,
+              from: VOTER,
+              to: m.from,
+              term: m.term ?? 0,
+              index: m.index ?? 0,
+              reject: false
             }
+            const sent = yield* Effect.exit(node.transport.send(m.from, answer))
+            if (sent._tag === "Failure") answerFailures++
+          } else if (m.msgType === MessageType.Snapshot) {
+            snapshots++
           }
         }
-      }),
-      { startImmediately: true }
-    )
+      }))
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         while (true) {
@@ -125,7 +123,7 @@ export const voterRole: Role = (parent) =>
     const snapshotBytes = Metric.withAttributes(M.bytesReceived, {
       peer: String(CANDIDATE),
       class: "snapshot",
-      transport: "iroh"
+      transport: node.config.mode === "grpc" ? "grpc" : "iroh"
     })
     yield* Effect.forkScoped(
       Effect.gen(function*() {
@@ -146,32 +144,23 @@ export const candidateRole: Role = (parent) =>
     let responses = 0
     let stray = 0
     parent.setCounters(() => ({ responses, stray, pending: pending.size }))
-    yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
-    const { address } = yield* parent.next<PeerMsg>("peer")
-    yield* addPeer(node, address)
-    yield* parent.send({ type: "peer" })
+    yield* meetPeer(parent, node)
 
-    yield* Effect.forkScoped(
+    yield* onReceived(node, (batch, now) =>
       Effect.gen(function*() {
-        while (true) {
-          const batch = yield* node.transport.receiveBatch(1000)
-          const now = epochNow()
-          for (const m of batch) {
-            if (m.msgType !== MessageType.RequestVoteResponse) continue
-            const seq = m.index ?? -1
-            const sentAt = pending.get(seq)
-            if (sentAt === undefined) {
-              stray++
-              continue
-            }
-            pending.delete(seq)
-            responses++
-            samples.push([seq, sentAt, now])
+        for (const m of batch) {
+          if (m.msgType !== MessageType.RequestVoteResponse) continue
+          const seq = m.index ?? -1
+          const sentAt = pending.get(seq)
+          if (sentAt === undefined) {
+            stray++
+            continue
           }
+          pending.delete(seq)
+          responses++
+          samples.push([seq, sentAt, now])
         }
-      }),
-      { startImmediately: true }
-    )
+      }))
 
     let seq = 0
     while (true) {
@@ -240,6 +229,7 @@ export interface VotePhaseResult {
 }
 
 export interface VoteLatencyResult {
+  readonly mode: BenchMode
   readonly snapshotChunkBytes: number
   readonly idle: VotePhaseResult
   readonly load: VotePhaseResult
@@ -250,6 +240,8 @@ export interface VoteLatencyResult {
 
 export interface VoteLatencyOptions {
   readonly keyDir: string
+  /** Both nodes' mode: "iroh" (the default) or "grpc". */
+  readonly mode?: BenchMode
   /** `batching.snapshot_chunk_bytes` for both nodes; absent: the shipped default. */
   readonly snapshotChunkBytes?: number
   readonly votes: number
@@ -262,9 +254,11 @@ const delta = (w: ProbeWindow, key: string) => (w.end.counters[key] ?? 0) - (w.s
 export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteLatencyResult, PeerProcessFailed> =>
   Effect.scoped(
     Effect.gen(function*() {
-      const overrides: ConfigOverrides = options.snapshotChunkBytes === undefined
-        ? {}
-        : { batching: { snapshot_chunk_bytes: options.snapshotChunkBytes } }
+      const mode = options.mode ?? "iroh"
+      const overrides: ConfigOverrides = {
+        ...modeOverrides(mode),
+        ...(options.snapshotChunkBytes === undefined ? {} : { batching: { snapshot_chunk_bytes: options.snapshotChunkBytes } })
+      }
       const args = [options.keyDir, JSON.stringify(overrides)]
       const voter = yield* spawnPeer("vote-voter", args)
       const candidate = yield* spawnPeer("vote-candidate", args)
@@ -323,6 +317,7 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
       const idle = yield* phase(options.votes, 0)
       const load = yield* phase(options.votes, options.snapshotBytes)
       return {
+        mode,
         snapshotChunkBytes,
         idle,
         load,

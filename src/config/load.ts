@@ -89,22 +89,12 @@ const tomlSyntaxError = (error: unknown): ConfigError => {
   return ConfigError.single("<toml>", error instanceof Error ? error.message : String(error))
 }
 
-/**
- * Parses a whole TOML document and decodes its `[transport]` table. Other top-level tables
- * (`[raft]`, `[http]`, ...) are ignored. A syntax error is a `ConfigError` with path
- * `"<toml>"` and smol-toml's line and column.
- */
-export const parseConfigToml = (text: string): Effect.Effect<TransportConfig, ConfigError> =>
-  Effect.try({ try: () => parse(text), catch: tomlSyntaxError }).pipe(
-    Effect.flatMap((doc) =>
-      doc[ROOT] === undefined
-        ? Effect.fail(ConfigError.single(ROOT, "Missing [transport] table"))
-        : decodeTransportConfig(doc[ROOT])
-    )
-  )
+/** A TOML document as plain data; a syntax error names the line and column. */
+export const parseTomlDocument = (text: string): Effect.Effect<Record<string, unknown>, ConfigError> =>
+  Effect.try({ try: () => parse(text), catch: tomlSyntaxError })
 
-/** Reads a TOML file (UTF-8) and decodes its `[transport]` table, as `parseConfigToml`. */
-export const loadConfigFile = (path: string): Effect.Effect<TransportConfig, ConfigError> =>
+/** A config file's text; a missing or unreadable file is a `ConfigError` at `<file>`. */
+export const readConfigText = (path: string): Effect.Effect<string, ConfigError> =>
   Effect.tryPromise({
     try: () => readFile(path, "utf8"),
     catch: (error) => {
@@ -116,4 +106,22 @@ export const loadConfigFile = (path: string): Effect.Effect<TransportConfig, Con
           : `Cannot read config file ${path}: ${error instanceof Error ? error.message : String(error)}`
       )
     }
-  }).pipe(Effect.flatMap(parseConfigToml))
+  })
+
+/**
+ * Parses a whole TOML document and decodes its `[transport]` table. Other top-level tables
+ * (`[raft]`, `[http]`, ...) are ignored. A syntax error is a `ConfigError` with path
+ * `"<toml>"` and smol-toml's line and column.
+ */
+export const parseConfigToml = (text: string): Effect.Effect<TransportConfig, ConfigError> =>
+  parseTomlDocument(text).pipe(
+    Effect.flatMap((doc) =>
+      doc[ROOT] === undefined
+        ? Effect.fail(ConfigError.single(ROOT, "Missing [transport] table"))
+        : decodeTransportConfig(doc[ROOT])
+    )
+  )
+
+/** Reads a TOML file (UTF-8) and decodes its `[transport]` table, as `parseConfigToml`. */
+export const loadConfigFile = (path: string): Effect.Effect<TransportConfig, ConfigError> =>
+  readConfigText(path).pipe(Effect.flatMap(parseConfigToml))

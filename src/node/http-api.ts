@@ -1,0 +1,387 @@
+/**
+ * The client HTTP API of a node process:
+ *
+ * - `PUT /kv/:key` (body = value), `DELETE /kv/:key`: replicate through Raft; 200
+ *   `{"ok":true,"op","key","previous"}` once applied on this node. A follower forwards the
+ *   proposal to the leader.
+ * - `GET /kv/:key`: a linearizable read (read index); 200 `{"key","value"}`, 404 when absent.
+ * - `GET /status`: role, term, leader, commit/applied/snapshot index, replication progress, the
+ *   transport's peers with their routes and link states, and event counters.
+ * - `GET /metrics`: the Prometheus text of the process's metrics registry.
+ * - `GET /health`: `ok`.
+ *
+ * Requests wait for a leader while an election runs, up to their timeout (`?timeout_ms=`,
+ * else `[http] request_timeout_ms`, else `raft.proposal_timeout_ms`). Errors are 503 JSON:
+ * `{"error":"not_leader","leader":id|null,"message"}` when no leader could be reached but this
+ * node sees a majority of voters connected, `{"error":"no_quorum","message"}` when a write or
+ * read could not be committed / confirmed in time or no leader emerged while a majority is
+ * unreachable, `{"error":"proposal_dropped","message"}` when the proposal is known to be lost.
+ * Nothing hangs: every Raft request carries its deadline.
+ */
+import { NodeHttpServer } from "@effect/platform-node"
+import { Clock, Data, Effect, Metric, Result, type Scope, Stream } from "effect"
+import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { createServer } from "node:http"
+import { splitHostPort } from "../config/schema.ts"
+import { classNames } from "../message/priority.ts"
+import type { NodeId } from "../message/types.ts"
+import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus.ts"
+import type { NoQuorum, NotLeader, ProposalDropped } from "../raft/errors.ts"
+import type { RaftStatus } from "../raft/events.ts"
+import type { RaftManagerService } from "../raft/manager.ts"
+import type { RaftTransportService } from "../transport/service.ts"
+
+export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
+  readonly address: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `cannot serve the HTTP API on ${this.address}: ${this.reason}`
+  }
+}
+
+export interface HttpApiOptions {
+  /** `host:port`; port 0 picks a free port. */
+  readonly bindAddress: string
+  /** Default time budget of a request, waiting for a leader included. */
+  readonly requestTimeoutMs: number
+  /** Pause between attempts while no leader is known (default 25 ms). */
+  readonly retryIntervalMs?: number
+}
+
+export interface HttpApi {
+  /** The address actually bound, `host:port`. */
+  readonly address: string
+}
+
+/** What the node saw on `RaftManager.events` since it started. */
+export interface EventCounters {
+  leaderChanges: number
+  lastLeader: NodeId | undefined
+  snapshotsTaken: number
+  snapshotsInstalled: number
+  lastSnapshotInstalled: { readonly index: number; readonly term: number; readonly from: NodeId; readonly bytes: number } | undefined
+}
+
+/** Subscribes to the manager's events for the life of the scope and counts them. */
+export const trackEvents = (manager: RaftManagerService): Effect.Effect<EventCounters, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const counters: EventCounters = {
+      leaderChanges: 0,
+      lastLeader: undefined,
+      snapshotsTaken: 0,
+      snapshotsInstalled: 0,
+      lastSnapshotInstalled: undefined
+    }
+    yield* Effect.forkScoped(
+      Stream.runForEach(manager.events, (event) =>
+        Effect.sync(() => {
+          switch (event._tag) {
+            case "LeaderChanged":
+              if (event.leader !== undefined && event.leader !== counters.lastLeader) counters.leaderChanges++
+              if (event.leader !== undefined) counters.lastLeader = event.leader
+              return
+            case "SnapshotTaken":
+              counters.snapshotsTaken++
+              return
+            case "SnapshotInstalled":
+              counters.snapshotsInstalled++
+              counters.lastSnapshotInstalled = { index: event.index, term: event.term, from: event.from, bytes: event.bytes }
+              return
+            case "RoleChanged":
+              return
+          }
+        })),
+      { startImmediately: true }
+    )
+    return counters
+  })
+
+// -----------------------------------------------------------------------------
+// Node metrics (next to the transport's on /metrics)
+// -----------------------------------------------------------------------------
+
+const termGauge = Metric.gauge("raft_node_term", { description: "Current Raft term of this node" })
+const commitGauge = Metric.gauge("raft_node_commit_index", { description: "Highest log index known committed" })
+const appliedGauge = Metric.gauge("raft_node_applied_index", { description: "Highest log index applied to the state machine" })
+const snapshotGauge = Metric.gauge("raft_node_snapshot_index", { description: "Log index of the latest snapshot" })
+const leaderGauge = Metric.gauge("raft_node_is_leader", { description: "1 while this node is the leader, else 0" })
+const leaderChangesGauge = Metric.gauge("raft_node_leader_changes", {
+  description: "Times this node saw a new leader since it started"
+})
+const snapshotsInstalledGauge = Metric.gauge("raft_node_snapshots_installed", {
+  description: "Leader snapshots installed by this node since it started"
+})
+const httpRequests = Metric.counter("raft_node_http_requests_total", {
+  description: "Client API requests answered, by method and status"
+})
+
+/** Sets the node gauges from the current status, just before a scrape renders them. */
+const updateNodeGauges = (status: RaftStatus, counters: EventCounters) =>
+  Effect.all([
+    Metric.update(termGauge, status.term),
+    Metric.update(commitGauge, status.commitIndex),
+    Metric.update(appliedGauge, status.appliedIndex),
+    Metric.update(snapshotGauge, status.snapshotIndex),
+    Metric.update(leaderGauge, status.role === "leader" ? 1 : 0),
+    Metric.update(leaderChangesGauge, counters.leaderChanges),
+    Metric.update(snapshotsInstalledGauge, counters.snapshotsInstalled)
+  ], { discard: true })
+
+// -----------------------------------------------------------------------------
+// Responses
+// -----------------------------------------------------------------------------
+
+const json = (body: unknown, status = 200) => HttpServerResponse.jsonUnsafe(body, { status })
+
+const errorBody = (error: string, message: string, extra: Record<string, unknown> = {}) => ({ error, message, ...extra })
+
+type RaftError = NotLeader | NoQuorum | ProposalDropped
+
+/** Voters this node has a connected link to (itself included), from the transport's link states. */
+const connectedVoters = (transport: RaftTransportService, status: RaftStatus) =>
+  Effect.map(transport.peers, (peers) => {
+    const up = new Set<NodeId>([status.id])
+    for (const p of peers) if (p.links.some((l) => l.state === "connected")) up.add(p.peer)
+    return status.voters.filter((v) => up.has(v)).length
+  })
+
+const errorResponse = (error: RaftError, transport: RaftTransportService, manager: RaftManagerService, waitedMs: number) =>
+  Effect.gen(function*() {
+    switch (error._tag) {
+      case "NoQuorum":
+        return json(errorBody("no_quorum", error.message, { reachable: error.reachable, voters: error.voters }), 503)
+      case "ProposalDropped":
+        return json(errorBody("proposal_dropped", error.message), 503)
+      case "NotLeader": {
+        if (error.leader !== undefined) {
+          return json(errorBody("not_leader", error.message, { leader: error.leader }), 503)
+        }
+        const status = yield* manager.status
+        const connected = yield* connectedVoters(transport, status)
+        const quorum = Math.floor(status.voters.length / 2) + 1
+        if (connected < quorum) {
+          return json(
+            errorBody(
+              "no_quorum",
+              `no leader within ${waitedMs} ms: ${connected} of ${status.voters.length} voters connected, a majority needs ${quorum}`,
+              { reachable: connected, voters: status.voters.length }
+            ),
+            503
+          )
+        }
+        return json(errorBody("not_leader", error.message, { leader: null }), 503)
+      }
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// Status
+// -----------------------------------------------------------------------------
+
+const orNull = <A>(a: A | undefined): A | null => (a === undefined ? null : a)
+
+const statusBody = (
+  manager: RaftManagerService,
+  transport: RaftTransportService,
+  counters: EventCounters,
+  httpAddress: string
+) =>
+  Effect.gen(function*() {
+    const status = yield* manager.status
+    const peers = yield* transport.peers
+    const local = transport.localAddress()
+    return {
+      id: status.id,
+      role: status.role,
+      term: status.term,
+      leader: orNull(status.leader),
+      vote: orNull(status.vote),
+      commitIndex: status.commitIndex,
+      appliedIndex: status.appliedIndex,
+      lastLogIndex: status.lastLogIndex,
+      snapshotIndex: status.snapshotIndex,
+      voters: status.voters,
+      progress: status.peers,
+      peers: [...peers].sort((a, b) => a.peer - b.peer).map((p) => ({
+        id: p.peer,
+        routes: Object.fromEntries(classNames.map((name, i) => [name, orNull(p.routes[i])])),
+        links: p.links.map((l) => ({
+          transport: l.transport,
+          state: l.state,
+          consecutiveFailures: l.consecutiveFailures,
+          lastFailure: orNull(l.lastFailure),
+          rttMs: orNull(l.rttMs)
+        })),
+        queued: Object.fromEntries(classNames.map((name, i) => [name, p.queued[i] ?? 0]))
+      })),
+      events: {
+        leaderChanges: counters.leaderChanges,
+        snapshotsTaken: counters.snapshotsTaken,
+        snapshotsInstalled: counters.snapshotsInstalled,
+        lastSnapshotInstalled: orNull(counters.lastSnapshotInstalled)
+      },
+      address: {
+        http: httpAddress,
+        iroh: orNull(local.iroh),
+        grpc: orNull(local.grpc?.address)
+      }
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// Server
+// -----------------------------------------------------------------------------
+
+const KV_PREFIX = "/kv/"
+
+const decodeKey = (raw: string): string | undefined => {
+  try {
+    const key = decodeURIComponent(raw)
+    return key.length === 0 ? undefined : key
+  } catch {
+    return undefined
+  }
+}
+
+const timeoutFrom = (params: URLSearchParams, fallback: number): number | string => {
+  const raw = params.get("timeout_ms")
+  if (raw === null) return fallback
+  const n = Number(raw)
+  return Number.isSafeInteger(n) && n >= 1 ? n : `timeout_ms must be a positive integer, got ${JSON.stringify(raw)}`
+}
+
+/**
+ * Serves the API on `options.bindAddress` until the scope closes. `counters` come from
+ * `trackEvents` (started before anything else, so no event is missed).
+ */
+export const serveHttpApi = (
+  options: HttpApiOptions,
+  manager: RaftManagerService,
+  transport: RaftTransportService,
+  counters: EventCounters
+): Effect.Effect<HttpApi, HttpApiStartFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    const hp = splitHostPort(options.bindAddress)
+    if (hp === undefined) {
+      return yield* new HttpApiStartFailed({ address: options.bindAddress, reason: "expected \"host:port\"" })
+    }
+    const retryMs = options.retryIntervalMs ?? 25
+
+    /**
+     * Runs a Raft request until it succeeds, fails for good, or the deadline passes. Only
+     * failures that are known not to have taken effect are retried: `NotLeader` (no leader
+     * yet, e.g. an election is running) and `ProposalDropped`.
+     */
+    const withLeader = <A>(timeoutMs: number, attempt: (remainingMs: number) => Effect.Effect<A, RaftError>) =>
+      Effect.gen(function*() {
+        const start = yield* Clock.currentTimeMillis
+        const deadline = start + timeoutMs
+        while (true) {
+          const now = yield* Clock.currentTimeMillis
+          const result = yield* Effect.result(attempt(Math.max(1, deadline - now)))
+          if (Result.isSuccess(result)) return Result.succeed(result.success)
+          const error = result.failure
+          const retryable = error._tag === "NotLeader" ||
+            (error._tag === "ProposalDropped" && error.reason !== "node stopped")
+          const after = yield* Clock.currentTimeMillis
+          if (!retryable || after + retryMs >= deadline) {
+            return Result.fail({ error, waitedMs: after - start })
+          }
+          yield* Effect.sleep(retryMs)
+        }
+      })
+
+    const respondRaft = <A>(
+      timeoutMs: number,
+      attempt: (remainingMs: number) => Effect.Effect<A, RaftError>,
+      ok: (a: A) => HttpServerResponse.HttpServerResponse
+    ) =>
+      Effect.flatMap(withLeader(timeoutMs, attempt), (result) =>
+        Result.isSuccess(result)
+          ? Effect.succeed(ok(result.success))
+          : errorResponse(result.failure.error, transport, manager, result.failure.waitedMs))
+
+    let httpAddress = options.bindAddress
+
+    const route = (request: HttpServerRequest.HttpServerRequest) => Effect.gen(function*() {
+      const [path = "", query = ""] = request.url.split("?", 2)
+      const params = new URLSearchParams(query)
+      const method = request.method === "HEAD" ? "GET" : request.method
+
+      if (path.startsWith(KV_PREFIX)) {
+        const key = decodeKey(path.slice(KV_PREFIX.length))
+        if (key === undefined) return json(errorBody("bad_request", "expected /kv/<key> with a non-empty, URL-encoded key"), 400)
+        const timeoutMs = timeoutFrom(params, options.requestTimeoutMs)
+        if (typeof timeoutMs === "string") return json(errorBody("bad_request", timeoutMs), 400)
+        switch (method) {
+          case "GET":
+            return yield* respondRaft(
+              timeoutMs,
+              (remaining) => manager.read(key, { timeoutMs: remaining }),
+              (value) => value === undefined ? json({ error: "not_found", key }, 404) : json({ key, value })
+            )
+          case "PUT": {
+            const body = yield* Effect.result(request.text)
+            if (Result.isFailure(body)) {
+              return json(errorBody("bad_request", `cannot read the request body: ${body.failure.message}`), 400)
+            }
+            const value = body.success
+            return yield* respondRaft(timeoutMs, (remaining) => manager.put(key, value, { timeoutMs: remaining }), (r) =>
+              r.ok
+                ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node: manager.id })
+                : json(errorBody("rejected", r.error), 400))
+          }
+          case "DELETE":
+            return yield* respondRaft(timeoutMs, (remaining) => manager.delete(key, { timeoutMs: remaining }), (r) =>
+              r.ok
+                ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node: manager.id })
+                : json(errorBody("rejected", r.error), 400))
+          default:
+            return HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${request.method} ${path}`), {
+              status: 405,
+              headers: { allow: "GET, HEAD, PUT, DELETE" }
+            })
+        }
+      }
+
+      if (path === "/status" || path === "/metrics" || path === "/health") {
+        if (method !== "GET") {
+          return HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${request.method} ${path}`), {
+            status: 405,
+            headers: { allow: "GET, HEAD" }
+          })
+        }
+        if (path === "/health") return HttpServerResponse.text("ok\n")
+        if (path === "/metrics") {
+          yield* updateNodeGauges(yield* manager.status, counters)
+          return HttpServerResponse.text(yield* renderPrometheus, { contentType: PROMETHEUS_CONTENT_TYPE })
+        }
+        return json(yield* statusBody(manager, transport, counters, httpAddress))
+      }
+      return json(errorBody("not_found", `no route for ${request.method} ${path}`), 404)
+    })
+
+    const server = yield* NodeHttpServer.make(() => createServer({ keepAliveTimeout: 5000 }), {
+      host: hp.host,
+      port: hp.port,
+      // Requests are bounded by their Raft deadline; don't hold shutdown for the default 20 s.
+      gracefulShutdownTimeout: "1 second"
+    }).pipe(
+      Effect.mapError((error) =>
+        new HttpApiStartFailed({
+          address: options.bindAddress,
+          reason: error.cause instanceof Error ? error.cause.message : String(error.cause)
+        })
+      )
+    )
+    const counted = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const response = yield* route(request)
+      yield* Metric.update(Metric.withAttributes(httpRequests, { method: request.method, status: String(response.status) }), 1)
+      return response
+    })
+    yield* server.serve(counted)
+    httpAddress = HttpServer.formatAddress(server.address).replace(/^http:\/\//, "")
+    return { address: httpAddress }
+  })

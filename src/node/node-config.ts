@@ -1,0 +1,132 @@
+/**
+ * A node's TOML file: the transport (`[transport]`), the Raft node (`[raft]`) and the client
+ * HTTP API (`[http]`), decoded together. Every failure is a `ConfigError` whose issues name the
+ * field (`transport.peers[1].grpc_address`, `raft.voters`, `http.bind_address`); issues from all
+ * three tables are collected into one error.
+ *
+ * ```toml
+ * [transport]
+ * node_id = 1
+ * mode = "iroh"
+ * iroh_config = { key_file = "node1.key", relay_mode = "disabled" }
+ * peers = [{ id = 2, iroh_endpoint_id = "…", iroh_addresses = ["127.0.0.1:4102"] }]
+ *
+ * [raft]
+ * voters = [1, 2]
+ * data_dir = "data/node1"
+ *
+ * [http]
+ * bind_address = "127.0.0.1:8081"
+ * ```
+ */
+import { Effect, Result, Schema, SchemaIssue } from "effect"
+import { ConfigError, type ConfigIssue } from "../config/errors.ts"
+import { decodeTransportConfig, parseTomlDocument, readConfigText } from "../config/load.ts"
+import { BindAddress, type TransportConfig } from "../config/schema.ts"
+import { decodeRaftConfig, type RaftConfig } from "../raft/config.ts"
+
+const intAtLeast = (min: number) =>
+  Schema.Number.check(
+    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min, {
+      expected: `an integer greater than or equal to ${min}`
+    })
+  )
+
+const httpFields = {
+  /** Where the client API listens; port 0 picks a free port (the `ready` line tells which). */
+  bind_address: Schema.withDecodingDefaultTypeKey<typeof BindAddress>(Effect.succeed("127.0.0.1:0"))(BindAddress),
+  /**
+   * How long a request may take, waiting for a leader included. Absent: `raft.proposal_timeout_ms`.
+   * A request's `?timeout_ms=` overrides it.
+   */
+  request_timeout_ms: Schema.optionalKey(intAtLeast(1))
+}
+
+/** The `[http]` table. */
+export const HttpConfig = Schema.Struct(httpFields).annotate({
+  messageUnexpectedKey: `Unknown key; expected one of: ${Object.keys(httpFields).join(", ")}`
+})
+export type HttpConfig = typeof HttpConfig.Type
+
+export interface NodeConfig {
+  readonly transport: TransportConfig
+  readonly raft: RaftConfig
+  readonly http: HttpConfig
+}
+
+const TABLES = ["transport", "raft", "http"] as const
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const httpPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : `${out}.${String(key)}`), "http")
+
+/** Decodes a JS value shaped like the `[http]` table (absent: every default). */
+export const decodeHttpConfig = (input: unknown): Effect.Effect<HttpConfig, ConfigError> =>
+  Schema.decodeUnknownEffect(HttpConfig)(input ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) => {
+      const issues: Array<ConfigIssue> = formatter(error.issue).issues.map((issue) => ({
+        path: httpPath((issue.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? p.key : p))),
+        message: issue.message
+      }))
+      const [first, ...rest] = issues
+      return first === undefined ? ConfigError.single("http", error.message) : ConfigError.fromIssues([first, ...rest])
+    })
+  )
+
+const issuesOf = <A>(result: Result.Result<A, ConfigError>): ReadonlyArray<ConfigIssue> =>
+  Result.isFailure(result) ? result.failure.issues : []
+
+/** Rules that span the tables: this node is a voter, and every other voter has a peer entry. */
+const crossChecks = (config: NodeConfig): Array<ConfigIssue> => {
+  const issues: Array<ConfigIssue> = []
+  const self = config.transport.node_id
+  if (!config.raft.voters.includes(self)) {
+    issues.push({
+      path: "raft.voters",
+      message: `Expected the voters to include this node's id ${self} (transport.node_id), got [${config.raft.voters.join(", ")}]`
+    })
+  }
+  if (config.transport.enabled) {
+    const known = new Set(config.transport.peers.map((p) => p.id))
+    for (const voter of config.raft.voters) {
+      if (voter !== self && !known.has(voter)) {
+        issues.push({ path: "transport.peers", message: `Voter ${voter} (raft.voters) has no entry in transport.peers` })
+      }
+    }
+  }
+  return issues
+}
+
+/** Decodes a parsed TOML document (a plain object) into a node config. */
+export const decodeNodeConfig = (doc: Record<string, unknown>): Effect.Effect<NodeConfig, ConfigError> =>
+  Effect.gen(function*() {
+    const unknownTables: Array<ConfigIssue> = Object.keys(doc)
+      .filter((key) => !(TABLES as ReadonlyArray<string>).includes(key))
+      .map((key) => ({ path: key, message: `Unknown table; expected one of: ${TABLES.join(", ")}` }))
+    const transport = yield* Effect.result(
+      doc["transport"] === undefined
+        ? Effect.fail(ConfigError.single("transport", "Missing [transport] table"))
+        : decodeTransportConfig(doc["transport"])
+    )
+    const raft = yield* Effect.result(
+      doc["raft"] === undefined ? Effect.fail(ConfigError.single("raft", "Missing [raft] table")) : decodeRaftConfig(doc["raft"])
+    )
+    const http = yield* Effect.result(decodeHttpConfig(doc["http"]))
+    const issues = [...unknownTables, ...issuesOf(transport), ...issuesOf(raft), ...issuesOf(http)]
+    if (Result.isSuccess(transport) && Result.isSuccess(raft) && Result.isSuccess(http) && issues.length === 0) {
+      const config: NodeConfig = { transport: transport.success, raft: raft.success, http: http.success }
+      issues.push(...crossChecks(config))
+      if (issues.length === 0) return config
+    }
+    const [first, ...rest] = issues
+    return yield* (first === undefined ? ConfigError.single("<toml>", "Invalid node config") : ConfigError.fromIssues([first, ...rest]))
+  })
+
+/** Parses a node's whole TOML document. */
+export const parseNodeConfigToml = (text: string): Effect.Effect<NodeConfig, ConfigError> =>
+  parseTomlDocument(text).pipe(Effect.flatMap(decodeNodeConfig))
+
+/** Reads and decodes a node's TOML file. */
+export const loadNodeConfigFile = (path: string): Effect.Effect<NodeConfig, ConfigError> =>
+  readConfigText(path).pipe(Effect.flatMap(parseNodeConfigToml))
