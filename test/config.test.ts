@@ -49,6 +49,8 @@ describe("config: defaults", () => {
           raft_transport: { _tag: "always_iroh" },
           fallback_to_grpc: true,
           probe_interval_ms: 1000,
+          probe_timeout_ms: 1000,
+          probe_failures: 3,
           class_routes: {}
         },
         batching: {
@@ -58,6 +60,7 @@ describe("config: defaults", () => {
           max_age_ms: 30000,
           snapshot_chunk_bytes: 4096,
           iroh_snapshot_bytes_per_sec: 5_000_000,
+          grpc_snapshot_bytes_per_sec: 50_000_000,
           max_snapshot_bytes: 1024 * 1024 * 1024
         },
         queues: {

@@ -310,6 +310,8 @@ const strategyFields = {
   raft_transport: Schema.optionalKey(RaftTransportStrategy),
   fallback_to_grpc: orDefault(Schema.Boolean, true),
   probe_interval_ms: orDefault(intAtLeast(1), 1000),
+  probe_timeout_ms: orDefault(intAtLeast(1), 1000),
+  probe_failures: orDefault(intAtLeast(1), 3),
   class_routes: orEmptyTable(ClassRoutes)
 }
 /** The `[transport.strategy]` table as written (`raft_transport` not yet resolved). */
@@ -331,7 +333,8 @@ export const BatchingConfig = table({
   max_age_ms: orDefault(numberAtLeast(1), 30000),
   snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 4096),
   max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024),
-  iroh_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 5_000_000)
+  iroh_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 5_000_000),
+  grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 50_000_000)
 })
 export type BatchingConfig = typeof BatchingConfig.Type
 

@@ -162,13 +162,13 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       try: () => channelCredentials(options.tls),
       catch: (cause) => connectFailed(`TLS setup: ${describeCause(cause)}`)
     })
-    const client = yield* Effect.acquireRelease(
+    // Each client owns a private subchannel ("grpc.use_local_subchannel_pool"), hence its own
+    // TCP connection: our connector paces redials, not grpc-js's shared reconnect backoff.
+    const makeClient = Effect.acquireRelease(
       Effect.try({
         try: () =>
           new grpc.Client(address, credentials, {
             "grpc.max_send_message_length": options.maxMessageBytes,
-            // Our connector paces redials: a private subchannel per session, not a shared one
-            // still in grpc-js's own reconnect backoff.
             "grpc.use_local_subchannel_pool": 1,
             // Retries would buffer (copy) every streamed batch; a lost session is ours to handle.
             "grpc.enable_retries": 0,
@@ -178,6 +178,11 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       }),
       (c) => Effect.sync(() => c.close())
     )
+    const client = yield* makeClient
+    // The snapshot class gets a connection of its own: on a shared HTTP/2 connection a vote's
+    // frame waits in the socket buffer behind megabytes of snapshot data. The channel stays
+    // idle, with no connection, until the first snapshot is sent.
+    const bulkClient = yield* makeClient
     yield* waitReady(client, address, options.connectTimeoutMs)
     const channel = client.getChannel()
 
@@ -260,7 +265,7 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       let stream: ClassStream | undefined
       let early: string | undefined
       const end = (reason: string) => stream === undefined ? (early = reason) : endStream(cls, stream, reason)
-      const call = client.makeClientStreamRequest<Buffer, Ack>(
+      const call = (cls === PriorityClass.Snapshot ? bulkClient : client).makeClientStreamRequest<Buffer, Ack>(
         STREAM_PATH,
         passThrough,
         decodeAck,

@@ -18,10 +18,16 @@ export interface ProbeOptions<E> {
   readonly stopped: () => boolean
 }
 
+/** Pause after a failed probe: the ping's own timeout already waited, but a ping that fails
+ * at once (stream refused) must not spin. */
+const RETRY_AFTER_FAILURE_MS = 50
+
 /**
  * Liveness and RTT probe for one session. A path whose packets all vanish is reported closed
  * by QUIC only after its idle timeout (~35 s through Iroh) and by TCP later still, far too
- * slow for fallback: a few missed pings in a row declare it dead within seconds.
+ * slow for fallback: a few missed pings in a row declare it dead. After a miss the next ping
+ * goes out at once rather than an interval later, so a dead path is declared after about
+ * `failuresBeforeDead` ping timeouts.
  */
 export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
   Effect.gen(function*() {
@@ -39,6 +45,6 @@ export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
           return yield* options.onDead(`${failures} consecutive probes failed: ${describeCause(result.failure)}`)
         }
       }
-      yield* Effect.sleep(options.intervalMs)
+      yield* Effect.sleep(failures === 0 ? options.intervalMs : Math.min(options.intervalMs, RETRY_AFTER_FAILURE_MS))
     }
   })

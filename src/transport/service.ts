@@ -138,9 +138,8 @@ export const makeRaftTransport = (
 
     const probe = {
       probeIntervalMs: config.strategy.probe_interval_ms,
-      // A ping slower than this counts as lost; three lost in a row declare the path dead.
-      probeTimeoutMs: Math.max(1000, config.strategy.probe_interval_ms),
-      probeFailuresBeforeClose: 3
+      probeTimeoutMs: config.strategy.probe_timeout_ms,
+      probeFailuresBeforeClose: config.strategy.probe_failures
     }
     const linksFor = (peer: NodeId): ReadonlyArray<Link> => {
       const links: Array<Link> = []
@@ -205,7 +204,10 @@ export const makeRaftTransport = (
           maxAgeMs: config.batching.max_age_ms,
           maxFrameBytes: config.max_frame_bytes,
           snapshotChunkBytes: config.batching.snapshot_chunk_bytes,
-          snapshotBytesPerSec: { iroh: config.batching.iroh_snapshot_bytes_per_sec },
+          snapshotBytesPerSec: {
+            iroh: config.batching.iroh_snapshot_bytes_per_sec,
+            grpc: config.batching.grpc_snapshot_bytes_per_sec
+          },
           snapshotAttempts: 3,
           backoff: {
             initialMs: config.reconnect.initial_backoff_ms,
