@@ -22,6 +22,7 @@ import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { type ClusterTransport, LocalCluster } from "../src/node/local-cluster.ts"
 import { measureFailover, runWorkload, type WorkloadResult } from "../src/node/workload.ts"
+import { median } from "./stats.ts"
 
 export interface ClusterBenchOptions {
   readonly transports?: ReadonlyArray<ClusterTransport>
@@ -37,54 +38,85 @@ export interface ClusterBenchRow {
   readonly value: string
 }
 
-interface LoadResult {
+/** One throughput measurement: `clients` concurrent HTTP clients for `durationMs`. */
+export interface ClusterLoad {
   readonly clients: number
-  readonly writesPerSec: number
+  readonly durationMs: number
+  /** PUTs acknowledged (committed and applied) in the measurement. */
+  readonly commits: number
+  readonly commitsPerSec: number
+  /** PUT latency percentiles, ms. */
   readonly p50: number
   readonly p99: number
   readonly errors: number
 }
 
-interface TransportResult {
+export interface ClusterResult {
   readonly transport: ClusterTransport
-  readonly loads: ReadonlyArray<LoadResult>
+  readonly loads: ReadonlyArray<ClusterLoad>
+  /** Leader SIGKILL → the first write acknowledged by the survivors, one per run, ms. */
   readonly failoverMs: ReadonlyArray<number>
 }
 
 const progress = (line: string) => Effect.sync(() => void process.stderr.write(`[cluster bench] ${line}\n`))
 
-const median = (xs: ReadonlyArray<number>): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  if (s.length === 0) return Number.NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
 const fmtMs = (x: number) => (Number.isNaN(x) ? "-" : x < 10 ? x.toFixed(2) : x.toFixed(1))
 const fmtRate = (x: number) => Math.round(x).toLocaleString("en-US")
 
-const loadOf = (clients: number, r: WorkloadResult): LoadResult => ({
+const loadOf = (clients: number, r: WorkloadResult): ClusterLoad => ({
   clients,
-  writesPerSec: (r.puts * 1000) / r.durationMs,
+  durationMs: r.durationMs,
+  commits: r.puts,
+  commitsPerSec: (r.puts * 1000) / r.durationMs,
   p50: r.putLatency.percentile(50),
   p99: r.putLatency.percentile(99),
   errors: Object.values(r.errors).reduce((a, b) => a + b, 0)
 })
 
-const benchTransport = (transport: ClusterTransport, options: Required<ClusterBenchOptions>) =>
+const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOptions> => ({
+  transports: options.transports ?? ["iroh", "grpc"],
+  durationMs: options.durationMs ?? 5000,
+  warmupMs: options.warmupMs ?? 1000,
+  concurrency: options.concurrency ?? [1, 64],
+  failoverRuns: options.failoverRuns ?? 3
+})
+
+/**
+ * Three nodes on fresh ports, up with an agreed leader. A port picked free can be taken by
+ * another process before a node binds it: on failure every node started is killed, so the
+ * caller can retry with a new layout.
+ */
+const startCluster = (transport: ClusterTransport) =>
   Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), `raft-cluster-bench-${transport}-`))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn" })
-    yield* cluster.startAll()
-    let leader = (yield* cluster.waitForLeader()).id
+    const leader = yield* cluster.startAll().pipe(
+      Effect.andThen(cluster.waitForLeader()),
+      Effect.onError(() => Effect.forEach(cluster.running(), (id) => cluster.kill(id), { discard: true }))
+    )
+    return { cluster, leader: leader.id }
+  })
+
+/**
+ * One transport's measurements (`options.transports` is ignored); the nodes are killed when it
+ * ends or is interrupted.
+ */
+export const clusterTransportBench = (transport: ClusterTransport, options: ClusterBenchOptions = {}) =>
+  Effect.gen(function*() {
+    const { concurrency, durationMs, failoverRuns, warmupMs } = withDefaults(options)
+    const { cluster, leader: first } = yield* startCluster(transport).pipe(
+      Effect.tapError((e) => progress(`${transport}: cluster did not start (${e.message.split("\n")[0]}), retrying on fresh ports`)),
+      Effect.retry({ times: 1 })
+    )
+    let leader = first
     yield* progress(`${transport}: 3 nodes up, leader node ${leader}`)
 
-    const load = (clients: number, durationMs: number) =>
+    const load = (clients: number, ms: number) =>
       runWorkload({
         cluster,
         clients,
-        durationMs,
+        durationMs: ms,
         readBack: false,
         keysPerClient: 1000,
         valueBytes: 100,
@@ -92,30 +124,31 @@ const benchTransport = (transport: ClusterTransport, options: Required<ClusterBe
         // The leader; after a failure (a spontaneous election), any node: followers forward.
         target: (client, attempt) => attempt === 0 ? leader : cluster.running()[(client + attempt) % cluster.running().length] ?? leader
       })
-    yield* load(8, options.warmupMs)
-    const loads: Array<LoadResult> = []
-    for (const clients of options.concurrency) {
-      const result = loadOf(clients, yield* load(clients, options.durationMs))
+    yield* load(8, warmupMs)
+    const loads: Array<ClusterLoad> = []
+    for (const clients of concurrency) {
+      const result = loadOf(clients, yield* load(clients, durationMs))
       loads.push(result)
       yield* progress(
-        `${transport}: ${clients} client(s): ${fmtRate(result.writesPerSec)} writes/s, p50 ${fmtMs(result.p50)} ms, p99 ${fmtMs(result.p99)} ms`
+        `${transport}: ${clients} client(s): ${fmtRate(result.commitsPerSec)} commits/s, p50 ${fmtMs(result.p50)} ms, p99 ${fmtMs(result.p99)} ms`
       )
     }
 
     const failoverMs: Array<number> = []
-    for (let run = 0; run < options.failoverRuns; run++) {
+    for (let run = 0; run < failoverRuns; run++) {
       const victim = leader
       const result = yield* measureFailover(cluster, victim, { everyMs: 20, attemptMs: 2000 })
       failoverMs.push(result.failoverMs)
       leader = (yield* cluster.waitForLeader({ among: cluster.running() })).id
       yield* progress(`${transport}: failover ${run + 1}: ${fmtMs(result.failoverMs)} ms (node ${victim} → node ${leader})`)
+      if (run + 1 === failoverRuns) break // the scope kills the nodes: no need to restart the victim
       yield* cluster.start(victim)
       yield* cluster.waitForLeader()
     }
-    return { transport, loads, failoverMs } satisfies TransportResult
+    return { transport, loads, failoverMs } satisfies ClusterResult
   }).pipe(Effect.scoped)
 
-const render = (results: ReadonlyArray<TransportResult>, options: Required<ClusterBenchOptions>) => {
+const render = (results: ReadonlyArray<ClusterResult>, options: Required<ClusterBenchOptions>) => {
   const rows: Array<ClusterBenchRow> = []
   const lines: Array<string> = [
     "## Cluster: Raft key-value nodes over HTTP",
@@ -129,8 +162,8 @@ const render = (results: ReadonlyArray<TransportResult>, options: Required<Clust
   ]
   for (const r of results) {
     for (const l of r.loads) {
-      lines.push(`| ${r.transport} | ${l.clients} | ${fmtRate(l.writesPerSec)} | ${fmtMs(l.p50)} | ${fmtMs(l.p99)} | ${l.errors} |`)
-      rows.push({ metric: `cluster ${r.transport}: commits/s, ${l.clients} client(s)`, value: fmtRate(l.writesPerSec) })
+      lines.push(`| ${r.transport} | ${l.clients} | ${fmtRate(l.commitsPerSec)} | ${fmtMs(l.p50)} | ${fmtMs(l.p99)} | ${l.errors} |`)
+      rows.push({ metric: `cluster ${r.transport}: commits/s, ${l.clients} client(s)`, value: fmtRate(l.commitsPerSec) })
       rows.push({ metric: `cluster ${r.transport}: PUT latency p50 / p99, ${l.clients} client(s)`, value: `${fmtMs(l.p50)} / ${fmtMs(l.p99)} ms` })
     }
   }
@@ -155,15 +188,9 @@ const render = (results: ReadonlyArray<TransportResult>, options: Required<Clust
 /** The benchmark as an Effect: every node process is killed if it is interrupted. */
 export const clusterBench = (options: ClusterBenchOptions = {}) =>
   Effect.gen(function*() {
-    const full: Required<ClusterBenchOptions> = {
-      transports: options.transports ?? ["iroh", "grpc"],
-      durationMs: options.durationMs ?? 5000,
-      warmupMs: options.warmupMs ?? 1000,
-      concurrency: options.concurrency ?? [1, 64],
-      failoverRuns: options.failoverRuns ?? 3
-    }
-    const results: Array<TransportResult> = []
-    for (const transport of full.transports) results.push(yield* benchTransport(transport, full))
+    const full = withDefaults(options)
+    const results: Array<ClusterResult> = []
+    for (const transport of full.transports) results.push(yield* clusterTransportBench(transport, full))
     return render(results, full)
   })
 

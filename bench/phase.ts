@@ -12,11 +12,11 @@ export type PhaseOutcome<A> =
 
 /**
  * `BENCH_ONLY=raw,vote` runs only those phases: codec, raw, append, heartbeat, append-grpc,
- * heartbeat-grpc, vote, vote-grpc, vote-sweep, failover.
+ * heartbeat-grpc, vote, vote-grpc, vote-sweep, failover, cluster. Empty: every phase.
  */
-const only = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+export const benchOnly: ReadonlyArray<string> = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
 
-export const selected = (key: string): boolean => only.length === 0 || only.includes(key)
+export const selected = (key: string): boolean => benchOnly.length === 0 || benchOnly.includes(key)
 
 const describe = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)

@@ -3,6 +3,7 @@
  * each phase, the diagnostics that explain it (CPU, event-loop use and lag per process) and
  * any failures.
  */
+import type { ClusterResult } from "./cluster.ts"
 import type { CodecResults } from "./codec.ts"
 import { type FailoverResult, type FailoverRun, medianMax } from "./failover.ts"
 import type { MachineInfo } from "./machine.ts"
@@ -11,6 +12,7 @@ import type { ProbeWindow } from "./probe.ts"
 import type { RawCeilingResult } from "./raw-ceiling.ts"
 import type { ThroughputResult } from "./transport-throughput.ts"
 import type { VoteLatencyResult, VotePhaseResult } from "./vote-latency.ts"
+import { median } from "./stats.ts"
 import { BACKGROUND_LIMIT_CORES, quietMedian } from "./windows.ts"
 
 export interface BenchReport {
@@ -34,7 +36,12 @@ export interface BenchReport {
   readonly voteSweep: ReadonlyArray<PhaseOutcome<VoteLatencyResult>>
   /** Dual-mode failover, one outcome per variant (kill signal, probe interval). */
   readonly failover: ReadonlyArray<PhaseOutcome<FailoverResult>>
+  /** Three node processes (`src/node`) per transport: Raft KV over HTTP, commits and leader failover. */
+  readonly cluster: Readonly<Record<ClusterTransportName, PhaseOutcome<ClusterResult>>>
 }
+
+type ClusterTransportName = "iroh" | "grpc"
+const CLUSTER_TRANSPORTS: ReadonlyArray<readonly [ClusterTransportName, string]> = [["iroh", "Iroh"], ["grpc", "gRPC"]]
 
 /** The targets, in one place. */
 export const TARGETS = {
@@ -241,6 +248,30 @@ const summaryRows = (r: BenchReport): Array<Row> => {
           `lost median ${num(lost.median)}, max ${num(lost.max)} (${first.n}/${f.runs.length} runs)`,
       target: "-",
       verdict: first.n === f.runs.length ? "info" : "failed (phase)"
+    })
+  }
+
+  for (const [key, label] of CLUSTER_TRANSPORTS) {
+    const o = r.cluster[key]
+    if (o._tag !== "ok") {
+      rows.push(failedRow(`cluster over ${label} (3 node processes)`, "-", o))
+      continue
+    }
+    const c = o.value
+    rows.push({
+      metric: `cluster over ${label} (3 node processes): commits/s, PUT latency p50 / p99`,
+      value: c.loads.map((l) =>
+        `${l.clients} client${l.clients === 1 ? "" : "s"}: ${num(l.commitsPerSec)}/s, ${ms(l.p50)} / ${ms(l.p99)}` +
+        (l.errors > 0 ? ` (${num(l.errors)} errors)` : "")
+      ).join("; "),
+      target: "-",
+      verdict: "info"
+    })
+    rows.push({
+      metric: `cluster over ${label}: failover, leader SIGKILL → a new leader commits`,
+      value: `median ${ms(median(c.failoverMs))}, max ${ms(Math.max(...c.failoverMs))} (${c.failoverMs.length} runs)`,
+      target: "-",
+      verdict: "info"
     })
   }
   return rows
@@ -617,6 +648,38 @@ const failoverSection = (r: BenchReport): string => {
   ].join("\n")
 }
 
+const clusterSection = (r: BenchReport, cores: number): string => {
+  const intro = "Three node processes (`src/node/main.ts`, started by `src/node/local-cluster.ts`) on loopback, one fresh " +
+    "cluster per transport, Raft log on disk (`sync = \"batch\"`), default `[raft]` timings (election timeout 300-600 ms, " +
+    `heartbeat 50 ms). The HTTP clients run in the benchmark process; nodes, clients and benchmark share the ${cores} cores, ` +
+    "so these are lower bounds for one machine per node."
+  const perTransport = CLUSTER_TRANSPORTS.flatMap(([key, label]) => {
+    const o = r.cluster[key]
+    if (o._tag !== "ok") return [`#### ${label}`, "", notOkText(o), ""]
+    const c = o.value
+    return [
+      `#### ${label}`,
+      "",
+      table(
+        ["clients", "commits/s", "PUT latency p50", "PUT latency p99", "commits / errors", "measured"],
+        c.loads.map((l) => [
+          String(l.clients),
+          num(l.commitsPerSec),
+          ms(l.p50),
+          ms(l.p99),
+          `${num(l.commits)} / ${num(l.errors)}`,
+          `${num(l.durationMs / 1000, 1)} s`
+        ])
+      ),
+      "",
+      `Failover (leader SIGKILL → the first write acknowledged by a new leader): median ${ms(median(c.failoverMs))}, ` +
+      `max ${ms(Math.max(...c.failoverMs))}; runs: ${c.failoverMs.map(ms).join(", ")}.`,
+      ""
+    ]
+  })
+  return [intro, "", ...perTransport].join("\n").trimEnd()
+}
+
 const failures = (r: BenchReport): string => {
   const list: Array<[string, PhaseOutcome<unknown>]> = [
     ["codec", r.codec],
@@ -629,7 +692,8 @@ const failures = (r: BenchReport): string => {
     ["vote latency", r.vote],
     ["vote latency over gRPC", r.voteGrpc],
     ...r.voteSweep.map((o, i): [string, PhaseOutcome<unknown>] => [`vote latency sweep #${i + 1}`, o]),
-    ...r.failover.map((o, i): [string, PhaseOutcome<unknown>] => [`failover variant #${i + 1}`, o])
+    ...r.failover.map((o, i): [string, PhaseOutcome<unknown>] => [`failover variant #${i + 1}`, o]),
+    ...CLUSTER_TRANSPORTS.map(([key, label]): [string, PhaseOutcome<unknown>] => [`cluster over ${label}`, r.cluster[key]])
   ]
   const failed = list.filter(([, o]) => o._tag === "failed")
   const runFailures = r.failover.flatMap((o) =>
@@ -711,6 +775,10 @@ export const renderReport = (r: BenchReport): string => {
     "",
     failoverSection(r),
     "",
+    "## 8. Cluster (3 node processes, Raft KV over HTTP)",
+    "",
+    clusterSection(r, m.cpus),
+    "",
     "## Failures",
     "",
     failures(r),
@@ -739,6 +807,12 @@ export const renderReport = (r: BenchReport): string => {
     "- Failover: three processes per run (sender, Iroh half and gRPC half of peer 2), killed with `ChildProcess.kill`; the " +
     "peer processes close their scope on SIGTERM. The sender waits until both of peer 2's links are connected before it " +
     "starts; the run ends 0.5 s after the first gRPC delivery.",
+    "- Cluster (`bench/cluster.ts`): per transport, three node processes elect a leader; after a 1 s warm-up with 8 " +
+    "clients, 1 and then 64 concurrent clients each loop PUT (100 B value, keys reused, `?timeout_ms=5000`) → 200 to the " +
+    "leader's HTTP API; a PUT is answered once the entry is committed and applied. commits/s = acknowledged PUTs / " +
+    "measured time; latency = request sent → response, in the client. Failover: the leader is SIGKILLed; from its exit, a " +
+    "PUT to a survivor (round robin) every 20 ms, each with `?timeout_ms=2000`, until the first 200; the killed node is " +
+    "restarted and rejoins before the next run.",
     ""
   ].join("\n")
 }

@@ -3,7 +3,12 @@
  * Markdown report to stdout and to `bench/results.md`. Progress goes to stderr. A failed
  * phase is reported as failed and the run continues; peer processes are always killed.
  *
- * Environment: `BENCH_VERBOSE=1` forwards the peer processes' output to stderr.
+ * Environment:
+ * - `BENCH_VERBOSE=1` forwards the peer processes' output to stderr.
+ * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
+ *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
+ *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, vote, vote-grpc, vote-sweep,
+ *   failover, cluster (both transports). E.g. `BENCH_ONLY=cluster npm run bench`.
  */
 import { Effect } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -11,10 +16,12 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
+import type { ClusterTransport } from "../src/node/local-cluster.ts"
+import { clusterTransportBench } from "./cluster.ts"
 import { runCodecBench } from "./codec.ts"
 import { type FailoverResult, type KillSignal, runFailover } from "./failover.ts"
 import { machineInfo } from "./machine.ts"
-import { type PhaseOutcome, runPhase } from "./phase.ts"
+import { benchOnly, type PhaseOutcome, runPhase } from "./phase.ts"
 import { runRawCeiling } from "./raw-ceiling.ts"
 import { type BenchReport, renderReport } from "./report.ts"
 import { runTransportThroughput } from "./transport-throughput.ts"
@@ -33,6 +40,9 @@ const FAILOVER_VARIANTS: ReadonlyArray<{ readonly signal: KillSignal; readonly p
   { signal: "SIGKILL", probeIntervalMs: 200 }
 ]
 const FAILOVER_RUNS = 3
+/** Cluster phases: each client count's workload, and leader kills per transport. */
+const CLUSTER_LOAD_MS = 3_000
+const CLUSTER_FAILOVER_RUNS = 3
 
 const program = Effect.gen(function*() {
   const startedAt = new Date()
@@ -148,6 +158,21 @@ const program = Effect.gen(function*() {
     )
   }
 
+  // Last: three node processes per transport, the whole Raft KV path (HTTP → Raft → disk → apply).
+  const clusterPhase = (transport: ClusterTransport) =>
+    runPhase(
+      "cluster",
+      `cluster: 3 node processes over ${transport}, 1 and 64 clients, ${CLUSTER_FAILOVER_RUNS} leader kills`,
+      120_000,
+      clusterTransportBench(transport, {
+        durationMs: CLUSTER_LOAD_MS,
+        warmupMs: WARMUP_MS,
+        concurrency: [1, 64],
+        failoverRuns: CLUSTER_FAILOVER_RUNS
+      })
+    )
+  const cluster = { iroh: yield* clusterPhase("iroh"), grpc: yield* clusterPhase("grpc") }
+
   const report: BenchReport = {
     command: "npm run bench",
     startedAt,
@@ -163,12 +188,17 @@ const program = Effect.gen(function*() {
     vote,
     voteGrpc,
     voteSweep,
-    failover
+    failover,
+    cluster
   }
   const markdown = renderReport(report)
   yield* Effect.sync(() => {
-    writeFileSync(RESULTS, markdown)
     process.stdout.write(markdown)
+    if (benchOnly.length > 0) {
+      process.stderr.write(`[bench] BENCH_ONLY=${benchOnly.join(",")}: ${RESULTS} left as it was\n`)
+      return
+    }
+    writeFileSync(RESULTS, markdown)
     process.stderr.write(`[bench] report written to ${RESULTS}\n`)
   })
 })
