@@ -158,7 +158,8 @@ export const failoverSenderRole: Role = (parent) =>
     if (keyDir === undefined || !Number.isSafeInteger(probeIntervalMs)) throw new Error("expected <keyDir> <probeIntervalMs>")
     const node = yield* startLoopbackNode(SENDER, keyDir, {
       ...modeOverrides("dual"),
-      strategy: { probe_interval_ms: probeIntervalMs }
+      // The probe's timeout follows its interval: 1000 ms is the shipped default for both.
+      strategy: { probe_interval_ms: probeIntervalMs, probe_timeout_ms: probeIntervalMs }
     })
     const events: Array<{ tag: string; at: number; detail: string }> = []
     let fellBackAt: number | undefined

@@ -278,7 +278,7 @@ const summaryRows = (r: BenchReport): Array<Row> => {
 }
 
 const variantLabel = (f: FailoverResult): string =>
-  `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, probe ${f.probeIntervalMs} ms`
+  `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, probe interval and timeout ${f.probeIntervalMs} ms`
 
 /** The raw ceiling: the median of the undisturbed windows of both runs. */
 export const ceilingOf = (r: BenchReport): number => {

@@ -143,7 +143,7 @@ const program = Effect.gen(function*() {
     failover.push(
       yield* runPhase(
         "failover",
-        `failover: ${variant.signal} of the Iroh peer, probe_interval_ms ${variant.probeIntervalMs}, ${FAILOVER_RUNS} runs`,
+        `failover: ${variant.signal} of the Iroh peer, probe_interval_ms = probe_timeout_ms = ${variant.probeIntervalMs}, ${FAILOVER_RUNS} runs`,
         180_000,
         runFailover({
           keyDir: join(keyDir, `failover-${variant.signal}-${variant.probeIntervalMs}`),
