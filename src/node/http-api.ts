@@ -2,8 +2,9 @@
  * The client HTTP API of a node process:
  *
  * - `PUT /kv/:key` (body = value), `DELETE /kv/:key`: replicate through Raft; 200
- *   `{"ok":true,"op","key","previous"}` once applied on this node. A follower forwards the
- *   proposal to the leader.
+ *   `{"ok":true,"op","key","previous","node"}` once applied on this node. A follower forwards the
+ *   proposal to the leader. A PUT whose command would not fit in one Raft message is refused
+ *   with 413 `{"error":"too_large","message"}` (see `maxCommandBytes`).
  * - `GET /kv/:key`: a linearizable read (read index); 200 `{"key","value"}`, 404 when absent.
  * - `GET /status`: role, term, leader, commit/applied/snapshot index, replication progress, the
  *   transport's peers with their routes and link states, and event counters.
@@ -22,11 +23,12 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Clock, Data, Effect, Metric, Result, type Scope, Stream } from "effect"
 import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
-import { splitHostPort } from "../config/schema.ts"
+import { splitHostPort, type TransportConfig } from "../config/schema.ts"
 import { classNames } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus.ts"
 import type { NoQuorum, NotLeader, ProposalDropped } from "../raft/errors.ts"
+import { encodeKvCommand } from "../raft/kv-state-machine.ts"
 import type { RaftStatus } from "../raft/events.ts"
 import type { RaftManagerService } from "../raft/manager.ts"
 import type { RaftTransportService } from "../transport/service.ts"
@@ -47,6 +49,22 @@ export interface HttpApiOptions {
   readonly requestTimeoutMs: number
   /** Pause between attempts while no leader is known (default 25 ms). */
   readonly retryIntervalMs?: number
+  /** Largest encoded command a PUT may propose (413 above it); absent: no limit. */
+  readonly maxCommandBytes?: number
+}
+
+/** Room left around a command for the Raft message and entry (terms, indexes, request id). */
+const ENVELOPE_BYTES = 1024
+
+/**
+ * The largest command (`{"op":"put","key","value"}` as UTF-8 JSON) one Raft message can carry
+ * over this transport. The transport drops a larger message on every send (`too_large`), so
+ * such an entry would never commit and every entry after it would wait behind it.
+ */
+export const maxCommandBytes = (transport: TransportConfig): number => {
+  const grpc = transport.mode !== "iroh" && transport.grpc_config.enabled
+  const limit = grpc ? Math.min(transport.max_frame_bytes, transport.grpc_config.max_message_bytes) : transport.max_frame_bytes
+  return limit - ENVELOPE_BYTES
 }
 
 export interface HttpApi {
@@ -326,8 +344,17 @@ export const serveHttpApi = (
             if (Result.isFailure(body)) {
               return json(errorBody("bad_request", `cannot read the request body: ${body.failure.message}`), 400)
             }
-            const value = body.success
-            return yield* respondRaft(timeoutMs, (remaining) => manager.put(key, value, { timeoutMs: remaining }), (r) =>
+            const command = encodeKvCommand({ op: "put", key, value: body.success })
+            if (options.maxCommandBytes !== undefined && command.length > options.maxCommandBytes) {
+              return json(
+                errorBody(
+                  "too_large",
+                  `the command is ${command.length} bytes; one Raft message carries at most ${options.maxCommandBytes}`
+                ),
+                413
+              )
+            }
+            return yield* respondRaft(timeoutMs, (remaining) => manager.propose(command, { timeoutMs: remaining }), (r) =>
               r.ok
                 ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node: manager.id })
                 : json(errorBody("rejected", r.error), 400))

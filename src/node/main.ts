@@ -15,7 +15,8 @@
  * `keygen` creates the key file (mode 0600) if absent and prints
  * `{"keyFile","created","endpointId","ticket"}`; the ticket carries the `--address`es.
  *
- * Exit codes: 0 done, 1 startup failure (the reason is printed on stderr), 2 usage error.
+ * Exit codes: 0 done, 1 startup failure or a storage failure while running (the reason is
+ * printed on stderr), 2 usage error, 130 after SIGINT / SIGTERM.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import iroh from "@number0/iroh"
@@ -27,7 +28,7 @@ import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
 import { KvStateMachine } from "../raft/kv-state-machine.ts"
 import { makeRaftManager, storageFor } from "../raft/manager.ts"
 import { makeRaftTransport, RaftTransport } from "../transport/service.ts"
-import { serveHttpApi, trackEvents } from "./http-api.ts"
+import { maxCommandBytes, serveHttpApi, trackEvents } from "./http-api.ts"
 import { loadNodeConfigFile } from "./node-config.ts"
 
 const { EndpointAddr, EndpointId, EndpointTicket } = iroh
@@ -83,7 +84,8 @@ const run = (configFile: string) =>
     const http = yield* serveHttpApi(
       {
         bindAddress: config.http.bind_address,
-        requestTimeoutMs: config.http.request_timeout_ms ?? config.raft.proposal_timeout_ms
+        requestTimeoutMs: config.http.request_timeout_ms ?? config.raft.proposal_timeout_ms,
+        maxCommandBytes: maxCommandBytes(config.transport)
       },
       manager,
       transport,
@@ -99,7 +101,9 @@ const run = (configFile: string) =>
       }
     })
     yield* Effect.logInfo(`node ${transport.nodeId} serving HTTP on ${http.address}`)
-    return yield* Effect.never.pipe(
+    // Fail-stop: a storage failure stops the Raft node, and with it the process (exit code 1),
+    // instead of an API that answers /health but refuses every request.
+    return yield* manager.done.pipe(
       Effect.onInterrupt(() => Effect.logInfo(`node ${transport.nodeId} shutting down`))
     )
   }).pipe(Effect.scoped)
@@ -149,7 +153,8 @@ const main = Effect.gen(function*() {
       process.stderr.write(`raft-node: ${error.message}\n${USAGE}\n`)
       process.exitCode = 2
     })),
-  // Startup failures (config, key file, ports, storage): one clear line, exit code 1.
+  // Startup failures (config, key file, ports, storage) and a Raft node stopped by a storage
+  // failure: one clear line, exit code 1.
   Effect.catch((error) =>
     Effect.sync(() => {
       process.stderr.write(`raft-node: ${error.message}\n`)
