@@ -15,7 +15,7 @@ import type { PersistedState } from "../src/raft/storage.ts"
 
 const e = (index: number, term: number): Entry => ({ index, term })
 
-const makeCore = (id: number, state: Partial<PersistedState> = {}, preVote = true) =>
+const makeCore = (id: number, state: Partial<PersistedState> = {}, preVote = true, maxAppendBytes = 1024 * 1024) =>
   new RaftCore({
     id,
     membership: new Membership([1, 2, 3]),
@@ -24,6 +24,7 @@ const makeCore = (id: number, state: Partial<PersistedState> = {}, preVote = tru
     heartbeatIntervalMs: 50,
     maxInflightAppends: 8,
     maxEntriesPerAppend: 100,
+    maxAppendBytes,
     preVote,
     snapshotTimeoutMs: 10_000,
     random: () => 0
@@ -142,6 +143,23 @@ describe("raft core", () => {
     expect(follower.log.committed).toBe(4)
   })
 
+  it("an append to a lagging follower stays under the byte cap, and a larger entry still goes alone", () => {
+    const big = (index: number, bytes: number): Entry => ({ index, term: 1, data: new Uint8Array(bytes) })
+    const core = makeCore(1, {
+      hardState: { term: 1, vote: 0, commit: 0 },
+      entries: [big(1, 400_000), big(2, 400_000), big(3, 400_000), big(4, 2_000_000), big(5, 10)]
+    })
+    const probes = elect(core).filter((m) => m.msgType === MessageType.Append && m.to === 2)
+    expect(probes).toHaveLength(1)
+    // Follower 2 has nothing: it rejects with hint 0 and the leader resends from index 1.
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: core.term, reject: true, index: probes[0]!.index!, rejectHint: 0, logTerm: 0 }, 1_000)
+    const first = sent(core).find((m) => m.msgType === MessageType.Append && m.to === 2)!
+    expect(first.entries!.map((x) => x.index)).toEqual([1, 2]) // a third 400 kB entry would pass 1 MiB
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: core.term, index: 2 }, 1_000)
+    const next = sent(core).filter((m) => m.msgType === MessageType.Append && m.to === 2)
+    expect(next.map((m) => m.entries!.map((x) => x.index))).toEqual([[3], [4], [5, 6]])
+  })
+
   it("§5.3: an outdated append whose entries all match does not truncate later entries", () => {
     const log = new RaftLog(0, 0, [e(1, 1), e(2, 1), e(3, 1)], 0)
     expect(log.maybeAppend(0, 0, [e(1, 1)])).toBe(1)
@@ -183,6 +201,7 @@ describe("raft config", () => {
         heartbeat_interval_ms: 50,
         max_inflight_appends: 8,
         max_entries_per_append: 256,
+        max_append_bytes: 1048576,
         snapshot_threshold: 1000,
         sync: "batch",
         pre_vote: true,

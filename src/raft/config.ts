@@ -43,6 +43,11 @@ const raftFields = {
   heartbeat_interval_ms: orDefault(intAtLeast(1), 50),
   max_inflight_appends: orDefault(intAtLeast(1), 8),
   max_entries_per_append: orDefault(intAtLeast(1), 256),
+  /**
+   * Payload bytes (entry data and context) one append may carry; an entry larger than this
+   * still goes alone. Keeps a catching-up follower's appends under the transport's frame limit.
+   */
+  max_append_bytes: orDefault(intAtLeast(1), 1024 * 1024),
   /** Applied entries since the last snapshot that trigger a new snapshot + log compaction. */
   snapshot_threshold: orDefault(intAtLeast(1), 1000),
   /** Absent: in-memory storage (state is lost when the process exits). */

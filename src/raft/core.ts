@@ -28,6 +28,7 @@ export interface CoreConfig {
   readonly heartbeatIntervalMs: number
   readonly maxInflightAppends: number
   readonly maxEntriesPerAppend: number
+  readonly maxAppendBytes: number
   readonly preVote: boolean
   readonly snapshotTimeoutMs: number
   /** Uniform in [0, 1): randomises election timeouts (§5.2). */
@@ -694,7 +695,7 @@ export class RaftCore {
       this.sendSnapshot(pr)
       return false
     }
-    const entries = this.log.slice(pr.next, this.log.lastIndex(), this.config.maxEntriesPerAppend)
+    const entries = capBytes(this.log.slice(pr.next, this.log.lastIndex(), this.config.maxEntriesPerAppend), this.config.maxAppendBytes)
     if (entries.length === 0 && !sendIfEmpty) return false
     this.send({
       msgType: MessageType.Append,
@@ -826,4 +827,18 @@ export class RaftCore {
   private note(text: string): void {
     this.notes.push(text)
   }
+}
+
+/**
+ * The longest prefix of `entries` whose payloads fit in `maxBytes`, and never less than one
+ * entry: a message larger than the transport's frame limit would be dropped on every resend.
+ */
+const capBytes = (entries: ReadonlyArray<Entry>, maxBytes: number): ReadonlyArray<Entry> => {
+  let bytes = 0
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!
+    bytes += (e.data?.length ?? 0) + (e.context?.length ?? 0)
+    if (bytes > maxBytes && i > 0) return entries.slice(0, i)
+  }
+  return entries
 }

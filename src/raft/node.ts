@@ -123,6 +123,7 @@ export const makeRaftNode = <R>(
       heartbeatIntervalMs: config.heartbeat_interval_ms,
       maxInflightAppends: config.max_inflight_appends,
       maxEntriesPerAppend: config.max_entries_per_append,
+      maxAppendBytes: config.max_append_bytes,
       preVote: config.pre_vote,
       snapshotTimeoutMs: config.snapshot_timeout_ms,
       random: () => random.nextDoubleUnsafe()
