@@ -60,7 +60,7 @@ describe("config: defaults", () => {
           max_age_ms: 30000,
           snapshot_chunk_bytes: 4096,
           iroh_snapshot_bytes_per_sec: 5_000_000,
-          grpc_snapshot_bytes_per_sec: 50_000_000,
+          grpc_snapshot_bytes_per_sec: 0,
           max_snapshot_bytes: 1024 * 1024 * 1024
         },
         queues: {

@@ -334,7 +334,7 @@ export const BatchingConfig = table({
   snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 4096),
   max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024),
   iroh_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 5_000_000),
-  grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 50_000_000)
+  grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 0)
 })
 export type BatchingConfig = typeof BatchingConfig.Type
 
