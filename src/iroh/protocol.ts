@@ -29,7 +29,7 @@ export const PING_BYTES: Array<number> = [0x52, 0x54, 0x50, 0x49, 0x4e, 0x47, 0x
  * on the JS thread (~60 ns per byte): appends read 32 KiB for throughput, the other classes
  * 8 KiB so a snapshot stream never holds the loop for more than ~0.5 ms at a time.
  */
-export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 32 * 1024, 8 * 1024]
+export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 64 * 1024, 8 * 1024]
 
 /** The binding's errors carry a Rust backtrace after the first lines; keep the message. */
 export const irohErrorMessage = (cause: unknown): string => {
