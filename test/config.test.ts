@@ -18,6 +18,10 @@ const ID_A = "5bde58b777fa06ab4eaebd2a113b22ebe2b413adc3cd3216d487e947655a4844"
 const ID_B = "56f041918b30bd90eae34216e1de19ffcd3ef6ee2d2e2c469e0aeb83a2a78101"
 
 const toml = (lines: ReadonlyArray<string>) => lines.join("\n") + "\n"
+/** The `ConfigError` a TOML document (given line by line) must fail with. */
+const tomlError = (...lines: ReadonlyArray<string>) => Effect.flip(parseConfigToml(toml(lines)))
+/** As `tomlError`, after `[transport]` and `node_id = 1`. */
+const transportError = (...lines: ReadonlyArray<string>) => tomlError("[transport]", "node_id = 1", ...lines)
 
 /** The issue paths of a failed decode. */
 const paths = (e: ConfigError) => e.issues.map((i) => i.path)
@@ -195,16 +199,10 @@ describe("config: value forms", () => {
       )
       expect(c.home_relay).toBe("https://relay.example")
       expect(c.iroh_config.relay_mode).toEqual({ _tag: "custom", urls: ["https://relay.example"] })
-      const both = yield* Effect.flip(
-        parseConfigToml(
-          toml([
-            "[transport]",
-            "node_id = 1",
-            "home_relay = \"https://relay.example\"",
-            "[transport.iroh_config]",
-            "relay_mode = \"default\""
-          ])
-        )
+      const both = yield* transportError(
+        "home_relay = \"https://relay.example\"",
+        "[transport.iroh_config]",
+        "relay_mode = \"default\""
       )
       expect(both.path).toBe("transport.home_relay")
     }))
@@ -299,7 +297,7 @@ describe("config: value forms", () => {
 describe("config: errors name the field", () => {
   it.effect("bad mode", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(parseConfigToml(toml(["[transport]", "node_id = 1", "mode = \"quic\""])))
+      const e = yield* transportError("mode = \"quic\"")
       expect(e).toBeInstanceOf(ConfigError)
       expect(e._tag).toBe("ConfigError")
       expect(e.path).toBe("transport.mode")
@@ -308,9 +306,7 @@ describe("config: errors name the field", () => {
 
   it.effect("max_batch = 0", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(
-        parseConfigToml(toml(["[transport]", "node_id = 1", "[transport.batching]", "max_batch = 0"]))
-      )
+      const e = yield* transportError("[transport.batching]", "max_batch = 0")
       expect(e.path).toBe("transport.batching.max_batch")
       expect(e.message).toBe("transport.batching.max_batch: Expected an integer greater than or equal to 1, got 0")
       expect(e.issues).toEqual([
@@ -320,31 +316,25 @@ describe("config: errors name the field", () => {
 
   it.effect("missing node_id", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(parseConfigToml(toml(["[transport]", "mode = \"iroh\""])))
+      const e = yield* tomlError("[transport]", "mode = \"iroh\"")
       expect(e.path).toBe("transport.node_id")
     }))
 
   it.effect("missing [transport] table", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(parseConfigToml(toml(["[raft]", "x = 1"])))
+      const e = yield* tomlError("[raft]", "x = 1")
       expect(e.path).toBe("transport")
     }))
 
   it.effect("a peer without iroh_endpoint_id in iroh mode", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(
-        parseConfigToml(
-          toml([
-            "[transport]",
-            "node_id = 1",
-            "[[transport.peers]]",
-            "id = 2",
-            `iroh_endpoint_id = "${ID_A}"`,
-            "[[transport.peers]]",
-            "id = 3",
-            "grpc_address = \"127.0.0.1:50053\""
-          ])
-        )
+      const e = yield* transportError(
+        "[[transport.peers]]",
+        "id = 2",
+        `iroh_endpoint_id = "${ID_A}"`,
+        "[[transport.peers]]",
+        "id = 3",
+        "grpc_address = \"127.0.0.1:50053\""
       )
       expect(e.path).toBe("transport.peers[1]")
       expect(e.message).toContain("iroh_endpoint_id")
@@ -361,19 +351,13 @@ describe("config: errors name the field", () => {
 
   it.effect("duplicate peer id", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(
-        parseConfigToml(
-          toml([
-            "[transport]",
-            "node_id = 1",
-            "[[transport.peers]]",
-            "id = 2",
-            `iroh_endpoint_id = "${ID_A}"`,
-            "[[transport.peers]]",
-            "id = 2",
-            `iroh_endpoint_id = "${ID_B}"`
-          ])
-        )
+      const e = yield* transportError(
+        "[[transport.peers]]",
+        "id = 2",
+        `iroh_endpoint_id = "${ID_A}"`,
+        "[[transport.peers]]",
+        "id = 2",
+        `iroh_endpoint_id = "${ID_B}"`
       )
       expect(e.path).toBe("transport.peers[1].id")
       expect(e.message).toContain("Duplicate peer id 2")
@@ -382,11 +366,7 @@ describe("config: errors name the field", () => {
   it.effect("bad endpoint id format", () =>
     Effect.gen(function*() {
       for (const bad of ["xyz", ID_A.toUpperCase(), ID_A.slice(1)]) {
-        const e = yield* Effect.flip(
-          parseConfigToml(
-            toml(["[transport]", "node_id = 1", "[[transport.peers]]", "id = 2", `iroh_endpoint_id = "${bad}"`])
-          )
-        )
+        const e = yield* transportError("[[transport.peers]]", "id = 2", `iroh_endpoint_id = "${bad}"`)
         expect(e.path).toBe("transport.peers[0].iroh_endpoint_id")
         expect(e.message).toContain("64 lowercase hex")
       }
@@ -411,28 +391,20 @@ describe("config: errors name the field", () => {
 
   it.effect("a wrong type deep in a table", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(
-        parseConfigToml(toml(["[transport]", "node_id = 1", "[transport.queues]", "append = { capacity = \"x\" }"]))
-      )
+      const e = yield* transportError("[transport.queues]", "append = { capacity = \"x\" }")
       expect(e.path).toBe("transport.queues.append.capacity")
       expect(e.message).toBe("transport.queues.append.capacity: Expected number, got \"x\"")
     }))
 
   it.effect("all issues are collected, unknown keys included", () =>
     Effect.gen(function*() {
-      const e = yield* Effect.flip(
-        parseConfigToml(
-          toml([
-            "[transport]",
-            "node_id = 1",
-            "mode = \"quic\"",
-            "[transport.batching]",
-            "max_batch = 0",
-            "max_bach = 10",
-            "[transport.reconnect]",
-            "jitter = 1.5"
-          ])
-        )
+      const e = yield* transportError(
+        "mode = \"quic\"",
+        "[transport.batching]",
+        "max_batch = 0",
+        "max_bach = 10",
+        "[transport.reconnect]",
+        "jitter = 1.5"
       )
       expect(paths(e)).toEqual([
         "transport.mode",
@@ -446,23 +418,17 @@ describe("config: errors name the field", () => {
 
   it.effect("a route the mode cannot take", () =>
     Effect.gen(function*() {
-      const always = yield* Effect.flip(
-        parseConfigToml(toml(["[transport]", "node_id = 1", "[transport.strategy]", "raft_transport = \"always_grpc\""]))
-      )
+      const always = yield* transportError("[transport.strategy]", "raft_transport = \"always_grpc\"")
       expect(always.path).toBe("transport.strategy.raft_transport")
-      const route = yield* Effect.flip(
-        parseConfigToml(toml(["[transport]", "node_id = 1", "[transport.strategy.class_routes]", "snapshot = \"grpc\""]))
-      )
+      const route = yield* transportError("[transport.strategy.class_routes]", "snapshot = \"grpc\"")
       expect(route.path).toBe("transport.strategy.class_routes.snapshot")
-      const grpc = yield* Effect.flip(
-        parseConfigToml(
-          toml(["[transport]", "node_id = 1", "mode = \"grpc\"", "[transport.strategy.class_routes]", "election = \"iroh\""])
-        )
+      const grpc = yield* transportError(
+        "mode = \"grpc\"",
+        "[transport.strategy.class_routes]",
+        "election = \"iroh\""
       )
       expect(grpc.path).toBe("transport.strategy.class_routes.election")
-      const adaptive = yield* Effect.flip(
-        parseConfigToml(toml(["[transport]", "node_id = 1", "[transport.strategy]", "raft_transport = \"adaptive\""]))
-      )
+      const adaptive = yield* transportError("[transport.strategy]", "raft_transport = \"adaptive\"")
       expect(adaptive.path).toBe("transport.strategy.raft_transport")
     }))
 
