@@ -237,14 +237,32 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         ? certificateRaftId(call.getAuthContext()?.sslPeerCertificate?.subjectaltname, options.clusterId)
         : undefined
 
+    /** The call's checked caller, or `undefined` once the call was refused, counted and logged. */
+    const admit = (
+      method: string,
+      call: { readonly metadata: grpc.Metadata; getPeer(): string; getAuthContext(): AuthContext | null },
+      requireClass: boolean,
+      reject: (status: { code: grpc.status; details: string }) => void
+    ): CallAccepted | undefined => {
+      const check = checkCallMetadata(call.metadata, ctx, requireClass, callerCertificateId(call))
+      if (check._tag === "Accepted") return check
+      run(refuse(method, check, call.getPeer()))
+      reject({ code: check.code, details: check.detail })
+      return undefined
+    }
+
+    const countDecodeFailure = (detail: string, annotations: Record<string, string>) =>
+      run(
+        Effect.andThen(
+          Metric.update(decodeFailedCounter, 1),
+          Effect.logWarning(detail).pipe(Effect.annotateLogs({ transport: "grpc", ...annotations, kind: "decode_failed" }))
+        )
+      )
+
     const handleStream: grpc.handleClientStreamingCall<Buffer, Ack> = (call, callback) => {
       const remote = call.getPeer()
-      const check = checkCallMetadata(call.metadata, ctx, true, callerCertificateId(call))
-      if (check._tag === "Refused") {
-        run(refuse("Stream", check, remote))
-        callback({ code: check.code, details: check.detail })
-        return
-      }
+      const check = admit("Stream", call, true, callback)
+      if (check === undefined) return
       const peer = check.peer
       const cls = check.cls ?? 0 // always set: the class was required
       const labels = { transport: "grpc", peer: String(peer), class: className(cls) }
@@ -283,15 +301,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         try {
           messages = decodeBatch(batch)
         } catch (cause) {
-          const error = new DecodeFailed({ cause })
-          run(
-            Effect.andThen(
-              Metric.update(decodeFailedCounter, 1),
-              Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${error.message}`).pipe(
-                Effect.annotateLogs({ ...labels, kind: "decode_failed" })
-              )
-            )
-          )
+          countDecodeFailure(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause }).message}`, labels)
           active.finish({ code: grpc.status.INVALID_ARGUMENT, details: "undecodable MessageBatch" })
           return
         }
@@ -323,23 +333,13 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
     }
 
     const handlePing: grpc.handleUnaryCall<Buffer, PingReply> = (call, callback) => {
-      const remote = call.getPeer()
-      const check = checkCallMetadata(call.metadata, ctx, false, callerCertificateId(call))
-      if (check._tag === "Refused") {
-        run(refuse("Ping", check, remote))
-        callback({ code: check.code, details: check.detail })
-        return
-      }
+      const check = admit("Ping", call, false, callback)
+      if (check === undefined) return
       try {
         const request = decodePingRequest(call.request)
         callback(null, { sentAtMicros: request.sentAtMicros })
       } catch (cause) {
-        run(
-          Effect.andThen(
-            Metric.update(decodeFailedCounter, 1),
-            Effect.logWarning(`bad Ping from peer ${check.peer}: ${new DecodeFailed({ cause }).message}`)
-          )
-        )
+        countDecodeFailure(`bad Ping from peer ${check.peer}: ${new DecodeFailed({ cause }).message}`, { peer: String(check.peer) })
         callback({ code: grpc.status.INVALID_ARGUMENT, details: "undecodable PingRequest" })
       }
     }
