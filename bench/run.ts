@@ -60,63 +60,36 @@ const program = Effect.gen(function*() {
     45_000,
     runRawCeiling({ warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
   )
-  const append = yield* runPhase(
-    "append",
-    "transport throughput: 100 B appends",
-    60_000,
-    runTransportThroughput({ kind: "append", keyDir: join(keyDir, "append"), warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
-  )
-  const heartbeat = yield* runPhase(
-    "heartbeat",
-    "transport throughput: heartbeats",
-    60_000,
-    runTransportThroughput({ kind: "heartbeat", keyDir: join(keyDir, "heartbeat"), warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
-  )
-  const appendGrpc = yield* runPhase(
-    "append-grpc",
-    "transport throughput over gRPC: 100 B appends",
-    60_000,
-    runTransportThroughput({
-      kind: "append",
-      mode: "grpc",
-      keyDir: join(keyDir, "append-grpc"),
-      warmupMs: WARMUP_MS,
-      windows: WINDOWS,
-      windowMs: WINDOW_MS
-    })
-  )
-  const heartbeatGrpc = yield* runPhase(
-    "heartbeat-grpc",
-    "transport throughput over gRPC: heartbeats",
-    60_000,
-    runTransportThroughput({
-      kind: "heartbeat",
-      mode: "grpc",
-      keyDir: join(keyDir, "heartbeat-grpc"),
-      warmupMs: WARMUP_MS,
-      windows: WINDOWS,
-      windowMs: WINDOW_MS
-    })
-  )
+  /** One message-rate phase: phase names `append`, `heartbeat`, `append-grpc`, `heartbeat-grpc`. */
+  const throughput = (kind: "append" | "heartbeat", mode: "iroh" | "grpc") => {
+    const name = mode === "iroh" ? kind : `${kind}-grpc`
+    const what = kind === "append" ? "100 B appends" : "heartbeats"
+    return runPhase(
+      name,
+      `transport throughput${mode === "grpc" ? " over gRPC" : ""}: ${what}`,
+      60_000,
+      runTransportThroughput({ kind, mode, keyDir: join(keyDir, name), warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
+    )
+  }
+  const append = yield* throughput("append", "iroh")
+  const heartbeat = yield* throughput("heartbeat", "iroh")
+  const appendGrpc = yield* throughput("append", "grpc")
+  const heartbeatGrpc = yield* throughput("heartbeat", "grpc")
   const rawAfter = yield* runPhase(
     "raw",
     "raw Iroh ceiling, again after the transport phases",
     45_000,
     runRawCeiling({ warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
   )
-  const vote = yield* runPhase(
-    "vote",
-    "vote latency, idle and under a 20 MB snapshot",
-    90_000,
-    runVoteLatency({ keyDir: join(keyDir, "vote"), votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 })
-  )
-
-  const voteGrpc = yield* runPhase(
-    "vote-grpc",
-    "vote latency over gRPC, idle and under a 20 MB snapshot",
-    90_000,
-    runVoteLatency({ keyDir: join(keyDir, "vote-grpc"), mode: "grpc", votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 })
-  )
+  const voteLatency = (mode: "iroh" | "grpc") =>
+    runPhase(
+      mode === "iroh" ? "vote" : "vote-grpc",
+      `vote latency${mode === "grpc" ? " over gRPC" : ""}, idle and under a 20 MB snapshot`,
+      90_000,
+      runVoteLatency({ keyDir: join(keyDir, `vote-${mode}`), mode, votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 })
+    )
+  const vote = yield* voteLatency("iroh")
+  const voteGrpc = yield* voteLatency("grpc")
 
   // Informational: how the snapshot chunk size moves the same numbers (DESIGN.md asks for
   // "small chunks on the main thread, or a worker"; this measures the first option).
