@@ -60,6 +60,13 @@ export interface PeerStatus {
   readonly routes: ReadonlyArray<TransportKind>
 }
 
+/** A live session and the transport and connector it belongs to. */
+interface Routed {
+  readonly session: LinkSession
+  readonly kind: TransportKind
+  readonly connector: Connector
+}
+
 interface ClassMetrics {
   readonly sent: Metric.Metric<number, unknown>
   readonly bytes: Metric.Metric<number, unknown>
@@ -193,7 +200,7 @@ export class PeerActor {
     return Effect.gen(function*() {
       // Connect first: messages may age while a dead peer is redialled, and go out only if
       // they are still fresh once there is a link to put them on.
-      yield* self.acquireRouted(cls)
+      let target = yield* self.acquireRouted(cls)
       const live = yield* self.unexpired(cls, taken)
       const payloads: Array<Uint8Array> = []
       let tooLarge = 0
@@ -204,6 +211,8 @@ export class PeerActor {
       }
       if (tooLarge > 0) yield* self.countDrop(cls, "too_large", tooLarge)
       // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
+      // The whole batch stays on one session, so a route change cannot reorder it; only a
+      // failed write makes the rest look for a session again.
       let start = 0
       while (start < payloads.length) {
         let bytes = 0
@@ -214,8 +223,9 @@ export class PeerActor {
           bytes += size
           end++
         }
-        yield* self.writeGroup(cls, payloads.slice(start, end), bytes)
+        const written = yield* self.writeGroup(cls, target, payloads.slice(start, end), bytes)
         start = end
+        if (!written && start < payloads.length) target = yield* self.acquireRouted(cls)
       }
     })
   }
@@ -225,7 +235,7 @@ export class PeerActor {
    * back to gRPC, Iroh gets one dial and no waiting: the failure moves the route (through the
    * link-state listener) and the loop picks gRPC.
    */
-  private acquireRouted(cls: PriorityClass): Effect.Effect<{ readonly session: LinkSession; readonly kind: TransportKind; readonly connector: Connector }> {
+  private acquireRouted(cls: PriorityClass): Effect.Effect<Routed> {
     const self = this
     return Effect.gen(function*() {
       while (true) {
@@ -241,10 +251,11 @@ export class PeerActor {
     })
   }
 
-  private writeGroup(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, bytes: number): Effect.Effect<void> {
+  /** One write; false when the link failed (its messages are counted as lost). */
+  private writeGroup(cls: PriorityClass, target: Routed, payloads: ReadonlyArray<Uint8Array>, bytes: number): Effect.Effect<boolean> {
     const self = this
+    const { session, kind, connector } = target
     return Effect.gen(function*() {
-      const { session, kind, connector } = yield* self.acquireRouted(cls)
       const written = yield* Effect.result(session.write(cls, payloads, bytes))
       if (Result.isSuccess(written)) {
         connector.noteWritten(session, cls, payloads.length)
@@ -253,11 +264,12 @@ export class PeerActor {
         yield* Metric.update(m.bytes, bytes)
         yield* Metric.update(m.batch, payloads.length)
         yield* Metric.update(m.depth, self.queues[cls]!.size)
-        return
+        return true
       }
       // Messages handed to a link that then failed are lost, and said to be.
       yield* connector.invalidate(session, written.failure)
       yield* self.countDrop(cls, "link_failed", payloads.length)
+      return false
     })
   }
 

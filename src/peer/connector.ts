@@ -30,6 +30,7 @@ export class Connector {
   private failures = 0
   private lastError: string | undefined
   private sessions = 0
+  private dialing = false
 
   private constructor(
     readonly peer: NodeId,
@@ -62,6 +63,7 @@ export class Connector {
 
   get state(): ConnectorState {
     if (this.live !== undefined) return "connected"
+    if (this.dialing) return "connecting"
     return this.failures > 0 ? "backoff" : "idle"
   }
 
@@ -103,7 +105,10 @@ export class Connector {
     return Effect.gen(function*() {
       yield* Metric.update(Metric.withAttributes(M.connectionAttempts, labels), 1)
       const scope = yield* Scope.fork(that.scope)
-      const exit = yield* Effect.exit(Scope.provide(scope)(that.link.connect))
+      that.dialing = true
+      const exit = yield* Effect.exit(Scope.provide(scope)(that.link.connect)).pipe(
+        Effect.ensuring(Effect.sync(() => void (that.dialing = false)))
+      )
       if (Exit.isFailure(exit)) {
         yield* Scope.close(scope, exit)
         that.failures++
