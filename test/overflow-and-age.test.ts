@@ -57,7 +57,6 @@ describe("message age", () => {
         write: (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)),
         closed: Effect.never,
         rttMs: () => undefined,
-        ping: Effect.succeed(0),
         confirmedAt: () => 0
       }
       const link: Link = {

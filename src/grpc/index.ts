@@ -6,7 +6,7 @@ export {
   splitBatches,
   varintLength
 } from "./batch-encoding.ts"
-export { type GrpcLink, type GrpcLinkOptions, type GrpcLinkSession, type GrpcLinkTls, makeGrpcLink, RTT_ALPHA } from "./link.ts"
+export { type GrpcLink, type GrpcLinkOptions, type GrpcLinkTls, makeGrpcLink } from "./link.ts"
 export {
   type CallAccepted,
   type CallCheck,

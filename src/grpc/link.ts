@@ -5,7 +5,7 @@ import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
-import { runProbe } from "../peer/probe.ts"
+import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, describeCause, StreamFailed } from "../transport/errors.ts"
 import { encodeMessageBatch, splitBatches } from "./batch-encoding.ts"
 import {
@@ -53,21 +53,10 @@ export interface GrpcLinkOptions {
   readonly closeGraceMs?: number | undefined
 }
 
-export interface GrpcLinkSession extends LinkSession {
-  /**
-   * One `Ping` round trip in ms (it also feeds the smoothed RTT). Fails when the peer does not
-   * answer within the probe timeout or refuses the call.
-   */
-  readonly ping: Effect.Effect<number, StreamFailed>
-}
-
 export interface GrpcLink extends Link {
   readonly kind: "grpc"
-  readonly connect: Effect.Effect<GrpcLinkSession, ConnectFailed, Scope.Scope>
+  readonly connect: Effect.Effect<LinkSession, ConnectFailed, Scope.Scope>
 }
-
-/** Smoothing factor of the RTT estimate (EWMA). */
-export const RTT_ALPHA = 0.2
 
 /** The class a failed ping is reported under (`StreamFailed` names a class). */
 const PING_CLASS = PriorityClass.Heartbeat
@@ -154,7 +143,7 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       })
     })
 
-  const connect: Effect.Effect<GrpcLinkSession, ConnectFailed, Scope.Scope> = Effect.gen(function*() {
+  const connect: Effect.Effect<LinkSession, ConnectFailed, Scope.Scope> = Effect.gen(function*() {
     const address = options.address()
     if (address === undefined) return yield* Effect.fail(connectFailed("no gRPC address for this peer"))
     const startedAt = Date.now()
@@ -208,9 +197,8 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
     }
     watch(channel.getConnectivityState(false))
 
-    let rtt: number | undefined
     /** One round trip in ms, not yet folded into the estimate. */
-    const pingSample: Effect.Effect<number, StreamFailed> = Effect.callback<number, StreamFailed>((resume) => {
+    const ping: Effect.Effect<number, StreamFailed> = Effect.callback<number, StreamFailed>((resume) => {
       const sent = nowMicros()
       let call: grpc.ClientUnaryCall
       try {
@@ -234,15 +222,10 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       }
       return Effect.sync(() => call.cancel())
     })
-    const ping: Effect.Effect<number, StreamFailed> = Effect.tap(pingSample, (sample) =>
-      Effect.sync(() => {
-        rtt = rtt === undefined ? sample : rtt + RTT_ALPHA * (sample - rtt)
-      }))
-
     // The first ping authenticates us (cluster id, token, our id known to the peer, its id
     // what we think it is). Its time includes the first call's setup, so it is no RTT sample.
     const remainingMs = Math.max(1, options.connectTimeoutMs - (Date.now() - startedAt))
-    yield* pingSample.pipe(
+    yield* ping.pipe(
       Effect.timeoutOrElse({
         duration: remainingMs,
         orElse: () => Effect.fail(connectFailed(`first ping not answered within ${options.connectTimeoutMs} ms`))
@@ -362,27 +345,21 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       })
     )
 
-    let confirmedAt = 0
-    // RTT probe; too many failures in a row mean the path is dead even if TCP has not noticed.
-    yield* Effect.forkScoped(
-      runProbe({
-        ping,
-        intervalMs: probeIntervalMs,
-        failuresBeforeDead: probeFailuresBeforeClose,
-        onSample: (_rtt, sentAt) => void (confirmedAt = sentAt), // `ping` itself feeds the smoothed RTT
-        onDead: (reason) => Effect.sync(() => markClosed(reason)),
-        stopped: () => closeReason !== undefined
-      }).pipe(Effect.annotateLogs({ peer: String(peer), transport: "grpc" })),
-      { startImmediately: true }
-    )
+    // Too many failed pings in a row mean the path is dead even if TCP has not noticed.
+    const probe = yield* forkProbe({
+      ping: ping,
+      intervalMs: probeIntervalMs,
+      failuresBeforeDead: probeFailuresBeforeClose,
+      onDead: (reason) => Effect.sync(() => markClosed(reason)),
+      stopped: () => closeReason !== undefined
+    }, { peer: String(peer), transport: "grpc" })
 
-    const session: GrpcLinkSession = {
+    const session: LinkSession = {
       kind: "grpc",
       write,
       closed: Deferred.await(closed),
-      rttMs: () => rtt,
-      ping,
-      confirmedAt: () => confirmedAt
+      rttMs: probe.rttMs,
+      confirmedAt: probe.confirmedAt
     }
     return session
   })

@@ -3,9 +3,8 @@ import { encodeFramesToArray, preamble } from "../message/framing.ts"
 import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
-import { runProbe } from "../peer/probe.ts"
+import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../transport/errors.ts"
-import { ewma } from "../transport/strategy.ts"
 import type { IrohEndpointAddr } from "./addresses.ts"
 import type { IrohEndpointRaw } from "./endpoint.ts"
 import { ALPN, ErrorCode, irohCall, irohErrorMessage, PING_BYTES, STREAM_PRIORITY } from "./protocol.ts"
@@ -93,30 +92,20 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         ),
         { startImmediately: true }
       )
-      let rtt: number | undefined
-      let confirmedAt = 0
-      yield* Effect.forkScoped(
-        runProbe({
-          ping,
-          intervalMs: options.probeIntervalMs,
-          failuresBeforeDead: options.probeFailuresBeforeClose,
-          onSample: (sample, sentAt) => {
-            rtt = ewma(rtt, sample)
-            confirmedAt = sentAt
-          },
-          onDead: (reason) => Deferred.succeed(closed, reason).pipe(Effect.asVoid),
-          stopped: () => Deferred.isDoneUnsafe(closed)
-        }).pipe(Effect.annotateLogs({ peer: String(peer), transport: "iroh" })),
-        { startImmediately: true }
-      )
+      const probe = yield* forkProbe({
+        ping,
+        intervalMs: options.probeIntervalMs,
+        failuresBeforeDead: options.probeFailuresBeforeClose,
+        onDead: (reason) => Deferred.succeed(closed, reason).pipe(Effect.asVoid),
+        stopped: () => Deferred.isDoneUnsafe(closed)
+      }, { peer: String(peer), transport: "iroh" })
 
       const session: LinkSession = {
         kind: "iroh",
         write,
         closed: Deferred.await(closed),
-        rttMs: () => rtt ?? connection.rtt() ?? undefined,
-        ping,
-        confirmedAt: () => confirmedAt
+        rttMs: () => probe.rttMs() ?? connection.rtt() ?? undefined,
+        confirmedAt: probe.confirmedAt
       }
       return session
     })

@@ -28,8 +28,6 @@ export interface LinkSession {
   readonly closed: Effect.Effect<string>
   /** Smoothed round-trip time of the connection in ms, when the transport knows it. */
   readonly rttMs: () => number | undefined
-  /** One application-level round trip in ms (liveness and RTT probe). */
-  readonly ping: Effect.Effect<number, StreamFailed>
   /**
    * `performance.now()` when the last answered probe was sent (0 before any): writes that
    * completed before it reached a live connection; later ones are unconfirmed until the next.

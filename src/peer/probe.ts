@@ -1,4 +1,4 @@
-import { Effect, Result } from "effect"
+import { Effect, Result, type Scope } from "effect"
 import { describeCause } from "../transport/errors.ts"
 
 export interface ProbeOptions<E> {
@@ -47,4 +47,40 @@ export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
       }
       yield* Effect.sleep(failures === 0 ? options.intervalMs : Math.min(options.intervalMs, RETRY_AFTER_FAILURE_MS))
     }
+  })
+
+/** Smoothing factor of the RTT estimate: the same for every transport, so they compare fairly. */
+const RTT_ALPHA = 0.3
+
+/** Exponentially weighted moving average; `undefined` until the first sample. */
+export const ewma = (previous: number | undefined, sample: number, alpha = RTT_ALPHA): number =>
+  previous === undefined ? sample : previous + alpha * (sample - previous)
+
+/** What a running probe knows of its session (the `LinkSession` fields of the same names). */
+export interface ProbeState {
+  /** Smoothed RTT of the answered probes, in ms. */
+  readonly rttMs: () => number | undefined
+  /** `performance.now()` when the last answered probe was sent (0 before any). */
+  readonly confirmedAt: () => number
+}
+
+/** Starts `runProbe` in the current scope and keeps the session's RTT and confirmation time. */
+export const forkProbe = <E>(
+  options: Omit<ProbeOptions<E>, "onSample">,
+  logAnnotations: Readonly<Record<string, string>>
+): Effect.Effect<ProbeState, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let rtt: number | undefined
+    let confirmedAt = 0
+    yield* Effect.forkScoped(
+      runProbe({
+        ...options,
+        onSample: (sample, sentAt) => {
+          rtt = ewma(rtt, sample)
+          confirmedAt = sentAt
+        }
+      }).pipe(Effect.annotateLogs(logAnnotations)),
+      { startImmediately: true }
+    )
+    return { rttMs: () => rtt, confirmedAt: () => confirmedAt }
   })

@@ -48,7 +48,3 @@ export const preferredTransport = (
 }
 
 const fmt = (ms: number): string => ms.toFixed(1)
-
-/** Exponentially weighted moving average; `undefined` until the first sample. */
-export const ewma = (previous: number | undefined, sample: number, alpha = 0.3): number =>
-  previous === undefined ? sample : previous + alpha * (sample - previous)
