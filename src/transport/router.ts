@@ -44,10 +44,6 @@ export class PeerRouter {
     return this.routes[cls]!
   }
 
-  get fellBack(): boolean {
-    return this.irohDown !== undefined
-  }
-
   /** True when a failed Iroh link would move this class to gRPC rather than wait for Iroh. */
   canFallBack(cls: PriorityClass): boolean {
     return this.options.mode === "dual" && this.options.fallbackToGrpc && this.intended(cls) === "iroh"
@@ -93,7 +89,7 @@ export class PeerRouter {
       const choice = preferredTransport(this.options.strategy, this.preferred, rtt)
       if (choice.transport === this.preferred) return gauges
       this.preferred = choice.transport
-      return Effect.andThen(gauges, this.recompute(`adaptive: ${choice.reason}`))
+      return Effect.andThen(gauges, this.recompute("adaptive", choice.reason))
     })
   }
 
@@ -106,7 +102,9 @@ export class PeerRouter {
     return intended === "iroh" && this.irohDown !== undefined && this.canFallBack(cls) ? "grpc" : intended
   }
 
-  private recompute(reason: string): Effect.Effect<void> {
+  /** `kind` labels the counter; the event and the log say `kind: detail`. */
+  private recompute(kind: "fallback" | "recovery" | "adaptive", detail?: string): Effect.Effect<void> {
+    const reason = detail === undefined ? kind : `${kind}: ${detail}`
     const peer = this.options.peer
     const changes: Array<Effect.Effect<void>> = []
     for (const cls of priorityClasses) {
@@ -114,7 +112,7 @@ export class PeerRouter {
       const to = this.compute(cls)
       if (from === to) continue
       this.routes[cls] = to
-      const labels = { peer: String(peer), class: className(cls), reason: reason.split(":")[0]! }
+      const labels = { peer: String(peer), class: className(cls), reason: kind }
       changes.push(
         Metric.update(Metric.withAttributes(M.routeChanges, labels), 1),
         Effect.logInfo(`peer ${peer}: ${className(cls)} route ${from} -> ${to} (${reason})`),
