@@ -2,20 +2,10 @@ import * as grpc from "@grpc/grpc-js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, PubSub, Scope } from "effect"
 import * as net from "node:net"
-import {
-  type Ack,
-  decodeAck,
-  encodeMessageBatch,
-  type GrpcServer,
-  makeGrpcLink,
-  messageBatchLength,
-  MetadataKey,
-  passThrough,
-  runGrpcServer,
-  splitBatches,
-  STREAM_PATH,
-  varintLength
-} from "../src/grpc/index.ts"
+import { encodeMessageBatch, messageBatchLength, splitBatches, varintLength } from "../src/grpc/batch-encoding.ts"
+import { makeGrpcLink } from "../src/grpc/link.ts"
+import { type GrpcServer, runGrpcServer } from "../src/grpc/server.ts"
+import { type Ack, decodeAck, MetadataKey, passThrough, STREAM_PATH } from "../src/grpc/service-definition.ts"
 import { decodeBatch, encodeBatch, encodeMessage } from "../src/message/codec.ts"
 import { MessageType, type NodeId, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"

@@ -29,7 +29,7 @@ export const framedLength = (payloads: ReadonlyArray<Uint8Array>): number => {
 /**
  * Writes u32-BE length-prefixed frames into any indexable sink. One plain indexed loop serves
  * both the `Uint8Array` of gRPC and the pre-sized `Array<number>` that the Iroh binding takes,
- * so a batch is converted once, with no intermediate buffer (bench/conversion.ts).
+ * so a batch is converted once, with no intermediate buffer (measured in bench/codec.ts).
  */
 const writeFrames = <T extends { [i: number]: number }>(
   payloads: ReadonlyArray<Uint8Array>,

@@ -35,11 +35,6 @@ export class InboundMailbox {
     return Queue.offerAll(queue, rejected).pipe(Effect.tap(() => Effect.sync(() => Queue.offerUnsafe(doorbell, undefined))), Effect.asVoid)
   }
 
-  /** Number of messages waiting in each class. */
-  depths(): ReadonlyArray<number> {
-    return this.queues.map((q) => Queue.sizeUnsafe(q))
-  }
-
   private pollOne(): RaftMessage | undefined {
     for (const queue of this.queues) {
       const taken = Queue.takeUnsafe(queue)
