@@ -15,6 +15,7 @@ import type { TransportEvent } from "../src/transport/events.ts"
 import { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
 import { PeerTable } from "../src/transport/peer-table.ts"
 import { append, heartbeat, vote } from "./support/cluster.ts"
+import { counter } from "./support/metrics.ts"
 
 const CLUSTER = "grpc-test"
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -114,9 +115,6 @@ const receiveN = (node: Node, n: number) =>
     return out
   })
 
-const counter = (metric: Metric.Metric<number, Metric.CounterState<number>>, attributes: Record<string, string>) =>
-  Effect.map(Metric.value(Metric.withAttributes(metric, attributes)), (state) => state.count)
-
 type RawOutcome = { readonly _tag: "Ack"; readonly ack: Ack } | { readonly _tag: "Error"; readonly code: grpc.status }
 
 /** One raw `Stream` call with hand-made metadata, writing `batches` then half-closing. */
@@ -215,6 +213,8 @@ describe("gRPC transport", () => {
   it.live("a 2 MB snapshot arrives whole", () =>
     Effect.gen(function*() {
       const { ab, b } = yield* pair()
+      const snapshots = counter(M.snapshotsReceived, { peer: "1", transport: "grpc" })
+      const before = yield* snapshots
       const data = new Uint8Array(2 * 1024 * 1024)
       for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >>> 11)) & 0xff
       yield* ab.send({
@@ -229,6 +229,7 @@ describe("gRPC transport", () => {
       expect(got!.snapshot!.metadata).toMatchObject({ index: 500, term: 3 })
       expect(got!.snapshot!.data.length).toBe(data.length)
       expect(Buffer.from(got!.snapshot!.data).equals(Buffer.from(data))).toBe(true)
+      expect((yield* snapshots) - before).toBe(1)
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
   it.live("refuses calls with the wrong cluster id, token, peer or payload, and counts them", () =>

@@ -1,5 +1,4 @@
 import { Metric } from "effect"
-import { classNames, type PriorityClass } from "../message/priority.ts"
 
 /**
  * Every metric the transport keeps. Names follow Prometheus conventions; the README's
@@ -45,17 +44,10 @@ export const snapshotsSent = Metric.counter("raft_transport_snapshots_sent_total
   description: "Whole snapshots written, by peer and transport"
 })
 export const snapshotsReceived = Metric.counter("raft_transport_snapshots_received_total", {
-  description: "Whole snapshots reassembled and delivered, by peer"
+  description: "Whole snapshots reassembled and delivered, by peer and transport"
 })
 
 export type Labels = Record<string, string>
-
-/** One metric per priority class, with the class label added to `labels`. */
-export const perClass = <I, S>(metric: Metric.Metric<I, S>, labels: Labels): ReadonlyArray<Metric.Metric<I, S>> =>
-  classNames.map((name) => Metric.withAttributes(metric, { ...labels, class: name }))
-
-export const forClass = <I, S>(metrics: ReadonlyArray<Metric.Metric<I, S>>, cls: PriorityClass): Metric.Metric<I, S> =>
-  metrics[cls]!
 
 export const routeActive = Metric.gauge("raft_transport_route", {
   description: "1 for the transport that currently carries a class to a peer, 0 for the other (by peer, class, transport)"

@@ -25,6 +25,8 @@ export class InboundDelivery {
   private readonly assembler: SnapshotAssembler | undefined
   private readonly received: Metric.Metric<number, unknown>
   private readonly bytes: Metric.Metric<number, unknown>
+  /** Whole snapshots delivered; only on the snapshot stream. */
+  private readonly snapshots: Metric.Metric<number, unknown> | undefined
   private readonly labels: M.Labels
 
   constructor(private readonly ctx: InboundStreamContext) {
@@ -32,6 +34,9 @@ export class InboundDelivery {
     this.labels = { peer: String(ctx.peer), class: className(ctx.cls), transport: ctx.transport }
     this.received = Metric.withAttributes(M.messagesReceived, this.labels)
     this.bytes = Metric.withAttributes(M.bytesReceived, this.labels)
+    this.snapshots = this.assembler === undefined
+      ? undefined
+      : Metric.withAttributes(M.snapshotsReceived, { peer: String(ctx.peer), transport: ctx.transport })
   }
 
   /** Counts bytes read off the wire, before decoding. */
@@ -81,7 +86,11 @@ export class InboundDelivery {
 
   private accept(messages: ReadonlyArray<RaftMessage>): Effect.Effect<void> {
     if (messages.length === 0) return Effect.void
-    return Effect.andThen(Metric.update(this.received, messages.length), this.ctx.mailbox.offerAll(this.ctx.cls, messages))
+    const counted = Metric.update(this.received, messages.length)
+    return Effect.andThen(
+      this.snapshots === undefined ? counted : Effect.andThen(counted, Metric.update(this.snapshots, messages.length)),
+      this.ctx.mailbox.offerAll(this.ctx.cls, messages)
+    )
   }
 
   private drop(reason: string, count: number, detail: string): Effect.Effect<void> {
