@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Metric, PubSub, Scope } from "effect"
+import { Effect, Exit, Fiber, PubSub, Scope } from "effect"
 import * as net from "node:net"
 import { encodeMessageBatch, messageBatchLength, splitBatches, varintLength } from "../src/grpc/batch-encoding.ts"
 import { makeGrpcLink } from "../src/grpc/link.ts"
