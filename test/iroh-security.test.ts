@@ -9,7 +9,7 @@ import { append, receiveN, startCluster } from "./support/cluster.ts"
 import { counter, eventually } from "./support/metrics.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
-const { Endpoint, EndpointAddr, EndpointId, presetMinimal, RelayMode } = iroh
+const { EndpointAddr, EndpointId } = iroh
 
 
 

@@ -6,8 +6,8 @@ import { ALPN, IrohFailure, irohCall } from "../src/iroh/protocol.ts"
 import { makeUdpRelay } from "./support/udp-relay.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
-const { Endpoint, EndpointAddr, presetMinimal, RelayMode } = iroh
-type Endpoint = InstanceType<typeof Endpoint>
+const { EndpointAddr } = iroh
+type Endpoint = InstanceType<typeof iroh.Endpoint>
 type Connection = Awaited<ReturnType<Endpoint["connect"]>>
 
 // -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js"
-import { Deferred, Effect, Metric, Result, type Scope } from "effect"
+import { Deferred, Effect, Metric, type Scope } from "effect"
 import { readFileSync } from "node:fs"
 import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
