@@ -12,53 +12,12 @@
  * and turn failures into a `ConfigError`.
  */
 import { isIPv4, isIPv6 } from "node:net"
-import { Effect, Schema, SchemaTransformation, Struct } from "effect"
+import { Schema, SchemaTransformation, Struct } from "effect"
+import { intAtLeast, intBetween, NonEmptyString, numberAtLeast, numberBetween, orDefault, orEmptyTable, table } from "./fields.ts"
 
 // -----------------------------------------------------------------------------
-// Building blocks
+// Building blocks (shared with the [raft] and [http] tables: ./fields.ts)
 // -----------------------------------------------------------------------------
-
-/** Field present in the input or not: the decoded value always has it (default when absent). */
-const orDefault = <S extends Schema.Top>(schema: S, value: S["Type"]) =>
-  Schema.withDecodingDefaultTypeKey<S>(Effect.succeed(value))(schema)
-
-/** A sub-table that may be left out entirely: absent means `{}`, so every field gets its default. */
-const orEmptyTable = <S extends Schema.Top>(schema: S) =>
-  Schema.withDecodingDefaultKey<S>(Effect.succeed({} as S["Encoded"]))(schema)
-
-/** A struct that rejects unknown keys (with `onExcessProperty: "error"`) naming the known ones. */
-const table = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
-  Schema.Struct(fields).annotate({
-    messageUnexpectedKey: `Unknown key; expected one of: ${Object.keys(fields).join(", ")}`
-  })
-
-const intAtLeast = (min: number) =>
-  Schema.Number.check(
-    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min, {
-      expected: `an integer greater than or equal to ${min}`
-    })
-  )
-
-const intBetween = (min: number, max: number) =>
-  Schema.Number.check(
-    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min && n <= max, {
-      expected: `an integer between ${min} and ${max}`
-    })
-  )
-
-const numberAtLeast = (min: number) =>
-  Schema.Finite.check(
-    Schema.makeFilter((n: number) => n >= min, { expected: `a number greater than or equal to ${min}` })
-  )
-
-const numberBetween = (min: number, max: number) =>
-  Schema.Finite.check(
-    Schema.makeFilter((n: number) => n >= min && n <= max, { expected: `a number between ${min} and ${max}` })
-  )
-
-const NonEmptyString = Schema.String.check(
-  Schema.makeFilter((s: string) => s.length > 0, { expected: "a non-empty string" })
-)
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
