@@ -7,6 +7,7 @@ import { Effect, Schema, SchemaIssue } from "effect"
 import { parse, TomlError } from "smol-toml"
 import { ConfigError, type ConfigIssue } from "./errors.ts"
 import { TransportConfig, type TransportConfigEncoded } from "./schema.ts"
+import { describeCause } from "../transport/errors.ts"
 
 /** The root of every field path: the `[transport]` table. */
 const ROOT = "transport"
@@ -86,7 +87,7 @@ const tomlSyntaxError = (error: unknown): ConfigError => {
     const reason = error.message.replace(/^Invalid TOML document:\s*/, "").split("\n")[0] ?? error.message
     return ConfigError.single("<toml>", `line ${error.line}, column ${error.column}: ${reason}`)
   }
-  return ConfigError.single("<toml>", error instanceof Error ? error.message : String(error))
+  return ConfigError.single("<toml>", describeCause(error))
 }
 
 /** A TOML document as plain data; a syntax error names the line and column. */
@@ -103,7 +104,7 @@ export const readConfigText = (path: string): Effect.Effect<string, ConfigError>
         "<file>",
         code === "ENOENT"
           ? `Config file not found: ${path}`
-          : `Cannot read config file ${path}: ${error instanceof Error ? error.message : String(error)}`
+          : `Cannot read config file ${path}: ${describeCause(error)}`
       )
     }
   })

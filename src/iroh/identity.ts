@@ -1,6 +1,7 @@
 import { Data, Effect } from "effect"
 import iroh from "@number0/iroh"
 import { open, readFile } from "node:fs/promises"
+import { describeCause } from "../transport/errors.ts"
 
 const { SecretKey } = iroh
 
@@ -37,7 +38,7 @@ export const loadOrCreateSecretKey = (file: string): Effect.Effect<Array<number>
       }
       return key
     },
-    catch: (error) => new IdentityError({ file, reason: error instanceof Error ? error.message : String(error) })
+    catch: (error) => new IdentityError({ file, reason: describeCause(error) })
   })
 
 /** The endpoint id (hex) that a secret key yields, without binding an endpoint. */

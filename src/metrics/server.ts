@@ -5,6 +5,7 @@ import { createServer } from "node:http"
 import { splitHostPort } from "../config/schema.ts"
 import { MetricsServerFailed } from "./errors.ts"
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts"
+import { describeCause } from "../transport/errors.ts"
 
 export interface MetricsServer {
   /** The address actually bound, `host:port` (`[v6]:port` for IPv6); the real port when 0 was asked for. */
@@ -49,11 +50,9 @@ export const serveMetrics = (bindAddress: string): Effect.Effect<MetricsServer, 
       gracefulShutdownTimeout: "2 seconds"
     }).pipe(
       Effect.mapError((error) =>
-        new MetricsServerFailed({ address: bindAddress, reason: listenReason(error.cause), cause: error })
+        new MetricsServerFailed({ address: bindAddress, reason: describeCause(error.cause), cause: error })
       )
     )
     yield* server.serve(app)
     return { address: HttpServer.formatAddress(server.address).replace(/^http:\/\//, "") }
   })
-
-const listenReason = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)

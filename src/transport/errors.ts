@@ -66,5 +66,13 @@ export class TransportStartFailed extends Data.TaggedError("TransportStartFailed
   }
 }
 
-export const describeCause = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
+export const describeCause = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message
+  if (typeof cause === "string") return cause
+  try {
+    // `undefined`, functions and symbols have no JSON form; cyclic objects throw.
+    return JSON.stringify(cause) ?? String(cause)
+  } catch {
+    return String(cause)
+  }
+}
