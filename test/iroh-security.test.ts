@@ -5,15 +5,27 @@ import { ALPN } from "../src/iroh/protocol.ts"
 import { encodeFrames, preamble } from "../src/message/framing.ts"
 import { MessageType } from "../src/message/types.ts"
 import { inboundErrors, inboundRefused, messagesDropped } from "../src/metrics/metrics.ts"
-import { append, receiveN, startCluster } from "./support/cluster.ts"
+import { addressOf, append, irohNodeConfig, receiveN, startCluster, startNode, tempDir } from "./support/cluster.ts"
 import { counter, eventually } from "./support/metrics.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
 const { EndpointAddr, EndpointId } = iroh
 
-
-
 describe("iroh inbound security", () => {
+  it.live("a peer known only by its ticket is authenticated by the ticket's endpoint id", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const a = yield* startNode(yield* irohNodeConfig(1, dir))
+      const b = yield* startNode(yield* irohNodeConfig(2, dir))
+      yield* a.addPeer({ id: 2, irohTicket: b.localAddress().iroh!.ticket, irohAddresses: [] })
+      yield* b.addPeer(addressOf(a))
+      yield* b.send(1, append(2, 1, 1))
+      yield* a.send(2, append(1, 2, 2))
+      const [atA] = yield* receiveN(a, 1).pipe(Effect.timeout("20 seconds"))
+      const [atB] = yield* receiveN(b, 1).pipe(Effect.timeout("20 seconds"))
+      expect([atA!.from, atA!.index, atB!.from, atB!.index]).toEqual([2, 1, 1, 2])
+    }).pipe(Effect.scoped))
+
   it.live("refuses an endpoint outside the peer table", () =>
     Effect.gen(function*() {
       const [a] = yield* startCluster(1)

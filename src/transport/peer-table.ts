@@ -1,3 +1,4 @@
+import { withEndpointIdFromTicket } from "../iroh/addresses.ts"
 import type { NodeId } from "../message/types.ts"
 
 /** How to reach one peer, on each transport it speaks. */
@@ -20,7 +21,9 @@ export class PeerTable {
 
   constructor(readonly self: NodeId) {}
 
-  set(peer: PeerAddress): void {
+  /** Adds or replaces a peer; one given by ticket is indexed under the ticket's endpoint id. */
+  set(address: PeerAddress): void {
+    const peer = withEndpointIdFromTicket(address)
     this.delete(peer.id)
     this.byId.set(peer.id, peer)
     if (peer.irohEndpointId !== undefined) this.byEndpoint.set(peer.irohEndpointId, peer.id)

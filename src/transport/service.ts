@@ -3,7 +3,7 @@ import type { ConfigError } from "../config/errors.ts"
 import { loadConfigFile } from "../config/load.ts"
 import type { TransportConfig } from "../config/schema.ts"
 import { queueConfigFor } from "../config/schema.ts"
-import { endpointAddrOf, withEndpointIdFromTicket } from "../iroh/addresses.ts"
+import { endpointAddrOf } from "../iroh/addresses.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
 import { makeIrohEndpoint, type IrohEndpoint } from "../iroh/endpoint.ts"
 import { makeIrohLink } from "../iroh/link.ts"
@@ -92,7 +92,7 @@ export const makeRaftTransport = (
     const self = config.node_id
     const scope = yield* Effect.scope
     const table = new PeerTable(self)
-    for (const peer of config.peers) table.set(withEndpointIdFromTicket(peerAddressOf(peer)))
+    for (const peer of config.peers) table.set(peerAddressOf(peer))
     const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity)
     const events = yield* PubSub.sliding<TransportEvent>(1024)
 
@@ -186,7 +186,7 @@ export const makeRaftTransport = (
     const startPeer = (address: PeerAddress) =>
       Effect.gen(function*() {
         yield* stopPeer(address.id)
-        table.set(withEndpointIdFromTicket(address))
+        table.set(address)
         const peerScope = yield* Scope.fork(scope)
         const router = yield* PeerRouter.make({
           peer: address.id,
@@ -266,7 +266,7 @@ export const makeRaftTransport = (
       addPeer: (peer) =>
         Effect.gen(function*() {
           if (peer.id === self) return
-          if (!config.enabled) return void table.set(withEndpointIdFromTicket(peer))
+          if (!config.enabled) return void table.set(peer)
           yield* startPeer(peer)
           yield* PubSub.publish(events, { _tag: "PeerAdded", peer: peer.id })
           yield* Effect.logInfo(`peer ${peer.id} added`)
