@@ -14,9 +14,9 @@ import { type Entry, MessageType, type NodeId, type RaftMessage } from "../messa
 import type { RaftEvent, RaftStatus, Role } from "./events.ts"
 import { RaftLog } from "./log.ts"
 import type { Membership } from "./membership.ts"
-import { contextKey, nonEmptyBytes, TRANSFER_CONTEXT } from "./messages.ts"
+import { contextKey, nonEmptyBytes, TRANSFER_CONTEXT, TRANSFER_KEY } from "./messages.ts"
 import { Progress } from "./progress.ts"
-import { ReadIndexQueue, type ReadRequest } from "./read-index.ts"
+import { type IndexedRead, type ReadAsk, ReadIndexQueue } from "./read-index.ts"
 import { normalizeEntry, snapshotRecordOf } from "./records.ts"
 import type { HardState, PersistedState, SnapshotRecord } from "./storage.ts"
 
@@ -91,7 +91,7 @@ export class RaftCore {
   private votes = new Map<NodeId, boolean>()
   private readonly reads = new ReadIndexQueue()
   /** Reads that arrived before this leader committed an entry of its term (§6.4 step 1). */
-  private readsBeforeCommit: Array<Omit<ReadRequest, "acks" | "index">> = []
+  private readsBeforeCommit: Array<ReadAsk> = []
   private transferee: NodeId | undefined = undefined
   private transferDeadline = 0
 
@@ -172,8 +172,7 @@ export class RaftCore {
     if (type === MessageType.ReadIndexResponse) return this.handleReadIndexResponse(m)
 
     if (mTerm > this.term) {
-      const transfer = contextKey(m.context) === contextKey(TRANSFER_CONTEXT)
-      if (isVoteRequest(type) && !transfer && this.inLease()) {
+      if (isVoteRequest(type) && this.inLease() && contextKey(m.context) !== TRANSFER_KEY) {
         // Thesis §4.2.3 / §9.6: a server that heard from a current leader within the minimum
         // election timeout neither grants the (pre-)vote nor adopts the term, so a node that
         // was partitioned away cannot depose a healthy leader when it comes back.
@@ -244,13 +243,13 @@ export class RaftCore {
       return { _tag: "Appended", index, term: this.term }
     }
     if (this.leader === undefined) return { _tag: "NotLeader", leader: undefined }
-    // Forwarded with term 0: it is a client request, not a protocol message.
+    // Forwarded with term 0: it is a client request, not a protocol message. The request id
+    // travels in the entry's context, where the leader keeps it.
     this.send({
       msgType: MessageType.Propose,
       to: this.leader,
       term: 0,
-      entries: [{ term: 0, index: 0, data, context }],
-      context
+      entries: [{ term: 0, index: 0, data, context }]
     })
     return { _tag: "Forwarded", leader: this.leader }
   }
@@ -285,14 +284,10 @@ export class RaftCore {
     if (this.role !== "leader") return
     const pr = this.progress.get(m.to)
     if (pr === undefined) return
-    if (m.msgType === MessageType.Append && pr.state === "replicate") {
-      // Entries after match may never arrive: resend from match once the peer answers again.
-      pr.becomeProbe()
-      pr.probeSentAt = this.now
-    } else if (m.msgType === MessageType.Snapshot && pr.state === "snapshot") {
-      pr.becomeProbe()
-      pr.probeSentAt = this.now
-    }
+    // Entries after match (or the snapshot) may never arrive: resend once the peer answers again.
+    const inFlight = (m.msgType === MessageType.Append && pr.state === "replicate") ||
+      (m.msgType === MessageType.Snapshot && pr.state === "snapshot")
+    if (inFlight) pr.lost(this.now)
   }
 
   /**
@@ -306,8 +301,7 @@ export class RaftCore {
     const pr = this.progress.get(peer)
     if (pr === undefined || pr.state === "probe") return
     this.note(`peer ${peer} unreachable while in ${pr.state}; probing from ${pr.match + 1}`)
-    pr.becomeProbe()
-    pr.probeSentAt = now
+    pr.lost(now)
   }
 
   /** The driver saved a snapshot of the state machine at `record.metadata.index` (§7). */
@@ -547,11 +541,11 @@ export class RaftCore {
     if (!this.votes.has(m.from)) this.votes.set(m.from, granted)
     const yes = [...this.votes].filter(([, v]) => v).map(([id]) => id)
     const no = this.votes.size - yes.length
-    const m_ = this.config.membership
-    if (m_.hasQuorum(yes)) {
+    const { membership } = this.config
+    if (membership.hasQuorum(yes)) {
       if (pre) this.campaign("election")
       else this.becomeLeader()
-    } else if (m_.voters.length - no < m_.quorum) {
+    } else if (membership.voters.length - no < membership.quorum) {
       // A majority said no: wait for a leader (or the next timeout) as a follower.
       this.becomeFollower(this.term, undefined)
     }
@@ -747,7 +741,7 @@ export class RaftCore {
   // Reads (§6.4)
   // ---------------------------------------------------------------------------
 
-  private leaderReadIndex(request: Omit<ReadRequest, "acks" | "index">): void {
+  private leaderReadIndex(request: ReadAsk): void {
     // Step 1: the leader must have committed an entry of its own term (its no-op) to know the
     // latest commit index.
     if (this.log.term(this.log.committed) !== this.term) {
@@ -756,7 +750,7 @@ export class RaftCore {
     }
     const index = this.log.committed
     if (this.config.membership.hasQuorum([this.id])) {
-      this.releaseRead({ ...request, index, acks: new Set([this.id]) })
+      this.releaseRead({ ...request, index })
       return
     }
     // Steps 2-3: record the commit index, then confirm leadership with a heartbeat round.
@@ -771,7 +765,7 @@ export class RaftCore {
     for (const r of waiting) this.leaderReadIndex(r)
   }
 
-  private releaseRead(r: ReadRequest): void {
+  private releaseRead(r: IndexedRead): void {
     if (r.from === this.id) {
       this.readStates.push({ key: r.key, index: r.index })
     } else {
@@ -779,7 +773,7 @@ export class RaftCore {
     }
   }
 
-  private failRead(r: Omit<ReadRequest, "acks" | "index">): void {
+  private failRead(r: ReadAsk): void {
     if (r.from === this.id) this.readFailures.push({ key: r.key, leader: this.leader })
     else this.send({ msgType: MessageType.ReadIndexResponse, to: r.from, term: this.term, reject: true, context: r.context })
   }

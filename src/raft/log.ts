@@ -31,10 +31,6 @@ export class RaftLog {
     return this.snapIndex
   }
 
-  get snapshotTerm(): number {
-    return this.snapTerm
-  }
-
   firstIndex(): number {
     return this.snapIndex + 1
   }
@@ -158,19 +154,18 @@ export class RaftLog {
   }
 
   /**
-   * Installs a leader's snapshot (§7): a log that holds the snapshot's last entry with the
-   * same term keeps the entries after it; any other log is discarded. Either way everything
-   * up to the snapshot is committed and, once the state machine is restored, applied.
+   * Installs a leader's snapshot (§7) in place of the whole log. Only for a log that does not
+   * hold the snapshot's last entry: one that does keeps its entries and just commits (see
+   * `RaftCore.handleSnapshot`). Everything up to the snapshot is committed and, once the state
+   * machine is restored, applied.
    */
   restore(index: number, term: number): void {
-    const kept = this.matchTerm(index, term) ? this.entries.slice(index - this.snapIndex) : []
-    this.entries = kept
+    this.entries = []
     this.snapIndex = index
     this.snapTerm = term
     this.committed = Math.max(this.committed, index)
     this.applied = index
-    this.unstableFrom = Math.max(this.unstableFrom, index + 1)
-    if (this.unstableFrom > this.lastIndex() + 1) this.unstableFrom = this.lastIndex() + 1
+    this.unstableFrom = index + 1
   }
 
   /** Entries to persist before acting on them. */

@@ -25,3 +25,6 @@ export const contextKey = (bytes: BytesLike): string => {
  * lease check, as etcd's `campaignTransfer` does (thesis §3.10).
  */
 export const TRANSFER_CONTEXT: Uint8Array = new TextEncoder().encode("raft/transfer-leader")
+
+/** `TRANSFER_CONTEXT` as a key, computed once: every vote request with a newer term is checked. */
+export const TRANSFER_KEY: string = contextKey(TRANSFER_CONTEXT)

@@ -102,6 +102,15 @@ export class Progress {
     this.pendingSnapshot = 0
   }
 
+  /**
+   * What was in flight to the peer is lost (dropped, link down, snapshot failed): probe from the
+   * last known match, but not before a probe interval, as an immediate resend would be lost too.
+   */
+  lost(now: number): void {
+    this.becomeProbe()
+    this.probeSentAt = now
+  }
+
   becomeReplicate(): void {
     this.state = "replicate"
     this.next = this.match + 1

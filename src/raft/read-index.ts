@@ -9,25 +9,28 @@
  */
 import type { NodeId } from "../message/types.ts"
 
-export interface ReadRequest {
+/** A read request as it arrives. */
+export interface ReadAsk {
   /** The request id (heartbeat context), as a map key. */
   readonly key: string
   readonly context: Uint8Array
-  /** Commit index when the request arrived: the read waits until applied >= index. */
-  readonly index: number
   /** Who asked: this node for local reads, a follower for forwarded MsgReadIndex. */
   readonly from: NodeId
+}
+
+export interface IndexedRead extends ReadAsk {
+  /** Commit index when the request arrived: the read waits until applied >= index. */
+  readonly index: number
+}
+
+interface ReadRequest extends IndexedRead {
   readonly acks: Set<NodeId>
 }
 
 export class ReadIndexQueue {
   private queue: Array<ReadRequest> = []
 
-  get size(): number {
-    return this.queue.length
-  }
-
-  add(request: Omit<ReadRequest, "acks">, self: NodeId): void {
+  add(request: IndexedRead, self: NodeId): void {
     this.queue.push({ ...request, acks: new Set([self]) })
   }
 
@@ -40,7 +43,7 @@ export class ReadIndexQueue {
    * Records `from`'s heartbeat answer for request `key`; returns the requests released (in
    * order) when that request now has `quorum` acknowledgements.
    */
-  acknowledge(key: string, from: NodeId, isQuorum: (acks: ReadonlySet<NodeId>) => boolean): ReadonlyArray<ReadRequest> {
+  acknowledge(key: string, from: NodeId, isQuorum: (acks: ReadonlySet<NodeId>) => boolean): ReadonlyArray<IndexedRead> {
     const at = this.queue.findIndex((r) => r.key === key)
     if (at === -1) return []
     const request = this.queue[at]!
@@ -52,7 +55,7 @@ export class ReadIndexQueue {
   }
 
   /** Everything pending (the leader stepped down): the caller rejects them. */
-  clear(): ReadonlyArray<ReadRequest> {
+  clear(): ReadonlyArray<IndexedRead> {
     const all = this.queue
     this.queue = []
     return all
