@@ -135,7 +135,11 @@ export const makeRaftNode = <R>(
     const proposalAt = new Map<number, string>()
     const reads = new Map<string, PendingRead>()
 
-    const newRequestId = (): Uint8Array => encoder.encode(`${id}:${incarnation}:${++requestSeq}`)
+    /** A fresh request id: the bytes that travel in a context, and the key it is tracked by. */
+    const newRequest = () => {
+      const context = encoder.encode(`${id}:${incarnation}:${++requestSeq}`)
+      return { context, key: contextKey(context) }
+    }
 
     const noQuorum = (operation: "propose" | "read", timeoutMs: number, now: number, detail?: string) =>
       new NoQuorum({
@@ -148,22 +152,27 @@ export const makeRaftNode = <R>(
         ...(detail !== undefined ? { detail } : {})
       })
 
-    const failProposal = (key: string, error: ProposeError) => {
+    const settleProposal = (key: string, exit: Exit.Exit<R, ProposeError>) => {
       const p = proposals.get(key)
       if (p === undefined) return
       proposals.delete(key)
       if (p.index !== undefined) proposalAt.delete(p.index)
-      Deferred.doneUnsafe(p.deferred, Exit.fail(error))
+      Deferred.doneUnsafe(p.deferred, exit)
+    }
+    const failProposal = (key: string, error: ProposeError) => settleProposal(key, Exit.fail(error))
+
+    const failRead = (key: string, error: ReadError) => {
+      const r = reads.get(key)
+      if (r === undefined) return
+      reads.delete(key)
+      r.fail(error)
     }
 
     const failAll = (reason: string) => {
-      for (const key of [...proposals.keys()]) {
+      for (const key of proposals.keys()) {
         failProposal(key, new ProposalDropped({ node: id, term: core.term, reason }))
       }
-      for (const [key, r] of reads) {
-        reads.delete(key)
-        r.fail(new NotLeader({ node: id, term: core.term, leader: undefined }))
-      }
+      for (const key of reads.keys()) failRead(key, new NotLeader({ node: id, term: core.term, leader: undefined }))
     }
 
     /** Requests past their deadline fail with `NoQuorum`: the caller never waits forever. */
@@ -172,10 +181,7 @@ export const makeRaftNode = <R>(
         if (p.deadline <= now) failProposal(key, noQuorum("propose", p.timeoutMs, now))
       }
       for (const [key, r] of reads) {
-        if (r.deadline <= now) {
-          reads.delete(key)
-          r.fail(noQuorum("read", r.timeoutMs, now))
-        }
+        if (r.deadline <= now) failRead(key, noQuorum("read", r.timeoutMs, now))
       }
     }
 
@@ -189,7 +195,7 @@ export const makeRaftNode = <R>(
           expire(now)
           return
         case "Propose": {
-          const context = newRequestId()
+          const { context, key } = newRequest()
           const outcome = core.propose(input.data, context, now)
           const pending = (index: number | undefined): PendingProposal<R> => ({
             deferred: input.deferred,
@@ -199,11 +205,11 @@ export const makeRaftNode = <R>(
           })
           switch (outcome._tag) {
             case "Appended":
-              proposals.set(contextKey(context), pending(outcome.index))
-              proposalAt.set(outcome.index, contextKey(context))
+              proposals.set(key, pending(outcome.index))
+              proposalAt.set(outcome.index, key)
               return
             case "Forwarded":
-              proposals.set(contextKey(context), pending(undefined))
+              proposals.set(key, pending(undefined))
               return
             case "NotLeader":
               Deferred.doneUnsafe(input.deferred, Exit.fail(new NotLeader({ node: id, term: core.term, leader: undefined })))
@@ -218,13 +224,13 @@ export const makeRaftNode = <R>(
           return
         }
         case "Read": {
-          const context = newRequestId()
+          const { context, key } = newRequest()
           const outcome = core.readIndex(context, now)
           if (outcome._tag === "NotLeader") {
             input.fail(new NotLeader({ node: id, term: core.term, leader: outcome.leader }))
             return
           }
-          reads.set(contextKey(context), {
+          reads.set(key, {
             deadline: now + input.timeoutMs,
             timeoutMs: input.timeoutMs,
             index: undefined,
@@ -263,16 +269,15 @@ export const makeRaftNode = <R>(
         } else if (m.msgType === MessageType.ReadIndex) {
           const key = contextKey(m.context)
           const r = reads.get(key)
-          if (r !== undefined) {
-            reads.delete(key)
-            r.fail(noQuorum("read", r.timeoutMs, now, `could not reach leader ${m.to}: ${error.message}`))
-          }
+          if (r !== undefined) failRead(key, noQuorum("read", r.timeoutMs, now, `could not reach leader ${m.to}: ${error.message}`))
         }
         return Effect.logDebug(`raft message ${messageTypeName(m.msgType)} to ${m.to} lost: ${error.message}`)
       })
 
     const applyEntry = (entry: Entry): void => {
-      const key = contextKey(entry.context)
+      // Most entries on most nodes were proposed elsewhere: with nothing pending here, skip
+      // encoding the key (`proposalAt` only holds indexes of pending proposals).
+      const key = proposals.size === 0 ? undefined : contextKey(entry.context)
       const mine = proposalAt.get(entry.index)
       if (mine !== undefined && mine !== key) {
         // Our entry at this index was replaced by another leader's (§5.3): it will never apply.
@@ -281,11 +286,7 @@ export const makeRaftNode = <R>(
       if (entry.entryType === EntryType.ConfChange) return // static membership: seam for §6
       if (entry.data === undefined || entry.data.length === 0) return // a leader's no-op (§8)
       const result = stateMachine.apply(entry)
-      const p = proposals.get(key)
-      if (p === undefined) return
-      proposals.delete(key)
-      if (p.index !== undefined) proposalAt.delete(p.index)
-      Deferred.doneUnsafe(p.deferred, Exit.succeed(result))
+      if (key !== undefined) settleProposal(key, Exit.succeed(result))
     }
 
     /** Applies committed entries in log order (§5.3: "apply log[lastApplied] to state machine"). */
@@ -350,13 +351,7 @@ export const makeRaftNode = <R>(
           const r = reads.get(s.key)
           if (r !== undefined) r.index = s.index
         }
-        for (const f of rd.readFailures) {
-          const r = reads.get(f.key)
-          if (r !== undefined) {
-            reads.delete(f.key)
-            r.fail(new NotLeader({ node: id, term: core.term, leader: f.leader }))
-          }
-        }
+        for (const f of rd.readFailures) failRead(f.key, new NotLeader({ node: id, term: core.term, leader: f.leader }))
         yield* applyCommitted
         serveReads()
         const taken = yield* maybeSnapshot
