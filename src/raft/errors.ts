@@ -1,5 +1,6 @@
 import { Data } from "effect"
 import type { NodeId } from "../message/types.ts"
+import { describeCause } from "../transport/errors.ts"
 
 /** This node cannot serve the request: it is not the leader and knows of none to forward to. */
 export class NotLeader extends Data.TaggedError("NotLeader")<{
@@ -54,7 +55,6 @@ export class StorageError extends Data.TaggedError("StorageError")<{
   readonly cause: unknown
 }> {
   override get message() {
-    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `raft storage ${this.operation} failed (${this.path}): ${cause}`
+    return `raft storage ${this.operation} failed (${this.path}): ${describeCause(this.cause)}`
   }
 }

@@ -54,6 +54,9 @@ const HARD_STATE = "hardstate.json"
 const LOG = "log"
 const SNAPSHOT = "snapshot"
 
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
 const isNotFound = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT"
 
@@ -82,7 +85,7 @@ const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
 }
 
 const parseHardState = (bytes: Uint8Array, path: string): HardState => {
-  const value: unknown = JSON.parse(new TextDecoder().decode(bytes))
+  const value: unknown = JSON.parse(decoder.decode(bytes))
   const field = (name: string): number => {
     const v = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new Error(`${path}: bad ${name}`)
@@ -162,6 +165,8 @@ const persistedStateOf = (state: DirState): PersistedState => ({
 export class FileStorage implements RaftStorage {
   private fd: number
   private closed = false
+  /** What `open` recovered, until the first write: the node's `load` right after need not read the log again. */
+  private recovered: PersistedState | undefined
 
   private constructor(
     readonly dir: string,
@@ -200,17 +205,15 @@ export class FileStorage implements RaftStorage {
     }
     const storage = new FileStorage(dir, sync, state.hardState, state.index)
     // Entries the snapshot covers survive a crash between saving a snapshot and compacting.
-    const snapshot = state.snapshot?.metadata
-    if (snapshot !== undefined && state.entries.length > 0 && state.index.firstIndex !== snapshot.index + 1) {
-      storage.compactTo(snapshot)
-    }
+    if (state.snapshot !== undefined) storage.compactTo(state.snapshot.metadata)
+    storage.recovered = persistedStateOf(state)
     return storage
   }
 
-  /** What the directory holds now (re-read from disk). */
+  /** What the directory holds now. */
   get load(): Effect.Effect<PersistedState, StorageError> {
     return Effect.try({
-      try: () => persistedStateOf(readDir(this.dir)),
+      try: () => this.recovered ?? persistedStateOf(readDir(this.dir)),
       catch: (cause) => cause instanceof StorageError ? cause : new StorageError({ operation: "load", path: this.dir, cause })
     })
   }
@@ -236,6 +239,7 @@ export class FileStorage implements RaftStorage {
 
   private writeUnsafe(batch: WriteBatch): void {
     if (this.closed) throw new StorageError({ operation: "write", path: this.dir, cause: "storage is closed" })
+    this.recovered = undefined
     if (batch.snapshot !== undefined) {
       this.writeFileAtomic(SNAPSHOT, encodeSnapshotRecord(batch.snapshot))
       this.compactTo(batch.snapshot.metadata)
@@ -245,7 +249,7 @@ export class FileStorage implements RaftStorage {
     if (hs !== undefined) {
       const changed = hs.term !== this.hardState.term || hs.vote !== this.hardState.vote
       if (changed || batch.snapshot !== undefined) {
-        this.writeFileAtomic(HARD_STATE, new TextEncoder().encode(JSON.stringify(hs)))
+        this.writeFileAtomic(HARD_STATE, encoder.encode(JSON.stringify(hs)))
         this.hardState = hs
       }
     }

@@ -15,7 +15,7 @@ import type { SnapshotRecord } from "./storage.ts"
 const EntryCodec = protoRoot.lookupType("raft.Entry")
 const SnapshotCodec = protoRoot.lookupType("raft.Snapshot")
 
-export const RECORD_HEADER_BYTES = 8
+const RECORD_HEADER_BYTES = 8
 
 const frame = (payload: Uint8Array): Uint8Array => {
   const out = new Uint8Array(RECORD_HEADER_BYTES + payload.length)
@@ -25,7 +25,6 @@ const frame = (payload: Uint8Array): Uint8Array => {
   out.set(payload, RECORD_HEADER_BYTES)
   return out
 }
-
 
 /**
  * A plain `Entry` with only meaningful fields: decoded protobuf objects carry defaults on
