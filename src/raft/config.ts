@@ -6,10 +6,9 @@
  * or `parseRaftConfigToml` (whole TOML document). Failures are the transport's `ConfigError`,
  * with paths rooted at `raft` (`raft.voters[1]`).
  */
-import { readFile } from "node:fs/promises"
 import { Effect, Schema, SchemaIssue } from "effect"
-import { parse } from "smol-toml"
 import { ConfigError, type ConfigIssue, formatConfigPath } from "../config/index.ts"
+import { parseTomlDocument, readConfigText } from "../config/load.ts"
 
 const orDefault = <S extends Schema.Top>(schema: S, value: S["Type"]) =>
   Schema.withDecodingDefaultTypeKey<S>(Effect.succeed(value))(schema)
@@ -119,10 +118,7 @@ export const decodeRaftConfig = (input: unknown): Effect.Effect<RaftConfig, Conf
 
 /** Parses a whole TOML document and decodes its `[raft]` table. */
 export const parseRaftConfigToml = (text: string): Effect.Effect<RaftConfig, ConfigError> =>
-  Effect.try({
-    try: () => parse(text),
-    catch: (error) => ConfigError.single("<toml>", error instanceof Error ? error.message : String(error))
-  }).pipe(
+  parseTomlDocument(text).pipe(
     Effect.flatMap((doc) =>
       doc[ROOT] === undefined ? Effect.fail(ConfigError.single(ROOT, "Missing [raft] table")) : decodeRaftConfig(doc[ROOT])
     )
@@ -130,7 +126,4 @@ export const parseRaftConfigToml = (text: string): Effect.Effect<RaftConfig, Con
 
 /** Reads a TOML file (UTF-8) and decodes its `[raft]` table. */
 export const loadRaftConfigFile = (path: string): Effect.Effect<RaftConfig, ConfigError> =>
-  Effect.tryPromise({
-    try: (signal) => readFile(path, { encoding: "utf8", signal }),
-    catch: (error) => ConfigError.single("<file>", `Cannot read config file ${path}: ${error instanceof Error ? error.message : String(error)}`)
-  }).pipe(Effect.flatMap(parseRaftConfigToml))
+  readConfigText(path).pipe(Effect.flatMap(parseRaftConfigToml))
