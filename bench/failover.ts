@@ -16,23 +16,24 @@
  * receiver logs what it received to a file with `writeSync` as it goes, so its record
  * survives a SIGKILL.
  */
-import { Effect, Fiber, Metric, Stream } from "effect"
+import { Effect, Metric, Stream } from "effect"
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
 import type { TransportEvent } from "../src/transport/events.ts"
-import type { Msg, NodeAddress, PeerMsg, PeerProcessFailed, ReadyMsg, Role } from "./ipc.ts"
-import { epochNow, meetPeer, onReceived, modeOverrides, startLoopbackNode } from "./loopback-node.ts"
-import { spawnPeer } from "./peer-processes.ts"
+import type { PeerAddress } from "../src/transport/peer-table.ts"
+import { type FirstMsg, type Msg, type PeerProcessFailed, type ReadyMsg, type Role, runFromStartToStop } from "./ipc.ts"
+import { meetPeer, modeOverrides, onReceived, startLoopbackNode } from "./loopback-node.ts"
+import { introduce, spawnPeer } from "./peer-processes.ts"
+import { epochNow } from "./probe.ts"
 import { median, percentile } from "./stats.ts"
 
 const SENDER = 1
 const RECEIVER = 2
 const DATA_BYTES = 100
 const data = new Uint8Array(DATA_BYTES).map((_, i) => (i * 13) & 0xff)
-
 
 const failoverAppend = (index: number, sentAtMs: number): RaftMessage => ({
   msgType: MessageType.Append,
@@ -64,13 +65,8 @@ class Ranges {
 // Roles
 // -----------------------------------------------------------------------------
 
-interface FirstMsg extends Msg {
-  readonly type: "first"
-}
-
 /** The first message the gRPC half of peer 2 received. */
-interface FirstGrpcMsg extends Msg {
-  readonly type: "first"
+interface FirstGrpcMsg extends FirstMsg {
   readonly index: number
   readonly sentAt: number
   readonly receivedAt: number
@@ -90,7 +86,6 @@ interface SenderStopReply extends Msg {
   /** Highest index handed to `send`. */
   readonly sent: number
   readonly rejected: number
-  readonly startedAt: number
   readonly fellBackAt: number | undefined
   readonly fellBackCause: string | undefined
   readonly events: ReadonlyArray<{ readonly tag: string; readonly at: number; readonly detail: string }>
@@ -192,7 +187,6 @@ export const failoverSenderRole: Role = (parent) =>
     )
     let sent = 0
     let rejected = 0
-    let stopped = false
     parent.setCounters(() => ({ sent, rejected }))
     yield* meetPeer(parent, node)
 
@@ -209,12 +203,10 @@ export const failoverSenderRole: Role = (parent) =>
     }
     yield* parent.send({ type: "links" })
 
-    yield* parent.next("start")
-    const startedAt = epochNow()
-    const loop = yield* Effect.forkScoped(
+    yield* runFromStartToStop(parent, (running) =>
       Effect.gen(function*() {
         const t0 = performance.now()
-        while (!stopped) {
+        while (running()) {
           // Absolute schedule: index n is due n - 1 ms after the start; a late tick catches up.
           const due = Math.floor(performance.now() - t0) + 1
           while (sent < due) {
@@ -224,18 +216,13 @@ export const failoverSenderRole: Role = (parent) =>
           }
           yield* Effect.sleep("1 millis")
         }
-      }),
-      { startImmediately: true }
-    )
-    yield* parent.next("stop")
-    stopped = true
-    yield* Fiber.await(loop)
+      }))
     const drops: Record<string, number> = {}
     for (const reason of ["link_failed", "expired", "queue_full"]) {
       const counter = Metric.withAttributes(M.messagesDropped, { peer: String(RECEIVER), class: "append", reason })
       drops[reason] = (yield* Metric.value(counter)).count
     }
-    const reply: SenderStopReply = { type: "stop", sent, rejected, startedAt, fellBackAt, fellBackCause, events, drops }
+    const reply: SenderStopReply = { type: "stop", sent, rejected, fellBackAt, fellBackCause, events, drops }
     yield* parent.send(reply)
   })
 
@@ -336,15 +323,10 @@ const runOnce = (
         [irohRx.next<ReadyMsg>("ready"), grpcRx.next<ReadyMsg>("ready"), sender.next<ReadyMsg>("ready")],
         { concurrency: 3 }
       )
-      yield* irohRx.request({ type: "peer", address: s.address } as PeerMsg)
-      yield* grpcRx.request({ type: "peer", address: s.address } as PeerMsg)
-      const peer2: NodeAddress = {
-        nodeId: RECEIVER,
-        endpointId: i.address.endpointId,
-        addresses: i.address.addresses,
-        grpcAddress: g.address.grpcAddress
-      }
-      yield* sender.request({ type: "peer", address: peer2 } as PeerMsg)
+      yield* introduce(irohRx, s.address)
+      yield* introduce(grpcRx, s.address)
+      const peer2: PeerAddress = { ...i.address, grpcAddress: g.address.grpcAddress }
+      yield* introduce(sender, peer2)
       yield* sender.request({ type: "links" }, 25_000)
       yield* sender.send({ type: "start" })
       yield* irohRx.next<FirstMsg>("first", 20_000)
@@ -369,13 +351,11 @@ const runOnce = (
         }
       }
       let lost = 0
-      const lostRanges: Array<[number, number]> = []
+      const lostRanges = new Ranges()
       for (let k = 1; k <= maxGrpc; k++) {
         if (seen[k] !== 0) continue
         lost++
-        const last = lostRanges[lostRanges.length - 1]
-        if (last !== undefined && last[1] === k - 1) last[1] = k
-        else lostRanges.push([k, k])
+        lostRanges.add(k)
       }
       const steadyFrom = first.receivedAt + 100
       const steady = report.samples.filter(([, , at]) => at >= steadyFrom).map(([, sentAt, at]) => at - sentAt)
@@ -386,7 +366,7 @@ const runOnce = (
         fellBackMs: stop.fellBackAt === undefined ? Number.NaN : stop.fellBackAt - killedAt,
         fellBackCause: stop.fellBackCause ?? "no FellBack event",
         lost,
-        lostRanges: lostRanges.slice(0, 5),
+        lostRanges: lostRanges.list.slice(0, 5),
         duplicates,
         firstGrpcSentMs: first.sentAt - killedAt,
         firstGrpcLatencyMs: first.receivedAt - first.sentAt,

@@ -6,31 +6,29 @@
  * synchronously from the IPC handler: `probe-start`, `probe-mark`, `probe-stop` (see
  * `probe.ts`) and `shutdown`. Everything else is for the role, which takes it with `next(type)`.
  */
-import { Data, Effect, type Scope } from "effect"
+import { Data, Effect, Fiber, type Scope } from "effect"
+import type { PeerAddress } from "../src/transport/peer-table.ts"
 import type { ProbeMark, ProbeWindow } from "./probe.ts"
 
 export interface Msg {
   readonly type: string
 }
 
-/** How to dial a node started by a peer process (raw Iroh or transport). */
-export interface NodeAddress {
-  readonly nodeId: number
-  /** Iroh endpoint id; "" for a node without Iroh (gRPC-only). */
-  readonly endpointId: string
-  readonly addresses: ReadonlyArray<string>
-  /** `host:port` of the node's gRPC server, when it runs one. */
-  readonly grpcAddress?: string | undefined
-}
-
+/** A peer process's node is up; `address` is its peer-table entry, as others must dial it. */
 export interface ReadyMsg extends Msg {
   readonly type: "ready"
-  readonly address: NodeAddress
+  readonly address: PeerAddress
 }
 
+/** The other side's peer-table entry, for the role to add. */
 export interface PeerMsg extends Msg {
   readonly type: "peer"
-  readonly address: NodeAddress
+  readonly address: PeerAddress
+}
+
+/** The receiver's first delivery: the sender's traffic is flowing. */
+export interface FirstMsg extends Msg {
+  readonly type: "first"
 }
 
 export interface ProbeStartReply extends Msg {
@@ -123,3 +121,21 @@ export interface ParentLink {
 
 /** A role's program: runs until its work is done, usually then waits for `shutdown`. */
 export type Role = (parent: ParentLink) => Effect.Effect<void, unknown, Scope.Scope>
+
+/**
+ * The sender side of the `start` / `stop` exchange: runs `loop` from the orchestrator's `start`
+ * until its `stop`, and returns once the loop has seen `running()` turn false and finished the
+ * round in flight, so counters read afterwards are final. The caller sends the `stop` reply.
+ */
+export const runFromStartToStop = (
+  parent: ParentLink,
+  loop: (running: () => boolean) => Effect.Effect<unknown, unknown>
+): Effect.Effect<void, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    let running = true
+    yield* parent.next("start")
+    const fiber = yield* Effect.forkScoped(loop(() => running), { startImmediately: true })
+    yield* parent.next("stop")
+    running = false
+    yield* Fiber.await(fiber)
+  })

@@ -8,12 +8,13 @@
 import { Effect, type Scope } from "effect"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { performance } from "node:perf_hooks"
 import type { RaftMessage } from "../src/message/types.ts"
 import { decodeTransportConfig } from "../src/config/load.ts"
 import type { TransportConfig } from "../src/config/schema.ts"
+import type { PeerAddress } from "../src/transport/peer-table.ts"
 import { makeRaftTransport, type RaftTransportService } from "../src/transport/service.ts"
-import type { NodeAddress, ParentLink, PeerMsg, ReadyMsg } from "./ipc.ts"
+import type { ParentLink, PeerMsg, ReadyMsg } from "./ipc.ts"
+import { epochNow } from "./probe.ts"
 
 /** Config tables to set on top of the defaults, e.g. `{ batching: { snapshot_chunk_bytes: 4096 } }`. */
 export type ConfigOverrides = Readonly<Record<string, unknown>>
@@ -52,7 +53,8 @@ export const parseOverrides = (arg: string | undefined): ConfigOverrides =>
 export interface LoopbackNode {
   readonly transport: RaftTransportService
   readonly config: TransportConfig
-  readonly address: NodeAddress
+  /** The peer-table entry others need to reach this node, as `addressOf` makes it in the tests. */
+  readonly address: PeerAddress
 }
 
 export const startLoopbackNode = (
@@ -72,25 +74,13 @@ export const startLoopbackNode = (
       transport,
       config,
       address: {
-        nodeId,
-        endpointId: local.iroh?.endpointId ?? "",
-        addresses: local.iroh?.addresses ?? [],
+        id: nodeId,
+        irohEndpointId: local.iroh?.endpointId,
+        irohAddresses: local.iroh?.addresses ?? [],
         grpcAddress: local.grpc?.address
       }
     }
   })
-
-/** The peer-table entry for `peer`, as `addressOf` makes it in the tests. */
-export const peerAddress = (peer: NodeAddress) => ({
-  id: peer.nodeId,
-  irohEndpointId: peer.endpointId === "" ? undefined : peer.endpointId,
-  irohAddresses: peer.addresses,
-  grpcAddress: peer.grpcAddress
-})
-
-/** Tells the node about its peer, as `introduce` does in the tests. */
-export const addPeer = (node: LoopbackNode, peer: NodeAddress): Effect.Effect<void> =>
-  node.transport.addPeer(peerAddress(peer))
 
 /**
  * The handshake every peer-process role starts with: announce this node, learn the other
@@ -100,12 +90,9 @@ export const meetPeer = (parent: ParentLink, node: LoopbackNode): Effect.Effect<
   Effect.gen(function*() {
     yield* parent.send({ type: "ready", address: node.address } as ReadyMsg)
     const { address } = yield* parent.next<PeerMsg>("peer")
-    yield* addPeer(node, address)
+    yield* node.transport.addPeer(address)
     yield* parent.send({ type: "peer" })
   })
-
-/** Wall-clock ms with sub-ms precision, comparable across processes on one machine. */
-export const epochNow = (): number => performance.timeOrigin + performance.now()
 
 /** Forks the role's receive loop: every batch the node delivers, with the time it arrived. */
 export const onReceived = <E>(

@@ -4,11 +4,21 @@
  * (a polite `shutdown`, then SIGKILL) and with this process (exit and signal handlers).
  */
 import { type ChildProcess, fork } from "node:child_process"
-import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Duration, Effect, type Scope } from "effect"
-import type { ProbeMark, ProbeWindow } from "./probe.ts"
-import { type ErrorMsg, type Msg, PeerProcessFailed, type ProbeMarkReply, type ProbeStartReply, type ProbeStopReply, TypedMailbox } from "./ipc.ts"
+import { epochNow, type ProbeMark, type ProbeWindow } from "./probe.ts"
+import type { PeerAddress } from "../src/transport/peer-table.ts"
+import {
+  type ErrorMsg,
+  type Msg,
+  PeerProcessFailed,
+  type PeerMsg,
+  type ProbeMarkReply,
+  type ProbeStartReply,
+  type ProbeStopReply,
+  type ReadyMsg,
+  TypedMailbox
+} from "./ipc.ts"
 
 const ENTRY = fileURLToPath(new URL("./peer-process.ts", import.meta.url))
 const TSX_LOADER = import.meta.resolve("tsx")
@@ -30,7 +40,7 @@ export interface PeerProcess {
   readonly probeStop: Effect.Effect<ProbeWindow, PeerProcessFailed>
   /**
    * Sends `signal` to the process and waits (up to 5 s) for it to exit. Succeeds with the
-   * moment the signal went out, as epoch ms (`performance.timeOrigin + performance.now()`).
+   * moment the signal went out, as `epochNow()`.
    * SIGTERM lets the role's scope close (a graceful shutdown); SIGKILL does not.
    */
   readonly kill: (signal: "SIGTERM" | "SIGKILL") => Effect.Effect<number>
@@ -139,7 +149,7 @@ export const spawnPeer = (
         probeStop: Effect.map(request<ProbeStopReply>({ type: "probe-stop" }, 5_000), (r) => r.window),
         kill: (signal) =>
           Effect.promise(async (_signal) => {
-            const at = performance.timeOrigin + performance.now()
+            const at = epochNow()
             if (!exited) {
               child.kill(signal)
               await waitExit(5_000)
@@ -158,3 +168,22 @@ export const spawnPeer = (
         await waitExit(1_000)
       })
   ).pipe(Effect.map(({ handle }) => handle))
+
+/** Hands `peer` the address of the node it talks to and waits until its role has added it (`meetPeer`). */
+export const introduce = (peer: PeerProcess, address: PeerAddress): Effect.Effect<void, PeerProcessFailed> =>
+  Effect.asVoid(peer.request({ type: "peer", address } as PeerMsg))
+
+/** Spawns two roles that each start a node (both with `args`) and introduces them to each other. */
+export const spawnPair = (
+  roleA: string,
+  roleB: string,
+  args: ReadonlyArray<string>
+): Effect.Effect<readonly [PeerProcess, PeerProcess], PeerProcessFailed, Scope.Scope> =>
+  Effect.gen(function*() {
+    const a = yield* spawnPeer(roleA, args)
+    const b = yield* spawnPeer(roleB, args)
+    const [readyA, readyB] = yield* Effect.all([a.next<ReadyMsg>("ready"), b.next<ReadyMsg>("ready")], { concurrency: 2 })
+    yield* introduce(a, readyB.address)
+    yield* introduce(b, readyA.address)
+    return [a, b] as const
+  })

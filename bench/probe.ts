@@ -9,6 +9,12 @@ import { monitorEventLoopDelay, performance, type EventLoopUtilization, type ELD
 
 export type Counters = Readonly<Record<string, number>>
 
+/**
+ * Wall-clock ms with sub-ms precision. Every process derives it from the same system clock,
+ * so times taken in different processes on one machine can be subtracted.
+ */
+export const epochNow = (): number => performance.timeOrigin + performance.now()
+
 /** Event-loop lag in ms: the histogram's delay minus the sampling interval. */
 export interface LagSummary {
   readonly p50: number
@@ -21,8 +27,6 @@ export interface LagSummary {
 export interface ProbeMark {
   /** `performance.now()` of the child (ms). */
   readonly t: number
-  /** `Date.now()`: comparable across processes on one machine. */
-  readonly wall: number
   /** CPU time of the process so far (all threads, user + system), ms. */
   readonly cpuMs: number
   readonly counters: Counters
@@ -51,7 +55,7 @@ export class Probe {
 
   mark(): ProbeMark {
     const cpu = process.cpuUsage()
-    return { t: performance.now(), wall: Date.now(), cpuMs: (cpu.user + cpu.system) / 1000, counters: { ...this.counters() } }
+    return { t: performance.now(), cpuMs: (cpu.user + cpu.system) / 1000, counters: { ...this.counters() } }
   }
 
   start(): ProbeMark {
@@ -94,6 +98,9 @@ export class Probe {
     }
   }
 }
+
+/** How much the role's counter `key` rose over the window. */
+export const counterDelta = (w: ProbeWindow, key: string): number => (w.end.counters[key] ?? 0) - (w.start.counters[key] ?? 0)
 
 /** CPU time of the whole machine (all processes, all cores), for spotting background load. */
 export interface MachineCpuMark {

@@ -6,16 +6,17 @@
  * on this binding can hope for on one connection.
  */
 import iroh from "@number0/iroh"
-import { Duration, Effect, Fiber, type Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import { performance } from "node:perf_hooks"
-import type { Msg, NodeAddress, PeerMsg, ReadyMsg, Role } from "./ipc.ts"
-import { type PeerProcessFailed } from "./ipc.ts"
+import { endpointAddrOf } from "../src/iroh/addresses.ts"
+import type { PeerAddress } from "../src/transport/peer-table.ts"
+import { type FirstMsg, type PeerMsg, type PeerProcessFailed, type ReadyMsg, type Role, runFromStartToStop } from "./ipc.ts"
 import { spawnPeer } from "./peer-processes.ts"
-import type { ProbeWindow } from "./probe.ts"
+import { counterDelta, type ProbeWindow } from "./probe.ts"
 import { mbPerSecond } from "./stats.ts"
-import { measureWindows, quietMedian } from "./windows.ts"
+import { type FlowOptions, measureFlow, quietMedian } from "./windows.ts"
 
-const { Endpoint, EndpointAddr, EndpointId, RelayMode, presetMinimal } = iroh
+const { Endpoint, RelayMode, presetMinimal } = iroh
 type RawEndpoint = InstanceType<typeof Endpoint>
 
 const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
@@ -37,23 +38,12 @@ const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRe
   (endpoint) => Effect.promise(() => endpoint.close().catch(() => undefined)).pipe(Effect.timeout("2 seconds"), Effect.ignore)
 )
 
-const addressOf = (endpoint: RawEndpoint): NodeAddress => ({
-  nodeId: 0,
-  endpointId: endpoint.id().toString(),
-  addresses: endpoint.boundSockets()
+/** A bare endpoint has no raft id; the address only carries what `endpointAddrOf` dials. */
+const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
+  id: 0,
+  irohEndpointId: endpoint.id().toString(),
+  irohAddresses: endpoint.boundSockets()
 })
-
-interface FirstMsg extends Msg {
-  readonly type: "first"
-}
-
-interface StopReply extends Msg {
-  readonly type: "stop"
-  readonly bytesWritten: number
-  readonly writes: number
-  /** Time spent inside `writeAll` before it returned its promise (the synchronous copy). */
-  readonly syncMs: number
-}
 
 /** Counts everything that arrives on the first uni stream of the first connection. */
 export const rawReceiverRole: Role = (parent) =>
@@ -98,22 +88,20 @@ export const rawSenderRole: Role = (parent) =>
     for (let i = 0; i < RAW_FRAME_BYTES; i++) frame[i] = (i * 31) & 0xff
     const stream = yield* Effect.tryPromise({
       try: async () => {
-        const target = new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses])
-        const connection = await endpoint.connect(target, ALPN)
+        const connection = await endpoint.connect(endpointAddrOf(address)!, ALPN)
         return connection.openUni()
       },
       catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)
     })
     let bytesWritten = 0
     let writes = 0
+    // Time inside `writeAll` before it returns its promise: the synchronous `Array<number>` copy.
     let syncMs = 0
-    let stopped = false
     parent.setCounters(() => ({ bytes: bytesWritten, writes, syncMs }))
     yield* parent.send({ type: "ready", address: addressOf(endpoint) } as ReadyMsg)
-    yield* parent.next("start")
-    const writer = yield* Effect.forkScoped(
+    yield* runFromStartToStop(parent, (running) =>
       Effect.tryPromise(async () => {
-        while (!stopped) {
+        while (running()) {
           const t0 = performance.now()
           const pending = stream.writeAll(frame)
           syncMs += performance.now() - t0
@@ -121,13 +109,8 @@ export const rawSenderRole: Role = (parent) =>
           bytesWritten += RAW_FRAME_BYTES
           writes++
         }
-      }),
-      { startImmediately: true }
-    )
-    yield* parent.next("stop")
-    stopped = true
-    yield* Fiber.await(writer) // let the last write finish
-    yield* parent.send({ type: "stop", bytesWritten, writes, syncMs } as StopReply)
+      }))
+    yield* parent.send({ type: "stop" })
   })
 
 export interface RawCeilingResult {
@@ -145,31 +128,18 @@ export interface RawCeilingResult {
   readonly receiver: ProbeWindow
 }
 
-export interface RawCeilingOptions {
-  readonly warmupMs: number
-  readonly windows: number
-  readonly windowMs: number
-}
-
-/** Orchestrator side: spawn both processes, measure a steady window, stop. */
-export const runRawCeiling = (options: RawCeilingOptions): Effect.Effect<RawCeilingResult, PeerProcessFailed> =>
+/** Orchestrator side: spawn both processes, measure a steady flow, stop. */
+export const runRawCeiling = (options: FlowOptions): Effect.Effect<RawCeilingResult, PeerProcessFailed> =>
   Effect.scoped(
     Effect.gen(function*() {
       const receiver = yield* spawnPeer("raw-receiver")
       const { address } = yield* receiver.next<ReadyMsg>("ready")
       const sender = yield* spawnPeer("raw-sender")
+      // One-way: only the sender dials, so it gets the receiver's address and nothing comes back.
       yield* sender.send({ type: "peer", address } as PeerMsg)
       yield* sender.next<ReadyMsg>("ready")
-      yield* sender.send({ type: "start" })
-      yield* receiver.next<FirstMsg>("first", 20_000)
-      yield* Effect.sleep(Duration.millis(options.warmupMs))
-      const measured = yield* measureWindows([receiver, sender], options.windows, options.windowMs)
-      const [r, s] = measured.probes as [ProbeWindow, ProbeWindow]
-      const machineCores = measured.machineCores
-      yield* sender.request<StopReply>({ type: "stop" }, 10_000)
-      const bytes = (r.end.counters["bytes"] ?? 0) - (r.start.counters["bytes"] ?? 0)
-      const sentBytes = (s.end.counters["bytes"] ?? 0) - (s.start.counters["bytes"] ?? 0)
-      const syncMs = (s.end.counters["syncMs"] ?? 0) - (s.start.counters["syncMs"] ?? 0)
+      const { receiver: r, sender: s, ...measured } = yield* measureFlow(receiver, sender, options)
+      const sentBytes = counterDelta(s, "bytes")
       const windows = measured.windows.map((w) => ({
         mbPerSec: mbPerSecond(w.deltas[0]!["bytes"] ?? 0, w.ms),
         backgroundCores: w.backgroundCores
@@ -177,10 +147,10 @@ export const runRawCeiling = (options: RawCeilingOptions): Effect.Effect<RawCeil
       return {
         mbPerSec: quietMedian(windows, (w) => w.mbPerSec),
         windows,
-        bytes,
+        bytes: counterDelta(r, "bytes"),
         windowMs: r.ms,
-        writeSyncNsPerByte: sentBytes > 0 ? (syncMs * 1e6) / sentBytes : Number.NaN,
-        machineCores,
+        writeSyncNsPerByte: sentBytes > 0 ? (counterDelta(s, "syncMs") * 1e6) / sentBytes : Number.NaN,
+        machineCores: measured.machineCores,
         sender: s,
         receiver: r
       }

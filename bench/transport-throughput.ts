@@ -7,18 +7,18 @@
  * The receiver counts with `receiveBatch(1000)`. The rate is the receiver's count over a
  * steady window.
  */
-import { Duration, Effect, Fiber, Metric } from "effect"
+import { Effect, Metric } from "effect"
 import { encodeMessage } from "../src/message/codec.ts"
 import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import { PriorityClass } from "../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
-import type { Msg, PeerMsg, PeerProcessFailed, ReadyMsg, Role } from "./ipc.ts"
-import { meetPeer, onReceived, type BenchMode, modeOverrides, parseMode, startLoopbackNode } from "./loopback-node.ts"
-import { spawnPeer } from "./peer-processes.ts"
-import type { ProbeWindow } from "./probe.ts"
+import { type FirstMsg, type PeerProcessFailed, type Role, runFromStartToStop } from "./ipc.ts"
+import { type BenchMode, meetPeer, modeOverrides, onReceived, parseMode, startLoopbackNode } from "./loopback-node.ts"
+import { spawnPair } from "./peer-processes.ts"
+import { counterDelta, type ProbeWindow } from "./probe.ts"
 import { perSecond } from "./stats.ts"
-import { measureWindows, quietMedian } from "./windows.ts"
+import { type FlowOptions, measureFlow, quietMedian } from "./windows.ts"
 
 export type ThroughputKind = "append" | "heartbeat"
 
@@ -56,16 +56,6 @@ const parseArgs = (args: ReadonlyArray<string>) => {
   return { keyDir, kind: kind as ThroughputKind, mode: parseMode(mode) }
 }
 
-interface FirstMsg extends Msg {
-  readonly type: "first"
-}
-
-interface StopReply extends Msg {
-  readonly type: "stop"
-  readonly sent: number
-  readonly rejected: number
-}
-
 export const throughputReceiverRole: Role = (parent) =>
   Effect.gen(function*() {
     const { keyDir, kind, mode } = parseArgs(parent.args)
@@ -99,14 +89,12 @@ export const throughputSenderRole: Role = (parent) =>
     let writes = 0
     let written = 0
     let depth = 0
-    let stopped = false
     parent.setCounters(() => ({ sent, rejected, backoffs, writes, written, depth }))
     yield* meetPeer(parent, node)
-    yield* parent.next("start")
-    const loop = yield* Effect.forkScoped(
+    yield* runFromStartToStop(parent, (running) =>
       Effect.gen(function*() {
         let seq = 1
-        while (!stopped) {
+        while (running()) {
           const status = yield* node.transport.peerStatus(RECEIVER)
           const batchState = yield* Metric.value(batchMetric)
           writes = batchState.count
@@ -128,13 +116,8 @@ export const throughputSenderRole: Role = (parent) =>
           }
           yield* Effect.yieldNow
         }
-      }),
-      { startImmediately: true }
-    )
-    yield* parent.next("stop")
-    stopped = true
-    yield* Fiber.await(loop)
-    yield* parent.send({ type: "stop", sent, rejected } as StopReply)
+      }))
+    yield* parent.send({ type: "stop" })
   })
 
 export interface ThroughputResult {
@@ -162,40 +145,21 @@ export interface ThroughputResult {
   readonly receiver: ProbeWindow
 }
 
-export interface ThroughputOptions {
+export interface ThroughputOptions extends FlowOptions {
   readonly kind: ThroughputKind
   /** Both nodes' mode: "iroh" (the default) or "grpc". */
   readonly mode?: BenchMode
   readonly keyDir: string
-  readonly warmupMs: number
-  readonly windows: number
-  readonly windowMs: number
 }
-
-const delta = (w: ProbeWindow, key: string) => (w.end.counters[key] ?? 0) - (w.start.counters[key] ?? 0)
 
 export const runTransportThroughput = (options: ThroughputOptions): Effect.Effect<ThroughputResult, PeerProcessFailed> =>
   Effect.scoped(
     Effect.gen(function*() {
       const mode = options.mode ?? "iroh"
-      const args = [options.keyDir, options.kind, mode]
-      const receiver = yield* spawnPeer("transport-receiver", args)
-      const sender = yield* spawnPeer("transport-sender", args)
-      const [r, s] = yield* Effect.all([receiver.next<ReadyMsg>("ready"), sender.next<ReadyMsg>("ready")], {
-        concurrency: 2
-      })
-      yield* receiver.request({ type: "peer", address: s.address } as PeerMsg)
-      yield* sender.request({ type: "peer", address: r.address } as PeerMsg)
-      yield* sender.send({ type: "start" })
-      yield* receiver.next<FirstMsg>("first", 20_000)
-      yield* Effect.sleep(Duration.millis(options.warmupMs))
-      const measured = yield* measureWindows([receiver, sender], options.windows, options.windowMs)
-      const [rw, sw] = measured.probes as [ProbeWindow, ProbeWindow]
-      const machineCores = measured.machineCores
-      yield* sender.request<StopReply>({ type: "stop" }, 10_000)
-      const received = delta(rw, "msgs")
+      const [receiver, sender] = yield* spawnPair("transport-receiver", "transport-sender", [options.keyDir, options.kind, mode])
+      const { receiver: rw, sender: sw, ...measured } = yield* measureFlow(receiver, sender, options)
       const framed = framedBytesOf(options.kind)
-      const writes = delta(sw, "writes")
+      const writes = counterDelta(sw, "writes")
       const windows = measured.windows.map((w) => ({
         msgsPerSec: perSecond(w.deltas[0]!["msgs"] ?? 0, w.ms),
         backgroundCores: w.backgroundCores
@@ -209,14 +173,14 @@ export const runTransportThroughput = (options: ThroughputOptions): Effect.Effec
         mbPerSec: (msgsPerSec * framed) / 1e6,
         framedBytesPerMessage: framed,
         windowMs: rw.ms,
-        received,
-        sentInWindow: delta(sw, "sent"),
-        rejectedInWindow: delta(sw, "rejected"),
-        backoffsInWindow: delta(sw, "backoffs"),
-        meanBatch: writes > 0 ? delta(sw, "written") / writes : Number.NaN,
+        received: counterDelta(rw, "msgs"),
+        sentInWindow: counterDelta(sw, "sent"),
+        rejectedInWindow: counterDelta(sw, "rejected"),
+        backoffsInWindow: counterDelta(sw, "backoffs"),
+        meanBatch: writes > 0 ? counterDelta(sw, "written") / writes : Number.NaN,
         writesPerSec: perSecond(writes, sw.ms),
         unexpected: rw.end.counters["unexpected"] ?? 0,
-        machineCores,
+        machineCores: measured.machineCores,
         sender: sw,
         receiver: rw
       }

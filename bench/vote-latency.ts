@@ -11,18 +11,19 @@ import { performance } from "node:perf_hooks"
 import { PriorityClass } from "../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
-import { type Msg, type PeerMsg, PeerProcessFailed, type ReadyMsg, type Role } from "./ipc.ts"
+import { type Msg, PeerProcessFailed, type Role } from "./ipc.ts"
 import {
-  epochNow, meetPeer, onReceived,
   type BenchMode,
   type ConfigOverrides,
   loopbackConfig,
+  meetPeer,
   modeOverrides,
+  onReceived,
   parseOverrides,
   startLoopbackNode
 } from "./loopback-node.ts"
-import { spawnPeer } from "./peer-processes.ts"
-import { machineCoresBusy, machineCpuMark, type ProbeWindow } from "./probe.ts"
+import { spawnPair } from "./peer-processes.ts"
+import { counterDelta, epochNow, machineCoresBusy, machineCpuMark, type ProbeWindow } from "./probe.ts"
 import { mbPerSecond, type Summary, summarize } from "./stats.ts"
 
 const CANDIDATE = 1
@@ -56,11 +57,6 @@ interface VoteLogReply extends Msg {
   readonly type: "vote-log"
   readonly received: ReadonlyArray<readonly [seq: number, receivedAt: number]>
 }
-
-/**
- * High-resolution epoch milliseconds. Both processes derive it from the same system clock,
- * so one-way delays between them can be compared (to a few microseconds).
- */
 
 const vote = (seq: number): RaftMessage => ({
   msgType: MessageType.RequestVote,
@@ -244,14 +240,10 @@ export interface VoteLatencyOptions {
   readonly mode?: BenchMode
   /** `batching.snapshot_chunk_bytes` for both nodes; absent: the shipped default. */
   readonly snapshotChunkBytes?: number
-  /** Any other `[transport.batching]` settings for both nodes. */
-  readonly batching?: Readonly<Record<string, number>>
   readonly votes: number
   readonly spacingMs: number
   readonly snapshotBytes: number
 }
-
-const delta = (w: ProbeWindow, key: string) => (w.end.counters[key] ?? 0) - (w.start.counters[key] ?? 0)
 
 export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteLatencyResult, PeerProcessFailed> =>
   Effect.scoped(
@@ -259,22 +251,13 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
       const mode = options.mode ?? "iroh"
       const overrides: ConfigOverrides = {
         ...modeOverrides(mode),
-        batching: {
-          ...options.batching,
-          ...(options.snapshotChunkBytes === undefined ? {} : { snapshot_chunk_bytes: options.snapshotChunkBytes })
-        }
+        ...(options.snapshotChunkBytes === undefined ? {} : { batching: { snapshot_chunk_bytes: options.snapshotChunkBytes } })
       }
-      const args = [options.keyDir, JSON.stringify(overrides)]
-      const voter = yield* spawnPeer("vote-voter", args)
-      const candidate = yield* spawnPeer("vote-candidate", args)
-      const [v, c] = yield* Effect.all([voter.next<ReadyMsg>("ready"), candidate.next<ReadyMsg>("ready")], {
-        concurrency: 2
-      })
+      const [voter, candidate] = yield* spawnPair("vote-voter", "vote-candidate", [options.keyDir, JSON.stringify(overrides)])
+      // The chunk size the nodes run with, default included, as their own config decodes it.
       const snapshotChunkBytes = (yield* loopbackConfig(1, options.keyDir, overrides).pipe(
         Effect.mapError((e) => new PeerProcessFailed({ role: "orchestrator", reason: e.message, output: "" }))
       )).batching.snapshot_chunk_bytes
-      yield* voter.request({ type: "peer", address: c.address } as PeerMsg)
-      yield* candidate.request({ type: "peer", address: v.address } as PeerMsg)
 
       const phase = (count: number, snapshotBytes: number) =>
         Effect.gen(function*() {
@@ -309,8 +292,8 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
             back: summarize(back),
             lost: reply.lost,
             snapshotsQueued: reply.snapshotsQueued,
-            snapshotMbPerSec: mbPerSecond(delta(vw, "snapshotStreamBytes"), vw.ms),
-            snapshotsDelivered: delta(vw, "snapshots"),
+            snapshotMbPerSec: mbPerSecond(counterDelta(vw, "snapshotStreamBytes"), vw.ms),
+            snapshotsDelivered: counterDelta(vw, "snapshots"),
             machineCores,
             candidate: cw,
             voter: vw

@@ -6,7 +6,7 @@
  * the undisturbed windows (`quietMedian`).
  */
 import { Duration, Effect } from "effect"
-import type { PeerProcessFailed } from "./ipc.ts"
+import type { FirstMsg, PeerProcessFailed } from "./ipc.ts"
 import { median } from "./stats.ts"
 import type { PeerProcess } from "./peer-processes.ts"
 import { type Counters, machineCoresBusy, machineCpuMark, type ProbeMark, type ProbeWindow, processCoresBusy } from "./probe.ts"
@@ -30,7 +30,7 @@ export interface Windows {
   readonly backgroundCores: number
 }
 
-const diff = (a: ProbeMark, b: ProbeMark): Counters => {
+const counterDiff = (a: ProbeMark, b: ProbeMark): Counters => {
   const out: Record<string, number> = {}
   for (const [k, v] of Object.entries(b.counters)) out[k] = v - (a.counters[k] ?? 0)
   return out
@@ -55,7 +55,7 @@ export const measureWindows = (
       const ours = marks.reduce((n, m, j) => n + (m.cpuMs - previous[j]!.cpuMs), 0) / ms
       windows.push({
         ms,
-        deltas: marks.map((m, j) => diff(previous[j]!, m)),
+        deltas: marks.map((m, j) => counterDiff(previous[j]!, m)),
         machineCores,
         backgroundCores: Math.max(0, machineCores - ours)
       })
@@ -66,6 +66,31 @@ export const measureWindows = (
     const machineCores = machineCoresBusy(start, machineCpuMark())
     const ours = probes.reduce((n, w) => n + processCoresBusy(w), 0)
     return { windows, probes, machineCores, backgroundCores: Math.max(0, machineCores - ours) }
+  })
+
+export interface FlowOptions {
+  readonly warmupMs: number
+  readonly windows: number
+  readonly windowMs: number
+}
+
+/**
+ * One steady-state flow from `sender` to `receiver`: start the sender, wait for the receiver's
+ * first delivery and a warm-up, measure the windows (`deltas[0]` is the receiver's), stop the
+ * sender. Its roles use `runFromStartToStop` and send `first` on their first delivery.
+ */
+export const measureFlow = (
+  receiver: PeerProcess,
+  sender: PeerProcess,
+  options: FlowOptions
+): Effect.Effect<Windows & { readonly receiver: ProbeWindow; readonly sender: ProbeWindow }, PeerProcessFailed> =>
+  Effect.gen(function*() {
+    yield* sender.send({ type: "start" })
+    yield* receiver.next<FirstMsg>("first", 20_000)
+    yield* Effect.sleep(Duration.millis(options.warmupMs))
+    const measured = yield* measureWindows([receiver, sender], options.windows, options.windowMs)
+    yield* sender.request({ type: "stop" }, 10_000)
+    return { ...measured, receiver: measured.probes[0]!, sender: measured.probes[1]! }
   })
 
 /** Background load (cores used by other processes) above which a window counts as disturbed. */
