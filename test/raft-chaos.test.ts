@@ -10,18 +10,10 @@
  * Seeded: a failure replays with the same seed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { Effect, Fiber, Random } from "effect"
 import type { Entry } from "../src/message/types.ts"
 import { KvStateMachine } from "../src/raft/kv-state-machine.ts"
-import { advance, RaftCluster } from "./support/raft-cluster.ts"
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => mkdtempSync(join(tmpdir(), "raft-chaos-"))),
-  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-)
+import { advance, leadersByTerm, RaftCluster, tempDir } from "./support/raft-cluster.ts"
 
 /** A small deterministic PRNG for the test's own choices (mulberry32). */
 const prng = (seed: number) => {
@@ -61,7 +53,7 @@ class RecordingKv extends KvStateMachine {
 
 const chaos = (seed: number, options: { readonly preVote: boolean; readonly files?: boolean }) =>
   Effect.gen(function*() {
-    const dataDir = options.files === true ? yield* tempDir : undefined
+    const dataDir = options.files === true ? yield* tempDir("raft-chaos-") : undefined
     const rand = prng(seed)
     const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(rand() * xs.length)]!
     const applied = new AppliedLog()
@@ -162,13 +154,7 @@ const chaos = (seed: number, options: { readonly preVote: boolean; readonly file
     }
     expect(applied.violations).toEqual([])
     expect(staleReads).toEqual([])
-    const leadersByTerm = new Map<number, Set<number>>()
-    for (const e of cluster.events) {
-      if (e._tag === "RoleChanged" && e.role === "leader") {
-        leadersByTerm.set(e.term, (leadersByTerm.get(e.term) ?? new Set()).add(e.node))
-      }
-    }
-    for (const [term, leaders] of leadersByTerm) expect([term, leaders.size]).toEqual([term, 1])
+    for (const [term, leaders] of leadersByTerm(cluster.events)) expect([term, leaders.size]).toEqual([term, 1])
     expect(acknowledged.size).toBeGreaterThan(0)
     for (const id of ids) {
       for (const [key, value] of acknowledged) expect([id, key, cluster.sm(id).get(key)]).toEqual([id, key, value])

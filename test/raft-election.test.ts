@@ -5,21 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { MessageType } from "../src/message/types.ts"
-import type { RaftEvent } from "../src/raft/events.ts"
-import { advance, RaftCluster } from "./support/raft-cluster.ts"
-
-/** term -> the nodes that became leader in it, from the collected events. */
-const leadersByTerm = (events: ReadonlyArray<RaftEvent>): Map<number, Set<number>> => {
-  const byTerm = new Map<number, Set<number>>()
-  for (const e of events) {
-    if (e._tag === "RoleChanged" && e.role === "leader") {
-      const set = byTerm.get(e.term) ?? new Set<number>()
-      set.add(e.node)
-      byTerm.set(e.term, set)
-    }
-  }
-  return byTerm
-}
+import { advance, leadersByTerm, RaftCluster } from "./support/raft-cluster.ts"
 
 describe("raft election", () => {
   it.effect("3 nodes elect exactly one leader, and at most one per term across re-elections", () =>

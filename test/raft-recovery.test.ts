@@ -3,23 +3,15 @@
  * catches up; a follower that missed what the leader compacted catches up by snapshot; a whole
  * cluster restarts from disk.
  */
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { MessageType } from "../src/message/types.ts"
-import { RaftCluster } from "./support/raft-cluster.ts"
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => mkdtempSync(join(tmpdir(), "raft-test-"))),
-  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-)
+import { RaftCluster, tempDir } from "./support/raft-cluster.ts"
 
 describe("raft recovery", () => {
   it.effect("a restarted follower recovers its log from its files and catches up", () =>
     Effect.gen(function*() {
-      const dataDir = yield* tempDir
+      const dataDir = yield* tempDir("raft-test-")
       const cluster = yield* RaftCluster.make({ ids: [1, 2, 3], dataDir })
       const leader = yield* cluster.awaitLeader()
       for (let i = 0; i < 10; i++) yield* cluster.node(leader.id).put(`a${i}`, `${i}`)
@@ -74,7 +66,7 @@ describe("raft recovery", () => {
 
   it.effect("the whole cluster restarts from disk (log + snapshots) with its data", () =>
     Effect.gen(function*() {
-      const dataDir = yield* tempDir
+      const dataDir = yield* tempDir("raft-test-")
       const cluster = yield* RaftCluster.make({ ids: [1, 2, 3], dataDir, raft: { snapshot_threshold: 7, sync: "always" } })
       const leader = yield* cluster.awaitLeader()
       for (let i = 0; i < 25; i++) yield* cluster.node(leader.id).put(`k${i}`, `${i}`)

@@ -3,8 +3,7 @@
  * truncation, snapshot compaction), and file recovery (torn last record, damage, a crash
  * between snapshot and compaction).
  */
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
@@ -14,6 +13,7 @@ import { FileStorage } from "../src/raft/file-storage.ts"
 import { MemoryStorage } from "../src/raft/memory-storage.ts"
 import { encodeEntryRecord } from "../src/raft/records.ts"
 import type { PersistedState, RaftStorage, SnapshotRecord } from "../src/raft/storage.ts"
+import { tempDir } from "./support/raft-cluster.ts"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 const entry = (index: number, term: number, data = `e${index}t${term}`): Entry => ({
@@ -34,11 +34,6 @@ const summary = (s: PersistedState) => ({
   entries: s.entries.map((e) => `${e.index}:${e.term}:${new TextDecoder().decode(e.data ?? new Uint8Array())}`)
 })
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => mkdtempSync(join(tmpdir(), "raft-storage-"))),
-  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-)
-
 /** A storage that can be "reopened": memory storage is the same object, file storage re-reads the directory. */
 interface Harness {
   readonly open: Effect.Effect<RaftStorage, unknown, Scope.Scope>
@@ -51,13 +46,17 @@ const memoryHarness = (): Effect.Effect<Harness> =>
   })
 
 const fileHarness = (sync: SyncPolicy): Effect.Effect<Harness, never, Scope.Scope> =>
-  Effect.map(tempDir, (dir) => ({ open: FileStorage.make(dir, sync) }))
+  Effect.map(tempDir("raft-storage-"), (dir) => ({ open: FileStorage.make(dir, sync) }))
 
 /** Opens, runs `f`, closes. */
 const session = <A>(h: Harness, f: (s: RaftStorage) => Effect.Effect<A, unknown>) =>
   Effect.scoped(Effect.flatMap(h.open, f))
 
 const load = (h: Harness) => session(h, (s) => Effect.map(s.load, summary))
+
+/** `session` on file storage (sync=batch) in `dir`, opened afresh: what a restarted node does. */
+const inDir = <A>(dir: string, f: (s: RaftStorage) => Effect.Effect<A, unknown>) =>
+  session({ open: FileStorage.make(dir, "batch") }, f)
 
 const contract = (name: string, make: () => Effect.Effect<Harness, never, Scope.Scope>) =>
   describe(`raft storage contract: ${name}`, () => {
@@ -140,39 +139,39 @@ contract("file (sync=never)", () => fileHarness("never"))
 describe("file storage recovery", () => {
   it.effect("a torn last record (crash mid-append) is discarded and the file truncated", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.write({ entries: range(1, 4, 1) })))
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 4, 1) }))
       const log = join(dir, "log")
       const whole = statSync(log).size
       // Half of the next record reached the disk.
       const next = encodeEntryRecord(entry(5, 1))
       appendFileSync(log, next.subarray(0, next.length - 3))
-      const back = yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))
+      const back = yield* inDir(dir, (s) => s.load)
       expect(back.entries.map((e) => e.index)).toEqual([1, 2, 3, 4])
       expect(statSync(log).size).toBe(whole)
       // And the log goes on from there.
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.write({ entries: [entry(5, 2)] })))
-      const again = yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))
+      yield* inDir(dir, (s) => s.write({ entries: [entry(5, 2)] }))
+      const again = yield* inDir(dir, (s) => s.load)
       expect(again.entries.map((e) => `${e.index}:${e.term}`)).toEqual(["1:1", "2:1", "3:1", "4:1", "5:2"])
     }))
 
   it.effect("a torn header, or a whole last record with a bad checksum, is a torn tail too", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.write({ entries: range(1, 2, 1) })))
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 2, 1) }))
       const log = join(dir, "log")
       appendFileSync(log, new Uint8Array([0, 0, 0]))
-      expect((yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))).entries).toHaveLength(2)
+      expect((yield* inDir(dir, (s) => s.load)).entries).toHaveLength(2)
       const flipped = encodeEntryRecord(entry(3, 1))
       flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0xff
       appendFileSync(log, flipped)
-      expect((yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))).entries).toHaveLength(2)
+      expect((yield* inDir(dir, (s) => s.load)).entries).toHaveLength(2)
     }))
 
   it.effect("damage in the middle of the log is an error, not silently dropped entries", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.write({ entries: range(1, 3, 1) })))
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 3, 1) }))
       const log = join(dir, "log")
       const data = readFileSync(log)
       data[10] = data[10]! ^ 0xff
@@ -184,30 +183,30 @@ describe("file storage recovery", () => {
 
   it.effect("entries a saved snapshot covers are dropped on open (crash between snapshot and compaction)", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.write({ entries: range(1, 6, 1) })))
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 6, 1) }))
       const fullLog = readFileSync(join(dir, "log"))
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.write({ snapshot: snapshot(4, 1) })))
+      yield* inDir(dir, (s) => s.write({ snapshot: snapshot(4, 1) }))
       // Put the uncompacted log back, as if the process died right after saving the snapshot.
       writeFileSync(join(dir, "log"), fullLog)
-      const back = yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))
+      const back = yield* inDir(dir, (s) => s.load)
       expect(back.snapshot?.metadata.index).toBe(4)
       expect(back.entries.map((e) => e.index)).toEqual([5, 6])
-      const after = yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))
+      const after = yield* inDir(dir, (s) => s.load)
       expect(after.entries.map((e) => e.index)).toEqual([5, 6])
     }))
 
   it.effect("hard state is replaced atomically (no temp files left) and survives reopening", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
-      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) =>
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) =>
         Effect.gen(function*() {
           yield* s.write({ hardState: { term: 3, vote: 2, commit: 0 } })
           yield* s.write({ hardState: { term: 5, vote: 1, commit: 0 } })
-        })))
+        }))
       expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([])
       expect(JSON.parse(readFileSync(join(dir, "hardstate.json"), "utf8"))).toEqual({ term: 5, vote: 1, commit: 0 })
-      const back = yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) => s.load))
+      const back = yield* inDir(dir, (s) => s.load)
       expect(back.hardState).toEqual({ term: 5, vote: 1, commit: 0 })
       expect(existsSync(join(dir, "snapshot"))).toBe(false)
     }))

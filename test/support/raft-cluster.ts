@@ -3,6 +3,8 @@
  * each in its own scope so it can be stopped and restarted (same storage, fresh state machine),
  * with helpers that advance the `TestClock` until a condition holds.
  */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
@@ -108,15 +110,17 @@ export class RaftCluster {
   }
 
   node(id: NodeId): RaftManagerService {
-    const node = this.running.get(id)
-    if (node === undefined) throw new Error(`node ${id} is not running`)
-    return node.manager
+    return this.runningNode(id).manager
   }
 
   sm(id: NodeId): KvStateMachine {
+    return this.runningNode(id).sm
+  }
+
+  private runningNode(id: NodeId): RunningNode {
     const node = this.running.get(id)
     if (node === undefined) throw new Error(`node ${id} is not running`)
-    return node.sm
+    return node
   }
 
   status(id: NodeId): Effect.Effect<RaftStatus> {
@@ -180,3 +184,19 @@ export class RaftCluster {
 }
 
 export const advance = (ms: number): Effect.Effect<void> => TestClock.adjust(ms)
+
+/** A fresh temporary directory, removed with everything in it when the scope closes. */
+export const tempDir = (prefix: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
+    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  )
+
+/** term -> the nodes that became leader in it (Election Safety: one each), from collected events. */
+export const leadersByTerm = (events: ReadonlyArray<RaftEvent>): Map<number, Set<NodeId>> => {
+  const byTerm = new Map<number, Set<NodeId>>()
+  for (const e of events) {
+    if (e._tag === "RoleChanged" && e.role === "leader") byTerm.set(e.term, (byTerm.get(e.term) ?? new Set()).add(e.node))
+  }
+  return byTerm
+}
