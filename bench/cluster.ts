@@ -81,21 +81,14 @@ const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOption
   failoverRuns: options.failoverRuns ?? 3
 })
 
-/**
- * Three nodes on fresh ports, up with an agreed leader. A port picked free can be taken by
- * another process before a node binds it: on failure every node started is killed, so the
- * caller can retry with a new layout.
- */
+/** Three nodes up with an agreed leader; their directory is removed when the scope closes. */
 const startCluster = (transport: ClusterTransport) =>
   Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), `raft-cluster-bench-${transport}-`))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn" })
-    const leader = yield* cluster.startAll().pipe(
-      Effect.andThen(cluster.waitForLeader()),
-      Effect.onError(() => Effect.forEach(cluster.running(), (id) => cluster.kill(id), { discard: true }))
-    )
-    return { cluster, leader: leader.id }
+    yield* cluster.startAll()
+    return { cluster, leader: (yield* cluster.waitForLeader()).id }
   })
 
 /**
@@ -105,10 +98,7 @@ const startCluster = (transport: ClusterTransport) =>
 export const clusterTransportBench = (transport: ClusterTransport, options: ClusterBenchOptions = {}) =>
   Effect.gen(function*() {
     const { concurrency, durationMs, failoverRuns, warmupMs } = withDefaults(options)
-    const { cluster, leader: first } = yield* startCluster(transport).pipe(
-      Effect.tapError((e) => progress(`${transport}: cluster did not start (${e.message.split("\n")[0]}), retrying on fresh ports`)),
-      Effect.retry({ times: 1 })
-    )
+    const { cluster, leader: first } = yield* startCluster(transport)
     let leader = first
     yield* progress(`${transport}: 3 nodes up, leader node ${leader}`)
 

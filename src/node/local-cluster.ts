@@ -28,7 +28,12 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 // Errors
 // -----------------------------------------------------------------------------
 
-export class ClusterError extends Data.TaggedError("ClusterError")<{ readonly message: string; readonly cause?: unknown }> {}
+export class ClusterError extends Data.TaggedError("ClusterError")<{
+  readonly message: string
+  readonly cause?: unknown
+  /** A node exited because one of its ports was taken (see `LocalCluster.startAll`). */
+  readonly addressInUse?: boolean
+}> {}
 
 /** The node did not answer: connection refused or reset, or the request timed out. */
 export class NodeUnreachable extends Data.TaggedError("NodeUnreachable")<{
@@ -247,11 +252,15 @@ export const spawnNode = (
     const ready = yield* Deferred.make<ReadyLine, ClusterError>()
     child.once("exit", (code, signal) => {
       Deferred.doneUnsafe(exited, Exit.succeed(code))
+      if (Deferred.isDoneUnsafe(ready)) return
+      const log = tail(spec.logFile)
       Deferred.doneUnsafe(
         ready,
         Exit.fail(
           new ClusterError({
-            message: `node ${spec.id} exited (${signal ?? code}) before it was ready:\n${tail(spec.logFile)}`
+            message: `node ${spec.id} exited (${signal ?? code}) before it was ready:\n${log}`,
+            // HTTP, gRPC (Node's EADDRINUSE) and Iroh (the OS error) all say it this way.
+            addressInUse: /address already in use/i.test(log)
           })
         )
       )
@@ -418,9 +427,13 @@ export class LocalCluster {
 
   private constructor(
     readonly options: ClusterOptions,
-    readonly specs: ReadonlyArray<NodeSpec>,
+    private layout: ReadonlyArray<NodeSpec>,
     private readonly scope: Scope.Scope
   ) {}
+
+  get specs(): ReadonlyArray<NodeSpec> {
+    return this.layout
+  }
 
   static make(options: ClusterOptions): Effect.Effect<LocalCluster, ClusterError, Scope.Scope> {
     return Effect.gen(function*() {
@@ -465,9 +478,25 @@ export class LocalCluster {
     })
   }
 
-  /** Starts the given nodes (default: all) concurrently. */
+  /**
+   * Starts the given nodes (default: all) concurrently. Ports are picked free when the configs
+   * are written but bound only when a node starts, so another process can take one in between.
+   * When no node was running (no config is in use) and a node exits on an address in use, the
+   * nodes started are killed, the configs rewritten on fresh ports (keys and data stay) and the
+   * start tried once more.
+   */
   startAll(ids: ReadonlyArray<number> = this.ids): Effect.Effect<void, ClusterError> {
-    return Effect.forEach(ids, (id) => this.start(id), { concurrency: "unbounded", discard: true })
+    const startThem = Effect.forEach(ids, (id) => this.start(id), { concurrency: "unbounded", discard: true })
+    return Effect.suspend(() =>
+      this.running().length > 0 ? startThem : startThem.pipe(
+        Effect.catchIf((error) => error.addressInUse === true, () =>
+          Effect.gen({ self: this }, function*() {
+            yield* Effect.forEach(this.running(), (id) => this.kill(id), { discard: true })
+            this.layout = yield* writeClusterConfigs(this.options)
+            yield* startThem
+          }))
+      )
+    )
   }
 
   /** Kills node `id` with `signal` (default SIGKILL) and waits for it to exit. */
