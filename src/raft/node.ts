@@ -34,13 +34,19 @@ export type ReadError = NotLeader | NoQuorum
 
 export interface RaftNode<R> {
   readonly id: NodeId
-  /** Replicates `data`, and succeeds with the state machine's result once it is applied here. */
+  /**
+   * Replicates `data` and succeeds with the state machine's result once this node applied it.
+   * A follower forwards it to the leader. Fails with `NotLeader` when no leader is known,
+   * `NoQuorum` when it does not commit in time (config `proposal_timeout_ms`, or
+   * `options.timeoutMs`), `ProposalDropped` when it is known to be lost.
+   */
   readonly propose: (data: Uint8Array, options?: RequestOptions) => Effect.Effect<R, ProposeError>
   /** Runs `query` against the state machine once a linearizable read index is applied (§6.4). */
   readonly read: <A>(query: () => A, options?: RequestOptions) => Effect.Effect<A, ReadError>
   readonly status: Effect.Effect<RaftStatus>
-  /** Asks the leader (this node) to hand leadership to `to` (thesis §3.10). */
+  /** Leader only: hands leadership to `to` as soon as its log is up to date (thesis §3.10). */
   readonly transferLeadership: (to: NodeId) => Effect.Effect<void, NotLeader>
+  /** Role, leader and snapshot events; subscribe before the events you care about. */
   readonly events: Stream.Stream<RaftEvent>
   /**
    * Completes when the node stops: fails with the `StorageError` (or dies with the defect) that
