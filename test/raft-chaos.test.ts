@@ -66,9 +66,19 @@ const chaos = (seed: number, options: { readonly preVote: boolean; readonly file
       ...(dataDir !== undefined ? { dataDir } : {})
     })
     const acknowledged = new Map<string, string>()
-    const writes: Array<Fiber.Fiber<void>> = []
+    const clients: Array<Fiber.Fiber<void>> = []
     const staleReads: Array<string> = []
     const failures: Array<string> = []
+    /** Starts a client request; failing is allowed under faults (NotLeader / NoQuorum / ProposalDropped): count it. */
+    const client = <A>(request: Effect.Effect<A, { readonly _tag: string }>, onSuccess: (a: A) => void) =>
+      Effect.forkChild(
+        request.pipe(
+          Effect.tap((a) => Effect.sync(() => onSuccess(a))),
+          Effect.catch((e) => Effect.sync(() => failures.push(e._tag))),
+          Effect.asVoid
+        ),
+        { startImmediately: true }
+      ).pipe(Effect.map((fiber) => clients.push(fiber)))
     let reads = 0
     let dropRate = 0
     cluster.net.setFilter(() => rand() >= dropRate)
@@ -101,34 +111,17 @@ const chaos = (seed: number, options: { readonly preVote: boolean; readonly file
         const target = pick(cluster.runningIds())
         const key = `k${n++}`
         const value = `v${seed}-${round}-${k}`
-        const fiber = yield* Effect.forkChild(
-          cluster.node(target).put(key, value, { timeoutMs: 1_000 }).pipe(
-            Effect.tap((r) => Effect.sync(() => r.ok && acknowledged.set(key, value))),
-            // Failing is allowed under faults (NotLeader / NoQuorum / ProposalDropped): count it.
-            Effect.catch((e) => Effect.sync(() => failures.push(e._tag))),
-            Effect.asVoid
-          ),
-          { startImmediately: true }
-        )
-        writes.push(fiber)
+        yield* client(cluster.node(target).put(key, value, { timeoutMs: 1_000 }), (r) => r.ok && acknowledged.set(key, value))
       }
       // Linearizable reads: a key whose write was acknowledged before the read started must be
       // seen by any read that succeeds, through whichever node it is asked.
       const done = [...acknowledged]
       if (done.length > 0) {
         const [key, value] = pick(done)
-        const fiber = yield* Effect.forkChild(
-          cluster.node(pick(cluster.runningIds())).read(key, { timeoutMs: 1_000 }).pipe(
-            Effect.tap((got) => Effect.sync(() => {
-              reads++
-              if (got !== value) staleReads.push(`${key}: read ${got}, acknowledged ${value}`)
-            })),
-            Effect.catch((e) => Effect.sync(() => failures.push(e._tag))),
-            Effect.asVoid
-          ),
-          { startImmediately: true }
-        )
-        writes.push(fiber)
+        yield* client(cluster.node(pick(cluster.runningIds())).read(key, { timeoutMs: 1_000 }), (got) => {
+          reads++
+          if (got !== value) staleReads.push(`${key}: read ${got}, acknowledged ${value}`)
+        })
       }
       yield* advance(20 + Math.floor(rand() * 600))
       if (process.env["RAFT_CHAOS_VERBOSE"] === "2") {
@@ -142,7 +135,7 @@ const chaos = (seed: number, options: { readonly preVote: boolean; readonly file
     cluster.net.heal()
     for (const id of ids) yield* cluster.start(id)
     yield* advance(1_500)
-    for (const f of writes) yield* Fiber.join(f)
+    for (const f of clients) yield* Fiber.join(f)
     const leader = yield* cluster.awaitLeader(ids, 30_000)
     yield* cluster.node(leader.id).put("final", "x")
     yield* cluster.awaitApplied((yield* cluster.status(leader.id)).commitIndex, ids, 30_000)
