@@ -3,16 +3,17 @@
  * each phase, the diagnostics that explain it (CPU, event-loop use and lag per process) and
  * any failures.
  */
+import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import type { ClusterResult } from "./cluster.ts"
 import type { CodecResults } from "./codec.ts"
 import { type FailoverResult, type FailoverRun, medianMax } from "./failover.ts"
 import type { MachineInfo } from "./machine.ts"
 import type { PhaseOutcome } from "./phase.ts"
-import type { ProbeWindow } from "./probe.ts"
-import type { RawCeilingResult } from "./raw-ceiling.ts"
+import { type ProbeWindow, processCoresBusy } from "./probe.ts"
+import { RAW_FRAME_BYTES, RAW_READ_BYTES, type RawCeilingResult } from "./raw-ceiling.ts"
 import type { ThroughputResult } from "./transport-throughput.ts"
 import type { VoteLatencyResult, VotePhaseResult } from "./vote-latency.ts"
-import { median } from "./stats.ts"
+import { median, perSecond } from "./stats.ts"
 import { BACKGROUND_LIMIT_CORES, quietMedian } from "./windows.ts"
 
 export interface BenchReport {
@@ -22,7 +23,7 @@ export interface BenchReport {
   readonly machine: MachineInfo
   readonly codec: PhaseOutcome<CodecResults>
   readonly raw: PhaseOutcome<RawCeilingResult>
-  /** The ceiling measured again after the transport phases: the ratio uses the mean of both. */
+  /** The ceiling measured again after the transport phases: the ratio's ceiling pools both runs (`ceilingOf`). */
   readonly rawAfter: PhaseOutcome<RawCeilingResult>
   readonly append: PhaseOutcome<ThroughputResult>
   readonly heartbeat: PhaseOutcome<ThroughputResult>
@@ -44,7 +45,7 @@ type ClusterTransportName = "iroh" | "grpc"
 const CLUSTER_TRANSPORTS: ReadonlyArray<readonly [ClusterTransportName, string]> = [["iroh", "Iroh"], ["grpc", "gRPC"]]
 
 /** The targets, in one place. */
-export const TARGETS = {
+const TARGETS = {
   heartbeatCodecNs: 2_000,
   appendRatioToCeiling: 0.85,
   heartbeatMsgsPerSec: 100_000,
@@ -68,7 +69,8 @@ const ms = (x: number): string => (Number.isFinite(x) ? `${num(x, x < 10 ? 2 : 1
 const pct = (x: number): string => `${num(x * 100, 1)}%`
 const ns = (x: number): string => (x >= 1000 ? `${num(x / 1000, 2)} µs` : `${num(x, 0)} ns`)
 const verdict = (ok: boolean): Verdict => (ok ? "pass" : "FAIL")
-const cpuPct = (w: ProbeWindow): string => pct((w.cpuUserMs + w.cpuSystemMs) / w.ms)
+const cpuPct = (w: ProbeWindow): string => pct(processCoresBusy(w))
+const firstLine = (text: string): string => text.split("\n")[0]!
 
 const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string =>
   [
@@ -82,242 +84,215 @@ type NotOk = Exclude<PhaseOutcome<unknown>, { readonly _tag: "ok" }>
 const failedRow = (metric: string, target: string, outcome: NotOk): Row =>
   outcome._tag === "skipped"
     ? { metric, value: "not run (BENCH_ONLY)", target, verdict: "skipped" }
-    : { metric, value: `phase failed: ${outcome.error.split("\n")[0]}`, target, verdict: "failed (phase)" }
+    : { metric, value: `phase failed: ${firstLine(outcome.error)}`, target, verdict: "failed (phase)" }
 
 const notOkText = (outcome: NotOk): string =>
-  outcome._tag === "skipped" ? "Not run (BENCH_ONLY)." : `Failed: \`${outcome.error.split("\n")[0]}\` (see Failures).`
+  outcome._tag === "skipped" ? "Not run (BENCH_ONLY)." : `Failed: \`${firstLine(outcome.error)}\` (see Failures).`
+
+/** A table cell for a phase without a value. */
+const notOkCell = (outcome: NotOk): string => (outcome._tag === "skipped" ? "not run" : "failed")
+
+const info = (metric: string, value: string, target = "-"): Row => ({ metric, value, target, verdict: "info" })
+
+/** The summary rows of one phase, or one row saying it failed or did not run. */
+const phaseRows = <A>(o: PhaseOutcome<A>, metric: string, target: string, rows: (value: A) => Array<Row>): Array<Row> =>
+  o._tag === "ok" ? rows(o.value) : [failedRow(metric, target, o)]
+
+const hbRateTarget = `≥ ${num(TARGETS.heartbeatMsgsPerSec)} msg/s`
+const voteTarget = `p99 under load ≤ ${TARGETS.voteP99LoadFactor} × idle p99`
+
+const heartbeatRows = (o: PhaseOutcome<ThroughputResult>, over: string, note: (h: ThroughputResult) => string) =>
+  phaseRows(o, `heartbeats via RaftTransport${over}`, hbRateTarget, (h) => [{
+    metric: `heartbeats via RaftTransport${over}`,
+    value: `${num(h.msgsPerSec)} msg/s (${num(h.mbPerSec, 2)} MB/s framed${note(h)})`,
+    target: hbRateTarget,
+    verdict: verdict(h.msgsPerSec >= TARGETS.heartbeatMsgsPerSec)
+  }])
+
+/** How many times the idle p99 the loaded p99 is. */
+const loadFactor = (v: VoteLatencyResult): string => num(v.load.rtt.p99 / v.idle.rtt.p99, 1)
+
+/** Idle and loaded round trips of one vote run; `note` ends each row's parenthesis. */
+const voteRttRows = (v: VoteLatencyResult, over: string, note: (phase: "idle" | "load") => string): Array<Row> => {
+  const limit = TARGETS.voteP99LoadFactor * v.idle.rtt.p99
+  const rtt = (p: VotePhaseResult) => `p50 ${ms(p.rtt.p50)}, p99 ${ms(p.rtt.p99)}`
+  return [
+    info(`vote round trip${over}, idle`, `${rtt(v.idle)} (${v.idle.rtt.count} votes, ${v.idle.lost} lost${note("idle")})`),
+    {
+      metric: `vote round trip${over}, ${num(v.snapshotBytes / 1e6)} MB snapshot in flight`,
+      value: `${rtt(v.load)} (${loadFactor(v)} × idle; ${v.load.rtt.count} votes, ${v.load.lost} lost${note("load")})`,
+      target: `${voteTarget} (≤ ${ms(limit)})`,
+      verdict: verdict(v.load.rtt.p99 <= limit && v.load.lost === 0 && v.idle.lost === 0)
+    }
+  ]
+}
+
+const clusterFailover = (c: ClusterResult): string => `median ${ms(median(c.failoverMs))}, max ${ms(Math.max(...c.failoverMs))}`
+
+const failoverNotRun = (r: BenchReport): boolean => r.failover.every((o) => o._tag === "skipped")
 
 const summaryRows = (r: BenchReport): Array<Row> => {
-  const rows: Array<Row> = []
-  const hbTarget = `< ${TARGETS.heartbeatCodecNs / 1000} µs (≥ 500k msg/s)`
-  if (r.codec._tag === "ok") {
-    const results = r.codec.value.results
+  const codecTarget = `< ${TARGETS.heartbeatCodecNs / 1000} µs (≥ 500k msg/s)`
+  const codec = phaseRows(r.codec, "heartbeat encode+decode", codecTarget, ({ results }) => {
     const hb = results.find((x) => x.name.startsWith("heartbeat"))
     const ap = results.find((x) => x.name.startsWith("append"))
-    if (hb !== undefined) {
-      rows.push({
+    return [
+      ...(hb === undefined ? [] : [{
         metric: "heartbeat encode+decode",
         value: `${ns(hb.nsPerOp)}/op (${num(hb.opsPerSec)} msg/s)`,
-        target: hbTarget,
+        target: codecTarget,
         verdict: verdict(hb.nsPerOp < TARGETS.heartbeatCodecNs)
-      })
-    }
-    if (ap !== undefined) {
-      rows.push({
-        metric: "100 B append encode+decode",
-        value: `${ns(ap.nsPerOp)}/op (${num(ap.opsPerSec)} msg/s)`,
-        target: "-",
-        verdict: "info"
-      })
-    }
-  } else {
-    rows.push(failedRow("heartbeat encode+decode", hbTarget, r.codec))
-  }
+      }]),
+      ...(ap === undefined ? [] : [info("100 B append encode+decode", `${ns(ap.nsPerOp)}/op (${num(ap.opsPerSec)} msg/s)`)])
+    ]
+  })
 
   const ceiling = ceilingOf(r)
   const rawRuns = [r.raw, r.rawAfter].filter((o) => o._tag === "ok").map((o) => `${num(o.value.mbPerSec, 2)}`)
-  rows.push(
-    r.raw._tag !== "ok" && r.rawAfter._tag !== "ok"
-      ? failedRow("raw Iroh ceiling", "reference", r.raw)
-      : {
-        metric: "raw Iroh ceiling (1 uni stream, 64 KiB writes)",
-        value: `${num(ceiling, 2)} MB/s (runs: ${rawRuns.join(" and ")})`,
-        target: "reference",
-        verdict: "info"
-      }
-  )
+  const raw = r.raw._tag !== "ok" && r.rawAfter._tag !== "ok"
+    ? failedRow("raw Iroh ceiling", "reference", r.raw)
+    : info(
+      `raw Iroh ceiling (1 uni stream, ${RAW_FRAME_BYTES / 1024} KiB writes)`,
+      `${num(ceiling, 2)} MB/s (runs: ${rawRuns.join(" and ")})`,
+      "reference"
+    )
 
   const ratioTarget = `≥ ${pct(TARGETS.appendRatioToCeiling)} of the raw ceiling`
-  if (r.append._tag === "ok") {
-    const a = r.append.value
+  const append = phaseRows(r.append, "100 B appends via RaftTransport", ratioTarget, (a) => {
     const ratio = a.mbPerSec / ceiling
-    rows.push({
+    return [{
       metric: "100 B appends via RaftTransport",
       value: `${num(a.msgsPerSec)} msg/s, ${num(a.mbPerSec, 2)} MB/s framed, ${Number.isFinite(ratio) ? pct(ratio) : "n/a"} of ceiling`,
       target: ratioTarget,
       // Without a ceiling (raw phases failed or skipped) there is nothing to compare against.
       verdict: Number.isFinite(ratio) ? verdict(ratio >= TARGETS.appendRatioToCeiling) : "info"
-    })
-  } else {
-    rows.push(failedRow("100 B appends via RaftTransport", ratioTarget, r.append))
-  }
-
-  const hbRateTarget = `≥ ${num(TARGETS.heartbeatMsgsPerSec)} msg/s`
-  if (r.heartbeat._tag === "ok") {
-    const h = r.heartbeat.value
-    rows.push({
-      metric: "heartbeats via RaftTransport",
-      value: `${num(h.msgsPerSec)} msg/s (${num(h.mbPerSec, 2)} MB/s framed)`,
-      target: hbRateTarget,
-      verdict: verdict(h.msgsPerSec >= TARGETS.heartbeatMsgsPerSec)
-    })
-  } else {
-    rows.push(failedRow("heartbeats via RaftTransport", hbRateTarget, r.heartbeat))
-  }
+    }]
+  })
 
   const vsIroh = (grpc: number, iroh: PhaseOutcome<ThroughputResult>): string =>
     iroh._tag === "ok" ? `; ${num(grpc / iroh.value.msgsPerSec, 2)} × Iroh's ${num(iroh.value.msgsPerSec)}` : ""
-  if (r.appendGrpc._tag === "ok") {
-    const a = r.appendGrpc.value
-    rows.push({
-      metric: "100 B appends via RaftTransport over gRPC",
-      value: `${num(a.msgsPerSec)} msg/s, ${num(a.mbPerSec, 2)} MB/s framed${vsIroh(a.msgsPerSec, r.append)}`,
-      target: "- (the ceiling is Iroh's)",
-      verdict: "info"
-    })
-  } else {
-    rows.push(failedRow("100 B appends via RaftTransport over gRPC", "-", r.appendGrpc))
-  }
-  if (r.heartbeatGrpc._tag === "ok") {
-    const h = r.heartbeatGrpc.value
-    rows.push({
-      metric: "heartbeats via RaftTransport over gRPC",
-      value: `${num(h.msgsPerSec)} msg/s (${num(h.mbPerSec, 2)} MB/s framed${vsIroh(h.msgsPerSec, r.heartbeat)})`,
-      target: hbRateTarget,
-      verdict: verdict(h.msgsPerSec >= TARGETS.heartbeatMsgsPerSec)
-    })
-  } else {
-    rows.push(failedRow("heartbeats via RaftTransport over gRPC", hbRateTarget, r.heartbeatGrpc))
-  }
+  const appendGrpc = phaseRows(r.appendGrpc, "100 B appends via RaftTransport over gRPC", "-", (a) => [
+    info(
+      "100 B appends via RaftTransport over gRPC",
+      `${num(a.msgsPerSec)} msg/s, ${num(a.mbPerSec, 2)} MB/s framed${vsIroh(a.msgsPerSec, r.append)}`,
+      "- (the ceiling is Iroh's)"
+    )
+  ])
 
-  const voteTarget = `p99 under load ≤ ${TARGETS.voteP99LoadFactor} × idle p99`
-  if (r.vote._tag === "ok") {
-    const v = r.vote.value
-    const limit = TARGETS.voteP99LoadFactor * v.idle.rtt.p99
-    rows.push({
-      metric: "vote round trip, idle",
-      value: `p50 ${ms(v.idle.rtt.p50)}, p99 ${ms(v.idle.rtt.p99)} (${v.idle.rtt.count} votes, ${v.idle.lost} lost)`,
-      target: "-",
-      verdict: "info"
-    })
-    rows.push({
-      metric: `vote round trip, ${num(v.snapshotBytes / 1e6)} MB snapshot in flight`,
-      value: `p50 ${ms(v.load.rtt.p50)}, p99 ${ms(v.load.rtt.p99)} (${num(v.load.rtt.p99 / v.idle.rtt.p99, 1)} × idle; ${v.load.rtt.count} votes, ${v.load.lost} lost)`,
-      target: `${voteTarget} (≤ ${ms(limit)})`,
-      verdict: verdict(v.load.rtt.p99 <= limit && v.load.lost === 0 && v.idle.lost === 0)
-    })
-    rows.push({
-      metric: "event-loop lag p99 during snapshot",
-      value: `candidate (sender) ${ms(v.load.candidate.lag.p99)}, voter (receiver) ${ms(v.load.voter.lag.p99)}`,
-      target: "-",
-      verdict: "info"
-    })
-  } else {
-    rows.push(failedRow("vote round trip under snapshot load", voteTarget, r.vote))
-  }
+  const vote = phaseRows(r.vote, "vote round trip under snapshot load", voteTarget, (v) => [
+    ...voteRttRows(v, "", () => ""),
+    info(
+      "event-loop lag p99 during snapshot",
+      `candidate (sender) ${ms(v.load.candidate.lag.p99)}, voter (receiver) ${ms(v.load.voter.lag.p99)}`
+    )
+  ])
+  const voteGrpc = phaseRows(r.voteGrpc, "vote round trip over gRPC", voteTarget, (g) =>
+    voteRttRows(g, " over gRPC", (phase) => {
+      const unpaced = phase === "load" ? `; snapshots unpaced, ${num(g.load.snapshotMbPerSec, 1)} MB/s` : ""
+      const iroh = r.vote._tag === "ok" ? r.vote.value[phase].rtt : undefined
+      return unpaced + (iroh === undefined ? "" : `; Iroh p50 ${ms(iroh.p50)}, p99 ${ms(iroh.p99)}`)
+    }))
 
-  if (r.voteGrpc._tag === "ok") {
-    const g = r.voteGrpc.value
-    const iroh = r.vote._tag === "ok" ? r.vote.value : undefined
-    const limit = TARGETS.voteP99LoadFactor * g.idle.rtt.p99
-    const irohNote = (p: (v: VoteLatencyResult) => VotePhaseResult) =>
-      iroh === undefined ? "" : `; Iroh p50 ${ms(p(iroh).rtt.p50)}, p99 ${ms(p(iroh).rtt.p99)}`
-    rows.push({
-      metric: "vote round trip over gRPC, idle",
-      value: `p50 ${ms(g.idle.rtt.p50)}, p99 ${ms(g.idle.rtt.p99)} (${g.idle.rtt.count} votes, ${g.idle.lost} lost${irohNote((v) => v.idle)})`,
-      target: "-",
-      verdict: "info"
-    })
-    rows.push({
-      metric: `vote round trip over gRPC, ${num(g.snapshotBytes / 1e6)} MB snapshot in flight`,
-      value: `p50 ${ms(g.load.rtt.p50)}, p99 ${ms(g.load.rtt.p99)} (${num(g.load.rtt.p99 / g.idle.rtt.p99, 1)} × idle; ` +
-        `${g.load.rtt.count} votes, ${g.load.lost} lost; snapshots unpaced, ${num(g.load.snapshotMbPerSec, 1)} MB/s${irohNote((v) => v.load)})`,
-      target: `${voteTarget} (≤ ${ms(limit)})`,
-      verdict: verdict(g.load.rtt.p99 <= limit && g.load.lost === 0 && g.idle.lost === 0)
-    })
-  } else {
-    rows.push(failedRow("vote round trip over gRPC", voteTarget, r.voteGrpc))
-  }
+  const failover = failoverNotRun(r)
+    ? [{ metric: "failover (dual mode)", value: "not run (BENCH_ONLY)", target: "-", verdict: "skipped" } satisfies Row]
+    : r.failover.flatMap((o) =>
+      phaseRows(o, "failover (dual mode)", "-", (f) => {
+        const first = medianMax(f, (x) => x.failoverMs)
+        const fell = medianMax(f, (x) => x.fellBackMs)
+        const lost = medianMax(f, (x) => x.lost)
+        return [{
+          metric: `failover, ${variantLabel(f)}: kill → first delivery over gRPC`,
+          value: first.n === 0
+            ? `no run succeeded (${f.runs.length} tried)`
+            : `median ${ms(first.median)}, max ${ms(first.max)}; FellBack median ${ms(fell.median)}; ` +
+              `lost median ${num(lost.median)}, max ${num(lost.max)} (${first.n}/${f.runs.length} runs)`,
+          target: "-",
+          verdict: first.n === f.runs.length ? "info" : "failed (phase)"
+        }]
+      })
+    )
 
-  const failoverSkipped = r.failover.length === 0 || r.failover.every((o) => o._tag === "skipped")
-  if (failoverSkipped) rows.push({ metric: "failover (dual mode)", value: "not run (BENCH_ONLY)", target: "-", verdict: "skipped" })
-  for (const o of failoverSkipped ? [] : r.failover) {
-    if (o._tag !== "ok") {
-      rows.push(failedRow("failover (dual mode)", "-", o))
-      continue
-    }
-    const f = o.value
-    const first = medianMax(f, (x) => x.failoverMs)
-    const fell = medianMax(f, (x) => x.fellBackMs)
-    const lost = medianMax(f, (x) => x.lost)
-    rows.push({
-      metric: `failover, ${variantLabel(f)}: kill → first delivery over gRPC`,
-      value: first.n === 0
-        ? `no run succeeded (${f.runs.length} tried)`
-        : `median ${ms(first.median)}, max ${ms(first.max)}; FellBack median ${ms(fell.median)}; ` +
-          `lost median ${num(lost.median)}, max ${num(lost.max)} (${first.n}/${f.runs.length} runs)`,
-      target: "-",
-      verdict: first.n === f.runs.length ? "info" : "failed (phase)"
-    })
-  }
+  const cluster = CLUSTER_TRANSPORTS.flatMap(([key, label]) =>
+    phaseRows(r.cluster[key], `cluster over ${label} (3 node processes)`, "-", (c) => [
+      info(
+        `cluster over ${label} (3 node processes): commits/s, PUT latency p50 / p99`,
+        c.loads.map((l) =>
+          `${l.clients} client${l.clients === 1 ? "" : "s"}: ${num(l.commitsPerSec)}/s, ${ms(l.p50)} / ${ms(l.p99)}` +
+          (l.errors > 0 ? ` (${num(l.errors)} errors)` : "")
+        ).join("; ")
+      ),
+      info(
+        `cluster over ${label}: failover, leader SIGKILL → a new leader commits`,
+        `${clusterFailover(c)} (${c.failoverMs.length} runs)`
+      )
+    ])
+  )
 
-  for (const [key, label] of CLUSTER_TRANSPORTS) {
-    const o = r.cluster[key]
-    if (o._tag !== "ok") {
-      rows.push(failedRow(`cluster over ${label} (3 node processes)`, "-", o))
-      continue
-    }
-    const c = o.value
-    rows.push({
-      metric: `cluster over ${label} (3 node processes): commits/s, PUT latency p50 / p99`,
-      value: c.loads.map((l) =>
-        `${l.clients} client${l.clients === 1 ? "" : "s"}: ${num(l.commitsPerSec)}/s, ${ms(l.p50)} / ${ms(l.p99)}` +
-        (l.errors > 0 ? ` (${num(l.errors)} errors)` : "")
-      ).join("; "),
-      target: "-",
-      verdict: "info"
-    })
-    rows.push({
-      metric: `cluster over ${label}: failover, leader SIGKILL → a new leader commits`,
-      value: `median ${ms(median(c.failoverMs))}, max ${ms(Math.max(...c.failoverMs))} (${c.failoverMs.length} runs)`,
-      target: "-",
-      verdict: "info"
-    })
-  }
-  return rows
+  return [
+    ...codec,
+    raw,
+    ...append,
+    ...heartbeatRows(r.heartbeat, "", () => ""),
+    ...appendGrpc,
+    ...heartbeatRows(r.heartbeatGrpc, " over gRPC", (h) => vsIroh(h.msgsPerSec, r.heartbeat)),
+    ...vote,
+    ...voteGrpc,
+    ...failover,
+    ...cluster
+  ]
 }
 
 const variantLabel = (f: FailoverResult): string =>
   `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, probe interval and timeout ${f.probeIntervalMs} ms`
 
 /** The raw ceiling: the median of the undisturbed windows of both runs. */
-export const ceilingOf = (r: BenchReport): number => {
+const ceilingOf = (r: BenchReport): number => {
   const windows = [r.raw, r.rawAfter].flatMap((o) => (o._tag === "ok" ? o.value.windows : []))
   return windows.length === 0 ? Number.NaN : quietMedian(windows, (w) => w.mbPerSec)
 }
 
-const BACKGROUND_WARN_CORES = BACKGROUND_LIMIT_CORES
+interface Background {
+  readonly backgroundCores: number
+}
 
-const windowList = (xs: ReadonlyArray<{ readonly rate: number; readonly backgroundCores: number }>, digits: number) =>
-  xs.map((w) => `${num(w.rate, digits)}${w.backgroundCores > BACKGROUND_WARN_CORES ? ` (background ${num(w.backgroundCores, 2)} cores)` : ""}`).join(", ")
+const windowList = <W extends Background>(windows: ReadonlyArray<W>, rate: (w: W) => number, digits: number) =>
+  windows.map((w) =>
+    `${num(rate(w), digits)}${w.backgroundCores > BACKGROUND_LIMIT_CORES ? ` (background ${num(w.backgroundCores, 2)} cores)` : ""}`
+  ).join(", ")
 
 /** Phases whose measurement overlapped other work on the machine. */
 const backgroundNotes = (r: BenchReport): Array<string> => {
-  const notes: Array<string> = []
-  const check = (name: string, windows: ReadonlyArray<{ readonly backgroundCores: number }>) => {
+  const rates = (o: PhaseOutcome<{ readonly windows: ReadonlyArray<Background> }>) => (o._tag === "ok" ? o.value.windows : [])
+  // A vote phase is one window each: idle and load.
+  const votes = (o: PhaseOutcome<VoteLatencyResult>): Array<Background> =>
+    o._tag !== "ok" ? [] : [o.value.idle, o.value.load].map((p) => ({
+      backgroundCores: Math.max(0, p.machineCores - processCoresBusy(p.candidate) - processCoresBusy(p.voter))
+    }))
+  const measured: Array<readonly [string, ReadonlyArray<Background>]> = [
+    ["raw ceiling (before)", rates(r.raw)],
+    ["raw ceiling (after)", rates(r.rawAfter)],
+    ["appends", rates(r.append)],
+    ["heartbeats", rates(r.heartbeat)],
+    ["appends over gRPC", rates(r.appendGrpc)],
+    ["heartbeats over gRPC", rates(r.heartbeatGrpc)],
+    ["vote latency", votes(r.vote)],
+    ["vote latency over gRPC", votes(r.voteGrpc)]
+  ]
+  return measured.flatMap(([name, windows]) => {
     const worst = Math.max(0, ...windows.map((w) => w.backgroundCores))
-    const hit = windows.filter((w) => w.backgroundCores > BACKGROUND_WARN_CORES).length
-    if (hit > 0) notes.push(`${name}: ${hit} of ${windows.length} windows had other processes using up to ${num(worst, 2)} cores`)
-  }
-  if (r.raw._tag === "ok") check("raw ceiling (before)", r.raw.value.windows)
-  if (r.rawAfter._tag === "ok") check("raw ceiling (after)", r.rawAfter.value.windows)
-  if (r.append._tag === "ok") check("appends", r.append.value.windows)
-  if (r.heartbeat._tag === "ok") check("heartbeats", r.heartbeat.value.windows)
-  if (r.appendGrpc._tag === "ok") check("appends over gRPC", r.appendGrpc.value.windows)
-  if (r.heartbeatGrpc._tag === "ok") check("heartbeats over gRPC", r.heartbeatGrpc.value.windows)
-  const bg = (p: VotePhaseResult) => ({ backgroundCores: Math.max(0, p.machineCores - (p.candidate.cpuUserMs + p.candidate.cpuSystemMs) / p.candidate.ms - (p.voter.cpuUserMs + p.voter.cpuSystemMs) / p.voter.ms) })
-  if (r.vote._tag === "ok") check("vote latency", [bg(r.vote.value.idle), bg(r.vote.value.load)])
-  if (r.voteGrpc._tag === "ok") check("vote latency over gRPC", [bg(r.voteGrpc.value.idle), bg(r.voteGrpc.value.load)])
-  return notes
+    const hit = windows.filter((w) => w.backgroundCores > BACKGROUND_LIMIT_CORES).length
+    return hit > 0 ? [`${name}: ${hit} of ${windows.length} windows had other processes using up to ${num(worst, 2)} cores`] : []
+  })
 }
 
 const loadLine = (machineCores: number, windows: ReadonlyArray<ProbeWindow>, cores: number): string => {
-  const ours = windows.reduce((n, w) => n + (w.cpuUserMs + w.cpuSystemMs) / w.ms, 0)
+  const ours = windows.reduce((n, w) => n + processCoresBusy(w), 0)
   return `Machine CPU during the window: ${num(machineCores, 2)} of ${cores} cores busy; ` +
     `the benchmark's processes ${num(ours, 2)}, everything else ≈ ${num(Math.max(0, machineCores - ours), 2)}.`
 }
 
-const processRows = (label: string, w: ProbeWindow): Array<string> => [
+/** One process's row of a process table. */
+const processRow = (label: string, w: ProbeWindow): Array<string> => [
   label,
   cpuPct(w),
   pct(w.elu),
@@ -348,23 +323,34 @@ const codecSection = (o: PhaseOutcome<CodecResults>): string => {
   ].join("\n")
 }
 
-const rawSection = (label: string, o: PhaseOutcome<RawCeilingResult>, cores: number): string => {
+interface Flow {
+  readonly sender: ProbeWindow
+  readonly receiver: ProbeWindow
+  readonly machineCores: number
+}
+
+/** A sender → receiver phase: heading, `body`, both processes' probes and the machine's load. */
+const flowSection = <A extends Flow>(label: string, o: PhaseOutcome<A>, cores: number, body: (value: A) => string): string => {
   if (o._tag !== "ok") return `#### ${label}\n\n${notOkText(o)}`
-  const r = o.value
+  const v = o.value
   return [
     `#### ${label}`,
     "",
-    `${num(r.mbPerSec, 2)} MB/s received (median of the undisturbed windows; all ${r.windows.length}: ` +
-    `${windowList(r.windows.map((w) => ({ rate: w.mbPerSec, backgroundCores: w.backgroundCores })), 2)} MB/s; ` +
-    `${num(r.bytes)} bytes in ${ms(r.windowMs)}). ` +
-    `Synchronous time inside \`writeAll\` (the \`Array<number>\` copy on the JS thread): ${num(r.writeSyncNsPerByte, 1)} ns/byte ` +
-    `(${ms((r.writeSyncNsPerByte * 65536) / 1e6)} per 64 KiB write).`,
+    body(v),
     "",
-    processTable([processRows("sender", r.sender), processRows("receiver", r.receiver)]),
+    processTable([processRow("sender", v.sender), processRow("receiver", v.receiver)]),
     "",
-    loadLine(r.machineCores, [r.sender, r.receiver], cores)
+    loadLine(v.machineCores, [v.sender, v.receiver], cores)
   ].join("\n")
 }
+
+const rawSection = (label: string, o: PhaseOutcome<RawCeilingResult>, cores: number): string =>
+  flowSection(label, o, cores, (r) =>
+    `${num(r.mbPerSec, 2)} MB/s received (median of the undisturbed windows; all ${r.windows.length}: ` +
+    `${windowList(r.windows, (w) => w.mbPerSec, 2)} MB/s; ` +
+    `${num(r.bytes)} bytes in ${ms(r.windowMs)}). ` +
+    `Synchronous time inside \`writeAll\` (the \`Array<number>\` copy on the JS thread): ${num(r.writeSyncNsPerByte, 1)} ns/byte ` +
+    `(${ms((r.writeSyncNsPerByte * RAW_FRAME_BYTES) / 1e6)} per ${RAW_FRAME_BYTES / 1024} KiB write).`)
 
 const throughputSection = (
   label: string,
@@ -372,33 +358,19 @@ const throughputSection = (
   ceiling: number,
   cores: number,
   noCeiling = "n/a (no ceiling)"
-): string => {
-  if (o._tag !== "ok") return `#### ${label}\n\n${notOkText(o)}`
-  const t = o.value
-  const sentRate = t.sentInWindow / (t.sender.ms / 1000)
-  return [
-    `#### ${label}`,
-    "",
+): string =>
+  flowSection(label, o, cores, (t) =>
     table(["measure", "value"], [
       ["received (receiver count, median undisturbed window)", `${num(t.msgsPerSec)} msg/s`],
-      [
-        `each ${num(t.windowMs / t.windows.length / 1000, 1)} s window`,
-        `${windowList(t.windows.map((w) => ({ rate: w.msgsPerSec, backgroundCores: w.backgroundCores })), 0)} msg/s`
-      ],
-      ["framed payload", `${num(t.mbPerSec, 2)} MB/s (${t.framedBytesPerMessage} B per message incl. 4 B length)`],
+      [`each ${num(t.windowMs / t.windows.length / 1000, 1)} s window`, `${windowList(t.windows, (w) => w.msgsPerSec, 0)} msg/s`],
+      ["framed payload", `${num(t.mbPerSec, 2)} MB/s (${t.framedBytesPerMessage} B per message incl. ${FRAME_HEADER_LENGTH} B length)`],
       ["ratio to raw ceiling", Number.isFinite(ceiling) ? pct(t.mbPerSec / ceiling) : noCeiling],
-      ["accepted by `send`", `${num(sentRate)} msg/s`],
+      ["accepted by `send`", `${num(perSecond(t.sentInWindow, t.sender.ms))} msg/s`],
       ["`MessageDropped` (queue_full) in window", num(t.rejectedInWindow)],
       ["sender back-offs (queue at half capacity, slept 1 ms)", num(t.backoffsInWindow)],
       ["link writes", `${num(t.writesPerSec)} /s, mean ${num(t.meanBatch, 1)} messages per write`],
       ["unexpected message types at receiver", num(t.unexpected)]
-    ]),
-    "",
-    processTable([processRows("sender", t.sender), processRows("receiver", t.receiver)]),
-    "",
-    loadLine(t.machineCores, [t.sender, t.receiver], cores)
-  ].join("\n")
-}
+    ]))
 
 const votePhaseRows = (label: string, p: VotePhaseResult): Array<string> => [
   label,
@@ -444,10 +416,10 @@ const voteSection = (o: PhaseOutcome<VoteLatencyResult>, cores: number): string 
     "`receiveBatch` (voter turnaround included). Cross-process times use `performance.timeOrigin + performance.now()`.",
     "",
     processTable([
-      processRows("candidate, idle", v.idle.candidate),
-      processRows("voter, idle", v.idle.voter),
-      processRows("candidate (snapshot sender), load", v.load.candidate),
-      processRows("voter (snapshot receiver), load", v.load.voter)
+      processRow("candidate, idle", v.idle.candidate),
+      processRow("voter, idle", v.idle.voter),
+      processRow("candidate (snapshot sender), load", v.load.candidate),
+      processRow("voter (snapshot receiver), load", v.load.voter)
     ]),
     "",
     `Idle phase: ${loadLine(v.idle.machineCores, [v.idle.candidate, v.idle.voter], cores)}`,
@@ -471,7 +443,7 @@ const sweepSection = (r: BenchReport): string => {
         ms(v.idle.rtt.p99),
         ms(v.load.rtt.p50),
         ms(v.load.rtt.p99),
-        `${num(v.load.rtt.p99 / v.idle.rtt.p99, 1)} ×`,
+        `${loadFactor(v)} ×`,
         ms(v.load.forward.p99),
         ms(v.load.back.p99),
         ms(v.load.candidate.lag.p99),
@@ -493,17 +465,14 @@ const grpcThroughputSection = (r: BenchReport, cores: number): string => {
   ]
   const rows: Array<Array<string>> = []
   for (const [label, iroh, grpc] of pairs) {
-    const i = iroh._tag === "ok" ? iroh.value : undefined
-    const g = grpc._tag === "ok" ? grpc.value : undefined
-    const cell = (t: ThroughputResult | undefined, o: PhaseOutcome<ThroughputResult>, f: (t: ThroughputResult) => string) =>
-      t !== undefined ? f(t) : o._tag === "skipped" ? "not run" : "failed"
+    const cell = (o: PhaseOutcome<ThroughputResult>, f: (t: ThroughputResult) => string) =>
+      o._tag === "ok" ? f(o.value) : notOkCell(o)
     const line = (measure: string, f: (t: ThroughputResult) => string, x?: (t: ThroughputResult) => number) => [
       `${label}: ${measure}`,
-      cell(i, iroh, f),
-      cell(g, grpc, f),
-      x !== undefined && i !== undefined && g !== undefined ? ratio(x(g), x(i)) : "-"
+      cell(iroh, f),
+      cell(grpc, f),
+      x !== undefined && iroh._tag === "ok" && grpc._tag === "ok" ? ratio(x(grpc.value), x(iroh.value)) : "-"
     ]
-    const cpu = (w: ProbeWindow) => (w.cpuUserMs + w.cpuSystemMs) / w.ms
     rows.push(
       line("msg/s (receiver)", (t) => num(t.msgsPerSec), (t) => t.msgsPerSec),
       line("MB/s framed", (t) => num(t.mbPerSec, 2), (t) => t.mbPerSec),
@@ -511,8 +480,8 @@ const grpcThroughputSection = (r: BenchReport, cores: number): string => {
       line("sender CPU / receiver CPU (% of a core)", (t) => `${cpuPct(t.sender)} / ${cpuPct(t.receiver)}`),
       line(
         "receiver CPU µs per message",
-        (t) => num((cpu(t.receiver) * 1e6) / t.msgsPerSec, 2),
-        (t) => cpu(t.receiver) / t.msgsPerSec
+        (t) => num((processCoresBusy(t.receiver) * 1e6) / t.msgsPerSec, 2),
+        (t) => processCoresBusy(t.receiver) / t.msgsPerSec
       )
     )
   }
@@ -531,35 +500,29 @@ const grpcThroughputSection = (r: BenchReport, cores: number): string => {
 
 const grpcVoteSection = (r: BenchReport, cores: number): string => {
   const runs: Array<[string, PhaseOutcome<VoteLatencyResult>]> = [["Iroh", r.vote], ["gRPC", r.voteGrpc]]
-  const rows: Array<Array<string>> = []
-  for (const [label, o] of runs) {
-    if (o._tag !== "ok") {
-      rows.push([label, o._tag === "skipped" ? "not run" : "failed", "", "", "", "", "", "", "", ""])
-      continue
-    }
+  const header = ["transport", "idle p50", "idle p99", "load p50", "load p99", "load p99 / idle p99", "lost idle / load", "lag p99 candidate / voter (load)", "CPU candidate / voter (load)", "snapshot stream MB/s"]
+  const rows = runs.map(([label, o]) => {
+    if (o._tag !== "ok") return [label, notOkCell(o), ...header.slice(2).map(() => "")]
     const v = o.value
-    rows.push([
+    return [
       label,
       ms(v.idle.rtt.p50),
       ms(v.idle.rtt.p99),
       ms(v.load.rtt.p50),
       ms(v.load.rtt.p99),
-      `${num(v.load.rtt.p99 / v.idle.rtt.p99, 1)} ×`,
+      `${loadFactor(v)} ×`,
       `${v.idle.lost} / ${v.load.lost}`,
       `${ms(v.load.candidate.lag.p99)} / ${ms(v.load.voter.lag.p99)}`,
       `${cpuPct(v.load.candidate)} / ${cpuPct(v.load.voter)}`,
       num(v.load.snapshotMbPerSec, 2)
-    ])
-  }
+    ]
+  })
   return [
     "The vote phase with both nodes in `mode = \"grpc\"`: same cadence, same 20 MB snapshot kept in flight. Snapshots over " +
     "gRPC are not paced (`iroh_snapshot_bytes_per_sec` applies to Iroh only), so the load phase streams them as fast as " +
     "the two processes can.",
     "",
-    table(
-      ["transport", "idle p50", "idle p99", "load p50", "load p99", "load p99 / idle p99", "lost idle / load", "lag p99 candidate / voter (load)", "CPU candidate / voter (load)", "snapshot stream MB/s"],
-      rows
-    ),
+    table(header, rows),
     "",
     "#### gRPC detail",
     "",
@@ -590,8 +553,8 @@ const failoverSection = (r: BenchReport): string => {
     "different points of the cycle instead of the same one. Times are epoch ms " +
     "(`performance.timeOrigin + performance.now()`) across processes."
   ]
+  if (failoverNotRun(r)) return [...intro, "", "Not run (BENCH_ONLY)."].join("\n")
   const results = r.failover.filter((o) => o._tag === "ok").map((o) => o.value)
-  if (r.failover.length === 0 || r.failover.every((o) => o._tag === "skipped")) return [...intro, "", "Not run (BENCH_ONLY)."].join("\n")
   const mm = (f: FailoverResult, g: (x: FailoverRun) => number, fmt: (x: number) => string) => {
     const m = medianMax(f, g)
     return m.n === 0 ? "n/a" : `${fmt(m.median)} / ${fmt(m.max)}`
@@ -609,15 +572,12 @@ const failoverSection = (r: BenchReport): string => {
       mm(f, (x) => x.grpcLatencyP50Ms, ms)
     ])
   )
-  const perRun: Array<Array<string>> = []
-  for (const f of results) {
-    f.runs.forEach((o, i) => {
-      if (o._tag !== "ok") {
-        perRun.push([variantLabel(f), String(i + 1), "", `failed: ${o.error.split("\n")[0]}`, "", "", "", "", "", "", ""])
-        return
-      }
+  const perRunHeader = ["variant", "run", "kill at (after the first Iroh delivery)", "first gRPC delivery", "FellBack", "lost (indices)", "last over Iroh (index at)", "first over gRPC (index, sent)", "Iroh process gone", "sender drops link_failed / expired / queue_full", "FellBack cause"]
+  const perRun = results.flatMap((f) =>
+    f.runs.map((o, i) => {
+      if (o._tag !== "ok") return [variantLabel(f), String(i + 1), "", `failed: ${firstLine(o.error)}`, ...perRunHeader.slice(4).map(() => "")]
       const x = o.run
-      perRun.push([
+      return [
         variantLabel(f),
         String(i + 1),
         ms(x.killDelayMs),
@@ -629,9 +589,9 @@ const failoverSection = (r: BenchReport): string => {
         ms(x.irohExitMs),
         `${num(x.drops["link_failed"] ?? 0)} / ${num(x.drops["expired"] ?? 0)} / ${num(x.drops["queue_full"] ?? 0)}`,
         x.fellBackCause.replace(/\|/g, "/")
-      ])
+      ]
     })
-  }
+  )
   const failedVariants = r.failover.filter((o) => o._tag === "failed").length
   return [
     ...intro,
@@ -640,10 +600,7 @@ const failoverSection = (r: BenchReport): string => {
     "",
     "Per run (times relative to T):",
     "",
-    table(
-      ["variant", "run", "kill at (after the first Iroh delivery)", "first gRPC delivery", "FellBack", "lost (indices)", "last over Iroh (index at)", "first over gRPC (index, sent)", "Iroh process gone", "sender drops link_failed / expired / queue_full", "FellBack cause"],
-      perRun
-    ),
+    table(perRunHeader, perRun),
     ...(failedVariants > 0 ? ["", `${failedVariants} variant(s) failed as a whole (see Failures).`] : [])
   ].join("\n")
 }
@@ -672,8 +629,8 @@ const clusterSection = (r: BenchReport, cores: number): string => {
         ])
       ),
       "",
-      `Failover (leader SIGKILL → the first write acknowledged by a new leader): median ${ms(median(c.failoverMs))}, ` +
-      `max ${ms(Math.max(...c.failoverMs))}; runs: ${c.failoverMs.map(ms).join(", ")}.`,
+      `Failover (leader SIGKILL → the first write acknowledged by a new leader): ${clusterFailover(c)}; ` +
+      `runs: ${c.failoverMs.map(ms).join(", ")}.`,
       ""
     ]
   })
@@ -695,17 +652,16 @@ const failures = (r: BenchReport): string => {
     ...r.failover.map((o, i): [string, PhaseOutcome<unknown>] => [`failover variant #${i + 1}`, o]),
     ...CLUSTER_TRANSPORTS.map(([key, label]): [string, PhaseOutcome<unknown>] => [`cluster over ${label}`, r.cluster[key]])
   ]
-  const failed = list.filter(([, o]) => o._tag === "failed")
-  const runFailures = r.failover.flatMap((o) =>
-    o._tag !== "ok" ? [] : o.value.runs.flatMap((run, i): Array<[string, string]> =>
-      run._tag === "failed" ? [[`failover, ${variantLabel(o.value)}, run ${i + 1}`, run.error]] : []
+  const errors: Array<readonly [string, string]> = [
+    ...list.flatMap(([name, o]) => (o._tag === "failed" ? [[name, o.error] as const] : [])),
+    ...r.failover.flatMap((o) =>
+      o._tag !== "ok" ? [] : o.value.runs.flatMap((run, i) =>
+        run._tag === "failed" ? [[`failover, ${variantLabel(o.value)}, run ${i + 1}`, run.error] as const] : []
+      )
     )
-  )
-  if (failed.length === 0 && runFailures.length === 0) return "None."
-  return [
-    ...failed.map(([name, o]) => `**${name}**\n\n\`\`\`\n${o._tag === "failed" ? o.error : ""}\n\`\`\``),
-    ...runFailures.map(([name, error]) => `**${name}**\n\n\`\`\`\n${error}\n\`\`\``)
-  ].join("\n\n")
+  ]
+  if (errors.length === 0) return "None."
+  return errors.map(([name, error]) => `**${name}**\n\n\`\`\`\n${error}\n\`\`\``).join("\n\n")
 }
 
 export const renderReport = (r: BenchReport): string => {
@@ -793,9 +749,9 @@ export const renderReport = (r: BenchReport): string => {
     "- Throughput phases (raw and transport): 1 s warm-up after the first bytes arrive, then 4 consecutive 1 s windows; " +
     "the reported rate is the median window (the receiver's count) among the windows without background load (all " +
     "windows if every one was disturbed). Machine CPU is sampled per window: cores busy beyond the two benchmark " +
-    "processes are other work on the machine; a window is disturbed above 0.25 cores.",
-    "- Raw ceiling: bare endpoints, one uni stream, one pre-built 64 KiB `Array<number>` written with `writeAll` in a " +
-    "loop, receiver `read(32768)`. Measured before and after the transport phases; the ceiling is the median of " +
+    `processes are other work on the machine; a window is disturbed above ${BACKGROUND_LIMIT_CORES} cores.`,
+    `- Raw ceiling: bare endpoints, one uni stream, one pre-built ${RAW_FRAME_BYTES / 1024} KiB \`Array<number>\` written with \`writeAll\` in a ` +
+    `loop, receiver \`read(${RAW_READ_BYTES})\`. Measured before and after the transport phases; the ceiling is the median of ` +
     "both runs' undisturbed windows.",
     "- Transport: `makeRaftTransport` with the shipped defaults (Iroh mode, loopback). The sender reads the class queue " +
     "depth before each burst of up to 256 `send`s and sleeps 1 ms while it is at half capacity or more; the receiver " +
