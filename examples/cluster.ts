@@ -115,7 +115,7 @@ const tally = (samples: ReadonlyArray<Sample>) => {
 
 const routesOf = (status: NodeStatus): string =>
   status.peers.map((p) => {
-    const routes = [...new Set(Object.values(p.routes).filter((r): r is string => r !== null))]
+    const routes = [...new Set(Object.values(p.routes).filter((r) => r !== null))]
     const notUp = p.links.filter((l) => l.state !== "connected").map((l) => `${l.transport} ${l.state}`)
     return `→${p.id} ${routes.join("+") || "-"}${notUp.length > 0 ? ` (${notUp.join(", ")})` : ""}`
   }).join(", ")

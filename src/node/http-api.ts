@@ -247,6 +247,9 @@ const statusBody = (
     }
   })
 
+/** The JSON of `GET /status`. */
+export type StatusBody = Effect.Success<ReturnType<typeof statusBody>>
+
 // -----------------------------------------------------------------------------
 // Server
 // -----------------------------------------------------------------------------

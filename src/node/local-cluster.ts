@@ -17,6 +17,8 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { stringify } from "smol-toml"
 import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
+import { describeCause } from "../transport/errors.ts"
+import type { StatusBody } from "./http-api.ts"
 
 export type ClusterTransport = "iroh" | "grpc" | "dual"
 
@@ -63,7 +65,7 @@ const portOf = (address: unknown): number =>
  * `tcp` free TCP ports and `udp` free UDP ports on 127.0.0.1: every socket is held until all
  * are bound (so no port is handed out twice), then closed.
  */
-export const freePorts = (tcp: number, udp: number): Effect.Effect<{ tcp: Array<number>; udp: Array<number> }, ClusterError> =>
+const freePorts = (tcp: number, udp: number): Effect.Effect<{ tcp: Array<number>; udp: Array<number> }, ClusterError> =>
   Effect.tryPromise({
     try: async () => {
       const servers: Array<Server> = []
@@ -105,24 +107,19 @@ export interface NodeSpec {
 }
 
 export interface LayoutOptions {
+  /** Where configs, keys, data and logs go. */
   readonly dir: string
   readonly nodes: number
   readonly transport: ClusterTransport
   /** Extra keys for every node's `[raft]` table (`voters` and `data_dir` are set here). */
   readonly raft?: Record<string, unknown>
-  /** Extra keys for every node's `[transport]` table. */
-  readonly transportTable?: Record<string, unknown>
-  /** Extra keys for every node's `[http]` table. */
-  readonly http?: Record<string, unknown>
-  /** Store the Raft log in `<dir>/node<id>/data` (default true); false: memory storage. */
-  readonly persistent?: boolean
 }
 
 /**
  * Writes a key file and `node<id>.toml` per node into `dir` (ids 1..n) and returns where each
  * node listens. Every config lists every other node as a peer with its fixed address.
  */
-export const writeClusterConfigs = (options: LayoutOptions): Effect.Effect<ReadonlyArray<NodeSpec>, ClusterError> =>
+const writeClusterConfigs = (options: LayoutOptions): Effect.Effect<ReadonlyArray<NodeSpec>, ClusterError> =>
   Effect.gen(function*() {
     const { dir, nodes: n, transport } = options
     const usesIroh = transport !== "grpc"
@@ -168,15 +165,10 @@ export const writeClusterConfigs = (options: LayoutOptions): Effect.Effect<Reado
           ...(spec.grpc !== undefined ? { grpc_config: { bind_address: spec.grpc } } : {}),
           reconnect: { initial_backoff_ms: 20, max_backoff_ms: 500 },
           strategy: { probe_interval_ms: 250 },
-          ...options.transportTable,
           peers
         },
-        raft: {
-          voters: ids,
-          ...(options.persistent === false ? {} : { data_dir: spec.dataDir }),
-          ...options.raft
-        },
-        http: { bind_address: spec.http, ...options.http }
+        raft: { voters: ids, data_dir: spec.dataDir, ...options.raft },
+        http: { bind_address: spec.http }
       }
       writeFileSync(spec.configFile, stringify(doc))
     }
@@ -202,8 +194,6 @@ export interface NodeProcess {
   readonly running: () => boolean
   /** Sends `signal` and waits for the process to exit. */
   readonly kill: (signal: "SIGTERM" | "SIGKILL" | "SIGINT") => Effect.Effect<void>
-  /** Resolves with the exit code (null when killed by a signal) once the process exits. */
-  readonly exited: Effect.Effect<number | null>
   /** Sends a signal without waiting (`SIGSTOP` freezes the node, `SIGCONT` resumes it). */
   readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
 }
@@ -212,7 +202,7 @@ const tail = (file: string, chars = 3000): string => {
   try {
     return readFileSync(file, "utf8").slice(-chars)
   } catch (error) {
-    return `(cannot read ${file}: ${error instanceof Error ? error.message : String(error)})`
+    return `(cannot read ${file}: ${describeCause(error)})`
   }
 }
 
@@ -220,10 +210,7 @@ const tail = (file: string, chars = 3000): string => {
  * Starts a node process for `spec` and waits for its `ready` line. Its stderr (the logs) is
  * appended to `spec.logFile`. The process is SIGKILLed when the scope closes, if still running.
  */
-export const spawnNode = (
-  spec: NodeSpec,
-  options: { readonly logLevel?: string; readonly readyTimeoutMs?: number } = {}
-): Effect.Effect<NodeProcess, ClusterError, Scope.Scope> =>
+const spawnNode = (spec: NodeSpec, logLevel = "info"): Effect.Effect<NodeProcess, ClusterError, Scope.Scope> =>
   Effect.gen(function*() {
     const child: ChildProcess = yield* Effect.acquireRelease(
       Effect.try({
@@ -232,7 +219,7 @@ export const spawnNode = (
           try {
             return spawn(
               process.execPath,
-              ["--import", "tsx", MAIN, "run", "--config", spec.configFile, "--log-level", options.logLevel ?? "info"],
+              ["--import", "tsx", MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
               { cwd: ROOT, stdio: ["ignore", "pipe", log] }
             )
           } finally {
@@ -248,10 +235,10 @@ export const spawnNode = (
           c.kill("SIGKILL")
         })
     )
-    const exited = yield* Deferred.make<number | null>()
+    const exited = yield* Deferred.make<void>()
     const ready = yield* Deferred.make<ReadyLine, ClusterError>()
     child.once("exit", (code, signal) => {
-      Deferred.doneUnsafe(exited, Exit.succeed(code))
+      Deferred.doneUnsafe(exited, Exit.void)
       if (Deferred.isDoneUnsafe(ready)) return
       const log = tail(spec.logFile)
       Deferred.doneUnsafe(
@@ -284,7 +271,7 @@ export const spawnNode = (
     }
     const readyLine = yield* Deferred.await(ready).pipe(
       Effect.timeoutOrElse({
-        duration: options.readyTimeoutMs ?? 30_000,
+        duration: 30_000,
         orElse: () => Effect.fail(new ClusterError({ message: `node ${spec.id} not ready:\n${tail(spec.logFile)}` }))
       })
     )
@@ -294,13 +281,12 @@ export const spawnNode = (
       pid: child.pid ?? -1,
       ready: readyLine,
       running,
-      exited: Deferred.await(exited),
       signal: (signal) => Effect.sync(() => void (running() && child.kill(signal))),
       kill: (signal) =>
         Effect.suspend(() => {
           if (!running()) return Effect.void
           child.kill(signal)
-          return Effect.asVoid(Deferred.await(exited))
+          return Deferred.await(exited)
         })
     }
   })
@@ -316,7 +302,7 @@ export interface HttpReply {
 }
 
 /** One HTTP request to a node's API; connection errors and timeouts are `NodeUnreachable`. */
-export const request = (
+const request = (
   node: { readonly id: number; readonly http: string },
   method: "GET" | "PUT" | "DELETE",
   path: string,
@@ -337,47 +323,26 @@ export const request = (
     catch: (cause) => new NodeUnreachable({ node: node.id, reason: describeFetchError(cause) })
   })
 
+/** `ECONNREFUSED`, `timeout`, ...: short, as the workload counts failures by this reason. */
 const describeFetchError = (cause: unknown): string => {
-  if (cause instanceof Error) {
-    const inner = cause.cause
-    if (inner instanceof Error) {
-      const code = "code" in inner && typeof inner.code === "string" ? inner.code : inner.message
-      return code
-    }
-    return cause.name === "TimeoutError" ? "timeout" : cause.message
-  }
-  return String(cause)
+  if (!(cause instanceof Error)) return describeCause(cause)
+  const inner = cause.cause
+  if (inner instanceof Error) return "code" in inner && typeof inner.code === "string" ? inner.code : inner.message
+  return cause.name === "TimeoutError" ? "timeout" : cause.message
 }
 
-/** What the tools read from `GET /status`. */
-export interface NodeStatus {
-  readonly id: number
-  readonly role: "follower" | "pre-candidate" | "candidate" | "leader"
-  readonly term: number
-  readonly leader: number | null
-  readonly commitIndex: number
-  readonly appliedIndex: number
-  readonly lastLogIndex: number
-  readonly snapshotIndex: number
-  readonly voters: ReadonlyArray<number>
-  readonly peers: ReadonlyArray<{
-    readonly id: number
-    readonly routes: Record<string, string | null>
-    readonly links: ReadonlyArray<{ readonly transport: string; readonly state: string; readonly rttMs: number | null }>
-  }>
-  readonly events: {
-    readonly leaderChanges: number
-    readonly snapshotsTaken: number
-    readonly snapshotsInstalled: number
-    readonly lastSnapshotInstalled: { readonly index: number; readonly term: number; readonly from: number; readonly bytes: number } | null
-  }
-}
+/** What `GET /status` answers. */
+export type NodeStatus = StatusBody
 
-export const getStatus = (node: { readonly id: number; readonly http: string }, timeoutMs = 2000) =>
-  Effect.flatMap(request(node, "GET", "/status", { timeoutMs }), (reply) =>
+/** `GET path`; any status but 200 counts as the node not answering. */
+const getOk = (node: { readonly id: number; readonly http: string }, path: string, timeoutMs: number) =>
+  Effect.flatMap(request(node, "GET", path, { timeoutMs }), (reply) =>
     reply.status === 200
-      ? Effect.succeed(reply.body as NodeStatus)
-      : Effect.fail(new NodeUnreachable({ node: node.id, reason: `/status answered ${reply.status}` })))
+      ? Effect.succeed(reply.body)
+      : Effect.fail(new NodeUnreachable({ node: node.id, reason: `${path} answered ${reply.status}` })))
+
+const getStatus = (node: { readonly id: number; readonly http: string }, timeoutMs: number) =>
+  Effect.map(getOk(node, "/status", timeoutMs), (body) => body as NodeStatus)
 
 /** `name{labels} value` samples of a Prometheus text exposition. */
 export interface Sample {
@@ -386,7 +351,7 @@ export interface Sample {
   readonly value: number
 }
 
-export const parsePrometheus = (text: string): Array<Sample> => {
+const parsePrometheus = (text: string): Array<Sample> => {
   const samples: Array<Sample> = []
   for (const line of text.split("\n")) {
     if (line.length === 0 || line.startsWith("#")) continue
@@ -403,18 +368,13 @@ export const parsePrometheus = (text: string): Array<Sample> => {
 }
 
 export const getMetrics = (node: { readonly id: number; readonly http: string }) =>
-  Effect.flatMap(request(node, "GET", "/metrics", { timeoutMs: 5000 }), (reply) =>
-    reply.status === 200 && typeof reply.body === "string"
-      ? Effect.succeed(parsePrometheus(reply.body))
-      : Effect.fail(new NodeUnreachable({ node: node.id, reason: `/metrics answered ${reply.status}` })))
+  Effect.map(getOk(node, "/metrics", 5000), (body) => parsePrometheus(String(body)))
 
 // -----------------------------------------------------------------------------
 // The cluster
 // -----------------------------------------------------------------------------
 
-export interface ClusterOptions extends Omit<LayoutOptions, "dir"> {
-  /** Where configs, keys, data and logs go. */
-  readonly dir: string
+export interface ClusterOptions extends LayoutOptions {
   readonly logLevel?: string
 }
 
@@ -469,7 +429,7 @@ export class LocalCluster {
       if (existing !== undefined && existing.proc.running()) return existing.proc
       if (existing !== undefined) yield* Scope.close(existing.scope, Exit.void)
       const scope = yield* Scope.fork(this.scope)
-      const proc = yield* spawnNode(this.spec(id), this.options.logLevel !== undefined ? { logLevel: this.options.logLevel } : {}).pipe(
+      const proc = yield* spawnNode(this.spec(id), this.options.logLevel).pipe(
         Scope.provide(scope),
         Effect.onError(() => Scope.close(scope, Exit.void))
       )
@@ -533,7 +493,8 @@ export class LocalCluster {
    */
   waitForLeader(options: { readonly timeoutMs?: number; readonly among?: ReadonlyArray<number> } = {}): Effect.Effect<NodeStatus, ClusterError> {
     return Effect.gen({ self: this }, function*() {
-      const deadline = (yield* Clock.currentTimeMillis) + (options.timeoutMs ?? 20_000)
+      const timeoutMs = options.timeoutMs ?? 20_000
+      const deadline = (yield* Clock.currentTimeMillis) + timeoutMs
       let last: ReadonlyArray<NodeStatus> = []
       while ((yield* Clock.currentTimeMillis) < deadline) {
         const among = options.among ?? this.running()
@@ -543,7 +504,7 @@ export class LocalCluster {
         yield* Effect.sleep(50)
       }
       return yield* new ClusterError({
-        message: `no agreed leader within ${options.timeoutMs ?? 20_000} ms: ${
+        message: `no agreed leader within ${timeoutMs} ms: ${
           last.map((s) => `node ${s.id} ${s.role} term ${s.term} leader ${s.leader}`).join("; ")
         }`
       })
@@ -555,15 +516,19 @@ export class LocalCluster {
     return request(this.spec(id), method, path, options)
   }
 
+  /** `timeoutMs` is the node's budget (`?timeout_ms=`); the client waits 2 s longer for its answer. */
   put(id: number, key: string, value: string, timeoutMs?: number) {
-    return this.request(id, "PUT", `/kv/${encodeURIComponent(key)}${timeoutMs !== undefined ? `?timeout_ms=${timeoutMs}` : ""}`, {
-      body: value,
-      timeoutMs: (timeoutMs ?? 10_000) + 2000
-    })
+    return this.kv(id, "PUT", key, timeoutMs, value)
   }
 
   get(id: number, key: string, timeoutMs?: number) {
-    return this.request(id, "GET", `/kv/${encodeURIComponent(key)}${timeoutMs !== undefined ? `?timeout_ms=${timeoutMs}` : ""}`, {
+    return this.kv(id, "GET", key, timeoutMs)
+  }
+
+  private kv(id: number, method: "GET" | "PUT", key: string, timeoutMs: number | undefined, body?: string) {
+    const query = timeoutMs !== undefined ? `?timeout_ms=${timeoutMs}` : ""
+    return this.request(id, method, `/kv/${encodeURIComponent(key)}${query}`, {
+      ...(body !== undefined ? { body } : {}),
       timeoutMs: (timeoutMs ?? 10_000) + 2000
     })
   }
