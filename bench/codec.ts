@@ -6,7 +6,7 @@
  */
 import { Bench } from "tinybench"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
-import { arrayToBytes, encodeFrames, encodeFramesToArray } from "../src/message/framing.ts"
+import { arrayToBytes, encodeFrames, encodeFramesToArray, FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 
 export interface MicroResult {
@@ -28,7 +28,7 @@ export interface CodecResults {
   readonly batchMessages: number
 }
 
-export const heartbeatMessage: RaftMessage = {
+const heartbeatMessage: RaftMessage = {
   msgType: MessageType.Heartbeat,
   from: 1,
   to: 2,
@@ -36,7 +36,7 @@ export const heartbeatMessage: RaftMessage = {
   commit: 123_456
 }
 
-export const append100Message: RaftMessage = {
+const append100Message: RaftMessage = {
   msgType: MessageType.Append,
   from: 1,
   to: 2,
@@ -55,11 +55,11 @@ const batchOf = (total: number): Array<Uint8Array> => {
   const one = encodeMessage(append100Message)
   const payloads: Array<Uint8Array> = []
   let left = total
-  while (left >= 4 + one.length * 2) {
+  while (left >= FRAME_HEADER_LENGTH + one.length * 2) {
     payloads.push(one)
-    left -= 4 + one.length
+    left -= FRAME_HEADER_LENGTH + one.length
   }
-  payloads.push(new Uint8Array(left - 4).fill(7))
+  payloads.push(new Uint8Array(left - FRAME_HEADER_LENGTH).fill(7))
   return payloads
 }
 

@@ -28,7 +28,7 @@ import { type FirstMsg, type Msg, type PeerProcessFailed, type ReadyMsg, type Ro
 import { meetPeer, modeOverrides, onReceived, startLoopbackNode } from "./loopback-node.ts"
 import { introduce, spawnPeer } from "./peer-processes.ts"
 import { epochNow } from "./probe.ts"
-import { median, percentile } from "./stats.ts"
+import { median, summarize } from "./stats.ts"
 
 const SENDER = 1
 const RECEIVER = 2
@@ -358,7 +358,7 @@ const runOnce = (
         lostRanges.add(k)
       }
       const steadyFrom = first.receivedAt + 100
-      const steady = report.samples.filter(([, , at]) => at >= steadyFrom).map(([, sentAt, at]) => at - sentAt)
+      const steady = summarize(report.samples.filter(([, , at]) => at >= steadyFrom).map(([, sentAt, at]) => at - sentAt))
       return {
         failoverMs: first.receivedAt - killedAt,
         killDelayMs: options.warmupMs + extraDelayMs,
@@ -373,8 +373,8 @@ const runOnce = (
         firstGrpcIndex: first.index,
         lastIrohMs: iroh.lastAt - killedAt,
         lastIrohIndex: iroh.lastIndex,
-        grpcLatencyP50Ms: percentile(steady, 50),
-        grpcLatencyP99Ms: percentile(steady, 99),
+        grpcLatencyP50Ms: steady.p50,
+        grpcLatencyP99Ms: steady.p99,
         sent: stop.sent,
         rejected: stop.rejected,
         drops: stop.drops,

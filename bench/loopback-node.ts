@@ -2,8 +2,9 @@
  * A `RaftTransport` node on loopback for the network benchmarks, built as the tests build
  * theirs (test/support/cluster.ts): relays disabled, bound to 127.0.0.1:0, the key file in a
  * directory the orchestrator made. Iroh mode unless a mode is given ("grpc": gRPC only,
- * "dual": both, as in test/dual.test.ts). Everything else is the shipped defaults, so the
- * numbers describe the transport as configured out of the box.
+ * "dual": both, as in test/dual.test.ts). Apart from that and the tests' short reconnect
+ * back-off, everything is the shipped defaults, so the numbers describe the transport as
+ * configured out of the box.
  */
 import { Effect, type Scope } from "effect"
 import { mkdirSync } from "node:fs"

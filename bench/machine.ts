@@ -24,15 +24,13 @@ const packageVersion = (name: string): string => {
   }
 }
 
+const git = (...args: ReadonlyArray<string>): string =>
+  execFileSync("git", args, { cwd: new URL("..", import.meta.url), encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
+
 const gitDescription = (): string => {
   try {
-    const cwd = new URL("..", import.meta.url)
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim()
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], {
-      cwd,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"]
-    }).trim() !== ""
+    const head = git("rev-parse", "--short", "HEAD")
+    const dirty = git("status", "--porcelain", "--", "src") !== ""
     return `${head}${dirty ? " (src/ has uncommitted changes)" : ""}`
   } catch {
     return "?"

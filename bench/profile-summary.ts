@@ -62,7 +62,11 @@ const label = (frame: CallFrame): string => {
   return `${frame.functionName === "" ? "(anonymous)" : frame.functionName}${file === "" ? "" : ` ${file}:${frame.lineNumber + 1}`}`
 }
 
-export const summarizeProfile = (profile: Profile, top = 25): string => {
+const add = <K>(totals: Map<K, number>, key: K, ms: number): void => {
+  totals.set(key, (totals.get(key) ?? 0) + ms)
+}
+
+const summarizeProfile = (profile: Profile, top = 25): string => {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map<number, number>()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
@@ -72,13 +76,13 @@ export const summarizeProfile = (profile: Profile, top = 25): string => {
   profile.samples.forEach((id, i) => {
     const dt = (profile.timeDeltas[i] ?? 0) / 1000
     total += dt
-    selfMs.set(id, (selfMs.get(id) ?? 0) + dt)
+    add(selfMs, id, dt)
     const seen = new Set<string>()
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const name = byId.get(cur)?.callFrame.functionName ?? ""
       if (INCLUSIVE.includes(name) && !seen.has(name)) {
         seen.add(name)
-        inclusive.set(name, (inclusive.get(name) ?? 0) + dt)
+        add(inclusive, name, dt)
       }
     }
   })
@@ -86,8 +90,8 @@ export const summarizeProfile = (profile: Profile, top = 25): string => {
   const byOrigin = new Map<string, number>()
   for (const [id, t] of selfMs) {
     const frame = byId.get(id)!.callFrame
-    byLabel.set(label(frame), (byLabel.get(label(frame)) ?? 0) + t)
-    byOrigin.set(origin(frame), (byOrigin.get(origin(frame)) ?? 0) + t)
+    add(byLabel, label(frame), t)
+    add(byOrigin, origin(frame), t)
   }
   // Busy stretches: runs of consecutive non-idle samples. The loop may turn within a stretch,
   // but it never waits for I/O: work is always queued, so anything new queues behind it.
@@ -109,8 +113,7 @@ export const summarizeProfile = (profile: Profile, top = 25): string => {
     }
     if (current === undefined) stretches.push(current = { startMs: clock, ms: 0, self: new Map() })
     current.ms += dt
-    const key = label(frame)
-    current.self.set(key, (current.self.get(key) ?? 0) + dt)
+    add(current.self, label(frame), dt)
   })
   const longest = [...stretches].sort((a, b) => b.ms - a.ms).slice(0, 8)
   const busyHistogram = [1, 2, 5, 10, 20].map((limit) => {
@@ -141,11 +144,9 @@ export const summarizeProfile = (profile: Profile, top = 25): string => {
   ].join("\n")
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [file, top] = process.argv.slice(2)
-  if (file === undefined) {
-    console.error("usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]")
-    process.exit(2)
-  }
-  console.log(summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(top ?? 25)))
+const [file, top] = process.argv.slice(2)
+if (file === undefined) {
+  console.error("usage: tsx bench/profile-summary.ts <file.cpuprofile> [top]")
+  process.exit(2)
 }
+console.log(summarizeProfile(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(top ?? 25)))

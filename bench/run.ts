@@ -19,19 +19,21 @@ import { fileURLToPath } from "node:url"
 import type { ClusterTransport } from "../src/node/local-cluster.ts"
 import { clusterTransportBench } from "./cluster.ts"
 import { runCodecBench } from "./codec.ts"
-import { type FailoverResult, type KillSignal, runFailover } from "./failover.ts"
+import { type KillSignal, runFailover } from "./failover.ts"
 import { machineInfo } from "./machine.ts"
-import { benchOnly, type PhaseOutcome, runPhase } from "./phase.ts"
+import { benchOnly, runPhase } from "./phase.ts"
 import { runRawCeiling } from "./raw-ceiling.ts"
 import { type BenchReport, renderReport } from "./report.ts"
 import { runTransportThroughput } from "./transport-throughput.ts"
-import { runVoteLatency, type VoteLatencyResult } from "./vote-latency.ts"
+import { runVoteLatency } from "./vote-latency.ts"
+import type { FlowOptions } from "./windows.ts"
 
 const RESULTS = fileURLToPath(new URL("./results.md", import.meta.url))
 const WARMUP_MS = 1_000
-/** Each throughput measurement: this many consecutive windows; the median window is reported. */
-const WINDOWS = 4
-const WINDOW_MS = 1_000
+/** Each throughput measurement: a warm-up, then consecutive windows; the median window is reported. */
+const FLOW: FlowOptions = { warmupMs: WARMUP_MS, windows: 4, windowMs: 1_000 }
+/** Every vote run: RequestVotes per phase, their cadence, and the snapshot kept in flight under load. */
+const VOTES = { votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 } as const
 const SWEEP_CHUNK_BYTES = [4 * 1024, 64 * 1024]
 /** Dual-mode failover: how the Iroh half of the peer dies, and the sender's probe interval. */
 const FAILOVER_VARIANTS: ReadonlyArray<{ readonly signal: KillSignal; readonly probeIntervalMs: number }> = [
@@ -54,12 +56,8 @@ const program = Effect.gen(function*() {
   )
 
   const codec = yield* runPhase("codec", "codec micro-benchmarks", 90_000, Effect.tryPromise(() => runCodecBench({ timeMs: 600 })))
-  const raw = yield* runPhase(
-    "raw",
-    "raw Iroh ceiling",
-    45_000,
-    runRawCeiling({ warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
-  )
+  const rawCeiling = (name: string) => runPhase("raw", name, 45_000, runRawCeiling(FLOW))
+  const raw = yield* rawCeiling("raw Iroh ceiling")
   /** One message-rate phase: phase names `append`, `heartbeat`, `append-grpc`, `heartbeat-grpc`. */
   const throughput = (kind: "append" | "heartbeat", mode: "iroh" | "grpc") => {
     const name = mode === "iroh" ? kind : `${kind}-grpc`
@@ -68,68 +66,49 @@ const program = Effect.gen(function*() {
       name,
       `transport throughput${mode === "grpc" ? " over gRPC" : ""}: ${what}`,
       60_000,
-      runTransportThroughput({ kind, mode, keyDir: join(keyDir, name), warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
+      runTransportThroughput({ kind, mode, keyDir: join(keyDir, name), ...FLOW })
     )
   }
   const append = yield* throughput("append", "iroh")
   const heartbeat = yield* throughput("heartbeat", "iroh")
   const appendGrpc = yield* throughput("append", "grpc")
   const heartbeatGrpc = yield* throughput("heartbeat", "grpc")
-  const rawAfter = yield* runPhase(
-    "raw",
-    "raw Iroh ceiling, again after the transport phases",
-    45_000,
-    runRawCeiling({ warmupMs: WARMUP_MS, windows: WINDOWS, windowMs: WINDOW_MS })
-  )
+  const rawAfter = yield* rawCeiling("raw Iroh ceiling, again after the transport phases")
   const voteLatency = (mode: "iroh" | "grpc") =>
     runPhase(
       mode === "iroh" ? "vote" : "vote-grpc",
-      `vote latency${mode === "grpc" ? " over gRPC" : ""}, idle and under a 20 MB snapshot`,
+      `vote latency${mode === "grpc" ? " over gRPC" : ""}, idle and under a ${VOTES.snapshotBytes / 1e6} MB snapshot`,
       90_000,
-      runVoteLatency({ keyDir: join(keyDir, `vote-${mode}`), mode, votes: 300, spacingMs: 5, snapshotBytes: 20_000_000 })
+      runVoteLatency({ keyDir: join(keyDir, `vote-${mode}`), mode, ...VOTES })
     )
   const vote = yield* voteLatency("iroh")
   const voteGrpc = yield* voteLatency("grpc")
 
   // Informational: how the snapshot chunk size moves the same numbers (DESIGN.md asks for
   // "small chunks on the main thread, or a worker"; this measures the first option).
-  const voteSweep: Array<PhaseOutcome<VoteLatencyResult>> = []
-  for (const chunk of SWEEP_CHUNK_BYTES) {
-    voteSweep.push(
-      yield* runPhase(
-        "vote-sweep",
-        `vote latency with ${chunk / 1024} KiB snapshot chunks`,
-        90_000,
-        runVoteLatency({
-          keyDir: join(keyDir, `vote-${chunk}`),
-          votes: 300,
-          spacingMs: 5,
-          snapshotBytes: 20_000_000,
-          snapshotChunkBytes: chunk
-        })
-      )
-    )
-  }
+  const voteSweep = yield* Effect.forEach(SWEEP_CHUNK_BYTES, (chunk) =>
+    runPhase(
+      "vote-sweep",
+      `vote latency with ${chunk / 1024} KiB snapshot chunks`,
+      90_000,
+      runVoteLatency({ keyDir: join(keyDir, `vote-${chunk}`), ...VOTES, snapshotChunkBytes: chunk })
+    ))
 
-  const failover: Array<PhaseOutcome<FailoverResult>> = []
-  for (const variant of FAILOVER_VARIANTS) {
-    failover.push(
-      yield* runPhase(
-        "failover",
-        `failover: ${variant.signal} of the Iroh peer, probe_interval_ms = probe_timeout_ms = ${variant.probeIntervalMs}, ${FAILOVER_RUNS} runs`,
-        180_000,
-        runFailover({
-          keyDir: join(keyDir, `failover-${variant.signal}-${variant.probeIntervalMs}`),
-          signal: variant.signal,
-          probeIntervalMs: variant.probeIntervalMs,
-          runs: FAILOVER_RUNS,
-          warmupMs: WARMUP_MS,
-          afterMs: 500,
-          timeoutMs: 30_000
-        })
-      )
-    )
-  }
+  const failover = yield* Effect.forEach(FAILOVER_VARIANTS, ({ signal, probeIntervalMs }) =>
+    runPhase(
+      "failover",
+      `failover: ${signal} of the Iroh peer, probe_interval_ms = probe_timeout_ms = ${probeIntervalMs}, ${FAILOVER_RUNS} runs`,
+      180_000,
+      runFailover({
+        keyDir: join(keyDir, `failover-${signal}-${probeIntervalMs}`),
+        signal,
+        probeIntervalMs,
+        runs: FAILOVER_RUNS,
+        warmupMs: WARMUP_MS,
+        afterMs: 500,
+        timeoutMs: 30_000
+      })
+    ))
 
   // Last: three node processes per transport, the whole Raft KV path (HTTP → Raft → disk → apply).
   const clusterPhase = (transport: ClusterTransport) =>

@@ -2,15 +2,8 @@
  * Small statistics helpers for latency samples (milliseconds unless said otherwise).
  */
 
-/** The p-th percentile (0-100) of the samples, nearest-rank on the sorted copy; NaN when empty. */
-export const percentile = (samples: ReadonlyArray<number>, p: number): number => {
-  if (samples.length === 0) return Number.NaN
-  const sorted = [...samples].sort((a, b) => a - b)
-  return percentileOfSorted(sorted, p)
-}
-
-/** As `percentile`, for samples already sorted ascending. */
-export const percentileOfSorted = (sorted: ReadonlyArray<number>, p: number): number => {
+/** The p-th percentile (0-100) of samples sorted ascending, nearest rank; NaN when empty. */
+const percentileOfSorted = (sorted: ReadonlyArray<number>, p: number): number => {
   if (sorted.length === 0) return Number.NaN
   const rank = Math.ceil((p / 100) * sorted.length)
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!

@@ -24,13 +24,13 @@ export type ThroughputKind = "append" | "heartbeat"
 
 const SENDER = 1
 const RECEIVER = 2
-export const APPEND_DATA_BYTES = 100
+const APPEND_DATA_BYTES = 100
 const BURST = 256
 
 const appendData = new Uint8Array(APPEND_DATA_BYTES).map((_, i) => (i * 7) & 0xff)
 
 /** The message of each kind, numbered `seq` (index or commit), as a Raft leader would make it. */
-export const benchMessage = (kind: ThroughputKind, seq: number): RaftMessage =>
+const benchMessage = (kind: ThroughputKind, seq: number): RaftMessage =>
   kind === "append"
     ? {
       msgType: MessageType.Append,
@@ -45,7 +45,7 @@ export const benchMessage = (kind: ThroughputKind, seq: number): RaftMessage =>
     : { msgType: MessageType.Heartbeat, from: SENDER, to: RECEIVER, term: 3, commit: seq }
 
 /** Framed size (length prefix + protobuf) of a typical message of the kind. */
-export const framedBytesOf = (kind: ThroughputKind): number =>
+const framedBytesOf = (kind: ThroughputKind): number =>
   FRAME_HEADER_LENGTH + encodeMessage(benchMessage(kind, 1_000_000)).length
 
 const parseArgs = (args: ReadonlyArray<string>) => {
