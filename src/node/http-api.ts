@@ -30,7 +30,8 @@ import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "../metrics/prometheus
 import type { NoQuorum, NotLeader, ProposalDropped } from "../raft/errors.ts"
 import { encodeKvCommand } from "../raft/kv-state-machine.ts"
 import type { RaftStatus } from "../raft/events.ts"
-import type { RaftManagerService } from "../raft/manager.ts"
+import type { ApplyResult, RaftManagerService } from "../raft/manager.ts"
+import { describeCause } from "../transport/errors.ts"
 import type { RaftTransportService } from "../transport/service.ts"
 
 export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
@@ -47,11 +48,12 @@ export interface HttpApiOptions {
   readonly bindAddress: string
   /** Default time budget of a request, waiting for a leader included. */
   readonly requestTimeoutMs: number
-  /** Pause between attempts while no leader is known (default 25 ms). */
-  readonly retryIntervalMs?: number
-  /** Largest encoded command a PUT may propose (413 above it); absent: no limit. */
-  readonly maxCommandBytes?: number
+  /** Largest encoded command a PUT may propose (413 above it): `maxCommandBytes(transport)`. */
+  readonly maxCommandBytes: number
 }
+
+/** Pause between attempts while no leader is known. */
+const RETRY_MS = 25
 
 /** Room left around a command for the Raft message and entry (terms, indexes, request id). */
 const ENVELOPE_BYTES = 1024
@@ -75,7 +77,6 @@ export interface HttpApi {
 /** What the node saw on `RaftManager.events` since it started. */
 export interface EventCounters {
   leaderChanges: number
-  lastLeader: NodeId | undefined
   snapshotsTaken: number
   snapshotsInstalled: number
   lastSnapshotInstalled: { readonly index: number; readonly term: number; readonly from: NodeId; readonly bytes: number } | undefined
@@ -86,18 +87,21 @@ export const trackEvents = (manager: RaftManagerService): Effect.Effect<EventCou
   Effect.gen(function*() {
     const counters: EventCounters = {
       leaderChanges: 0,
-      lastLeader: undefined,
       snapshotsTaken: 0,
       snapshotsInstalled: 0,
       lastSnapshotInstalled: undefined
     }
+    // A leader lost and found again (`leader` undefined in between) is not a change.
+    let lastLeader: NodeId | undefined
     yield* Effect.forkScoped(
       Stream.runForEach(manager.events, (event) =>
         Effect.sync(() => {
           switch (event._tag) {
             case "LeaderChanged":
-              if (event.leader !== undefined && event.leader !== counters.lastLeader) counters.leaderChanges++
-              if (event.leader !== undefined) counters.lastLeader = event.leader
+              if (event.leader !== undefined && event.leader !== lastLeader) {
+                counters.leaderChanges++
+                lastLeader = event.leader
+              }
               return
             case "SnapshotTaken":
               counters.snapshotsTaken++
@@ -153,6 +157,15 @@ const updateNodeGauges = (status: RaftStatus, counters: EventCounters) =>
 const json = (body: unknown, status = 200) => HttpServerResponse.jsonUnsafe(body, { status })
 
 const errorBody = (error: string, message: string, extra: Record<string, unknown> = {}) => ({ error, message, ...extra })
+
+const methodNotAllowed = (method: string, path: string, allow: string) =>
+  HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${method} ${path}`), { status: 405, headers: { allow } })
+
+/** The answer to an applied PUT or DELETE. */
+const kvWritten = (node: NodeId, r: ApplyResult) =>
+  r.ok
+    ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node })
+    : json(errorBody("rejected", r.error), 400)
 
 type RaftError = NotLeader | NoQuorum | ProposalDropped
 
@@ -287,7 +300,15 @@ export const serveHttpApi = (
     if (hp === undefined) {
       return yield* new HttpApiStartFailed({ address: options.bindAddress, reason: "expected \"host:port\"" })
     }
-    const retryMs = options.retryIntervalMs ?? 25
+    const server = yield* NodeHttpServer.make(() => createServer({ keepAliveTimeout: 5000 }), {
+      host: hp.host,
+      port: hp.port,
+      // Requests are bounded by their Raft deadline; don't hold shutdown for the default 20 s.
+      gracefulShutdownTimeout: "1 second"
+    }).pipe(
+      Effect.mapError((error) => new HttpApiStartFailed({ address: options.bindAddress, reason: describeCause(error.cause) }))
+    )
+    const httpAddress = HttpServer.formatAddress(server.address).replace(/^http:\/\//, "")
 
     /**
      * Runs a Raft request until it succeeds, fails for good, or the deadline passes. Only
@@ -306,10 +327,10 @@ export const serveHttpApi = (
           const retryable = error._tag === "NotLeader" ||
             (error._tag === "ProposalDropped" && error.reason !== "node stopped")
           const after = yield* Clock.currentTimeMillis
-          if (!retryable || after + retryMs >= deadline) {
+          if (!retryable || after + RETRY_MS >= deadline) {
             return Result.fail({ error, waitedMs: after - start })
           }
-          yield* Effect.sleep(retryMs)
+          yield* Effect.sleep(RETRY_MS)
         }
       })
 
@@ -322,8 +343,6 @@ export const serveHttpApi = (
         Result.isSuccess(result)
           ? Effect.succeed(ok(result.success))
           : errorResponse(result.failure.error, transport, manager, result.failure.waitedMs))
-
-    let httpAddress = options.bindAddress
 
     const route = (request: HttpServerRequest.HttpServerRequest) => Effect.gen(function*() {
       const [path = "", query = ""] = request.url.split("?", 2)
@@ -348,7 +367,7 @@ export const serveHttpApi = (
               return json(errorBody("bad_request", `cannot read the request body: ${body.failure.message}`), 400)
             }
             const command = encodeKvCommand({ op: "put", key, value: body.success })
-            if (options.maxCommandBytes !== undefined && command.length > options.maxCommandBytes) {
+            if (command.length > options.maxCommandBytes) {
               return json(
                 errorBody(
                   "too_large",
@@ -358,30 +377,18 @@ export const serveHttpApi = (
               )
             }
             return yield* respondRaft(timeoutMs, (remaining) => manager.propose(command, { timeoutMs: remaining }), (r) =>
-              r.ok
-                ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node: manager.id })
-                : json(errorBody("rejected", r.error), 400))
+              kvWritten(manager.id, r))
           }
           case "DELETE":
             return yield* respondRaft(timeoutMs, (remaining) => manager.delete(key, { timeoutMs: remaining }), (r) =>
-              r.ok
-                ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node: manager.id })
-                : json(errorBody("rejected", r.error), 400))
+              kvWritten(manager.id, r))
           default:
-            return HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${request.method} ${path}`), {
-              status: 405,
-              headers: { allow: "GET, HEAD, PUT, DELETE" }
-            })
+            return methodNotAllowed(request.method, path, "GET, HEAD, PUT, DELETE")
         }
       }
 
       if (path === "/status" || path === "/metrics" || path === "/health") {
-        if (method !== "GET") {
-          return HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${request.method} ${path}`), {
-            status: 405,
-            headers: { allow: "GET, HEAD" }
-          })
-        }
+        if (method !== "GET") return methodNotAllowed(request.method, path, "GET, HEAD")
         if (path === "/health") return HttpServerResponse.text("ok\n")
         if (path === "/metrics") {
           yield* updateNodeGauges(yield* manager.status, counters)
@@ -392,26 +399,11 @@ export const serveHttpApi = (
       return json(errorBody("not_found", `no route for ${request.method} ${path}`), 404)
     })
 
-    const server = yield* NodeHttpServer.make(() => createServer({ keepAliveTimeout: 5000 }), {
-      host: hp.host,
-      port: hp.port,
-      // Requests are bounded by their Raft deadline; don't hold shutdown for the default 20 s.
-      gracefulShutdownTimeout: "1 second"
-    }).pipe(
-      Effect.mapError((error) =>
-        new HttpApiStartFailed({
-          address: options.bindAddress,
-          reason: error.cause instanceof Error ? error.cause.message : String(error.cause)
-        })
-      )
-    )
-    const counted = Effect.gen(function*() {
+    yield* server.serve(Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const response = yield* route(request)
       yield* Metric.update(Metric.withAttributes(httpRequests, { method: request.method, status: String(response.status) }), 1)
       return response
-    })
-    yield* server.serve(counted)
-    httpAddress = HttpServer.formatAddress(server.address).replace(/^http:\/\//, "")
+    }))
     return { address: httpAddress }
   })

@@ -20,10 +20,9 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import iroh from "@number0/iroh"
-import { Data, Effect, Layer, Logger, type LogLevel, References } from "effect"
+import { Data, Effect, Logger, type LogLevel, References, Schema } from "effect"
 import { existsSync } from "node:fs"
-import { isIP } from "node:net"
-import { splitHostPort } from "../config/schema.ts"
+import { SocketAddress } from "../config/schema.ts"
 import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
 import { KvStateMachine } from "../raft/kv-state-machine.ts"
 import { makeRaftManager, storageFor } from "../raft/manager.ts"
@@ -39,9 +38,8 @@ const USAGE = `usage:
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
-interface Flags {
-  readonly values: ReadonlyMap<string, ReadonlyArray<string>>
-}
+/** Every value given per flag name, in order. */
+type Flags = ReadonlyMap<string, ReadonlyArray<string>>
 
 const parseFlags = (args: ReadonlyArray<string>, known: ReadonlyArray<string>): Flags | UsageError => {
   const values = new Map<string, Array<string>>()
@@ -55,10 +53,10 @@ const parseFlags = (args: ReadonlyArray<string>, known: ReadonlyArray<string>): 
     if (value === undefined || value.length === 0) return new UsageError({ message: `--${name} needs a value` })
     values.set(name, [...(values.get(name) ?? []), value])
   }
-  return { values }
+  return values
 }
 
-const single = (flags: Flags, name: string): string | undefined => flags.values.get(name)?.at(-1)
+const single = (flags: Flags, name: string): string | undefined => flags.get(name)?.at(-1)
 
 const LOG_LEVELS: Record<string, LogLevel.LogLevel> = {
   trace: "Trace",
@@ -108,14 +106,14 @@ const run = (configFile: string) =>
     )
   }).pipe(Effect.scoped)
 
+const isSocketAddress = Schema.is(SocketAddress)
+
 /** `keygen`: the key file (created if absent), its endpoint id and a ticket with the given addresses. */
 const keygen = (keyFile: string, addresses: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    for (const address of addresses) {
-      const hp = splitHostPort(address)
-      if (hp === undefined || isIP(hp.host) === 0 || hp.port === 0) {
-        return yield* new UsageError({ message: `--address expects ip:port (IPv4, or [IPv6]:port), got ${JSON.stringify(address)}` })
-      }
+    const bad = addresses.find((address) => !isSocketAddress(address))
+    if (bad !== undefined) {
+      return yield* new UsageError({ message: `--address expects ip:port (IPv4, or [IPv6]:port), got ${JSON.stringify(bad)}` })
     }
     const created = !existsSync(keyFile)
     const key = yield* loadOrCreateSecretKey(keyFile)
@@ -141,7 +139,7 @@ const main = Effect.gen(function*() {
     if (flags instanceof UsageError) return yield* flags
     const keyFile = single(flags, "key-file")
     if (keyFile === undefined) return yield* new UsageError({ message: "keygen needs --key-file <file>" })
-    return yield* keygen(keyFile, flags.values.get("address") ?? [])
+    return yield* keygen(keyFile, flags.get("address") ?? [])
   }
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     return yield* Effect.sync(() => void process.stdout.write(`${USAGE}\n`))
@@ -165,4 +163,4 @@ const main = Effect.gen(function*() {
 // Logs go to stderr: stdout carries only the JSON lines above.
 const StderrLogger = Logger.layer([Logger.withConsoleError(Logger.formatLogFmt)])
 
-NodeRuntime.runMain(main.pipe(Effect.provide(Layer.mergeAll(StderrLogger))))
+NodeRuntime.runMain(main.pipe(Effect.provide(StderrLogger)))
