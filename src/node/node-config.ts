@@ -21,30 +21,20 @@
  */
 import { Effect, Result, Schema, SchemaIssue } from "effect"
 import { ConfigError, type ConfigIssue } from "../config/errors.ts"
-import { decodeTransportConfig, parseTomlDocument, readConfigText } from "../config/load.ts"
+import { intAtLeast, orDefault, table } from "../config/fields.ts"
+import { decodeTransportConfig, formatConfigPath, parseTomlDocument, readConfigText } from "../config/load.ts"
 import { BindAddress, type TransportConfig } from "../config/schema.ts"
 import { decodeRaftConfig, type RaftConfig } from "../raft/config.ts"
 
-const intAtLeast = (min: number) =>
-  Schema.Number.check(
-    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min, {
-      expected: `an integer greater than or equal to ${min}`
-    })
-  )
-
-const httpFields = {
+/** The `[http]` table. */
+export const HttpConfig = table({
   /** Where the client API listens; port 0 picks a free port (the `ready` line tells which). */
-  bind_address: Schema.withDecodingDefaultTypeKey<typeof BindAddress>(Effect.succeed("127.0.0.1:0"))(BindAddress),
+  bind_address: orDefault(BindAddress, "127.0.0.1:0"),
   /**
    * How long a request may take, waiting for a leader included. Absent: `raft.proposal_timeout_ms`.
    * A request's `?timeout_ms=` overrides it.
    */
   request_timeout_ms: Schema.optionalKey(intAtLeast(1))
-}
-
-/** The `[http]` table. */
-export const HttpConfig = Schema.Struct(httpFields).annotate({
-  messageUnexpectedKey: `Unknown key; expected one of: ${Object.keys(httpFields).join(", ")}`
 })
 export type HttpConfig = typeof HttpConfig.Type
 
@@ -58,15 +48,15 @@ const TABLES = ["transport", "raft", "http"] as const
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
-const httpPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : `${out}.${String(key)}`), "http")
+/** `formatConfigPath` roots paths at `transport`; re-root them at `http`. */
+const httpPath = (path: ReadonlyArray<unknown>): string => "http" + formatConfigPath(path).slice("transport".length)
 
 /** Decodes a JS value shaped like the `[http]` table (absent: every default). */
 export const decodeHttpConfig = (input: unknown): Effect.Effect<HttpConfig, ConfigError> =>
   Schema.decodeUnknownEffect(HttpConfig)(input ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((error) => {
       const issues: Array<ConfigIssue> = formatter(error.issue).issues.map((issue) => ({
-        path: httpPath((issue.path ?? []).map((p) => (typeof p === "object" && p !== null && "key" in p ? p.key : p))),
+        path: httpPath(issue.path ?? []),
         message: issue.message
       }))
       const [first, ...rest] = issues
