@@ -36,7 +36,7 @@ const counterDiff = (a: ProbeMark, b: ProbeMark): Counters => {
   return out
 }
 
-export const measureWindows = (
+const measureWindows = (
   processes: ReadonlyArray<PeerProcess>,
   count: number,
   windowMs: number
