@@ -7,22 +7,9 @@
  * with paths rooted at `raft` (`raft.voters[1]`).
  */
 import { Effect, Schema, SchemaIssue } from "effect"
+import { intAtLeast, NonEmptyString, orDefault, table } from "../config/fields.ts"
 import { ConfigError, type ConfigIssue, formatConfigPath } from "../config/index.ts"
 import { parseTomlDocument, readConfigText } from "../config/load.ts"
-
-const orDefault = <S extends Schema.Top>(schema: S, value: S["Type"]) =>
-  Schema.withDecodingDefaultTypeKey<S>(Effect.succeed(value))(schema)
-
-const intAtLeast = (min: number) =>
-  Schema.Number.check(
-    Schema.makeFilter((n: number) => Number.isSafeInteger(n) && n >= min, {
-      expected: `an integer greater than or equal to ${min}`
-    })
-  )
-
-const NonEmptyString = Schema.String.check(
-  Schema.makeFilter((s: string) => s.length > 0, { expected: "a non-empty string" })
-)
 
 /**
  * When appended entries reach the disk:
@@ -89,9 +76,7 @@ const rules = (c: Fields): Array<Schema.FilterIssue> => {
   return issues
 }
 
-export const RaftConfig = Schema.Struct(raftFields)
-  .annotate({ messageUnexpectedKey: `Unknown key; expected one of: ${Object.keys(raftFields).join(", ")}` })
-  .check(Schema.makeFilter(rules))
+export const RaftConfig = table(raftFields).check(Schema.makeFilter(rules))
 export type RaftConfig = typeof RaftConfig.Type
 /** What `decodeRaftConfig` accepts: the `[raft]` table's shape (only `voters` is required). */
 export type RaftConfigEncoded = typeof RaftConfig.Encoded
