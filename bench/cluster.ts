@@ -21,7 +21,7 @@ import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { type ClusterTransport, LocalCluster } from "../src/node/local-cluster.ts"
-import { measureFailover, runWorkload, type WorkloadResult } from "../src/node/workload.ts"
+import { leaderThenAny, measureFailover, runWorkload, type WorkloadResult } from "../src/node/workload.ts"
 import { median } from "./stats.ts"
 
 export interface ClusterBenchOptions {
@@ -111,8 +111,7 @@ export const clusterTransportBench = (transport: ClusterTransport, options: Clus
         keysPerClient: 1000,
         valueBytes: 100,
         requestTimeoutMs: 5000,
-        // The leader; after a failure (a spontaneous election), any node: followers forward.
-        target: (client, attempt) => attempt === 0 ? leader : cluster.running()[(client + attempt) % cluster.running().length] ?? leader
+        target: leaderThenAny(cluster, () => leader)
       })
     yield* load(8, warmupMs)
     const loads: Array<ClusterLoad> = []

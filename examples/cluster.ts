@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type ClusterTransport, getMetrics, LocalCluster, type NodeStatus, type Sample } from "../src/node/local-cluster.ts"
-import { measureFailover, runWorkload, type WorkloadResult } from "../src/node/workload.ts"
+import { leaderThenAny, measureFailover, runWorkload, type WorkloadResult } from "../src/node/workload.ts"
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
@@ -46,7 +46,7 @@ const parseArgs = (args: ReadonlyArray<string>): Options | UsageError => {
     const arg = args[i]!
     const [name, inline] = arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg, undefined]
     const value = () => inline ?? args[++i]
-    const int = (min: number, max: number) => {
+    const intIn = (min: number, max: number) => {
       const raw = value()
       const n = Number(raw)
       return Number.isSafeInteger(n) && n >= min && n <= max ? n : new UsageError({ message: `${name} expects an integer in ${min}..${max}, got ${raw}` })
@@ -59,19 +59,19 @@ const parseArgs = (args: ReadonlyArray<string>): Options | UsageError => {
         break
       }
       case "--nodes": {
-        const n = int(3, 9) // a failover needs a majority to survive the leader
+        const n = intIn(3, 9) // a failover needs a majority to survive the leader
         if (n instanceof UsageError) return n
         nodes = n
         break
       }
       case "--duration": {
-        const n = int(1, 3600)
+        const n = intIn(1, 3600)
         if (n instanceof UsageError) return n
         durationS = n
         break
       }
       case "--clients": {
-        const n = int(1, 256)
+        const n = intIn(1, 256)
         if (n instanceof UsageError) return n
         clients = n
         break
@@ -149,12 +149,12 @@ const demo = (options: Options) =>
     yield* cluster.startAll()
     yield* say(`\nstarted ${options.nodes} nodes in ${secs((yield* Clock.currentTimeMillis) - t0)}:`)
     for (const spec of cluster.specs) {
-      const ready = cluster.process(spec.id)!.ready
+      const { pid, ready } = cluster.process(spec.id)!
       const via = [
         ready.iroh !== null ? `iroh ${ready.iroh.endpointId.slice(0, 10)}…@${ready.iroh.addresses.join(",")}` : undefined,
         ready.grpc !== null ? `grpc ${ready.grpc}` : undefined
       ].filter((x) => x !== undefined).join("  ")
-      yield* say(`  node ${spec.id}  pid ${lpad(cluster.process(spec.id)!.pid, 7)}  http ${ready.http}  ${via}`)
+      yield* say(`  node ${spec.id}  pid ${lpad(pid, 7)}  http ${ready.http}  ${via}`)
     }
     const t1 = yield* Clock.currentTimeMillis
     const first = yield* cluster.waitForLeader()
@@ -211,8 +211,7 @@ const demo = (options: Options) =>
       durationMs: 60_000,
       readBack: false,
       requestTimeoutMs: 3000,
-      // The leader; after a failure, any running node (followers forward to the leader).
-      target: (client, attempt) => attempt === 0 ? currentLeader : cluster.running()[(client + attempt) % cluster.running().length] ?? currentLeader,
+      target: leaderThenAny(cluster, () => currentLeader),
       maxPuts: SNAPSHOT_THRESHOLD * 3
     })
     const leaderNow = yield* cluster.waitForLeader()

@@ -3,8 +3,8 @@
  * N concurrent clients doing PUT (optionally followed by a GET that must return the value just
  * written), latency percentiles, and the failover probe (kill → first committed write).
  */
-import { Clock, Deferred, Effect, Fiber, Ref } from "effect"
-import type { LocalCluster, NodeUnreachable } from "./local-cluster.ts"
+import { Clock, Deferred, Effect, Fiber, Result } from "effect"
+import type { HttpReply, LocalCluster, NodeUnreachable } from "./local-cluster.ts"
 
 /** Latency samples in milliseconds. */
 export class Latencies {
@@ -81,6 +81,21 @@ const valueOf = (client: number, n: number, bytes: number): string => {
 const reasonOf = (body: unknown, status: number): string =>
   typeof body === "object" && body !== null && "error" in body && typeof body.error === "string" ? body.error : `http_${status}`
 
+/** The body of a 200; anything else fails with why (`ECONNREFUSED`, `timeout`, `no_quorum`, `http_500`, ...). */
+const okBody = (reply: Effect.Effect<HttpReply, NodeUnreachable>): Effect.Effect<unknown, string> =>
+  Effect.flatMap(Effect.mapError(reply, (e) => e.reason), (r) =>
+    r.status === 200 ? Effect.succeed(r.body) : Effect.fail(reasonOf(r.body, r.status)))
+
+/**
+ * A `target` for `runWorkload`: `leader()` first; after a failure (an election, say), the running
+ * nodes in turn, as followers forward to the leader.
+ */
+export const leaderThenAny = (cluster: LocalCluster, leader: () => number) => (client: number, attempt: number): number => {
+  if (attempt === 0) return leader()
+  const running = cluster.running()
+  return running[(client + attempt) % running.length] ?? leader()
+}
+
 export const runWorkload = (options: WorkloadOptions): Effect.Effect<WorkloadResult> =>
   Effect.gen(function*() {
     const { cluster } = options
@@ -107,9 +122,9 @@ export const runWorkload = (options: WorkloadOptions): Effect.Effect<WorkloadRes
           const key = `client${c}/key${n % keys}`
           const value = valueOf(c, n, bytes)
           const t0 = performance.now()
-          const put = yield* Effect.result(cluster.put(node, key, value, timeout))
-          if (put._tag === "Failure" || put.success.status !== 200) {
-            fail(put._tag === "Failure" ? put.failure.reason : reasonOf(put.success.body, put.success.status))
+          const put = yield* Effect.result(okBody(cluster.put(node, key, value, timeout)))
+          if (Result.isFailure(put)) {
+            fail(put.failure)
             attempt++
             yield* Effect.sleep(20)
             continue
@@ -119,13 +134,13 @@ export const runWorkload = (options: WorkloadOptions): Effect.Effect<WorkloadRes
           n++
           if (!options.readBack) continue
           const t1 = performance.now()
-          const get = yield* Effect.result(cluster.get(node, key, timeout))
-          if (get._tag === "Failure" || get.success.status !== 200) {
-            fail(get._tag === "Failure" ? get.failure.reason : reasonOf(get.success.body, get.success.status))
+          const get = yield* Effect.result(okBody(cluster.get(node, key, timeout)))
+          if (Result.isFailure(get)) {
+            fail(get.failure)
             attempt++
             continue
           }
-          const body = get.success.body
+          const body = get.success
           if (typeof body !== "object" || body === null || !("value" in body) || body.value !== value) {
             fail("mismatch")
             continue
@@ -184,29 +199,30 @@ export const measureFailover = (
   cluster: LocalCluster,
   victim: number,
   options: { readonly everyMs?: number; readonly attemptMs?: number; readonly timeoutMs?: number } = {}
-): Effect.Effect<FailoverResult, NodeUnreachable | Error> =>
+): Effect.Effect<FailoverResult, Error> =>
   Effect.gen(function*() {
     yield* cluster.kill(victim, "SIGKILL")
     const killedAt = performance.now()
     const survivors = cluster.running().filter((id) => id !== victim)
     const first = yield* Deferred.make<FailoverResult>()
-    const seq = yield* Ref.make(0)
-    const attempt = Effect.gen(function*() {
-      const n = yield* Ref.getAndUpdate(seq, (x) => x + 1)
-      const node = survivors[n % survivors.length]!
-      const reply = yield* Effect.result(cluster.put(node, `failover/${victim}/${n}`, String(n), options.attemptMs ?? 2000))
-      if (reply._tag === "Success" && reply.success.status === 200) {
-        yield* Deferred.succeed(first, { failoverMs: performance.now() - killedAt, acknowledgedBy: node })
-      }
-    })
+    const attempt = (n: number) =>
+      Effect.gen(function*() {
+        const node = survivors[n % survivors.length]!
+        if (yield* Effect.isSuccess(okBody(cluster.put(node, `failover/${victim}/${n}`, String(n), options.attemptMs ?? 2000)))) {
+          yield* Deferred.succeed(first, { failoverMs: performance.now() - killedAt, acknowledgedBy: node })
+        }
+      })
     const prober = Effect.gen(function*() {
-      while (true) {
-        yield* Effect.forkChild(attempt, { startImmediately: true })
+      for (let n = 0;; n++) {
+        yield* Effect.forkChild(attempt(n), { startImmediately: true })
         yield* Effect.sleep(options.everyMs ?? 50)
       }
     })
-    return yield* Effect.raceFirst(
-      Deferred.await(first),
-      Effect.andThen(Effect.sleep(options.timeoutMs ?? 30_000), Effect.fail(new Error("no write acknowledged after the kill")))
-    ).pipe(Effect.raceFirst(Effect.andThen(prober, Effect.never)))
+    return yield* Deferred.await(first).pipe(
+      Effect.raceFirst(Effect.andThen(prober, Effect.never)),
+      Effect.timeoutOrElse({
+        duration: options.timeoutMs ?? 30_000,
+        orElse: () => Effect.fail(new Error("no write acknowledged after the kill"))
+      })
+    )
   })
