@@ -9,14 +9,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { readFile } from "node:fs/promises"
+import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { HttpConfig, parseNodeConfigToml } from "../src/node/node-config.ts"
 import { RaftConfig } from "../src/raft/config.ts"
 
 const DOC = "docs/node.md"
 
-const readDoc = Effect.promise(() => readFile(fileURLToPath(new URL(`../${DOC}`, import.meta.url)), "utf8"))
+const doc = readFileSync(fileURLToPath(new URL(`../${DOC}`, import.meta.url)), "utf8")
 
 interface Block {
   readonly n: number
@@ -36,10 +36,11 @@ const tomlBlocks = (markdown: string): Array<Block> =>
 
 const describeBlock = (b: Block) => `${DOC}, toml block #${b.n}:\n---\n${b.text}`
 
+const blocks = tomlBlocks(doc)
+
 describe("docs/node.md", () => {
   it.effect("every toml block decodes, or fails where it says", () =>
     Effect.gen(function*() {
-      const blocks = tomlBlocks(yield* readDoc)
       expect(blocks.length).toBeGreaterThanOrEqual(3)
       expect(blocks.some((b) => b.errorPath !== undefined)).toBe(true)
       for (const block of blocks) {
@@ -55,7 +56,7 @@ describe("docs/node.md", () => {
 
   it.effect("the defaults block decodes to the same [raft] and [http] as the minimal config", () =>
     Effect.gen(function*() {
-      const full = tomlBlocks(yield* readDoc).find((b) => b.text.includes("snapshot_timeout_ms = 60000"))
+      const full = blocks.find((b) => b.text.includes("snapshot_timeout_ms = 60000"))
       expect(full).toBeDefined()
       const a = yield* parseNodeConfigToml(full?.text ?? "")
       const b = yield* parseNodeConfigToml("[transport]\nnode_id = 1\n[raft]\nvoters = [1]\n")
@@ -63,12 +64,10 @@ describe("docs/node.md", () => {
       expect(a.http).toEqual(b.http)
     }))
 
-  it.effect("the reference tables name every [raft] and [http] field", () =>
-    Effect.gen(function*() {
-      const text = yield* readDoc
-      const section = (heading: string) => text.split(`\n### ${heading}\n`)[1]?.split("\n### ")[0] ?? ""
-      const rows = (heading: string) => [...section(heading).matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1])
-      expect(rows("`[raft]`").sort()).toEqual(Object.keys(RaftConfig.fields).sort())
-      expect(rows("`[http]`").sort()).toEqual(Object.keys(HttpConfig.fields).sort())
-    }))
+  it("the reference tables name every [raft] and [http] field", () => {
+    const section = (heading: string) => doc.split(`\n### ${heading}\n`)[1]?.split("\n### ")[0] ?? ""
+    const rows = (heading: string) => [...section(heading).matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1])
+    expect(rows("`[raft]`").sort()).toEqual(Object.keys(RaftConfig.fields).sort())
+    expect(rows("`[http]`").sort()).toEqual(Object.keys(HttpConfig.fields).sort())
+  })
 })
