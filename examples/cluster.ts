@@ -36,54 +36,40 @@ interface Options {
 
 const USAGE = "usage: npm run demo -- [--transport iroh|grpc|dual] [--nodes N] [--duration S] [--clients C] [--keep]"
 
+/** The integer options: the field each sets and its bounds. */
+const INT_OPTIONS = new Map<string, { readonly field: "nodes" | "durationS" | "clients"; readonly min: number; readonly max: number }>([
+  ["--nodes", { field: "nodes", min: 3, max: 9 }], // a failover needs a majority to survive the leader
+  ["--duration", { field: "durationS", min: 1, max: 3600 }],
+  ["--clients", { field: "clients", min: 1, max: 256 }]
+])
+
 const parseArgs = (args: ReadonlyArray<string>): Options | UsageError => {
   let transport: ClusterTransport = "iroh"
-  let nodes = 3
-  let durationS = 10
-  let clients = 8
+  const ints = { nodes: 3, durationS: 10, clients: 8 }
   let keep = false
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     const [name, inline] = arg.includes("=") ? arg.split("=", 2) as [string, string] : [arg, undefined]
     const value = () => inline ?? args[++i]
-    const intIn = (min: number, max: number) => {
+    const bounds = INT_OPTIONS.get(name)
+    if (bounds !== undefined) {
       const raw = value()
       const n = Number(raw)
-      return Number.isSafeInteger(n) && n >= min && n <= max ? n : new UsageError({ message: `${name} expects an integer in ${min}..${max}, got ${raw}` })
-    }
-    switch (name) {
-      case "--transport": {
-        const t = value()
-        if (t !== "iroh" && t !== "grpc" && t !== "dual") return new UsageError({ message: `--transport expects iroh, grpc or dual, got ${t}` })
-        transport = t
-        break
+      if (!(Number.isSafeInteger(n) && n >= bounds.min && n <= bounds.max)) {
+        return new UsageError({ message: `${name} expects an integer in ${bounds.min}..${bounds.max}, got ${raw}` })
       }
-      case "--nodes": {
-        const n = intIn(3, 9) // a failover needs a majority to survive the leader
-        if (n instanceof UsageError) return n
-        nodes = n
-        break
-      }
-      case "--duration": {
-        const n = intIn(1, 3600)
-        if (n instanceof UsageError) return n
-        durationS = n
-        break
-      }
-      case "--clients": {
-        const n = intIn(1, 256)
-        if (n instanceof UsageError) return n
-        clients = n
-        break
-      }
-      case "--keep":
-        keep = true
-        break
-      default:
-        return new UsageError({ message: `unknown option ${arg}` })
+      ints[bounds.field] = n
+    } else if (name === "--transport") {
+      const t = value()
+      if (t !== "iroh" && t !== "grpc" && t !== "dual") return new UsageError({ message: `--transport expects iroh, grpc or dual, got ${t}` })
+      transport = t
+    } else if (name === "--keep") {
+      keep = true
+    } else {
+      return new UsageError({ message: `unknown option ${arg}` })
     }
   }
-  return { transport, nodes, durationS, clients, keep }
+  return { transport, ...ints, keep }
 }
 
 const say = (line = "") => Effect.sync(() => console.log(line))
