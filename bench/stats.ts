@@ -2,12 +2,7 @@
  * Small statistics helpers for latency samples (milliseconds unless said otherwise).
  */
 
-/** The p-th percentile (0-100) of samples sorted ascending, nearest rank; NaN when empty. */
-const percentileOfSorted = (sorted: ReadonlyArray<number>, p: number): number => {
-  if (sorted.length === 0) return Number.NaN
-  const rank = Math.ceil((p / 100) * sorted.length)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!
-}
+import { percentileOfSorted } from "../src/node/workload.ts"
 
 export interface Summary {
   readonly count: number

@@ -6,6 +6,13 @@
 import { Clock, Deferred, Effect, Fiber, Result } from "effect"
 import type { HttpReply, LocalCluster, NodeUnreachable } from "./local-cluster.ts"
 
+/** The `p`-th percentile (0-100) of samples sorted ascending, nearest rank; NaN when empty. */
+export const percentileOfSorted = (sorted: ReadonlyArray<number>, p: number): number => {
+  if (sorted.length === 0) return Number.NaN
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!
+}
+
 /** Latency samples in milliseconds. */
 export class Latencies {
   private readonly values: Array<number> = []
@@ -22,13 +29,11 @@ export class Latencies {
 
   /** The `p`-th percentile (0-100), nearest rank; NaN when empty. */
   percentile(p: number): number {
-    if (this.values.length === 0) return Number.NaN
     if (!this.sorted) {
       this.values.sort((a, b) => a - b)
       this.sorted = true
     }
-    const rank = Math.min(this.values.length - 1, Math.max(0, Math.ceil((p / 100) * this.values.length) - 1))
-    return this.values[rank]!
+    return percentileOfSorted(this.values, p)
   }
 }
 
