@@ -20,9 +20,9 @@ const parseOptions = {
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*$/
 
-/** `["peers", 1, "grpc_address"]` -> `transport.peers[1].grpc_address`. */
-export const formatConfigPath = (path: ReadonlyArray<unknown>): string => {
-  let out = ROOT
+/** `["peers", 1, "grpc_address"]` -> `transport.peers[1].grpc_address` (or under another table). */
+export const formatConfigPath = (path: ReadonlyArray<unknown>, root: string = ROOT): string => {
+  let out = root
   for (const segment of path) {
     const key = typeof segment === "object" && segment !== null && "key" in segment ? segment.key : segment
     if (typeof key === "number") out += `[${key}]`
@@ -34,14 +34,15 @@ export const formatConfigPath = (path: ReadonlyArray<unknown>): string => {
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
-const fromSchemaError = (error: Schema.SchemaError): ConfigError => {
+/** A decoding failure of the table `root` as a `ConfigError` with one issue per field. */
+export const configErrorOf = (error: Schema.SchemaError, root: string = ROOT): ConfigError => {
   const issues: Array<ConfigIssue> = formatter(error.issue).issues.map((issue) => ({
-    path: formatConfigPath(issue.path ?? []),
+    path: formatConfigPath(issue.path ?? [], root),
     message: issue.message
   }))
   const [first, ...rest] = issues
   return first === undefined
-    ? ConfigError.single(ROOT, error.message)
+    ? ConfigError.single(root, error.message)
     : ConfigError.fromIssues([first, ...rest])
 }
 
@@ -73,7 +74,7 @@ const decode = Schema.decodeUnknownEffect(TransportConfig)
  * Unknown keys are errors; all issues are collected.
  */
 export const decodeTransportConfig = (input: unknown): Effect.Effect<TransportConfig, ConfigError> =>
-  decode(dropUndefined(input), parseOptions).pipe(Effect.mapError(fromSchemaError))
+  decode(dropUndefined(input), parseOptions).pipe(Effect.mapError((error) => configErrorOf(error)))
 
 /**
  * Typed convenience for configs built in code: the argument is the `[transport]` table's

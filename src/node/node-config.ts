@@ -19,10 +19,10 @@
  * bind_address = "127.0.0.1:8081"
  * ```
  */
-import { Effect, Result, Schema, SchemaIssue } from "effect"
+import { Effect, Result, Schema } from "effect"
 import { ConfigError, type ConfigIssue } from "../config/errors.ts"
 import { intAtLeast, orDefault, table } from "../config/fields.ts"
-import { decodeTransportConfig, formatConfigPath, parseTomlDocument, readConfigText } from "../config/load.ts"
+import { configErrorOf, decodeTransportConfig, parseTomlDocument, readConfigText } from "../config/load.ts"
 import { BindAddress, type TransportConfig } from "../config/schema.ts"
 import { decodeRaftConfig, type RaftConfig } from "../raft/config.ts"
 
@@ -46,22 +46,10 @@ export interface NodeConfig {
 
 const TABLES = ["transport", "raft", "http"] as const
 
-const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
-
-/** `formatConfigPath` roots paths at `transport`; re-root them at `http`. */
-const httpPath = (path: ReadonlyArray<unknown>): string => "http" + formatConfigPath(path).slice("transport".length)
-
 /** Decodes a JS value shaped like the `[http]` table (absent: every default). */
 export const decodeHttpConfig = (input: unknown): Effect.Effect<HttpConfig, ConfigError> =>
   Schema.decodeUnknownEffect(HttpConfig)(input ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => {
-      const issues: Array<ConfigIssue> = formatter(error.issue).issues.map((issue) => ({
-        path: httpPath(issue.path ?? []),
-        message: issue.message
-      }))
-      const [first, ...rest] = issues
-      return first === undefined ? ConfigError.single("http", error.message) : ConfigError.fromIssues([first, ...rest])
-    })
+    Effect.mapError((error) => configErrorOf(error, "http"))
   )
 
 const issuesOf = <A>(result: Result.Result<A, ConfigError>): ReadonlyArray<ConfigIssue> =>
