@@ -7,7 +7,6 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { agreedLeader } from "../src/node/local-cluster.ts"
 import {
-  eventually,
   getAll,
   keyRange,
   leadersByTerm,
@@ -17,6 +16,7 @@ import {
   startCluster,
   statusOf
 } from "./support/cluster-process.ts"
+import { eventually } from "./support/eventually.ts"
 
 const valueOf = (key: string) => `value-of-${key}`
 

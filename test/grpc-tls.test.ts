@@ -5,7 +5,8 @@ import { existsSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { inboundRefused } from "../src/metrics/metrics.ts"
 import { addressOf, append, heartbeat, introduce, nodeConfig, receiveN, startNode, tempDir } from "./support/cluster.ts"
-import { counter, eventually } from "./support/metrics.ts"
+import { eventually } from "./support/eventually.ts"
+import { counter } from "./support/metrics.ts"
 
 const hasOpenssl = existsSync("/usr/bin/openssl") || existsSync("/usr/local/bin/openssl")
 
@@ -46,7 +47,7 @@ describe.skipIf(!hasOpenssl)("gRPC with TLS", () => {
       yield* b.addPeer(addressOf(plain))
       yield* plain.addPeer(addressOf(b))
       yield* plain.send(2, heartbeat(3, 2))
-      const status = yield* eventually(plain.peerStatus(2), (s) => (s.links[0]?.consecutiveFailures ?? 0) > 0)
+      const status = yield* eventually("a failed dial", plain.peerStatus(2), (s) => (s.links[0]?.consecutiveFailures ?? 0) > 0, 10_000)
       expect(status.links[0]!.state).not.toBe("connected")
       const nothing = yield* b.receiveBatch(10).pipe(Effect.timeoutOption("500 millis"))
       expect(nothing._tag).toBe("None")
@@ -58,7 +59,7 @@ describe.skipIf(!hasOpenssl)("gRPC with TLS", () => {
       yield* b.addPeer(addressOf(impostor))
       yield* impostor.addPeer(addressOf(b))
       yield* impostor.send(2, heartbeat(4, 2))
-      yield* eventually(counter(inboundRefused, { transport: "grpc", reason: "cert_mismatch" }), (n) => n > before)
+      yield* eventually("cert_mismatch counted", counter(inboundRefused, { transport: "grpc", reason: "cert_mismatch" }), (n) => n > before, 10_000)
       expect((yield* b.receiveBatch(10).pipe(Effect.timeoutOption("300 millis")))._tag).toBe("None")
     }).pipe(Effect.scoped), { timeout: 60_000 })
 })

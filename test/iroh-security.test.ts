@@ -6,7 +6,8 @@ import { encodeFrames, preamble } from "../src/message/framing.ts"
 import { MessageType } from "../src/message/types.ts"
 import { inboundErrors, inboundRefused, messagesDropped } from "../src/metrics/metrics.ts"
 import { addressOf, append, irohNodeConfig, receiveN, startCluster, startNode, tempDir } from "./support/cluster.ts"
-import { counter, eventually } from "./support/metrics.ts"
+import { eventually } from "./support/eventually.ts"
+import { counter } from "./support/metrics.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
 const { EndpointAddr, EndpointId } = iroh
@@ -37,7 +38,7 @@ describe("iroh inbound security", () => {
       )
       const reason = yield* Effect.promise(() => conn.closed())
       expect(reason).toContain("unknown endpoint")
-      yield* eventually(counter(inboundRefused, { transport: "iroh", reason: "unknown_endpoint" }), (n) => n === before + 1)
+      yield* eventually("refusal counted", counter(inboundRefused, { transport: "iroh", reason: "unknown_endpoint" }), (n) => n === before + 1, 10_000)
     }).pipe(Effect.scoped))
 
   it.live("drops and counts a message whose 'from' disagrees with the connection's identity", () =>
@@ -77,9 +78,9 @@ describe("iroh inbound security", () => {
         const stream = yield* Effect.promise(() => conn.openUni())
         yield* Effect.promise(() => stream.writeAll(bytes))
       }
-      yield* eventually(errors("bad_preamble"), (n) => n === before.bad_preamble + 1)
-      yield* eventually(errors("frame_too_large"), (n) => n === before.frame_too_large + 1)
-      yield* eventually(errors("decode_failed"), (n) => n === before.decode_failed + 1)
+      yield* eventually("bad_preamble counted", errors("bad_preamble"), (n) => n === before.bad_preamble + 1, 10_000)
+      yield* eventually("frame_too_large counted", errors("frame_too_large"), (n) => n === before.frame_too_large + 1, 10_000)
+      yield* eventually("decode_failed counted", errors("decode_failed"), (n) => n === before.decode_failed + 1, 10_000)
       // The node still works for everyone else.
       yield* b!.send(1, append(2, 1, 1))
       const [got] = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))

@@ -12,6 +12,7 @@ import { RaftManager, type RaftManagerService } from "../src/raft/manager.ts"
 import { MemoryStorage } from "../src/raft/memory-storage.ts"
 import { RaftTransport, type RaftTransportService } from "../src/transport/service.ts"
 import { type Mode, startCluster } from "./support/cluster.ts"
+import { eventually, eventuallyDefined } from "./support/eventually.ts"
 
 const startManager = (transport: RaftTransportService, sm: KvStateMachine, events: Array<RaftEvent>) =>
   Effect.gen(function*() {
@@ -27,16 +28,7 @@ const startManager = (transport: RaftTransportService, sm: KvStateMachine, event
   })
 
 /** Polls `check` every 20 ms (real time) until it yields a value. */
-const eventually = <A>(check: Effect.Effect<A | undefined>, what: string, timeoutMs = 15_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (true) {
-      const value = yield* check
-      if (value !== undefined) return value
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep(20)
-    }
-  })
+
 
 const leaderAmong = (managers: ReadonlyArray<RaftManagerService>) =>
   Effect.map(Effect.forEach(managers, (m) => m.status), (all): RaftStatus | undefined => {
@@ -56,7 +48,7 @@ const suite = (mode: Mode) =>
           yield* startManager(transports[0]!, sms[0], events),
           yield* startManager(transports[1]!, sms[1], events)
         ]
-        const leader = yield* eventually(leaderAmong(first), "a leader")
+        const leader = yield* eventuallyDefined("a leader", leaderAmong(first), 15_000)
         const follower = first.find((m) => m.id !== leader.id)!
         for (let i = 0; i < 30; i++) yield* follower.put(`k${i}`, `${i}`)
         expect(yield* follower.read("k29")).toBe("29")
@@ -64,13 +56,11 @@ const suite = (mode: Mode) =>
         expect((yield* leaderManager.status).snapshotIndex).toBeGreaterThan(0)
 
         const late = yield* startManager(transports[2]!, sms[2], events)
-        yield* eventually(
-          Effect.map(late.status, (s) => (s.snapshotIndex > 0 && s.leader === leader.id ? s : undefined)),
-          "the late node to install a snapshot"
-        )
-        yield* eventually(
+        yield* eventually("the late node to install a snapshot", late.status, (s) => s.snapshotIndex > 0 && s.leader === leader.id, 15_000)
+        yield* eventuallyDefined(
+          "the SnapshotInstalled event",
           Effect.sync(() => events.find((e) => e._tag === "SnapshotInstalled" && e.node === 3)),
-          "the SnapshotInstalled event"
+          15_000
         )
         expect(yield* late.read("k0")).toBe("0")
         yield* late.put("from-late", "yes")

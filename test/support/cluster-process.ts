@@ -33,25 +33,6 @@ export const startCluster = (
     return cluster
   })
 
-/** Polls `effect` every 50 ms until `check` holds; fails with the last value after `timeoutMs`. */
-export const eventually = <A, E>(
-  what: string,
-  effect: Effect.Effect<A, E>,
-  check: (a: A) => boolean,
-  timeoutMs = 20_000
-): Effect.Effect<A, E | Error> =>
-  Effect.gen(function*() {
-    const deadline = (yield* Clock.currentTimeMillis) + timeoutMs
-    while (true) {
-      const value = yield* effect
-      if (check(value)) return value
-      if ((yield* Clock.currentTimeMillis) > deadline) {
-        return yield* Effect.fail(new Error(`${what}: not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`))
-      }
-      yield* Effect.sleep(50)
-    }
-  })
-
 /** The status of node `id` (fails when it does not answer). */
 export const statusOf = (cluster: LocalCluster, id: number) =>
   Effect.flatMap(cluster.statuses(2000, [id]), (all) => {
