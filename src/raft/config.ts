@@ -6,10 +6,10 @@
  * or `parseRaftConfigToml` (whole TOML document). Failures are the transport's `ConfigError`,
  * with paths rooted at `raft` (`raft.voters[1]`).
  */
-import { Effect, Schema, SchemaIssue } from "effect"
+import { Effect, Schema } from "effect"
+import { ConfigError } from "../config/errors.ts"
 import { intAtLeast, NonEmptyString, orDefault, table } from "../config/fields.ts"
-import { ConfigError, type ConfigIssue, formatConfigPath } from "../config/index.ts"
-import { parseTomlDocument, readConfigText } from "../config/load.ts"
+import { configErrorOf, parseTomlDocument, readConfigText } from "../config/load.ts"
 
 /**
  * When appended entries reach the disk:
@@ -82,24 +82,12 @@ export type RaftConfig = typeof RaftConfig.Type
 export type RaftConfigEncoded = typeof RaftConfig.Encoded
 
 const ROOT = "raft"
-const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
-/** `formatConfigPath` roots paths at `transport`; re-root them at `raft`. */
-const raftPath = (path: ReadonlyArray<unknown>): string => ROOT + formatConfigPath(path).slice("transport".length)
-
-const fromSchemaError = (error: Schema.SchemaError): ConfigError => {
-  const issues: Array<ConfigIssue> = formatter(error.issue).issues.map((issue) => ({
-    path: raftPath(issue.path ?? []),
-    message: issue.message
-  }))
-  const [first, ...rest] = issues
-  return first === undefined ? ConfigError.single(ROOT, error.message) : ConfigError.fromIssues([first, ...rest])
-}
 
 const decode = Schema.decodeUnknownEffect(RaftConfig)
 
 /** Decodes a JS value shaped like the `[raft]` table; unknown keys are errors, all issues collected. */
 export const decodeRaftConfig = (input: unknown): Effect.Effect<RaftConfig, ConfigError> =>
-  decode(input, { errors: "all", onExcessProperty: "error" }).pipe(Effect.mapError(fromSchemaError))
+  decode(input, { errors: "all", onExcessProperty: "error" }).pipe(Effect.mapError((error) => configErrorOf(error, ROOT)))
 
 /** Parses a whole TOML document and decodes its `[raft]` table. */
 export const parseRaftConfigToml = (text: string): Effect.Effect<RaftConfig, ConfigError> =>
