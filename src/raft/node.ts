@@ -46,7 +46,11 @@ export interface RaftNode<R> {
   readonly status: Effect.Effect<RaftStatus>
   /** Leader only: hands leadership to `to` as soon as its log is up to date (thesis §3.10). */
   readonly transferLeadership: (to: NodeId) => Effect.Effect<void, NotLeader>
-  /** Role, leader and snapshot events; subscribe before the events you care about. */
+  /**
+   * Role, leader and snapshot events. The node starts working as soon as its layer is built, so
+   * a new subscriber first receives the last `EVENT_REPLAY` events (what happened while it was
+   * being set up, such as a snapshot installed from messages already waiting), then live ones.
+   */
   readonly events: Stream.Stream<RaftEvent>
   /**
    * Completes when the node stops: fails with the `StorageError` (or dies with the defect) that
@@ -99,6 +103,8 @@ type Input<R> =
   | { readonly _tag: "Transfer"; readonly to: NodeId; readonly deferred: Deferred.Deferred<void, NotLeader> }
 
 const MAILBOX_CAPACITY = 4096
+/** Events a late subscriber still receives (see `RaftNode.events`). */
+const EVENT_REPLAY = 64
 const RECEIVE_BATCH = 256
 /** Committed entries applied between two yields, so a long catch-up does not starve others. */
 const APPLY_CHUNK = 512
@@ -136,7 +142,7 @@ export const makeRaftNode = <R>(
     }, persisted, yield* Clock.currentTimeMillis)
 
     const mailbox = yield* Queue.bounded<Input<R>>(MAILBOX_CAPACITY)
-    const events = yield* PubSub.sliding<RaftEvent>(1024)
+    const events = yield* PubSub.sliding<RaftEvent>({ capacity: 1024, replay: EVENT_REPLAY })
     const proposals = new Map<string, PendingProposal<R>>()
     const proposalAt = new Map<number, string>()
     const reads = new Map<string, PendingRead>()
