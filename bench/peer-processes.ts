@@ -84,7 +84,7 @@ export const spawnPeer = (
       installHandlers()
       const child = fork(ENTRY, [role, ...args], {
         execPath: process.execPath,
-        execArgv: ["--import", TSX_LOADER],
+        execArgv: ["--import", TSX_LOADER, ...(process.env["BENCH_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "")],
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         serialization: "json"
       })

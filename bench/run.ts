@@ -5,6 +5,8 @@
  *
  * Environment:
  * - `BENCH_VERBOSE=1` forwards the peer processes' output to stderr.
+ * - `BENCH_NODE_FLAGS="--trace-gc"` adds Node flags to the peer processes (Node refuses some of
+ *   them in NODE_OPTIONS); with BENCH_VERBOSE=1 their output shows, e.g. GC pauses.
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, vote, vote-grpc, vote-sweep,

@@ -240,6 +240,8 @@ export interface VoteLatencyOptions {
   readonly mode?: BenchMode
   /** `batching.snapshot_chunk_bytes` for both nodes; absent: the shipped default. */
   readonly snapshotChunkBytes?: number
+  /** Any other `[transport.batching]` settings for both nodes. */
+  readonly batching?: Readonly<Record<string, number>>
   readonly votes: number
   readonly spacingMs: number
   readonly snapshotBytes: number
@@ -251,7 +253,10 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
       const mode = options.mode ?? "iroh"
       const overrides: ConfigOverrides = {
         ...modeOverrides(mode),
-        ...(options.snapshotChunkBytes === undefined ? {} : { batching: { snapshot_chunk_bytes: options.snapshotChunkBytes } })
+        batching: {
+          ...options.batching,
+          ...(options.snapshotChunkBytes === undefined ? {} : { snapshot_chunk_bytes: options.snapshotChunkBytes })
+        }
       }
       const [voter, candidate] = yield* spawnPair("vote-voter", "vote-candidate", [options.keyDir, JSON.stringify(overrides)])
       // The chunk size the nodes run with, default included, as their own config decodes it.
