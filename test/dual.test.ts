@@ -118,6 +118,49 @@ describe("adaptive routing", () => {
       expect(router.route(3)).toBe("grpc")
     }).pipe(Effect.scoped))
 
+  it.effect("leaves a gRPC link that went down for Iroh, and returns once gRPC is back and faster", () =>
+    Effect.gen(function*() {
+      const events = yield* PubSub.unbounded<TransportEvent>()
+      const sub = yield* PubSub.subscribe(events)
+      const router = yield* makeRouter(events)
+      yield* router.observe({ iroh: 120, grpc: 2 })
+      expect(router.route(0)).toBe("grpc")
+      yield* PubSub.takeAll(sub)
+      yield* router.linkState("grpc", false, "connection lost")
+      expect([0, 1, 2, 3].map((c) => router.route(c as 0))).toEqual(["iroh", "iroh", "iroh", "grpc"])
+      yield* router.linkState("grpc", false, "dial failed") // already left: no second change
+      yield* router.observe({ iroh: 120, grpc: undefined }) // slow Iroh, but gRPC has no RTT: stay
+      expect(router.route(0)).toBe("iroh")
+      const left = (yield* PubSub.takeAll(sub)).filter((e) => e._tag === "RouteChanged")
+      expect(left).toHaveLength(3)
+      for (const e of left) expect(e).toMatchObject({ from: "grpc", to: "iroh", reason: "adaptive: grpc down: connection lost" })
+      expect(yield* PubSub.takeUpTo(sub, 100)).toEqual([])
+      yield* router.linkState("grpc", true, "connected")
+      yield* router.observe({ iroh: 120, grpc: 2 })
+      expect(router.route(0)).toBe("grpc")
+    }).pipe(Effect.scoped))
+
+  it.effect("a gRPC link going down moves nothing the adaptive strategy did not move there", () =>
+    Effect.gen(function*() {
+      const events = yield* PubSub.unbounded<TransportEvent>()
+      const sub = yield* PubSub.subscribe(events)
+      const router = yield* makeRouter(events)
+      yield* router.observe({ iroh: 5, grpc: 2 })
+      yield* router.linkState("grpc", false, "connection lost")
+      expect([0, 1, 2, 3].map((c) => router.route(c as 0))).toEqual(["iroh", "iroh", "iroh", "grpc"])
+      const fixed = yield* PeerRouter.make({
+        peer: 3,
+        mode: "dual",
+        strategy: { _tag: "always_grpc" },
+        classRoutes: {},
+        fallbackToGrpc: true,
+        events
+      })
+      yield* fixed.linkState("grpc", false, "connection lost")
+      expect(fixed.route(0)).toBe("grpc")
+      expect((yield* PubSub.takeUpTo(sub, 100)).filter((e) => e._tag === "RouteChanged")).toEqual([])
+    }).pipe(Effect.scoped))
+
   it.effect("falls back while Iroh is down and recovers when it is back", () =>
     Effect.gen(function*() {
       const events = yield* PubSub.unbounded<TransportEvent>()

@@ -104,7 +104,10 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         kind: "iroh",
         write,
         closed: Deferred.await(closed),
-        rttMs: () => probe.rttMs() ?? connection.rtt() ?? undefined,
+        // The probe's estimate only, as for gRPC: its first answer comes within a round trip
+        // of connecting. QUIC's own `rtt()` right after a handshake can be far off (79 ms on
+        // loopback after a reconnect), and one such value moves an adaptive route and back.
+        rttMs: probe.rttMs,
         confirmedAt: probe.confirmedAt
       }
       return session

@@ -20,8 +20,10 @@ export interface RouterOptions {
  * Which transport carries each class to one peer. Three inputs, in order: a per-class route
  * from config overrides the strategy; the strategy (fixed, or adaptive on smoothed RTTs with
  * hysteresis) picks the peer's transport; and while the Iroh link is down, `fallback_to_grpc`
- * moves Iroh-bound classes to gRPC until it recovers. Every change is an event, a log line
- * and a counter; writers read `route` before each batch, so a change applies to the next write.
+ * moves Iroh-bound classes to gRPC until it recovers. The adaptive strategy never keeps a
+ * peer on a gRPC link that went down: it returns to Iroh until gRPC is back and faster. Every
+ * change is an event, a log line and a counter; writers read `route` before each batch, so a
+ * change applies to the next write.
  */
 export class PeerRouter {
   private preferred: TransportKind
@@ -49,10 +51,14 @@ export class PeerRouter {
     return this.options.mode === "dual" && this.options.fallbackToGrpc && this.intended(cls) === "iroh"
   }
 
-  /** A link went down (`up = false`) or came up. Only Iroh's state moves routes. */
+  /**
+   * A link went down (`up = false`) or came up. Iroh's state drives the fallback; gRPC going
+   * down matters only when the adaptive strategy had moved the peer to it.
+   */
   linkState(kind: TransportKind, up: boolean, cause: string): Effect.Effect<void> {
     return Effect.suspend(() => {
-      if (kind !== "iroh" || this.options.mode !== "dual" || !this.options.fallbackToGrpc) return Effect.void
+      if (kind === "grpc") return up ? Effect.void : this.grpcDown(cause)
+      if (this.options.mode !== "dual" || !this.options.fallbackToGrpc) return Effect.void
       const peer = this.options.peer
       const labels = { peer: String(peer) }
       if (!up && this.irohDown === undefined) {
@@ -91,6 +97,23 @@ export class PeerRouter {
       this.preferred = choice.transport
       return Effect.andThen(gauges, this.recompute("adaptive", choice.reason))
     })
+  }
+
+  /**
+   * The adaptive strategy prefers gRPC only while it is faster; a gRPC link that is down has
+   * no RTT, so `observe` would never leave it and the peer's traffic would wait for gRPC
+   * while Iroh is up. Back to Iroh; `observe` moves the peer to gRPC again once it is back
+   * with a measured, faster RTT.
+   */
+  private grpcDown(cause: string): Effect.Effect<void> {
+    if (this.options.mode !== "dual" || this.options.strategy._tag !== "adaptive" || this.preferred !== "grpc") {
+      return Effect.void
+    }
+    this.preferred = "iroh"
+    return Effect.andThen(
+      Effect.logWarning(`peer ${this.options.peer}: grpc down, adaptive routing returns to iroh: ${cause}`),
+      this.recompute("adaptive", `grpc down: ${cause}`)
+    )
   }
 
   private intended(cls: PriorityClass): TransportKind {

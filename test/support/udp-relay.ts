@@ -13,7 +13,7 @@ import { splitHostPort } from "../../src/config/schema.ts"
  * `address` to the dialling side as the target's direct address.
  */
 export interface UdpRelay {
-  /** `127.0.0.1:PORT` (or `[::1]:PORT` for an IPv6 target): the front socket. */
+  /** `127.0.0.1:PORT` or `[::1]:PORT` (see `UdpRelayOptions.front`): the front socket. */
   readonly address: string
   /** One-way delay, applied to every datagram in both directions; 0 forwards at once. */
   readonly setDelay: (ms: number) => Effect.Effect<void>
@@ -33,6 +33,16 @@ export interface UdpRelayStats {
   readonly lastError: string | undefined
   /** Distinct clients seen on the front socket (one back socket each). */
   readonly clients: number
+}
+
+export interface UdpRelayOptions {
+  /**
+   * Address family of the front socket; the back sockets always use the target's. Default:
+   * the target's. An IPv6 front before an IPv4 target makes the relayed path look preferable
+   * to Iroh, whose path selector counts IPv6 paths 3 ms faster than IPv4 ones (see
+   * test/adaptive-relay.test.ts).
+   */
+  readonly front?: "ipv4" | "ipv6"
 }
 
 const formatAddress = (host: string, port: number): string => (isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`)
@@ -66,12 +76,14 @@ const closeSocket = (socket: Socket): Effect.Effect<void> =>
  * Starts a relay in front of `target` (`ip:port` of the real endpoint, on loopback). Every
  * socket and pending delayed datagram is released when the scope closes.
  */
-export const makeUdpRelay = (target: string): Effect.Effect<UdpRelay, Error, Scope.Scope> =>
+export const makeUdpRelay = (target: string, options: UdpRelayOptions = {}): Effect.Effect<UdpRelay, Error, Scope.Scope> =>
   Effect.gen(function*() {
     const hp = splitHostPort(target)
     if (hp === undefined || hp.port === 0) return yield* Effect.fail(new Error(`bad relay target: ${target}`))
     const type = isIPv6(hp.host) ? "udp6" : "udp4"
     const localHost = type === "udp6" ? "::1" : "127.0.0.1"
+    const frontType = options.front === undefined ? type : options.front === "ipv6" ? "udp6" : "udp4"
+    const frontHost = frontType === "udp6" ? "::1" : "127.0.0.1"
 
     let delayMs = 0
     let loss = 0
@@ -110,7 +122,7 @@ export const makeUdpRelay = (target: string): Effect.Effect<UdpRelay, Error, Sco
       timers.add(timer)
     }
 
-    const front = yield* Effect.acquireRelease(bindSocket(type, localHost), (socket) =>
+    const front = yield* Effect.acquireRelease(bindSocket(frontType, frontHost), (socket) =>
       Effect.gen(function*() {
         closed = true
         for (const timer of timers) clearTimeout(timer)
@@ -141,7 +153,7 @@ export const makeUdpRelay = (target: string): Effect.Effect<UdpRelay, Error, Sco
 
     const port = front.address().port
     return {
-      address: formatAddress(localHost, port),
+      address: formatAddress(frontHost, port),
       setDelay: (ms) =>
         Effect.sync(() => {
           delayMs = Math.max(0, ms)
