@@ -233,7 +233,8 @@ export class PeerActor {
   /**
    * The session of the transport that carries `cls` now. Where a failed Iroh link would fall
    * back to gRPC, Iroh gets one dial and no waiting: the failure moves the route (through the
-   * link-state listener) and the loop picks gRPC.
+   * link-state listener) and the loop picks gRPC. Otherwise the writer redials with backoff
+   * for as long as the class stays routed to that transport, and follows a route change.
    */
   private acquireRouted(cls: PriorityClass): Effect.Effect<Routed> {
     const self = this
@@ -246,7 +247,8 @@ export class PeerActor {
           if (Result.isSuccess(tried)) return { session: tried.success, kind, connector }
           if (self.options.routes.route(cls) !== "iroh") continue
         }
-        return { session: yield* connector.acquire, kind, connector }
+        const session = yield* connector.acquireWhile(() => self.options.routes.route(cls) === kind)
+        if (session !== undefined) return { session, kind, connector }
       }
     })
   }

@@ -85,6 +85,23 @@ export class Connector {
     this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialLoop)
   )
 
+  /**
+   * Like `acquire`, but a writer whose class has been routed elsewhere meanwhile stops
+   * waiting: after each failed dial `wanted()` is asked, and `undefined` means "not wanted any
+   * more". Without it a writer would sit in this link's backoff while another link it is now
+   * routed to is up.
+   */
+  acquireWhile(wanted: () => boolean): Effect.Effect<LinkSession | undefined> {
+    return Effect.suspend(() =>
+      this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(
+        this.dialOnce.pipe(
+          Effect.retry({ schedule: reconnectSchedule(this.policy), while: wanted }),
+          Effect.catch(() => Effect.succeed(undefined)) // only `wanted` ends the schedule
+        )
+      )
+    )
+  }
+
   /** One attempt, no waiting: the session if connected or the dial succeeds now. */
   readonly tryAcquire: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() =>
     this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialOnce)
