@@ -81,6 +81,8 @@ const int = (n: number) => Math.round(n).toLocaleString("en-US")
 
 /** Snapshot threshold of the demo nodes: small, so a node that was down catches up by snapshot. */
 const SNAPSHOT_THRESHOLD = 300
+/** In dual mode, how long after restarting the old leader the demo waits for every link to be up. */
+const LINKS_UP_WAIT_MS = 15_000
 
 /** Per-class message counts and per-node fallbacks from one node's `/metrics`. */
 const tally = (samples: ReadonlyArray<Sample>) => {
@@ -225,6 +227,20 @@ const demo = (options: Options) =>
     const catchUpMs = (yield* Clock.currentTimeMillis) - restartAt
     const bySnapshot = caughtUp.events.snapshotsInstalled > 0
     yield* say(`  caught up in ${secs(catchUpMs)} (${bySnapshot ? "by snapshot, then log entries" : "from the log"})`)
+    // The survivors redial the restarted node with backoff (up to max_backoff_ms): in dual mode
+    // their traffic to it stays on gRPC until Iroh is back, which is worth seeing happen.
+    if (options.transport === "dual") {
+      const allLinksUp = (all: ReadonlyArray<NodeStatus>) => all.every((s) => s.peers.every((p) => p.links.every((l) => l.state === "connected")))
+      let linksUp = allLinksUp(yield* cluster.statuses())
+      while (!linksUp && (yield* Clock.currentTimeMillis) - restartAt < LINKS_UP_WAIT_MS) {
+        yield* Effect.sleep(100)
+        linksUp = allLinksUp(yield* cluster.statuses())
+      }
+      const waited = secs((yield* Clock.currentTimeMillis) - restartAt)
+      yield* say(linksUp
+        ? `  every Iroh and gRPC link up again ${waited} after the restart (routes back to the strategy's choice)`
+        : `  some links still down ${waited} after the restart (see the routes below)`)
+    }
 
     // 5. Summary.
     const statuses = [...(yield* cluster.statuses())].sort((a, b) => a.id - b.id)
