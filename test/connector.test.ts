@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, PubSub } from "effect"
+import { Deferred, Effect, Fiber, PubSub, Result } from "effect"
+import { TestClock } from "effect/testing"
 import { Connector } from "../src/peer/connector.ts"
 import type { Link, LinkSession } from "../src/peer/link.ts"
 import { ConnectFailed } from "../src/transport/errors.ts"
@@ -53,5 +54,49 @@ describe("connector", () => {
       // Connected: no dial, whatever `wanted` says.
       expect(yield* connector.acquireWhile(() => false)).toBe(session)
       expect(state.dials).toBe(4)
+    }).pipe(Effect.scoped))
+
+  // Dual mode: the supervisor's keeper redials a dead link forever. A writer that asks for the
+  // link meanwhile must learn that the dial failed (its class then falls back), not queue
+  // behind the keeper's redial loop until the link comes back.
+  it.live("a caller that arrives during another's dial shares its failure, and no backoff holds the lock", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      let dials = 0
+      const link: Link = {
+        kind: "iroh",
+        connect: Effect.suspend(() => {
+          dials++
+          return Effect.andThen(Deferred.await(release), Effect.fail(new ConnectFailed({ peer: 2, transport: "iroh", cause: "timed out" })))
+        })
+      }
+      const connector = yield* Connector.make(2, link, { initialMs: 60_000, maxMs: 60_000, jitter: 0 }, yield* PubSub.unbounded<TransportEvent>())
+      const keeper = yield* Effect.forkScoped(connector.acquire, { startImmediately: true })
+      expect(connector.state).toBe("connecting")
+      const writer = yield* Effect.forkScoped(connector.tryAcquire, { startImmediately: true })
+      yield* Deferred.succeed(release, void 0)
+      const tried = yield* Effect.result(Fiber.join(writer)).pipe(Effect.timeout("10 seconds"))
+      expect(Result.isFailure(tried) && tried.failure).toMatchObject({ _tag: "ConnectFailed", cause: "timed out" })
+      // The keeper is in its (long) backoff; asking again fails at once, without a dial.
+      expect(Result.isFailure(yield* Effect.result(connector.tryAcquire).pipe(Effect.timeout("10 seconds")))).toBe(true)
+      expect(dials).toBe(1)
+      expect(connector.state).toBe("backoff")
+      yield* Fiber.interrupt(keeper)
+    }).pipe(Effect.scoped))
+
+  it.effect("the backoff is the connector's: several waiting fibers dial once per step", () =>
+    Effect.gen(function*() {
+      const { link, state } = flakyLink()
+      const connector = yield* Connector.make(2, link, { initialMs: 100, maxMs: 100, jitter: 0 }, yield* PubSub.unbounded<TransportEvent>())
+      for (let i = 0; i < 3; i++) yield* Effect.forkScoped(connector.acquireWhile(() => true), { startImmediately: true })
+      expect(state.dials).toBe(1)
+      for (let step = 1; step <= 4; step++) {
+        yield* TestClock.adjust("100 millis")
+        expect(state.dials).toBe(1 + step)
+      }
+      state.up = true
+      yield* TestClock.adjust("100 millis")
+      expect(state.dials).toBe(6)
+      expect(connector.state).toBe("connected")
     }).pipe(Effect.scoped))
 })

@@ -81,6 +81,13 @@ interface ClassMetrics {
  */
 export class PeerActor {
   private transferIds = 0
+  /**
+   * Per class, the messages a writer has taken from its queue and neither written nor dropped
+   * yet. When the peer closes, the queues' contents are counted by `shutdown` and these by the
+   * interrupted writer: a batch waiting for a dial to an unreachable peer is no exception to
+   * "written, or dropped with a counted reason".
+   */
+  private readonly held = [0, 0, 0, 0]
 
   private constructor(
     readonly peer: NodeId,
@@ -175,14 +182,35 @@ export class PeerActor {
     const self = this
     return Effect.gen(function*() {
       while (true) {
-        const batch = yield* Queue.takeBetween(queue, 1, self.options.maxBatch)
+        // Taking and recording what was taken is one step, so an interruption cannot fall
+        // between them and lose the batch uncounted.
+        const batch = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.tap(restore(Queue.takeBetween(queue, 1, self.options.maxBatch)), (taken) =>
+            Effect.sync(() => {
+              self.held[cls] = taken.length
+            }))
+        )
         if (cls === PriorityClass.Snapshot) {
           for (const envelope of batch) yield* self.sendSnapshot(envelope)
           continue
         }
         yield* self.writeBatch(cls, batch)
       }
-    }).pipe(Effect.annotateLogs({ peer: String(this.peer), class: className(cls) }))
+    }).pipe(
+      Effect.onInterrupt(() =>
+        Effect.suspend(() => {
+          const held = this.held[cls]!
+          this.held[cls] = 0
+          return held > 0 ? this.countDrop(cls, "peer_removed", held) : Effect.void
+        })
+      ),
+      Effect.annotateLogs({ peer: String(this.peer), class: className(cls) })
+    )
+  }
+
+  /** `count` held messages were written or dropped (and counted as such). */
+  private settle(cls: PriorityClass, count: number): void {
+    this.held[cls] = Math.max(0, this.held[cls]! - count)
   }
 
   /** Drops expired envelopes (counted) and returns the rest. */
@@ -191,7 +219,9 @@ export class PeerActor {
       const oldest = now - this.options.maxAgeMs
       const live = batch.filter((e) => e.enqueuedAt >= oldest)
       const expired = batch.length - live.length
-      return expired === 0 ? Effect.succeed(live) : Effect.as(this.countDrop(cls, "expired", expired), live)
+      if (expired === 0) return Effect.succeed(live)
+      this.settle(cls, expired)
+      return Effect.as(this.countDrop(cls, "expired", expired), live)
     })
   }
 
@@ -209,7 +239,10 @@ export class PeerActor {
         if (payload.length > self.options.maxFrameBytes) tooLarge++
         else payloads.push(payload)
       }
-      if (tooLarge > 0) yield* self.countDrop(cls, "too_large", tooLarge)
+      if (tooLarge > 0) {
+        self.settle(cls, tooLarge)
+        yield* self.countDrop(cls, "too_large", tooLarge)
+      }
       // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
       // The whole batch stays on one session, so a route change cannot reorder it; only a
       // failed write makes the rest look for a session again.
@@ -259,6 +292,7 @@ export class PeerActor {
     const { session, kind, connector } = target
     return Effect.gen(function*() {
       const written = yield* Effect.result(session.write(cls, payloads, bytes))
+      self.settle(cls, payloads.length)
       if (Result.isSuccess(written)) {
         connector.noteWritten(session, cls, payloads.length)
         const m = self.metrics[cls]!.get(kind)!
@@ -284,7 +318,7 @@ export class PeerActor {
       for (let attempt = 1; attempt <= self.options.snapshotAttempts; attempt++) {
         const { session, kind, connector } = yield* self.acquireRouted(cls)
         const live = yield* self.unexpired(cls, [envelope])
-        if (live.length === 0) return
+        if (live.length === 0) return // counted (and settled) as expired
         // Only successive transfers on one stream must differ: the receiver restarts at offset 0.
         const transferId = self.transferIds = (self.transferIds % 0x7fffffff) + 1
         const chunks = splitSnapshot(envelope.message, self.options.snapshotChunkBytes, transferId)
@@ -313,11 +347,13 @@ export class PeerActor {
           yield* Metric.update(m.sent, chunks.length)
           yield* Metric.update(m.bytes, bytes)
           yield* Metric.update(Metric.withAttributes(M.snapshotsSent, { peer: String(self.peer), transport: kind }), 1)
+          self.settle(cls, 1)
           return
         }
         lastError = failure?.message ?? "nothing written"
         yield* Effect.logWarning(`snapshot transfer to peer ${self.peer} broken (attempt ${attempt}): ${lastError}`)
       }
+      self.settle(cls, 1)
       yield* self.countDrop(cls, "snapshot_failed", 1)
       yield* PubSub.publish(self.options.events, {
         _tag: "SnapshotFailed",

@@ -22,3 +22,15 @@ export const reconnectSchedule = (policy: BackoffPolicy): Schedule.Schedule<Dura
       Effect.map(Random.next, (random) => Duration.millis(jitteredDelay(policy, Duration.toMillis(duration), random)))
     )
   )
+
+/**
+ * `reconnectSchedule`, stepped by hand: each call of the returned effect is one failed dial
+ * and gives the delay in ms before the next. The connector owns the backoff (rather than
+ * retrying inside a lock) so that nobody holds its dial lock while it waits.
+ */
+export const backoffDelays = (policy: BackoffPolicy): Effect.Effect<Effect.Effect<number>> =>
+  Effect.map(Schedule.toStep(reconnectSchedule(policy)), (step) =>
+    Effect.clockWith((clock) => step(clock.currentTimeMillisUnsafe(), undefined)).pipe(
+      Effect.map(([, delay]) => Duration.toMillis(delay)),
+      Effect.orDie // the schedule never ends
+    ))

@@ -1,10 +1,10 @@
-import { Cause, Effect, Exit, Metric, PubSub, Scope, Semaphore } from "effect"
+import { Cause, Clock, Effect, Exit, Metric, PubSub, Result, Scope, Semaphore } from "effect"
 import { className, type PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
-import { type ConnectFailed, describeCause, type TransportKind } from "../transport/errors.ts"
+import { ConnectFailed, describeCause, type TransportKind } from "../transport/errors.ts"
 import type { TransportEvent } from "../transport/events.ts"
-import { type BackoffPolicy, reconnectSchedule } from "./backoff.ts"
+import { backoffDelays, type BackoffPolicy } from "./backoff.ts"
 import type { Link, LinkSession } from "./link.ts"
 
 interface Live {
@@ -20,10 +20,13 @@ export type ConnectorState = "connected" | "connecting" | "idle" | "backoff"
 export type LinkStateListener = (kind: TransportKind, up: boolean, cause: string) => Effect.Effect<void>
 
 /**
- * Owns the one live session of a peer on one transport. Writers ask it for the session; the
- * first to ask after a loss dials (one dial at a time), the others wait for that dial.
- * Failed dials back off exponentially with jitter; a session that fails or closes is
- * invalidated once, however many writers notice it.
+ * Owns the one live session of a peer on one transport. Writers (and, in dual mode, the
+ * supervisor's keeper) ask it for the session; the first to ask after a loss dials (one dial
+ * at a time), the others wait for that dial and share its outcome. Failed dials back off
+ * exponentially with jitter; the backoff is the connector's, so the link is dialled once per
+ * step however many fibers want it, and nobody holds the dial lock while backing off: a writer
+ * whose class has been routed elsewhere meanwhile is free to leave. A session that fails or
+ * closes is invalidated once, however many writers notice it.
  */
 export class Connector {
   private live: Live | undefined
@@ -31,6 +34,14 @@ export class Connector {
   private lastError: string | undefined
   private sessions = 0
   private dialing = false
+  /** The last dial's failure, while no session is up. */
+  private failedDial: ConnectFailed | undefined
+  /** Dials that ended (either way): a caller that waited for the lock sees if one ended meanwhile. */
+  private dials = 0
+  /** Clock time before which no new dial starts (the backoff after the last failure). */
+  private retryAt = 0
+  /** The reconnect schedule of the current run of failures; a new one after each success. */
+  private backoff: Effect.Effect<number> | undefined
 
   private constructor(
     readonly peer: NodeId,
@@ -81,8 +92,9 @@ export class Connector {
   }
 
   /** The live session, dialling (after any backoff) until one is established. */
-  readonly acquire: Effect.Effect<LinkSession> = Effect.suspend(() =>
-    this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialLoop)
+  readonly acquire: Effect.Effect<LinkSession> = Effect.flatMap(
+    this.acquireWhile(() => true),
+    (session) => session === undefined ? Effect.die("unreachable: acquire is always wanted") : Effect.succeed(session)
   )
 
   /**
@@ -92,28 +104,43 @@ export class Connector {
    * routed to is up.
    */
   acquireWhile(wanted: () => boolean): Effect.Effect<LinkSession | undefined> {
-    return Effect.suspend(() =>
-      this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(
-        this.dialOnce.pipe(
-          Effect.retry({ schedule: reconnectSchedule(this.policy), while: wanted }),
-          Effect.catch(() => Effect.succeed(undefined)) // only `wanted` ends the schedule
-        )
-      )
-    )
+    const self = this
+    return Effect.gen(function*() {
+      while (true) {
+        const attempt = yield* Effect.result(self.attempt)
+        if (Result.isSuccess(attempt)) return attempt.success
+        if (!wanted()) return undefined
+        yield* Effect.sleep(Math.max(0, self.retryAt - (yield* Clock.currentTimeMillis)))
+        if (!wanted()) return undefined
+      }
+    })
   }
 
-  /** One attempt, no waiting: the session if connected or the dial succeeds now. */
-  readonly tryAcquire: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() =>
-    this.live !== undefined ? Effect.succeed(this.live.session) : Semaphore.withPermits(this.dialLock, 1)(this.dialOnce)
-  )
+  /**
+   * One attempt, no waiting beyond a dial already in flight: the session if connected, else
+   * the outcome of that dial or of a new one. During a backoff it fails at once.
+   */
+  get tryAcquire(): Effect.Effect<LinkSession, ConnectFailed> {
+    return this.attempt
+  }
 
-  /** Dials until a session is up, backing off between failures per `reconnectSchedule`. */
-  private readonly dialLoop: Effect.Effect<LinkSession> = Effect.suspend(() =>
-    this.dialOnce.pipe(
-      Effect.retry(reconnectSchedule(this.policy)),
-      Effect.catch((error) => Effect.die(error)) // the schedule never ends
-    )
-  )
+  /**
+   * The live session or one dial's outcome. A caller that waited for the lock while another
+   * fiber dialled takes that dial's failure as its own rather than dialling again at once:
+   * otherwise the keeper that redials a dead Iroh link and a writer asking for it would queue
+   * behind each other's dials, and the writer would never see the failure that moves its
+   * class to gRPC. During a backoff nobody dials.
+   */
+  private readonly attempt: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() => {
+    if (this.live !== undefined) return Effect.succeed(this.live.session)
+    const seen = this.dials
+    return Semaphore.withPermits(this.dialLock, 1)(Effect.clockWith((clock) => {
+      const failure = this.failedDial
+      if (this.live !== undefined || failure === undefined) return this.dialOnce
+      if (this.dials !== seen || clock.currentTimeMillisUnsafe() < this.retryAt) return Effect.fail(failure)
+      return this.dialOnce
+    }))
+  })
 
   private readonly dialOnce: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() => {
     if (this.live !== undefined) return Effect.succeed(this.live.session)
@@ -129,8 +156,15 @@ export class Connector {
       if (Exit.isFailure(exit)) {
         yield* Scope.close(scope, exit)
         that.failures++
+        that.dials++
         yield* Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "connect" }), 1)
-        that.lastError = describeCause(Cause.squash(exit.cause))
+        const error = Cause.squash(exit.cause)
+        that.lastError = describeCause(error)
+        that.failedDial = error instanceof ConnectFailed
+          ? error
+          : new ConnectFailed({ peer: that.peer, transport: that.link.kind, cause: that.lastError })
+        that.backoff ??= yield* backoffDelays(that.policy)
+        that.retryAt = (yield* Clock.currentTimeMillis) + (yield* that.backoff)
         yield* (that.failures === 1 ? Effect.logWarning : Effect.logDebug)(
           `connect to peer ${that.peer} over ${that.link.kind} failed (attempt ${that.failures}); backing off`
         ).pipe(Effect.annotateLogs({ ...labels, cause: that.lastError }))
@@ -140,7 +174,11 @@ export class Connector {
       const session = exit.value
       that.live = { session, scope, unconfirmed: [] }
       that.failures = 0
+      that.dials++
       that.lastError = undefined
+      that.failedDial = undefined
+      that.retryAt = 0
+      that.backoff = undefined
       if (that.sessions++ > 0) yield* Metric.update(Metric.withAttributes(M.reconnects, labels), 1)
       yield* that.onLinkState(that.link.kind, true, "connected")
       yield* Effect.logInfo(`connected to peer ${that.peer} over ${that.link.kind}`).pipe(Effect.annotateLogs(labels))
