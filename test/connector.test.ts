@@ -8,6 +8,7 @@ import type { TransportEvent } from "../src/transport/events.ts"
 
 const session: LinkSession = {
   kind: "grpc",
+  maxPayloadBytes: Number.POSITIVE_INFINITY,
   write: () => Effect.void,
   closed: Effect.never,
   rttMs: () => undefined,

@@ -45,6 +45,7 @@ describe("closing a peer actor", () => {
       // A link that accepts the connection and never completes a write.
       const session: LinkSession = {
         kind: "grpc",
+        maxPayloadBytes: Number.POSITIVE_INFINITY,
         write: (cls) => Effect.andThen(Effect.sync(() => void writesStarted.push(cls)), Effect.never),
         closed: Effect.never,
         rttMs: () => undefined,

@@ -54,6 +54,7 @@ describe("message age", () => {
       const written: Array<number> = []
       const session: LinkSession = {
         kind: "iroh",
+        maxPayloadBytes: Number.POSITIVE_INFINITY,
         write: (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)),
         closed: Effect.never,
         rttMs: () => undefined,

@@ -18,7 +18,16 @@ export const varintLength = (n: number): number => {
 }
 
 /** Bytes one payload takes inside a `MessageBatch`. */
-export const batchEntryLength = (payload: Uint8Array): number => 1 + varintLength(payload.length) + payload.length
+export const batchEntryLength = (payload: Uint8Array): number => entryLength(payload.length)
+
+const entryLength = (payloadLength: number): number => 1 + varintLength(payloadLength) + payloadLength
+
+/** The largest payload whose batch entry fits in `maxBytes` (a batch of that one payload). */
+export const maxPayloadInBatch = (maxBytes: number): number => {
+  let p = maxBytes - 2 // one key byte and a varint of at least one byte
+  while (p > 0 && entryLength(p) > maxBytes) p--
+  return Math.max(0, p)
+}
 
 /** Bytes of the `MessageBatch` that `encodeMessageBatch` writes for these payloads. */
 export const messageBatchLength = (payloads: ReadonlyArray<Uint8Array>): number => {

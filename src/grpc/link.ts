@@ -7,7 +7,7 @@ import * as M from "../metrics/metrics.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, describeCause, StreamFailed } from "../transport/errors.ts"
-import { encodeMessageBatch, splitBatches } from "./batch-encoding.ts"
+import { encodeMessageBatch, maxPayloadInBatch, splitBatches } from "./batch-encoding.ts"
 import {
   type Ack,
   decodeAck,
@@ -356,6 +356,7 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
 
     const session: LinkSession = {
       kind: "grpc",
+      maxPayloadBytes: maxPayloadInBatch(options.maxMessageBytes),
       write,
       closed: Deferred.await(closed),
       rttMs: probe.rttMs,

@@ -102,6 +102,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
 
       const session: LinkSession = {
         kind: "iroh",
+        // Frames are bounded by max_frame_bytes, which the actor applies itself.
+        maxPayloadBytes: Number.POSITIVE_INFINITY,
         write,
         closed: Deferred.await(closed),
         // The probe's estimate only, as for gRPC: its first answer comes within a round trip

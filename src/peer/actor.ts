@@ -234,9 +234,10 @@ export class PeerActor {
       const live = yield* self.unexpired(cls, taken)
       const payloads: Array<Uint8Array> = []
       let tooLarge = 0
+      const maxBytes = Math.min(self.options.maxFrameBytes, target.session.maxPayloadBytes)
       for (const envelope of live) {
         const payload = encodeMessage(envelope.message)
-        if (payload.length > self.options.maxFrameBytes) tooLarge++
+        if (payload.length > maxBytes) tooLarge++
         else payloads.push(payload)
       }
       if (tooLarge > 0) {

@@ -18,6 +18,11 @@ export interface Link {
 
 export interface LinkSession {
   readonly kind: TransportKind
+  /**
+   * The largest encoded message this session can carry (the gRPC peer's message limit, less
+   * the batch framing); the actor drops larger ones as `too_large` before writing.
+   */
+  readonly maxPayloadBytes: number
   /** Writes already-encoded message payloads of one class as a single write call. */
   readonly write: (
     cls: PriorityClass,
