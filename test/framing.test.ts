@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { vi } from "vitest"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
 import {
   arrayToBytes,
@@ -79,6 +80,52 @@ describe("framing", () => {
       expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i))
       expect(decoder.pending).toBe(0)
     }
+  })
+
+  it("copies a frame that arrives in many reads a bounded number of times, not once per read", () => {
+    // Every byte the decoder buffers goes through TypedArray#set; count them. Before, each
+    // read re-copied everything pending: a 4 MiB frame in 8 KiB reads copied ~1 GiB and held
+    // the event loop for about a second (16 MiB: ten seconds), stalling every other stream.
+    const typedArraySet = Object.getPrototypeOf(Uint8Array.prototype) as { set: Uint8Array["set"] }
+    const spied = vi.spyOn(typedArraySet, "set")
+    let copied = 0
+    const size = 4 * 1024 * 1024
+    const payload = Uint8Array.from({ length: size }, (_, i) => (i * 7) & 0xff)
+    const next = encodeMessage(msg(1))
+    const bytes = encodeFrames([payload, next])
+    const decoder = new FrameDecoder(size)
+    const frames: Array<Uint8Array> = []
+    const step = 8 * 1024
+    try {
+      for (let o = 0; o < bytes.length; o += step) {
+        const chunk = bytes.slice(o, o + step)
+        const before = spied.mock.calls.length
+        const got = decoder.push(chunk)
+        for (const call of spied.mock.calls.slice(before)) copied += (call[0] as ArrayLike<number>).length
+        if (!Array.isArray(got)) throw got
+        frames.push(...got)
+      }
+    } finally {
+      spied.mockRestore()
+    }
+    expect(frames).toHaveLength(2)
+    expect(frames[0]!.length).toBe(size)
+    expect(frames[0]!.every((b, i) => b === ((i * 7) & 0xff))).toBe(true)
+    expect(decodeMessage(frames[1]!).index).toBe(1)
+    expect(copied).toBeLessThan(4 * size)
+  })
+
+  it("never overwrites the bytes of a frame it returned (decoded messages alias them)", () => {
+    const payloads = Array.from({ length: 20 }, (_, i) => encodeMessage(msg(i)))
+    const bytes = encodeFrames(payloads)
+    const decoder = new FrameDecoder(1024)
+    const decoded: Array<RaftMessage> = []
+    for (let o = 0; o < bytes.length; o += 5) {
+      const frames = decoder.push(bytes.slice(o, o + 5))
+      if (!Array.isArray(frames)) throw frames
+      for (const f of frames) decoded.push(decodeMessage(f))
+    }
+    expect(decoded.map((m) => Array.from(m.entries![0]!.data!))).toEqual(payloads.map((_, i) => [i & 0xff, 1, 2]))
   })
 
   it("rejects a frame header above the maximum before buffering it", () => {

@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js"
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js"
-import { Effect, Exit, FiberSet, Metric, type Scope } from "effect"
+import { Cause, Effect, Exit, FiberSet, Metric, type Scope } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { decodeBatch } from "../message/codec.ts"
@@ -306,13 +306,24 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
           return
         }
         received += messages.length
-        const fiber = run(Effect.andThen(delivery.countBytes(batch.length), delivery.deliver(messages)))
+        // `deliver` runs inside the fiber: a throw in this grpc-js callback would surface as an
+        // unhandled rejection, which ends a Node process. A defect ends this call instead.
+        const fiber = run(Effect.andThen(delivery.countBytes(batch.length), Effect.suspend(() => delivery.deliver(messages))))
+        const failed = (exit: Exit.Failure<void, never>) => {
+          if (Cause.hasInterruptsOnly(exit.cause)) return // the server is shutting down
+          run(Effect.logError(`closing ${className(cls)} stream from peer ${peer}: delivery failed`, exit.cause).pipe(Effect.annotateLogs(labels)))
+          active.finish({ code: grpc.status.INTERNAL, details: "delivery failed" })
+        }
         // Usually done synchronously; when the mailbox is full, stop reading until it is not.
-        if (fiber.pollUnsafe() === undefined) {
+        const exit = fiber.pollUnsafe()
+        if (exit === undefined) {
           call.pause()
           fiber.addObserver((exit) => {
-            if (Exit.isSuccess(exit) && !finished) call.resume()
+            if (Exit.isFailure(exit)) failed(exit)
+            else if (!finished) call.resume()
           })
+        } else if (Exit.isFailure(exit)) {
+          failed(exit)
         }
       })
       call.on("end", () => {

@@ -104,7 +104,15 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         }
       }).pipe(
         // A reset or lost connection ends the stream; the connection handler reports the loss.
-        Effect.catch((error) => Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`))
+        Effect.catch((error) => Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`)),
+        // A bug in delivery must not leave the stream open and unread (its sender would stall on
+        // flow control with nothing said): report it and stop the stream, which the sender sees.
+        Effect.catchDefect((defect) =>
+          Effect.andThen(
+            Effect.logError(`closing inbound stream from peer ${peer}: delivery failed`, defect),
+            irohCall(() => stream.stop(ErrorCode.Internal), IrohFailure.of).pipe(Effect.ignore)
+          )
+        )
       )
 
     // Pings: the dialler opens a bi stream, sends PING_BYTES and finishes; we echo them back.

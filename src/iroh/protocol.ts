@@ -18,7 +18,9 @@ export const ErrorCode = {
   FrameTooLarge: 3n,
   DecodeFailed: 4n,
   PeerRemoved: 5n,
-  Shutdown: 6n
+  Shutdown: 6n,
+  /** The receiver failed to handle what it read (a bug, not the sender's fault). */
+  Internal: 7n
 } as const
 
 /** A ping is these bytes on a fresh bi stream, echoed back by the receiver. */

@@ -16,6 +16,21 @@ export const protoPath: string = fileURLToPath(new URL("../../proto/raft.proto",
  */
 export const protoRoot: protobuf.Root = protobuf.loadSync(protoPath)
 
+// protobufjs leaves an absent sub-message (`snapshot`, `metadata`, `conf_state`) as the
+// constructor prototype's default, `null`, while `RaftMessage` and every consumer treat absence
+// as `undefined` (`s === undefined`, `?.`, spreads). A peer that omits `snapshot` would then
+// crash the snapshot reassembler with a TypeError (on gRPC, an unhandled rejection that ends
+// the process). Making the prototype default `undefined` fixes decoding at the source, at no
+// cost per message; encoders test `!= null`, so they are unaffected.
+const raftNamespace = protoRoot.lookup("raft")
+for (const type of raftNamespace instanceof protobuf.Namespace ? raftNamespace.nestedArray : []) {
+  if (!(type instanceof protobuf.Type)) continue
+  const prototype = type.ctor.prototype as Record<string, unknown>
+  for (const field of type.fieldsArray) {
+    if (!field.repeated && !field.map && field.resolve().resolvedType instanceof protobuf.Type) prototype[field.name] = undefined
+  }
+}
+
 const MessageCodec = protoRoot.lookupType("raft.Message")
 const BatchCodec = protoRoot.lookupType("raft.MessageBatch")
 

@@ -74,38 +74,66 @@ export const arrayToBytes = (array: ReadonlyArray<number>): Uint8Array => {
  * Incremental decoder: feed it reads of any size, get back whole frame payloads. Handles
  * frames split across reads and many frames per read; rejects a header above `maxFrameBytes`
  * before buffering its body, so a hostile length cannot make us allocate.
+ *
+ * A frame that spans many reads is appended into spare room at the end of the buffer, which
+ * grows geometrically (never past the end of the frame being assembled): each byte is copied
+ * a bounded number of times. Re-copying everything pending on every read cost O(n^2): a
+ * 4 MiB append in 8 KiB reads copied ~1 GiB and held the event loop for a second.
+ *
+ * Returned frames are views into the buffer, and decoded `bytes` fields are views into them
+ * (protobufjs `subarray`s), so bytes before `offset` are never written again: appends go
+ * after `end` only, and growth moves the pending bytes into a fresh buffer.
  */
 export class FrameDecoder {
   private buffer: Uint8Array = new Uint8Array(0)
   private offset = 0
+  /** End of the received bytes in `buffer`; `buffer.length - end` is spare room. */
+  private end = 0
 
   constructor(readonly maxFrameBytes: number) {}
 
   /** Bytes held for an incomplete frame. */
   get pending(): number {
-    return this.buffer.length - this.offset
+    return this.end - this.offset
   }
 
   push(chunk: Uint8Array): Array<Uint8Array> | FrameTooLarge {
-    if (this.pending === 0) {
+    const pending = this.pending
+    if (pending === 0) {
+      // Not copied: the caller hands over a fresh read, and we never write into it (no spare room).
       this.buffer = chunk
+      this.offset = 0
+      this.end = chunk.length
+    } else if (this.buffer.length - this.end >= chunk.length) {
+      this.buffer.set(chunk, this.end)
+      this.end += chunk.length
     } else {
-      const merged = new Uint8Array(this.pending + chunk.length)
-      merged.set(this.buffer.subarray(this.offset), 0)
-      merged.set(chunk, this.pending)
-      this.buffer = merged
+      const needed = pending + chunk.length
+      // `offset` is at a frame boundary: once its header is in, the frame's end bounds the growth
+      // (the header was checked against `maxFrameBytes` when it arrived).
+      const frameEnd = pending >= FRAME_HEADER_LENGTH ? FRAME_HEADER_LENGTH + this.lengthAt(this.offset) : needed
+      const grown = new Uint8Array(Math.max(needed, Math.min(2 * needed, frameEnd)))
+      grown.set(this.buffer.subarray(this.offset, this.end), 0)
+      grown.set(chunk, pending)
+      this.buffer = grown
+      this.offset = 0
+      this.end = needed
     }
-    this.offset = 0
     const frames: Array<Uint8Array> = []
     const buf = this.buffer
-    while (buf.length - this.offset >= FRAME_HEADER_LENGTH) {
+    while (this.end - this.offset >= FRAME_HEADER_LENGTH) {
       const o = this.offset
-      const length = ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0
+      const length = this.lengthAt(o)
       if (length > this.maxFrameBytes) return new FrameTooLarge({ length, max: this.maxFrameBytes })
-      if (buf.length - o - FRAME_HEADER_LENGTH < length) break
+      if (this.end - o - FRAME_HEADER_LENGTH < length) break
       frames.push(buf.subarray(o + FRAME_HEADER_LENGTH, o + FRAME_HEADER_LENGTH + length))
       this.offset = o + FRAME_HEADER_LENGTH + length
     }
     return frames
+  }
+
+  private lengthAt(o: number): number {
+    const buf = this.buffer
+    return ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0
   }
 }

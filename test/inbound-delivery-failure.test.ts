@@ -1,0 +1,90 @@
+import * as grpc from "@grpc/grpc-js"
+import { describe, expect, it } from "@effect/vitest"
+import iroh from "@number0/iroh"
+import { Effect } from "effect"
+import { encodeMessageBatch } from "../src/grpc/batch-encoding.ts"
+import { runGrpcServer } from "../src/grpc/server.ts"
+import { type Ack, decodeAck, MetadataKey, passThrough, STREAM_PATH } from "../src/grpc/service-definition.ts"
+import { runAcceptor } from "../src/iroh/acceptor.ts"
+import { makeIrohEndpoint } from "../src/iroh/endpoint.ts"
+import { ALPN, ErrorCode } from "../src/iroh/protocol.ts"
+import { encodeMessage } from "../src/message/codec.ts"
+import { encodeFramesToArray, preamble } from "../src/message/framing.ts"
+import { PriorityClass } from "../src/message/priority.ts"
+import type { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
+import { PeerTable } from "../src/transport/peer-table.ts"
+import { append } from "./support/cluster.ts"
+import { rawIrohEndpoint } from "./support/raw-iroh.ts"
+
+const { EndpointAddr, EndpointId } = iroh
+
+/** A mailbox whose every offer throws, standing in for any bug in inbound delivery. */
+const throwingMailbox = () => {
+  const counts = { offers: 0 }
+  const mailbox = {
+    offerAll: () => {
+      counts.offers++
+      throw new Error("injected delivery bug")
+    }
+  } as unknown as InboundMailbox
+  return { counts, mailbox }
+}
+
+describe("inbound delivery failure", () => {
+  // A bug anywhere in inbound delivery must not escape into grpc-js's data callback, where a
+  // throw becomes an unhandled rejection (fatal for a Node process): it ends that call only.
+  it.live("a delivery that throws ends that call with INTERNAL, and the server keeps serving", () =>
+    Effect.gen(function*() {
+      const peers = new PeerTable(2)
+      peers.set({ id: 1, irohAddresses: [] })
+      const { counts, mailbox: throwing } = throwingMailbox()
+      const server = yield* runGrpcServer({
+        bindAddress: "127.0.0.1:0",
+        self: 2,
+        clusterId: "failure",
+        peers,
+        mailbox: throwing,
+        maxMessageBytes: 1 << 20,
+        maxSnapshotBytes: 1 << 20,
+        shutdownGraceMs: 200
+      }).pipe(Effect.orDie)
+      const call = Effect.callback<string>((resume) => {
+        const client = new grpc.Client(server.address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 })
+        const md = new grpc.Metadata()
+        md.set(MetadataKey.Cluster, "failure")
+        md.set(MetadataKey.From, "1")
+        md.set(MetadataKey.To, "2")
+        md.set(MetadataKey.Class, String(PriorityClass.Append))
+        const stream = client.makeClientStreamRequest<Buffer, Ack>(STREAM_PATH, passThrough, decodeAck, md, {}, (error, ack) => {
+          client.close()
+          resume(Effect.succeed(error !== null ? `error ${error.code}` : `ack ${ack?.received}`))
+        })
+        stream.on("error", () => {}) // the outcome arrives through the callback
+        stream.write(encodeMessageBatch([encodeMessage(append(1, 2, 1))]))
+        stream.end()
+      }).pipe(Effect.timeout("10 seconds"))
+      expect(yield* call).toBe(`error ${grpc.status.INTERNAL}`)
+      expect(yield* call).toBe(`error ${grpc.status.INTERNAL}`)
+      expect(counts.offers).toBe(2)
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  // On Iroh the reader fiber used to die silently, leaving the stream open and unread: its
+  // sender stalls on flow control while probes on the same connection still succeed.
+  it.live("Iroh: a delivery that throws stops that stream, which the sender sees", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* makeIrohEndpoint({ bindAddress: "127.0.0.1:0", relayMode: { _tag: "disabled" } }).pipe(Effect.orDie)
+      const raw = yield* rawIrohEndpoint
+      const peers = new PeerTable(2)
+      peers.set({ id: 1, irohEndpointId: raw.id().toString(), irohAddresses: [] })
+      const { counts, mailbox } = throwingMailbox()
+      yield* runAcceptor({ endpoint: endpoint.raw, self: 2, peers, mailbox, maxFrameBytes: 1 << 20, maxSnapshotBytes: 1 << 20 })
+      const conn = yield* Effect.promise(() =>
+        raw.connect(new EndpointAddr(EndpointId.fromString(endpoint.endpointId), null, [...endpoint.directAddresses()]), ALPN)
+      )
+      const stream = yield* Effect.promise(() => conn.openUni())
+      yield* Effect.promise(() => stream.writeAll(encodeFramesToArray([encodeMessage(append(1, 2, 1))], preamble(PriorityClass.Append))))
+      const code = yield* Effect.promise(() => stream.stopped()).pipe(Effect.timeout("10 seconds"))
+      expect(code).toBe(Number(ErrorCode.Internal))
+      expect(counts.offers).toBe(1)
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+})
