@@ -20,8 +20,8 @@
  * Nothing hangs: every Raft request carries its deadline.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Clock, Data, Effect, Metric, Result, type Scope, Stream } from "effect"
-import { HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Clock, Data, Effect, Metric, Result, type Scope, Stream } from "effect"
+import { HttpIncomingMessage, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import { splitHostPort, type TransportConfig } from "../config/schema.ts"
 import { classNames } from "../message/priority.ts"
@@ -160,6 +160,13 @@ const errorBody = (error: string, message: string, extra: Record<string, unknown
 
 const methodNotAllowed = (method: string, path: string, allow: string) =>
   HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${method} ${path}`), { status: 405, headers: { allow } })
+
+/**
+ * 413 for a PUT whose command cannot be carried. The connection is closed after it: the client
+ * may still be sending a body we will not read, and draining it would cost as much as reading it.
+ */
+const tooLarge = (message: string) =>
+  HttpServerResponse.jsonUnsafe(errorBody("too_large", message), { status: 413, headers: { connection: "close" } })
 
 /** The answer to an applied PUT or DELETE. */
 const kvWritten = (node: NodeId, r: ApplyResult) =>
@@ -362,19 +369,26 @@ export const serveHttpApi = (
               (value) => value === undefined ? json({ error: "not_found", key }, 404) : json({ key, value })
             )
           case "PUT": {
-            const body = yield* Effect.result(request.text)
+            // The command holds the value as JSON, never shorter than the body it came from, so
+            // a body over the limit is refused unread: by its declared length, else once that
+            // many bytes have arrived (a chunked body). Buffering it whole first would let one
+            // client hold gigabytes of the node's memory, and keep it waiting for all of them.
+            const tooLong = `one Raft message carries a command of at most ${options.maxCommandBytes} bytes`
+            const declared = Number(request.headers["content-length"] ?? 0)
+            if (declared > options.maxCommandBytes) return tooLarge(`the body is ${declared} bytes; ${tooLong}`)
+            const body = yield* Effect.result(
+              Effect.provideService(request.text, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.maxCommandBytes))
+            )
             if (Result.isFailure(body)) {
+              const reason = body.failure.reason
+              if (reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge") {
+                return tooLarge(`the body is over ${options.maxCommandBytes} bytes; ${tooLong}`)
+              }
               return json(errorBody("bad_request", `cannot read the request body: ${body.failure.message}`), 400)
             }
             const command = encodeKvCommand({ op: "put", key, value: body.success })
             if (command.length > options.maxCommandBytes) {
-              return json(
-                errorBody(
-                  "too_large",
-                  `the command is ${command.length} bytes; one Raft message carries at most ${options.maxCommandBytes}`
-                ),
-                413
-              )
+              return tooLarge(`the command is ${command.length} bytes; ${tooLong}`)
             }
             return yield* respondRaft(timeoutMs, (remaining) => manager.propose(command, { timeoutMs: remaining }), (r) =>
               kvWritten(manager.id, r))

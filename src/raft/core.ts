@@ -45,6 +45,8 @@ export interface ReadState {
 export interface ReadFailure {
   readonly key: string
   readonly leader: NodeId | undefined
+  /** The node that refused it: this one for a local read, else the follower's former leader. */
+  readonly from: NodeId
 }
 
 /** What the driver must do after a batch of inputs, in this order (see the module comment). */
@@ -774,7 +776,7 @@ export class RaftCore {
   }
 
   private failRead(r: ReadAsk): void {
-    if (r.from === this.id) this.readFailures.push({ key: r.key, leader: this.leader })
+    if (r.from === this.id) this.readFailures.push({ key: r.key, leader: this.leader, from: this.id })
     else this.send({ msgType: MessageType.ReadIndexResponse, to: r.from, term: this.term, reject: true, context: r.context })
   }
 
@@ -790,8 +792,11 @@ export class RaftCore {
 
   private handleReadIndexResponse(m: RaftMessage): void {
     const key = contextKey(m.context)
-    if (m.reject === true) this.readFailures.push({ key, leader: this.leader === m.from ? undefined : this.leader })
-    else this.readStates.push({ key, index: m.index ?? 0 })
+    if (m.reject === true) {
+      this.readFailures.push({ key, leader: this.leader === m.from ? undefined : this.leader, from: m.from })
+    } else {
+      this.readStates.push({ key, index: m.index ?? 0 })
+    }
   }
 
   private handleForwardedProposal(m: RaftMessage): void {

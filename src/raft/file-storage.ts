@@ -11,7 +11,8 @@
  *   atomically.
  *
  * Recovery on open: a torn last log record (a crash during an append that was therefore never
- * acknowledged) is discarded and the file truncated to the last whole record; damage in the
+ * acknowledged), or a tail of zeros (a power loss that kept the new file size but not the data),
+ * is discarded and the file truncated to the last whole record; damage in the
  * middle of the log is an error, not something to guess about. Entries the snapshot covers
  * (a crash between saving a snapshot and compacting) are dropped.
  *

@@ -78,6 +78,10 @@ interface PendingProposal<R> {
 interface PendingRead {
   readonly deadline: number
   readonly timeoutMs: number
+  /** The request id, sent again when the read is asked of a new leader. */
+  readonly context: Uint8Array
+  /** Who was asked for the read index: this node as leader, else the leader it believed in. */
+  askedOf: NodeId | undefined
   index: number | undefined
   readonly run: () => void
   readonly fail: (error: ReadError) => void
@@ -245,6 +249,8 @@ export const makeRaftNode = <R>(
           reads.set(key, {
             deadline: now + input.timeoutMs,
             timeoutMs: input.timeoutMs,
+            context,
+            askedOf: core.role === "leader" ? id : core.leader,
             index: undefined,
             run: input.run,
             fail: input.fail
@@ -267,6 +273,23 @@ export const makeRaftNode = <R>(
           )
           return
         }
+      }
+    }
+
+    /**
+     * §6.4 through a follower: a read waits for the read index of the leader it was sent to, and
+     * that answer never comes if the leader crashed or the message was lost. Once another leader
+     * is known, ask it too, with the same request id: whichever answer arrives first serves the
+     * read, as each is a commit index some leader confirmed after the read was asked. Reads this
+     * node took as leader are failed by the core when it steps down (the caller retries).
+     */
+    const reaskReads = (now: number): void => {
+      const leader = core.leader
+      if (leader === undefined) return
+      for (const r of reads.values()) {
+        if (r.index !== undefined || r.askedOf === id || r.askedOf === leader) continue
+        r.askedOf = leader
+        core.readIndex(r.context, now)
       }
     }
 
@@ -361,9 +384,13 @@ export const makeRaftNode = <R>(
         }
         for (const s of rd.readStates) {
           const r = reads.get(s.key)
-          if (r !== undefined) r.index = s.index
+          if (r !== undefined && r.index === undefined) r.index = s.index
         }
-        for (const f of rd.readFailures) failRead(f.key, new NotLeader({ node: id, term: core.term, leader: f.leader }))
+        for (const f of rd.readFailures) {
+          // A refusal from a former leader while the read waits on the new one is not final.
+          if (reads.get(f.key)?.askedOf !== f.from) continue
+          failRead(f.key, new NotLeader({ node: id, term: core.term, leader: f.leader }))
+        }
         yield* applyCommitted
         serveReads()
         const taken = yield* maybeSnapshot
@@ -381,6 +408,7 @@ export const makeRaftNode = <R>(
         const inputs = yield* Queue.takeAll(mailbox)
         const now = yield* Clock.currentTimeMillis
         for (const input of inputs) handle(input, now)
+        reaskReads(now)
         yield* carryOut(core.ready(), now)
       }
     })

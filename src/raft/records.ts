@@ -56,10 +56,19 @@ export interface DecodedRecord<A> {
 
 export type RecordScan<A> =
   | { readonly _tag: "Complete"; readonly records: ReadonlyArray<DecodedRecord<A>> }
-  /** The last record is incomplete or fails its checksum: `validBytes` is where it starts. */
+  /**
+   * The last record is incomplete or fails its checksum, or the file ends in zeros (a power
+   * loss mid-append): `validBytes` is where the bad record starts.
+   */
   | { readonly _tag: "TornTail"; readonly records: ReadonlyArray<DecodedRecord<A>>; readonly validBytes: number }
   /** A bad record followed by more data: not a torn append but damage; refuse to guess. */
   | { readonly _tag: "Corrupt"; readonly offset: number; readonly reason: string }
+
+/** Only zero bytes from `from` to the end. */
+const zerosFrom = (bytes: Uint8Array, from: number): boolean => {
+  for (let i = from; i < bytes.length; i++) if (bytes[i] !== 0) return false
+  return true
+}
 
 const scan = <A>(bytes: Uint8Array, decode: (payload: Uint8Array) => A): RecordScan<A> => {
   const records: Array<DecodedRecord<A>> = []
@@ -69,11 +78,22 @@ const scan = <A>(bytes: Uint8Array, decode: (payload: Uint8Array) => A): RecordS
     const remaining = bytes.length - offset
     if (remaining < RECORD_HEADER_BYTES) return { _tag: "TornTail", records, validBytes: offset }
     const length = view.getUint32(offset)
+    // No record has an empty payload (an entry always encodes its index). A zero header is what
+    // a power loss leaves where the file size reached the disk but the data did not (ext4's
+    // delayed allocation, XFS): zeros to the end are an unacknowledged append, like a torn
+    // record. Note that crc32 of nothing is 0, so without this check a zero header "passes".
+    if (length === 0) {
+      return zerosFrom(bytes, offset)
+        ? { _tag: "TornTail", records, validBytes: offset }
+        : { _tag: "Corrupt", offset, reason: "empty record" }
+    }
     const end = offset + RECORD_HEADER_BYTES + length
     if (end > bytes.length) return { _tag: "TornTail", records, validBytes: offset }
     const payload = bytes.subarray(offset + RECORD_HEADER_BYTES, end)
     if (crc32(payload) !== view.getUint32(offset + 4)) {
-      return end === bytes.length
+      // The last record, or one whose tail and everything after it read as zeros (same cause
+      // as above): an append that was never acknowledged.
+      return zerosFrom(bytes, end)
         ? { _tag: "TornTail", records, validBytes: offset }
         : { _tag: "Corrupt", offset, reason: "checksum mismatch" }
     }
