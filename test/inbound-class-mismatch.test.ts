@@ -11,9 +11,11 @@ import { encodeFramesToArray, preamble } from "../src/message/framing.ts"
 import { PriorityClass } from "../src/message/priority.ts"
 import { splitSnapshot } from "../src/message/snapshot-chunks.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
+import * as M from "../src/metrics/metrics.ts"
 import { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
 import { PeerTable } from "../src/transport/peer-table.ts"
 import { append, receiveN, startCluster } from "./support/cluster.ts"
+import { counter } from "./support/metrics.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
 const { EndpointAddr, EndpointId } = iroh
@@ -23,7 +25,8 @@ const { EndpointAddr, EndpointId } = iroh
  * model (and the snapshot reassembler) expect `undefined`. A message without a `snapshot` on the
  * snapshot stream -- any non-snapshot message there -- used to throw a TypeError in the
  * reassembler: on gRPC an unhandled rejection (fatal for a Node process), on Iroh a reader
- * fiber that died silently, leaving the stream unread.
+ * fiber that died silently, leaving the stream unread. Such a message is now refused before
+ * reassembly (`wrong_class`), and the stream goes on.
  */
 
 /** A 3-chunk snapshot from `from` to `to`, as the sender's actor splits it. */
@@ -54,8 +57,11 @@ describe("decoding absent sub-messages", () => {
   })
 })
 
+const wrongClass = (peer: string, transport: string) =>
+  counter(M.messagesDropped, { peer, class: "snapshot", transport, reason: "wrong_class" })
+
 describe("a message of another class on the snapshot stream", () => {
-  it.live("gRPC: is delivered, and the snapshot after it still arrives whole", () =>
+  it.live("gRPC: is dropped and counted, and the snapshot after it still arrives whole", () =>
     Effect.gen(function*() {
       const peers = new PeerTable(2)
       peers.set({ id: 1, irohAddresses: [] })
@@ -90,13 +96,13 @@ describe("a message of another class on the snapshot stream", () => {
         call.end()
       }).pipe(Effect.timeout("10 seconds"))
       expect(outcome).toBe("ack 4")
-      const got: Array<RaftMessage> = []
-      while (got.length < 2) got.push(...(yield* mailbox.receiveBatch(2 - got.length).pipe(Effect.timeout("10 seconds"))))
-      expect(got.map((m) => m.msgType)).toEqual([MessageType.Append, MessageType.Snapshot])
-      expect(Array.from(got[1]!.snapshot!.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      const got = yield* mailbox.receiveBatch(2).pipe(Effect.timeout("10 seconds"))
+      expect(got.map((m) => m.msgType)).toEqual([MessageType.Snapshot])
+      expect(Array.from(got[0]!.snapshot!.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      expect(yield* wrongClass("1", "grpc")).toBe(1)
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
-  it.live("Iroh: is delivered, and the snapshot after it still arrives whole", () =>
+  it.live("Iroh: is dropped and counted, and the snapshot after it still arrives whole", () =>
     Effect.gen(function*() {
       const [a] = yield* startCluster(1)
       const raw = yield* rawIrohEndpoint
@@ -108,8 +114,9 @@ describe("a message of another class on the snapshot stream", () => {
       const stream = yield* Effect.promise(() => conn.openUni())
       const frames = [append(9, 1, 7), ...snapshotChunks(9, 1)].map(encodeMessage)
       yield* Effect.promise(() => stream.writeAll(encodeFramesToArray(frames, preamble(PriorityClass.Snapshot))))
-      const got = yield* receiveN(a!, 2).pipe(Effect.timeout("20 seconds"))
-      expect(got.map((m) => m.msgType)).toEqual([MessageType.Append, MessageType.Snapshot])
-      expect(Array.from(got[1]!.snapshot!.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      const got = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))
+      expect(got.map((m) => m.msgType)).toEqual([MessageType.Snapshot])
+      expect(Array.from(got[0]!.snapshot!.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      expect(yield* wrongClass("9", "iroh")).toBe(1)
     }).pipe(Effect.scoped), { timeout: 30_000 })
 })

@@ -11,10 +11,15 @@ import { ALPN, ErrorCode } from "../src/iroh/protocol.ts"
 import { encodeMessage } from "../src/message/codec.ts"
 import { encodeFramesToArray, preamble } from "../src/message/framing.ts"
 import { PriorityClass } from "../src/message/priority.ts"
+import * as M from "../src/metrics/metrics.ts"
 import type { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
 import { PeerTable } from "../src/transport/peer-table.ts"
 import { append } from "./support/cluster.ts"
+import { eventually } from "./support/eventually.ts"
+import { counter } from "./support/metrics.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
+
+const deliveryFailed = (transport: string) => counter(M.inboundErrors, { transport, kind: "delivery_failed" })
 
 const { EndpointAddr, EndpointId } = iroh
 
@@ -48,6 +53,7 @@ describe("inbound delivery failure", () => {
         maxSnapshotBytes: 1 << 20,
         shutdownGraceMs: 200
       }).pipe(Effect.orDie)
+      const before = yield* deliveryFailed("grpc")
       const call = Effect.callback<string>((resume) => {
         const client = new grpc.Client(server.address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 })
         const md = new grpc.Metadata()
@@ -66,6 +72,7 @@ describe("inbound delivery failure", () => {
       expect(yield* call).toBe(`error ${grpc.status.INTERNAL}`)
       expect(yield* call).toBe(`error ${grpc.status.INTERNAL}`)
       expect(counts.offers).toBe(2)
+      yield* eventually("delivery_failed counted twice", deliveryFailed("grpc"), (n) => n === before + 2, 5_000)
     }).pipe(Effect.scoped), { timeout: 30_000 })
 
   // On Iroh the reader fiber used to die silently, leaving the stream open and unread: its
@@ -81,10 +88,12 @@ describe("inbound delivery failure", () => {
       const conn = yield* Effect.promise(() =>
         raw.connect(new EndpointAddr(EndpointId.fromString(endpoint.endpointId), null, [...endpoint.directAddresses()]), ALPN)
       )
+      const before = yield* deliveryFailed("iroh")
       const stream = yield* Effect.promise(() => conn.openUni())
       yield* Effect.promise(() => stream.writeAll(encodeFramesToArray([encodeMessage(append(1, 2, 1))], preamble(PriorityClass.Append))))
       const code = yield* Effect.promise(() => stream.stopped()).pipe(Effect.timeout("10 seconds"))
       expect(code).toBe(Number(ErrorCode.Internal))
       expect(counts.offers).toBe(1)
+      yield* eventually("delivery_failed counted", deliveryFailed("iroh"), (n) => n === before + 1, 5_000)
     }).pipe(Effect.scoped), { timeout: 30_000 })
 })

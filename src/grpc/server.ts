@@ -172,6 +172,7 @@ export const checkCallMetadata = (
 const refusedCounter = (reason: RefuseReason) =>
   Metric.withAttributes(M.inboundRefused, { transport: "grpc", reason })
 const decodeFailedCounter = Metric.withAttributes(M.inboundErrors, { transport: "grpc", kind: "decode_failed" })
+const deliveryFailedCounter = Metric.withAttributes(M.inboundErrors, { transport: "grpc", kind: "delivery_failed" })
 
 const serverCredentials = (tls: GrpcServerTls | undefined): Effect.Effect<grpc.ServerCredentials, TransportStartFailed> =>
   tls === undefined
@@ -311,7 +312,10 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         const fiber = run(Effect.andThen(delivery.countBytes(batch.length), Effect.suspend(() => delivery.deliver(messages))))
         const failed = (exit: Exit.Failure<void, never>) => {
           if (Cause.hasInterruptsOnly(exit.cause)) return // the server is shutting down
-          run(Effect.logError(`closing ${className(cls)} stream from peer ${peer}: delivery failed`, exit.cause).pipe(Effect.annotateLogs(labels)))
+          run(Effect.andThen(
+            Metric.update(deliveryFailedCounter, 1),
+            Effect.logError(`closing ${className(cls)} stream from peer ${peer}: delivery failed`, exit.cause).pipe(Effect.annotateLogs(labels))
+          ))
           active.finish({ code: grpc.status.INTERNAL, details: "delivery failed" })
         }
         // Usually done synchronously; when the mailbox is full, stop reading until it is not.

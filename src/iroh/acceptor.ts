@@ -109,7 +109,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         // flow control with nothing said): report it and stop the stream, which the sender sees.
         Effect.catchDefect((defect) =>
           Effect.andThen(
-            Effect.logError(`closing inbound stream from peer ${peer}: delivery failed`, defect),
+            Effect.andThen(inboundError("delivery_failed"), Effect.logError(`closing inbound stream from peer ${peer}: delivery failed`, defect)),
             irohCall(() => stream.stop(ErrorCode.Internal), IrohFailure.of).pipe(Effect.ignore)
           )
         )

@@ -17,6 +17,7 @@ export type DropReason =
   | "link_failed"
   | "forged_from"
   | "misaddressed"
+  | "wrong_class"
   | "peer_removed"
   | "snapshot_failed"
   | "too_large"

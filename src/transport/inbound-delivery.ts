@@ -1,5 +1,5 @@
 import { Effect, Metric } from "effect"
-import { className, PriorityClass } from "../message/priority.ts"
+import { classify, className, PriorityClass } from "../message/priority.ts"
 import { SnapshotAssembler } from "../message/snapshot-chunks.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
@@ -49,6 +49,7 @@ export class InboundDelivery {
     const accepted: Array<RaftMessage> = []
     let forged = 0
     let misaddressed = 0
+    let wrongClass = 0
     const broken: Array<string> = []
     for (const m of messages) {
       if (m.from !== peer) {
@@ -59,6 +60,13 @@ export class InboundDelivery {
         misaddressed++
         continue
       }
+      // Senders put each message on its own class's stream; one on another stream would jump
+      // the priority order (an append on the election stream) or skip snapshot reassembly and
+      // its size cap (a snapshot outside the snapshot stream).
+      if (classify(m) !== this.ctx.cls) {
+        wrongClass++
+        continue
+      }
       if (this.assembler === undefined) {
         accepted.push(m)
         continue
@@ -67,13 +75,16 @@ export class InboundDelivery {
       if (result._tag === "Complete") accepted.push(result.message)
       else if (result._tag === "Broken") broken.push(result.reason)
     }
-    if (forged === 0 && misaddressed === 0 && broken.length === 0 && (this.assembler?.abandoned ?? 0) === 0) {
+    if (forged === 0 && misaddressed === 0 && wrongClass === 0 && broken.length === 0 && (this.assembler?.abandoned ?? 0) === 0) {
       return this.accept(accepted)
     }
     const that = this
     return Effect.gen(function*() {
       if (forged > 0) yield* that.drop("forged_from", forged, `message 'from' disagrees with the connection's identity (peer ${peer})`)
       if (misaddressed > 0) yield* that.drop("misaddressed", misaddressed, `message 'to' is not this node (${self})`)
+      if (wrongClass > 0) {
+        yield* that.drop("wrong_class", wrongClass, `message of another class on the ${className(that.ctx.cls)} stream`)
+      }
       for (const reason of broken) yield* that.drop("snapshot_failed", 1, `snapshot transfer broken: ${reason}`)
       const abandoned = that.assembler?.abandoned ?? 0
       if (abandoned > 0) {

@@ -274,8 +274,9 @@ export const makeRaftTransport = (
       removePeer: (id) =>
         Effect.gen(function*() {
           yield* requireActor(id)
-          yield* stopPeer(id)
+          // Out of the table first: a redial that lands while the peer's links close is refused.
           table.delete(id)
+          yield* stopPeer(id)
           yield* PubSub.publish(events, { _tag: "PeerRemoved", peer: id })
           yield* Effect.logInfo(`peer ${id} removed`)
         }),
