@@ -1,15 +1,15 @@
 import type { RaftMessage, Snapshot } from "./types.ts"
 
 /**
- * Splits a snapshot message into messages of at most `chunkBytes` of snapshot data each.
- * Chunks are written one per write call so no single write holds the event loop for long
- * (the Iroh binding copies bytes synchronously; see DESIGN.md).
+ * The chunks of a snapshot message, made one at a time as the writer asks for them: messages
+ * of at most `chunkBytes` of snapshot data each. Built all at once, a 20 MB snapshot in 4 KiB
+ * chunks is ~4,900 messages and 2.5-6 ms of main-thread time before the first write (votes
+ * wait), then garbage that outlives the young generation.
  */
-export const splitSnapshot = (message: RaftMessage, chunkBytes: number, transferId: number): ReadonlyArray<RaftMessage> => {
+export function* snapshotChunks(message: RaftMessage, chunkBytes: number, transferId: number): Generator<RaftMessage> {
   const snapshot = message.snapshot
   const data = snapshot?.data ?? new Uint8Array(0)
   const totalSize = data.length
-  const chunks: Array<RaftMessage> = []
   let offset = 0
   do {
     const end = Math.min(totalSize, offset + chunkBytes)
@@ -21,11 +21,15 @@ export const splitSnapshot = (message: RaftMessage, chunkBytes: number, transfer
       done: end === totalSize,
       transferId
     }
-    chunks.push({ ...message, snapshot: chunk })
+    yield { ...message, snapshot: chunk }
     offset = end
   } while (offset < totalSize)
-  return chunks
 }
+
+/** All chunks of a snapshot message at once (see `snapshotChunks`). */
+export const splitSnapshot = (message: RaftMessage, chunkBytes: number, transferId: number): ReadonlyArray<RaftMessage> => [
+  ...snapshotChunks(message, chunkBytes, transferId)
+]
 
 export type AssemblyResult =
   | { readonly _tag: "Pending" }

@@ -2,7 +2,7 @@ import { Clock, Effect, Metric, PubSub, Queue, Result, type Scope } from "effect
 import { encodeMessage } from "../message/codec.ts"
 import { FRAME_HEADER_LENGTH } from "../message/framing.ts"
 import { classify, className, PriorityClass, priorityClasses } from "../message/priority.ts"
-import { splitSnapshot } from "../message/snapshot-chunks.ts"
+import { snapshotChunks } from "../message/snapshot-chunks.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../transport/errors.ts"
@@ -322,12 +322,13 @@ export class PeerActor {
         if (live.length === 0) return // counted (and settled) as expired
         // Only successive transfers on one stream must differ: the receiver restarts at offset 0.
         const transferId = self.transferIds = (self.transferIds % 0x7fffffff) + 1
-        const chunks = splitSnapshot(envelope.message, self.options.snapshotChunkBytes, transferId)
+        let chunks = 0
         let failure: StreamFailed | undefined
         let bytes = 0
         const rate = self.options.snapshotBytesPerSec?.[kind] ?? 0
         const started = yield* Clock.currentTimeMillis
-        for (const chunk of chunks) {
+        for (const chunk of snapshotChunks(envelope.message, self.options.snapshotChunkBytes, transferId)) {
+          chunks++
           if (rate > 0) {
             // Keep to `rate`: an unpaced snapshot saturates both event loops (the binding
             // copies every byte on the JS thread), and votes would wait behind it.
@@ -345,7 +346,7 @@ export class PeerActor {
         }
         if (failure === undefined && bytes > 0) {
           const m = self.metrics[cls]!.get(kind)!
-          yield* Metric.update(m.sent, chunks.length)
+          yield* Metric.update(m.sent, chunks)
           yield* Metric.update(m.bytes, bytes)
           yield* Metric.update(Metric.withAttributes(M.snapshotsSent, { peer: String(self.peer), transport: kind }), 1)
           self.settle(cls, 1)
