@@ -16,6 +16,9 @@ interface Live {
 
 export type ConnectorState = "connected" | "connecting" | "idle" | "backoff"
 
+/** While another fiber dials, how often a caller that wants the link looks again. */
+const BUSY_POLL_MS = 5
+
 /** Told when a link comes up or goes down (a failed dial counts as down): routing listens. */
 export type LinkStateListener = (kind: TransportKind, up: boolean, cause: string) => Effect.Effect<void>
 
@@ -38,6 +41,8 @@ export class Connector {
   private failedDial: ConnectFailed | undefined
   /** Dials that ended (either way): a caller that waited for the lock sees if one ended meanwhile. */
   private dials = 0
+  /** A dial holds the lock (set and cleared synchronously around it). */
+  private dialInFlight = false
   /** Clock time before which no new dial starts (the backoff after the last failure). */
   private retryAt = 0
   /** The reconnect schedule of the current run of failures; a new one after each success. */
@@ -107,6 +112,14 @@ export class Connector {
     const self = this
     return Effect.gen(function*() {
       while (true) {
+        // Someone else is dialling: look again shortly instead of queueing for the lock, so a
+        // route change meanwhile is followed at once (a dial to a peer that is going away can
+        // take as long as its connect timeout).
+        if (self.live === undefined && self.dialInFlight) {
+          yield* Effect.sleep(BUSY_POLL_MS)
+          if (!wanted()) return undefined
+          continue
+        }
         const attempt = yield* Effect.result(self.attempt)
         if (Result.isSuccess(attempt)) return attempt.success
         if (!wanted()) return undefined
@@ -117,11 +130,15 @@ export class Connector {
   }
 
   /**
-   * One attempt, no waiting beyond a dial already in flight: the session if connected, else
-   * the outcome of that dial or of a new one. During a backoff it fails at once.
+   * One attempt, no waiting: the session if connected, else the outcome of a new dial. While
+   * another fiber dials, or during a backoff, it fails at once.
    */
   get tryAcquire(): Effect.Effect<LinkSession, ConnectFailed> {
-    return this.attempt
+    return Effect.suspend(() =>
+      this.live === undefined && this.dialInFlight
+        ? Effect.fail(this.failedDial ?? new ConnectFailed({ peer: this.peer, transport: this.link.kind, cause: "a dial is in progress" }))
+        : this.attempt
+    )
   }
 
   /**
@@ -136,9 +153,10 @@ export class Connector {
     const seen = this.dials
     return Semaphore.withPermits(this.dialLock, 1)(Effect.clockWith((clock) => {
       const failure = this.failedDial
-      if (this.live !== undefined || failure === undefined) return this.dialOnce
-      if (this.dials !== seen || clock.currentTimeMillisUnsafe() < this.retryAt) return Effect.fail(failure)
-      return this.dialOnce
+      if (this.live !== undefined) return Effect.succeed(this.live.session)
+      if (failure !== undefined && (this.dials !== seen || clock.currentTimeMillisUnsafe() < this.retryAt)) return Effect.fail(failure)
+      this.dialInFlight = true
+      return Effect.ensuring(this.dialOnce, Effect.sync(() => void (this.dialInFlight = false)))
     }))
   })
 
