@@ -5,7 +5,7 @@ import * as net from "node:net"
 import { encodeMessageBatch, messageBatchLength, splitBatches, varintLength } from "../src/grpc/batch-encoding.ts"
 import { makeGrpcLink } from "../src/grpc/link.ts"
 import { type GrpcServer, runGrpcServer } from "../src/grpc/server.ts"
-import { type Ack, decodeAck, MetadataKey, passThrough, STREAM_PATH } from "../src/grpc/service-definition.ts"
+import { MetadataKey } from "../src/grpc/service-definition.ts"
 import { decodeBatch, encodeBatch, encodeMessage } from "../src/message/codec.ts"
 import { MessageType, type NodeId, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
@@ -16,6 +16,7 @@ import { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
 import { PeerTable } from "../src/transport/peer-table.ts"
 import { append, heartbeat, vote } from "./support/cluster.ts"
 import { counter } from "./support/metrics.ts"
+import { rawStream } from "./support/grpc-raw.ts"
 
 const CLUSTER = "grpc-test"
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -113,24 +114,6 @@ const receiveN = (node: Node, n: number) =>
     const out: Array<RaftMessage> = []
     while (out.length < n) out.push(...(yield* node.mailbox.receiveBatch(n - out.length)))
     return out
-  })
-
-type RawOutcome = { readonly _tag: "Ack"; readonly ack: Ack } | { readonly _tag: "Error"; readonly code: grpc.status }
-
-/** One raw `Stream` call with hand-made metadata, writing `batches` then half-closing. */
-const rawStream = (address: string, metadata: Record<string, string>, batches: ReadonlyArray<Buffer>) =>
-  Effect.callback<RawOutcome>((resume) => {
-    const client = new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 })
-    const md = new grpc.Metadata()
-    for (const [k, v] of Object.entries(metadata)) md.set(k, v)
-    const call = client.makeClientStreamRequest<Buffer, Ack>(STREAM_PATH, passThrough, decodeAck, md, {}, (error, ack) => {
-      client.close()
-      resume(Effect.succeed(error !== null ? { _tag: "Error", code: error.code } : { _tag: "Ack", ack: ack ?? { received: -1 } }))
-    })
-    // The outcome arrives through the callback; a write racing the server's refusal may error here.
-    call.on("error", (error: Error) => resume(Effect.die(error)))
-    for (const b of batches) call.write(b)
-    call.end()
   })
 
 const goodMetadata = (from: NodeId, to: NodeId): Record<string, string> => ({

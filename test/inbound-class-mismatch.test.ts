@@ -1,10 +1,8 @@
-import * as grpc from "@grpc/grpc-js"
 import { describe, expect, it } from "@effect/vitest"
 import iroh from "@number0/iroh"
 import { Effect } from "effect"
 import { encodeMessageBatch } from "../src/grpc/batch-encoding.ts"
 import { runGrpcServer } from "../src/grpc/server.ts"
-import { type Ack, decodeAck, MetadataKey, passThrough, STREAM_PATH } from "../src/grpc/service-definition.ts"
 import { ALPN } from "../src/iroh/protocol.ts"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
 import { encodeFramesToArray, preamble } from "../src/message/framing.ts"
@@ -16,6 +14,7 @@ import { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
 import { PeerTable } from "../src/transport/peer-table.ts"
 import { append, receiveN, startCluster } from "./support/cluster.ts"
 import { counter } from "./support/metrics.ts"
+import { rawStream, streamMetadata } from "./support/grpc-raw.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
 const { EndpointAddr, EndpointId } = iroh
@@ -80,22 +79,8 @@ describe("a message of another class on the snapshot stream", () => {
         encodeMessageBatch([encodeMessage(append(1, 2, 7))]),
         encodeMessageBatch(snapshotChunks(1, 2).map(encodeMessage))
       ]
-      const outcome = yield* Effect.callback<string>((resume) => {
-        const client = new grpc.Client(server.address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 })
-        const md = new grpc.Metadata()
-        md.set(MetadataKey.Cluster, "mismatch")
-        md.set(MetadataKey.From, "1")
-        md.set(MetadataKey.To, "2")
-        md.set(MetadataKey.Class, String(PriorityClass.Snapshot))
-        const call = client.makeClientStreamRequest<Buffer, Ack>(STREAM_PATH, passThrough, decodeAck, md, {}, (error, ack) => {
-          client.close()
-          resume(Effect.succeed(error !== null ? `error ${error.code}` : `ack ${ack?.received}`))
-        })
-        call.on("error", () => {}) // the outcome arrives through the callback
-        for (const b of batches) call.write(b)
-        call.end()
-      }).pipe(Effect.timeout("10 seconds"))
-      expect(outcome).toBe("ack 4")
+      const outcome = yield* rawStream(server.address, streamMetadata("mismatch", 1, 2, PriorityClass.Snapshot), batches)
+      expect(outcome).toEqual({ _tag: "Ack", ack: { received: 4 } })
       const got = yield* mailbox.receiveBatch(2).pipe(Effect.timeout("10 seconds"))
       expect(got.map((m) => m.msgType)).toEqual([MessageType.Snapshot])
       expect(Array.from(got[0]!.snapshot!.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])

@@ -4,7 +4,6 @@ import iroh from "@number0/iroh"
 import { Effect } from "effect"
 import { encodeMessageBatch } from "../src/grpc/batch-encoding.ts"
 import { runGrpcServer } from "../src/grpc/server.ts"
-import { type Ack, decodeAck, MetadataKey, passThrough, STREAM_PATH } from "../src/grpc/service-definition.ts"
 import { runAcceptor } from "../src/iroh/acceptor.ts"
 import { makeIrohEndpoint } from "../src/iroh/endpoint.ts"
 import { ALPN, ErrorCode } from "../src/iroh/protocol.ts"
@@ -17,6 +16,7 @@ import { PeerTable } from "../src/transport/peer-table.ts"
 import { append } from "./support/cluster.ts"
 import { eventually } from "./support/eventually.ts"
 import { counter } from "./support/metrics.ts"
+import { rawStream, streamMetadata } from "./support/grpc-raw.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
 const deliveryFailed = (transport: string) => counter(M.inboundErrors, { transport, kind: "delivery_failed" })
@@ -54,23 +54,13 @@ describe("inbound delivery failure", () => {
         shutdownGraceMs: 200
       }).pipe(Effect.orDie)
       const before = yield* deliveryFailed("grpc")
-      const call = Effect.callback<string>((resume) => {
-        const client = new grpc.Client(server.address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 })
-        const md = new grpc.Metadata()
-        md.set(MetadataKey.Cluster, "failure")
-        md.set(MetadataKey.From, "1")
-        md.set(MetadataKey.To, "2")
-        md.set(MetadataKey.Class, String(PriorityClass.Append))
-        const stream = client.makeClientStreamRequest<Buffer, Ack>(STREAM_PATH, passThrough, decodeAck, md, {}, (error, ack) => {
-          client.close()
-          resume(Effect.succeed(error !== null ? `error ${error.code}` : `ack ${ack?.received}`))
-        })
-        stream.on("error", () => {}) // the outcome arrives through the callback
-        stream.write(encodeMessageBatch([encodeMessage(append(1, 2, 1))]))
-        stream.end()
-      }).pipe(Effect.timeout("10 seconds"))
-      expect(yield* call).toBe(`error ${grpc.status.INTERNAL}`)
-      expect(yield* call).toBe(`error ${grpc.status.INTERNAL}`)
+      const call = rawStream(
+        server.address,
+        streamMetadata("failure", 1, 2, PriorityClass.Append),
+        [encodeMessageBatch([encodeMessage(append(1, 2, 1))])]
+      )
+      expect(yield* call).toEqual({ _tag: "Error", code: grpc.status.INTERNAL })
+      expect(yield* call).toEqual({ _tag: "Error", code: grpc.status.INTERNAL })
       expect(counts.offers).toBe(2)
       yield* eventually("delivery_failed counted twice", deliveryFailed("grpc"), (n) => n === before + 2, 5_000)
     }).pipe(Effect.scoped), { timeout: 30_000 })
