@@ -285,11 +285,20 @@ const decodeKey = (raw: string): string | undefined => {
   }
 }
 
+/**
+ * The longest budget a request may ask for. A request whose client went away stays pending
+ * (its proposal or read, and their memory) until its deadline, so an unbounded one would let
+ * abandoned requests pile up for good.
+ */
+export const MAX_REQUEST_TIMEOUT_MS = 300_000
+
 const timeoutFrom = (params: URLSearchParams, fallback: number): number | string => {
   const raw = params.get("timeout_ms")
   if (raw === null) return fallback
-  const n = Number(raw)
-  return Number.isSafeInteger(n) && n >= 1 ? n : `timeout_ms must be a positive integer, got ${JSON.stringify(raw)}`
+  const n = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
+  return Number.isSafeInteger(n) && n >= 1 && n <= MAX_REQUEST_TIMEOUT_MS
+    ? n
+    : `timeout_ms must be an integer from 1 to ${MAX_REQUEST_TIMEOUT_MS}, got ${JSON.stringify(raw)}`
 }
 
 /**

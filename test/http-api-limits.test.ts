@@ -1,14 +1,14 @@
 /**
- * The client API's PUT body limit, on a one-node cluster served in this process. A PUT whose
- * command would not fit in one Raft message is refused with 413 `too_large` (docs/node.md,
- * "Value sizes"); the body must not be buffered whole first, or one client declaring (or
- * streaming) gigabytes holds the node's memory and never gets an answer until it has uploaded
- * them all.
+ * The client API's limits, on a one-node cluster served in this process. A PUT whose command
+ * would not fit in one Raft message is refused with 413 `too_large` (docs/node.md, "Value
+ * sizes"); the body must not be buffered whole first, or one client declaring (or streaming)
+ * gigabytes holds the node's memory and never gets an answer until it has uploaded them all.
+ * A request's budget (`?timeout_ms=`) is capped, so abandoned requests cannot pile up.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { request as httpRequest } from "node:http"
-import { serveHttpApi, trackEvents } from "../src/node/http-api.ts"
+import { MAX_REQUEST_TIMEOUT_MS, serveHttpApi, trackEvents } from "../src/node/http-api.ts"
 import { RaftCluster } from "./support/raft-cluster.ts"
 import { RaftNetwork } from "./support/raft-network.ts"
 
@@ -112,5 +112,27 @@ describe("http api: PUT body limit", () => {
       expect(reply.body).toMatchObject({ error: "too_large" })
       // What the sockets on the way buffered (a few MiB on loopback), not the gibibyte.
       expect(reply.sentBytes).toBeLessThan(64 * 1024 * 1024)
+    }).pipe(Effect.scoped))
+})
+
+describe("http api: request deadlines", () => {
+  it.live("timeout_ms must be decimal digits from 1 to the cap; anything else is a 400 that says so", () =>
+    Effect.gen(function*() {
+      const address = yield* serve
+      const get = (query: string) =>
+        Effect.promise(async () => {
+          const res = await fetch(`http://${address}/kv/k${query}`)
+          return { status: res.status, body: (await res.json()) as unknown }
+        })
+      for (const bad of ["0", "-5", "1e3", "0x10", "abc", String(MAX_REQUEST_TIMEOUT_MS + 1)]) {
+        const reply = yield* get(`?timeout_ms=${bad}`)
+        expect(reply.status).toBe(400)
+        expect(reply.body).toMatchObject({ error: "bad_request" })
+      }
+      // Within the cap: answered (404, the key is absent) once the node has elected itself.
+      const ok = yield* Effect.eventually(
+        Effect.flatMap(get(`?timeout_ms=${MAX_REQUEST_TIMEOUT_MS}`), (r) => r.status === 404 ? Effect.succeed(r) : Effect.fail(new Error(`status ${r.status}`)))
+      )
+      expect(ok.body).toMatchObject({ error: "not_found" })
     }).pipe(Effect.scoped))
 })
