@@ -3,6 +3,7 @@ import { Effect, Exit, Queue, Scope, Stream } from "effect"
 import type { TransportEvent } from "../src/transport/events.ts"
 import type { RaftTransportService } from "../src/transport/service.ts"
 import { append, nodeConfig, receiveN, startNode, tempDir } from "./support/cluster.ts"
+import { awaitEvent } from "./support/events.ts"
 import { eventually } from "./support/eventually.ts"
 import { makeUdpRelay, type UdpRelay } from "./support/udp-relay.ts"
 
@@ -95,14 +96,6 @@ const takeRouteChanges = (events: Queue.Queue<TransportEvent>) =>
     return taken
   }).pipe(Effect.timeout("20 seconds"))
 
-const takeUntil = (events: Queue.Queue<TransportEvent>, tag: TransportEvent["_tag"]) =>
-  Effect.gen(function*() {
-    while (true) {
-      const e = yield* Queue.take(events)
-      if (e._tag === tag) return e
-    }
-  }).pipe(Effect.timeout("20 seconds"))
-
 /** Every class moved `from` -> `to` once, with a reason matching `reason`, and no link failed. */
 const expectSwitch = (taken: ReadonlyArray<TransportEvent>, from: string, to: string, reason: RegExp) => {
   expect(taken.filter(isLinkFailure)).toEqual([])
@@ -172,11 +165,11 @@ describe("adaptive routing through a UDP relay", () => {
       // dead and the peer falls back to gRPC; when it is back, so is Iroh.
       yield* relay.setBlackout(true)
       const darkAt = elapsed()
-      expect(yield* takeUntil(events, "FellBack")).toMatchObject({ _tag: "FellBack", peer: 2 })
+      expect(yield* awaitEvent(events, "FellBack")).toMatchObject({ _tag: "FellBack", peer: 2 })
       const fellBackMs = elapsed() - darkAt
       expect((yield* a.peerStatus(2)).routes).toEqual(["grpc", "grpc", "grpc", "grpc"])
       yield* relay.setBlackout(false)
-      yield* takeUntil(events, "Recovered")
+      yield* awaitEvent(events, "Recovered")
       // The new session's RTT comes from its own probes: no adaptive switch on the way back.
       yield* eventually("iroh RTT measured again", link(a, "iroh"), (l) => l?.rttMs !== undefined)
       const afterRecovery = (yield* Queue.clear(events)).filter(isRouteChanged).map((e) => e.reason)

@@ -2,18 +2,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, PubSub, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { Connector } from "../src/peer/connector.ts"
-import type { Link, LinkSession } from "../src/peer/link.ts"
+import type { Link } from "../src/peer/link.ts"
 import { ConnectFailed } from "../src/transport/errors.ts"
 import type { TransportEvent } from "../src/transport/events.ts"
+import { fakeSession } from "./support/fake-link.ts"
 
-const session: LinkSession = {
-  kind: "grpc",
-  maxPayloadBytes: Number.POSITIVE_INFINITY,
-  write: () => Effect.void,
-  closed: Effect.never,
-  rttMs: () => undefined,
-  confirmedAt: () => 0
-}
+const session = fakeSession("grpc")
 
 /** A link whose dials fail until `up` is set; counts the dials. */
 const flakyLink = () => {

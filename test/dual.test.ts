@@ -6,15 +6,8 @@ import type { TransportEvent } from "../src/transport/events.ts"
 import { PeerRouter } from "../src/transport/router.ts"
 import type { RaftTransportService } from "../src/transport/service.ts"
 import { append, nodeConfig, receiveN, startNode, tempDir } from "./support/cluster.ts"
+import { awaitEvent } from "./support/events.ts"
 import { type ChildNode, spawnChildNode } from "./support/child-node.ts"
-
-const awaitEvent = (events: Queue.Queue<TransportEvent>, tag: TransportEvent["_tag"]) =>
-  Effect.gen(function*() {
-    while (true) {
-      const e = yield* Queue.take(events)
-      if (e._tag === tag) return e
-    }
-  }).pipe(Effect.timeout("30 seconds"))
 
 const sendAppends = (a: RaftTransportService, from: number, count: number) =>
   Effect.forEach(Array.from({ length: count }, (_, i) => from + i), (i) => a.send(2, append(1, 2, i)), { discard: true })

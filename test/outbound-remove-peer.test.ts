@@ -4,7 +4,8 @@ import { PriorityClass } from "../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import { messagesDropped } from "../src/metrics/metrics.ts"
 import { fixedRoute, PeerActor } from "../src/peer/actor.ts"
-import type { Link, LinkSession } from "../src/peer/link.ts"
+import type { Link } from "../src/peer/link.ts"
+import { fakeSession } from "./support/fake-link.ts"
 import type { TransportEvent } from "../src/transport/events.ts"
 import { append, nodeConfig, startNode, tempDir } from "./support/cluster.ts"
 import { eventually } from "./support/eventually.ts"
@@ -43,14 +44,7 @@ describe("closing a peer actor", () => {
     Effect.gen(function*() {
       const writesStarted: Array<PriorityClass> = []
       // A link that accepts the connection and never completes a write.
-      const session: LinkSession = {
-        kind: "grpc",
-        maxPayloadBytes: Number.POSITIVE_INFINITY,
-        write: (cls) => Effect.andThen(Effect.sync(() => void writesStarted.push(cls)), Effect.never),
-        closed: Effect.never,
-        rttMs: () => undefined,
-        confirmedAt: () => 0
-      }
+      const session = fakeSession("grpc", (cls) => Effect.andThen(Effect.sync(() => void writesStarted.push(cls)), Effect.never))
       const link: Link = { kind: "grpc", connect: Effect.succeed(session) }
       const scope = yield* Scope.make()
       const actor = yield* PeerActor.make({

@@ -5,7 +5,8 @@ import { TestClock } from "effect/testing"
 import { PriorityClass } from "../src/message/priority.ts"
 import { messagesDropped } from "../src/metrics/metrics.ts"
 import { fixedRoute, PeerActor } from "../src/peer/actor.ts"
-import type { Link, LinkSession } from "../src/peer/link.ts"
+import type { Link } from "../src/peer/link.ts"
+import { fakeSession } from "./support/fake-link.ts"
 import { ConnectFailed } from "../src/transport/errors.ts"
 import type { TransportEvent } from "../src/transport/events.ts"
 import { append, heartbeat, irohNodeConfig, startNode, tempDir } from "./support/cluster.ts"
@@ -52,14 +53,7 @@ describe("message age", () => {
     Effect.gen(function*() {
       let up = false
       const written: Array<number> = []
-      const session: LinkSession = {
-        kind: "iroh",
-        maxPayloadBytes: Number.POSITIVE_INFINITY,
-        write: (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)),
-        closed: Effect.never,
-        rttMs: () => undefined,
-        confirmedAt: () => 0
-      }
+      const session = fakeSession("iroh", (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)))
       const link: Link = {
         kind: "iroh",
         connect: Effect.suspend(() =>
