@@ -35,7 +35,7 @@ const INCLUSIVE = [
   "encodeMessage",
   "decodeMessage",
   "push",
-  "splitSnapshot",
+  "snapshotChunks",
   "deliver",
   "offerAll",
   "receiveBatch",

@@ -10,7 +10,7 @@ import {
   preamble
 } from "../src/message/framing.ts"
 import { classify, PriorityClass } from "../src/message/priority.ts"
-import { SnapshotAssembler, splitSnapshot } from "../src/message/snapshot-chunks.ts"
+import { SnapshotAssembler, snapshotChunks } from "../src/message/snapshot-chunks.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 
 const msg = (i: number): RaftMessage => ({
@@ -139,7 +139,7 @@ describe("snapshot chunks", () => {
   it("splits and reassembles, and reports a broken transfer", () => {
     const data = Uint8Array.from({ length: 10_000 }, (_, i) => i & 0xff)
     const m: RaftMessage = { msgType: MessageType.Snapshot, to: 2, from: 1, snapshot: { data, metadata: { index: 5, term: 1 } } }
-    const chunks = splitSnapshot(m, 1024, 7)
+    const chunks = [...snapshotChunks(m, 1024, 7)]
     expect(chunks).toHaveLength(10)
     const assembler = new SnapshotAssembler(1 << 20)
     const results = chunks.map((c) => assembler.push(decodeMessage(encodeMessage(c))))

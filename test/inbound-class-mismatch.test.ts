@@ -7,7 +7,7 @@ import { ALPN } from "../src/iroh/protocol.ts"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
 import { encodeFramesToArray, preamble } from "../src/message/framing.ts"
 import { PriorityClass } from "../src/message/priority.ts"
-import { splitSnapshot } from "../src/message/snapshot-chunks.ts"
+import { snapshotChunks } from "../src/message/snapshot-chunks.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import * as M from "../src/metrics/metrics.ts"
 import { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
@@ -29,8 +29,8 @@ const { EndpointAddr, EndpointId } = iroh
  */
 
 /** A 3-chunk snapshot from `from` to `to`, as the sender's actor splits it. */
-const snapshotChunks = (from: number, to: number): ReadonlyArray<RaftMessage> =>
-  splitSnapshot(
+const threeChunks = (from: number, to: number): ReadonlyArray<RaftMessage> => [
+  ...snapshotChunks(
     {
       msgType: MessageType.Snapshot,
       from,
@@ -41,6 +41,7 @@ const snapshotChunks = (from: number, to: number): ReadonlyArray<RaftMessage> =>
     4,
     1
   )
+]
 
 describe("decoding absent sub-messages", () => {
   it("decodes an absent snapshot, metadata or conf state as undefined, as the model says", () => {
@@ -77,7 +78,7 @@ describe("a message of another class on the snapshot stream", () => {
       }).pipe(Effect.orDie)
       const batches = [
         encodeMessageBatch([encodeMessage(append(1, 2, 7))]),
-        encodeMessageBatch(snapshotChunks(1, 2).map(encodeMessage))
+        encodeMessageBatch(threeChunks(1, 2).map(encodeMessage))
       ]
       const outcome = yield* rawStream(server.address, streamMetadata("mismatch", 1, 2, PriorityClass.Snapshot), batches)
       expect(outcome).toEqual({ _tag: "Ack", ack: { received: 4 } })
@@ -97,7 +98,7 @@ describe("a message of another class on the snapshot stream", () => {
         raw.connect(new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]), ALPN)
       )
       const stream = yield* Effect.promise(() => conn.openUni())
-      const frames = [append(9, 1, 7), ...snapshotChunks(9, 1)].map(encodeMessage)
+      const frames = [append(9, 1, 7), ...threeChunks(9, 1)].map(encodeMessage)
       yield* Effect.promise(() => stream.writeAll(encodeFramesToArray(frames, preamble(PriorityClass.Snapshot))))
       const got = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))
       expect(got.map((m) => m.msgType)).toEqual([MessageType.Snapshot])

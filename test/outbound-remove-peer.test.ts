@@ -1,14 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, PubSub, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { PriorityClass } from "../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 import { messagesDropped } from "../src/metrics/metrics.ts"
-import { fixedRoute, PeerActor } from "../src/peer/actor.ts"
 import type { Link } from "../src/peer/link.ts"
-import { fakeSession } from "./support/fake-link.ts"
-import type { TransportEvent } from "../src/transport/events.ts"
 import { append, nodeConfig, startNode, tempDir } from "./support/cluster.ts"
 import { eventually } from "./support/eventually.ts"
+import { actorOver, fakeSession } from "./support/fake-link.ts"
 import { counter } from "./support/metrics.ts"
 
 const snapshot = (from: number, to: number, bytes: number): RaftMessage => ({
@@ -47,20 +45,9 @@ describe("closing a peer actor", () => {
       const session = fakeSession("grpc", (cls) => Effect.andThen(Effect.sync(() => void writesStarted.push(cls)), Effect.never))
       const link: Link = { kind: "grpc", connect: Effect.succeed(session) }
       const scope = yield* Scope.make()
-      const actor = yield* PeerActor.make({
-        peer: 8,
-        queues: [0, 1, 2, 3].map(() => ({ capacity: 100, overflow: "drop_newest" as const })),
-        maxBatch: 100,
-        maxBatchBytes: 65536,
-        maxAgeMs: 30_000,
-        maxFrameBytes: 1 << 20,
-        snapshotChunkBytes: 1024,
-        snapshotAttempts: 3,
-        backoff: { initialMs: 10, maxMs: 100, jitter: 0 },
-        links: [link],
-        routes: fixedRoute("grpc"),
-        events: yield* PubSub.unbounded<TransportEvent>()
-      }).pipe(Scope.provide(scope))
+      const actor = yield* actorOver(8, link, { snapshotChunkBytes: 1024, backoff: { initialMs: 10, maxMs: 100, jitter: 0 } }).pipe(
+        Scope.provide(scope)
+      )
       const removed = (cls: string) => counter(messagesDropped, { peer: "8", class: cls, reason: "peer_removed" })
       const appendsBefore = yield* removed("append")
       const snapshotsBefore = yield* removed("snapshot")

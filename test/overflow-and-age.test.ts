@@ -1,15 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import iroh from "@number0/iroh"
-import { Effect, PubSub, Result } from "effect"
+import { Effect, Result } from "effect"
 import { TestClock } from "effect/testing"
 import { PriorityClass } from "../src/message/priority.ts"
 import { messagesDropped } from "../src/metrics/metrics.ts"
-import { fixedRoute, PeerActor } from "../src/peer/actor.ts"
 import type { Link } from "../src/peer/link.ts"
-import { fakeSession } from "./support/fake-link.ts"
 import { ConnectFailed } from "../src/transport/errors.ts"
-import type { TransportEvent } from "../src/transport/events.ts"
 import { append, heartbeat, irohNodeConfig, startNode, tempDir } from "./support/cluster.ts"
+import { actorOver, fakeSession } from "./support/fake-link.ts"
 import { counter } from "./support/metrics.ts"
 
 describe("outbound overflow", () => {
@@ -60,20 +58,7 @@ describe("message age", () => {
           up ? Effect.succeed(session) : Effect.fail(new ConnectFailed({ peer: 4, transport: "iroh", cause: "down" }))
         )
       }
-      const actor = yield* PeerActor.make({
-        peer: 4,
-        queues: [0, 1, 2, 3].map(() => ({ capacity: 100, overflow: "drop_newest" as const })),
-        maxBatch: 100,
-        maxBatchBytes: 65536,
-        maxAgeMs: 30_000,
-        maxFrameBytes: 1 << 20,
-        snapshotChunkBytes: 16384,
-        snapshotAttempts: 3,
-        backoff: { initialMs: 10, maxMs: 500, jitter: 0 },
-        links: [link],
-        routes: fixedRoute("iroh"),
-        events: yield* PubSub.unbounded<TransportEvent>()
-      })
+      const actor = yield* actorOver(4, link)
       const labels = { peer: "4", class: "append", reason: "expired" }
       const before = yield* counter(messagesDropped, labels)
       for (let i = 1; i <= 5; i++) yield* actor.send(append(1, 4, i))

@@ -26,11 +26,6 @@ export function* snapshotChunks(message: RaftMessage, chunkBytes: number, transf
   } while (offset < totalSize)
 }
 
-/** All chunks of a snapshot message at once (see `snapshotChunks`). */
-export const splitSnapshot = (message: RaftMessage, chunkBytes: number, transferId: number): ReadonlyArray<RaftMessage> => [
-  ...snapshotChunks(message, chunkBytes, transferId)
-]
-
 export type AssemblyResult =
   | { readonly _tag: "Pending" }
   | { readonly _tag: "Complete"; readonly message: RaftMessage }

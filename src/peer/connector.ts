@@ -25,18 +25,18 @@ export type LinkStateListener = (kind: TransportKind, up: boolean, cause: string
 /**
  * Owns the one live session of a peer on one transport. Writers (and, in dual mode, the
  * supervisor's keeper) ask it for the session; the first to ask after a loss dials (one dial
- * at a time), the others wait for that dial and share its outcome. Failed dials back off
- * exponentially with jitter; the backoff is the connector's, so the link is dialled once per
- * step however many fibers want it, and nobody holds the dial lock while backing off: a writer
- * whose class has been routed elsewhere meanwhile is free to leave. A session that fails or
- * closes is invalidated once, however many writers notice it.
+ * at a time), and the others never queue behind that dial: `tryAcquire` fails at once,
+ * `acquireWhile` looks again shortly and leaves if its class was routed elsewhere meanwhile.
+ * Failed dials back off per `reconnectSchedule`; the backoff is the connector's, so the link
+ * is dialled once per step however many fibers want it, and nobody holds the lock while
+ * waiting it out. A session that fails or closes is invalidated once, however many writers
+ * notice it.
  */
 export class Connector {
   private live: Live | undefined
   private failures = 0
   private lastError: string | undefined
   private sessions = 0
-  private dialing = false
   /** The last dial's failure, while no session is up. */
   private failedDial: ConnectFailed | undefined
   /** Dials that ended (either way): a caller that waited for the lock sees if one ended meanwhile. */
@@ -79,7 +79,7 @@ export class Connector {
 
   get state(): ConnectorState {
     if (this.live !== undefined) return "connected"
-    if (this.dialing) return "connecting"
+    if (this.dialInFlight) return "connecting"
     return this.failures > 0 ? "backoff" : "idle"
   }
 
@@ -142,11 +142,9 @@ export class Connector {
   }
 
   /**
-   * The live session or one dial's outcome. A caller that waited for the lock while another
-   * fiber dialled takes that dial's failure as its own rather than dialling again at once:
-   * otherwise the keeper that redials a dead Iroh link and a writer asking for it would queue
-   * behind each other's dials, and the writer would never see the failure that moves its
-   * class to gRPC. During a backoff nobody dials.
+   * The live session or one dial's outcome. During a backoff nobody dials; a caller that got
+   * the lock just after another fiber's dial ended (both had found no dial in flight) takes
+   * that dial's failure as its own rather than dialling again at once.
    */
   private readonly attempt: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() => {
     if (this.live !== undefined) return Effect.succeed(this.live.session)
@@ -160,17 +158,14 @@ export class Connector {
     }))
   })
 
+  /** One dial; only `attempt` runs it, holding the lock with `dialInFlight` set. */
   private readonly dialOnce: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() => {
-    if (this.live !== undefined) return Effect.succeed(this.live.session)
     const labels = { peer: String(this.peer), transport: this.link.kind }
     const that = this
     return Effect.gen(function*() {
       yield* Metric.update(Metric.withAttributes(M.connectionAttempts, labels), 1)
       const scope = yield* Scope.fork(that.scope)
-      that.dialing = true
-      const exit = yield* Effect.exit(Scope.provide(scope)(that.link.connect)).pipe(
-        Effect.ensuring(Effect.sync(() => void (that.dialing = false)))
-      )
+      const exit = yield* Effect.exit(Scope.provide(scope)(that.link.connect))
       if (Exit.isFailure(exit)) {
         yield* Scope.close(scope, exit)
         that.failures++

@@ -283,8 +283,13 @@ export const makeRaftNode = <R>(
      * read, as each is a commit index some leader confirmed after the read was asked. Reads this
      * node took as leader are failed by the core when it steps down (the caller retries).
      */
+    let reaskedFor: NodeId | undefined
     const reaskReads = (now: number): void => {
       const leader = core.leader
+      // Only a leader that is new since the last look changes anything (reads taken while no
+      // leader was known count as asked of nobody); most batches see the same one.
+      if (leader === reaskedFor) return
+      reaskedFor = leader
       if (leader === undefined) return
       for (const r of reads.values()) {
         if (r.index !== undefined || r.askedOf === id || r.askedOf === leader) continue
