@@ -81,8 +81,11 @@ describe("dual mode", () => {
 })
 
 describe("adaptive routing", () => {
-  const makeRouter = (events: PubSub.PubSub<TransportEvent>) =>
-    PeerRouter.make({
+  /** An adaptive router for peer 2 (snapshots pinned to gRPC), and a subscription to its events. */
+  const makeRouter = Effect.gen(function*() {
+    const events = yield* PubSub.unbounded<TransportEvent>()
+    const sub = yield* PubSub.subscribe(events)
+    const router = yield* PeerRouter.make({
       peer: 2,
       mode: "dual",
       strategy: { _tag: "adaptive", latency_threshold_ms: 50, hysteresis: 0.2 },
@@ -90,12 +93,12 @@ describe("adaptive routing", () => {
       fallbackToGrpc: true,
       events
     })
+    return { events, sub, router }
+  })
 
   it.effect("switches when Iroh's RTT crosses the threshold, with hysteresis, and back", () =>
     Effect.gen(function*() {
-      const events = yield* PubSub.unbounded<TransportEvent>()
-      const sub = yield* PubSub.subscribe(events)
-      const router = yield* makeRouter(events)
+      const { sub, router } = yield* makeRouter
       yield* router.observe({ iroh: 5, grpc: 2 })
       expect(router.route(0)).toBe("iroh")
       yield* router.observe({ iroh: 58, grpc: 2 }) // over 50 but within the 20% margin: stay
@@ -113,9 +116,7 @@ describe("adaptive routing", () => {
 
   it.effect("leaves a gRPC link that went down for Iroh, and returns once gRPC is back and faster", () =>
     Effect.gen(function*() {
-      const events = yield* PubSub.unbounded<TransportEvent>()
-      const sub = yield* PubSub.subscribe(events)
-      const router = yield* makeRouter(events)
+      const { sub, router } = yield* makeRouter
       yield* router.observe({ iroh: 120, grpc: 2 })
       expect(router.route(0)).toBe("grpc")
       yield* PubSub.takeAll(sub)
@@ -135,9 +136,7 @@ describe("adaptive routing", () => {
 
   it.effect("a gRPC link going down moves nothing the adaptive strategy did not move there", () =>
     Effect.gen(function*() {
-      const events = yield* PubSub.unbounded<TransportEvent>()
-      const sub = yield* PubSub.subscribe(events)
-      const router = yield* makeRouter(events)
+      const { events, sub, router } = yield* makeRouter
       yield* router.observe({ iroh: 5, grpc: 2 })
       yield* router.linkState("grpc", false, "connection lost")
       expect([0, 1, 2, 3].map((c) => router.route(c as 0))).toEqual(["iroh", "iroh", "iroh", "grpc"])
@@ -156,9 +155,7 @@ describe("adaptive routing", () => {
 
   it.effect("falls back while Iroh is down and recovers when it is back", () =>
     Effect.gen(function*() {
-      const events = yield* PubSub.unbounded<TransportEvent>()
-      const sub = yield* PubSub.subscribe(events)
-      const router = yield* makeRouter(events)
+      const { sub, router } = yield* makeRouter
       yield* router.linkState("iroh", false, "connection lost")
       expect(router.route(0)).toBe("grpc")
       yield* router.linkState("iroh", false, "still down") // no second FellBack

@@ -58,6 +58,9 @@ const load = (h: Harness) => session(h, (s) => Effect.map(s.load, summary))
 const inDir = <A>(dir: string, f: (s: RaftStorage) => Effect.Effect<A, unknown>) =>
   session({ open: FileStorage.make(dir, "batch") }, f)
 
+/** `index:term` of every entry a fresh open of `dir` recovers. */
+const indexesIn = (dir: string) => Effect.map(inDir(dir, (s) => s.load), (st) => st.entries.map((e) => `${e.index}:${e.term}`))
+
 const contract = (name: string, make: () => Effect.Effect<Harness, never, Scope.Scope>) =>
   describe(`raft storage contract: ${name}`, () => {
     it.effect("round trip: hard state, entries and snapshot come back as written", () =>
@@ -166,6 +169,51 @@ describe("file storage recovery", () => {
       flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0xff
       appendFileSync(log, flipped)
       expect((yield* inDir(dir, (s) => s.load)).entries).toHaveLength(2)
+    }))
+
+  // A power loss mid-append with `sync = "batch"` or `"never"`: file systems (ext4 with delayed
+  // allocation, XFS) may persist the new file size but not the data, so the unsynced tail reads
+  // back as zeros. Never acknowledged, so a torn tail like any other, not damage that stops the
+  // node from starting.
+  it.effect("a tail of zero bytes (file size persisted, data not) is cut off, and the log goes on", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 3, 1) }))
+      const log = join(dir, "log")
+      const whole = statSync(log).size
+      // The next append extended the file by a page, none of whose data reached the disk.
+      appendFileSync(log, new Uint8Array(4096))
+      expect(yield* indexesIn(dir)).toEqual(["1:1", "2:1", "3:1"])
+      expect(statSync(log).size).toBe(whole)
+      yield* inDir(dir, (s) => s.write({ entries: [entry(4, 2)] }))
+      expect(yield* indexesIn(dir)).toEqual(["1:1", "2:1", "3:1", "4:2"])
+    }))
+
+  it.effect("a record whose end did not reach the disk, followed by zeros to the end of the file, is a torn tail", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 2, 1) }))
+      const log = join(dir, "log")
+      // Entry 3's first bytes made it, the rest of its page (and of the file) is zeros.
+      const next = encodeEntryRecord(entry(3, 1))
+      const page = new Uint8Array(next.length + 512)
+      page.set(next.subarray(0, 12))
+      appendFileSync(log, page)
+      expect(yield* indexesIn(dir)).toEqual(["1:1", "2:1"])
+    }))
+
+  it.effect("zeros followed by real data are still damage: nothing is guessed away", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("raft-storage-")
+      yield* inDir(dir, (s) => s.write({ entries: range(1, 2, 1) }))
+      const log = join(dir, "log")
+      appendFileSync(log, new Uint8Array(64))
+      appendFileSync(log, encodeEntryRecord(entry(3, 1)))
+      const before = readFileSync(log).length
+      const error = yield* Effect.flip(Effect.scoped(FileStorage.make(dir, "batch")))
+      expect(error._tag).toBe("StorageError")
+      expect(error.message).toMatch(/log damaged at byte \d+/)
+      expect(readFileSync(log).length).toBe(before)
     }))
 
   it.effect("damage in the middle of the log is an error, not silently dropped entries", () =>
