@@ -33,6 +33,8 @@ export const parseMode = (arg: string | undefined): BenchMode => {
 export const modeOverrides = (mode: BenchMode): ConfigOverrides =>
   mode === "iroh" ? {} : { mode, grpc_config: { bind_address: "127.0.0.1:0" } }
 
+const workerOverride = process.env["BENCH_IROH_WORKER"]
+
 export const loopbackConfig = (
   nodeId: number,
   keyDir: string,
@@ -42,7 +44,12 @@ export const loopbackConfig = (
     mode: "iroh",
     node_id: nodeId,
     bind_address: "127.0.0.1:0",
-    iroh_config: { key_file: join(keyDir, `node${nodeId}.key`), relay_mode: "disabled" },
+    iroh_config: {
+      key_file: join(keyDir, `node${nodeId}.key`),
+      relay_mode: "disabled",
+      // BENCH_IROH_WORKER=1 or 0 overrides `worker_thread`, to compare the two hosts.
+      ...(workerOverride === undefined ? {} : { worker_thread: workerOverride === "1" })
+    },
     reconnect: { initial_backoff_ms: 20, max_backoff_ms: 500 },
     ...overrides
   }).pipe(Effect.mapError((e) => new Error(e.message)))

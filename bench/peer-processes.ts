@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url"
 import { Duration, Effect, type Scope } from "effect"
 import { epochNow, type ProbeMark, type ProbeWindow } from "./probe.ts"
 import type { PeerAddress } from "../src/transport/peer-table.ts"
+import { nodeV8Flags } from "../src/node/v8-flags.ts"
 import {
   type ErrorMsg,
   type Msg,
@@ -75,6 +76,12 @@ const installHandlers = () => {
 
 const verbose = process.env["BENCH_VERBOSE"] === "1"
 
+/**
+ * The V8 flags a node process gets from our own launcher on this machine (`nodeV8Flags`),
+ * unless `BENCH_DEFAULT_GC=1` asks for V8's defaults, to compare.
+ */
+export const peerV8Flags = (): ReadonlyArray<string> => (process.env["BENCH_DEFAULT_GC"] === "1" ? [] : nodeV8Flags())
+
 export const spawnPeer = (
   role: string,
   args: ReadonlyArray<string> = []
@@ -84,7 +91,7 @@ export const spawnPeer = (
       installHandlers()
       const child = fork(ENTRY, [role, ...args], {
         execPath: process.execPath,
-        execArgv: ["--import", TSX_LOADER, ...(process.env["BENCH_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "")],
+        execArgv: [...peerV8Flags(), "--import", TSX_LOADER, ...(process.env["BENCH_NODE_FLAGS"] ?? "").split(" ").filter((f) => f !== "")],
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         serialization: "json"
       })

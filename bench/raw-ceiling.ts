@@ -8,7 +8,8 @@
 import iroh from "@number0/iroh"
 import { Effect, type Scope } from "effect"
 import { performance } from "node:perf_hooks"
-import { endpointAddrOf } from "../src/iroh/addresses.ts"
+import { dialAddressOf } from "../src/iroh/addresses.ts"
+import { endpointAddrOf } from "../src/iroh/binding.ts"
 import type { PeerAddress } from "../src/transport/peer-table.ts"
 import { type FirstMsg, type PeerMsg, type PeerProcessFailed, type ReadyMsg, type Role, runFromStartToStop } from "./ipc.ts"
 import { spawnPeer } from "./peer-processes.ts"
@@ -38,7 +39,7 @@ const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRe
   (endpoint) => Effect.promise(() => endpoint.close().catch(() => undefined)).pipe(Effect.timeout("2 seconds"), Effect.ignore)
 )
 
-/** A bare endpoint has no raft id; the address only carries what `endpointAddrOf` dials. */
+/** A bare endpoint has no raft id; the address only carries what `dialAddressOf` reads. */
 const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
   id: 0,
   irohEndpointId: endpoint.id().toString(),
@@ -88,7 +89,7 @@ export const rawSenderRole: Role = (parent) =>
     for (let i = 0; i < RAW_FRAME_BYTES; i++) frame[i] = (i * 31) & 0xff
     const stream = yield* Effect.tryPromise({
       try: async () => {
-        const connection = await endpoint.connect(endpointAddrOf(address)!, ALPN)
+        const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
         return connection.openUni()
       },
       catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)

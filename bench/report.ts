@@ -15,6 +15,7 @@ import type { ThroughputResult } from "./transport-throughput.ts"
 import type { VoteLatencyResult, VotePhaseResult } from "./vote-latency.ts"
 import { median, perSecond } from "./stats.ts"
 import { BACKGROUND_LIMIT_CORES, quietMedian } from "./windows.ts"
+import { peerV8Flags } from "./peer-processes.ts"
 
 export interface BenchReport {
   readonly command: string
@@ -390,7 +391,10 @@ const voteSection = (o: PhaseOutcome<VoteLatencyResult>, cores: number): string 
   if (o._tag !== "ok") return notOkText(o)
   const v = o.value
   return [
-    `${v.votes} RequestVotes per phase on a ${v.spacingMs} ms cadence; the voter answers each with a RequestVoteResponse. ` +
+    `${v.votes} RequestVotes per phase on a ${v.spacingMs} ms cadence (the load phase goes on until the candidate has ` +
+    `written one whole snapshot, and 500 ms more, so it covers a snapshot's end: ${v.load.rtt.count} votes); ` +
+    `the voter answers each with a RequestVoteResponse. Snapshots are paced at \`iroh_snapshot_election_bytes_per_sec\` ` +
+    `while votes flow (an election is under way). ` +
     `Snapshot chunks: ${num(v.snapshotChunkBytes)} B (\`batching.snapshot_chunk_bytes\`). ` +
     `Load phase: a ${num(v.snapshotBytes / 1e6)} MB Snapshot queued 100 ms before the first vote, another queued whenever the ` +
     `snapshot queue empties (${v.load.snapshotsQueued} queued, ${v.load.snapshotsDelivered} delivered whole during the phase).`,
@@ -675,7 +679,10 @@ export const renderReport = (r: BenchReport): string => {
     `Machine: Node ${m.node}, ${m.cpus} × ${m.cpuModel}, ${m.platform}, ${num(m.memoryGiB, 1)} GiB RAM, ` +
     `load average at start ${m.loadAverage}; @number0/iroh ${m.iroh}, effect ${m.effect}.`,
     "",
-    "MB = 10^6 bytes. Network phases run sender and receiver in separate processes on loopback (relays off).",
+    "MB = 10^6 bytes. Network phases run sender and receiver in separate processes on loopback (relays off). " +
+      `Those processes run with the V8 flags our own launcher gives a node on this machine: ${
+        peerV8Flags().length === 0 ? "none" : peerV8Flags().map((f) => `\`${f}\``).join(" ")
+      } (\`src/node/v8-flags.ts\`; \`BENCH_DEFAULT_GC=1\` runs them with V8's defaults).`,
     "",
     "## Summary",
     "",

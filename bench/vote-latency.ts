@@ -40,6 +40,12 @@ interface VotesCommand extends Msg {
   readonly snapshotLeadMs: number
   /** How long to wait for the last responses. */
   readonly drainMs: number
+  /**
+   * Load phase: keep voting past `count` until the candidate has written one whole snapshot,
+   * then this long more, so the phase always covers a snapshot's end (the receiver assembles
+   * and delivers it) and not only the middle of its stream.
+   */
+  readonly afterSnapshotWrittenMs: number
 }
 
 /** One answered vote: its number, when it was sent and when its answer was received (epoch ms). */
@@ -191,7 +197,10 @@ export const candidateRole: Role = (parent) =>
         yield* Effect.sleep(Duration.millis(command.snapshotLeadMs))
       }
       const t0 = performance.now()
-      for (let i = 0; i < command.count; i++) {
+      // The feeder queues the third snapshot once the writer has taken the second: the first is written.
+      const firstWritten = () => command.snapshotBytes === 0 || snapshotsQueued >= 3
+      let votesAfterWritten = command.snapshotBytes === 0 ? 0 : Math.ceil(command.afterSnapshotWrittenMs / command.spacingMs)
+      for (let i = 0; i < command.count || !firstWritten() || votesAfterWritten-- > 0; i++) {
         const wait = t0 + i * command.spacingMs - performance.now()
         if (wait > 0) yield* Effect.sleep(Duration.millis(wait))
         seq++
@@ -272,12 +281,13 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
             spacingMs: options.spacingMs,
             snapshotBytes,
             snapshotLeadMs: 100,
-            drainMs: 5_000
+            drainMs: 5_000,
+            afterSnapshotWrittenMs: 500
           }
           const m0 = machineCpuMark()
           yield* voter.probeStart
           yield* candidate.probeStart
-          const reply = yield* candidate.request<VotesReply>(command, 60_000)
+          const reply = yield* candidate.request<VotesReply>(command, 120_000)
           const cw = yield* candidate.probeStop
           const vw = yield* voter.probeStop
           const machineCores = machineCoresBusy(m0, machineCpuMark())

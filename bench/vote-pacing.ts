@@ -1,8 +1,9 @@
 /**
- * The vote-latency phase alone, with a chosen snapshot chunk size and gRPC snapshot pace, for
- * trying settings that `npm run bench` does not sweep:
+ * The vote-latency phase alone, with a chosen snapshot chunk size and snapshot pace (the
+ * transport's own: `iroh_snapshot_bytes_per_sec` or `grpc_snapshot_bytes_per_sec`; 0 is
+ * unpaced), for trying settings that `npm run bench` does not sweep:
  *
- *   npx tsx bench/vote-pacing.ts <iroh|grpc> <snapshot_chunk_bytes> <grpc_snapshot_bytes_per_sec> [runs=2]
+ *   npx tsx bench/vote-pacing.ts <iroh|grpc> <snapshot_chunk_bytes> <snapshot_bytes_per_sec> [runs=2]
  *
  * Each run is a fresh pair of processes; one line per run: idle and load round trips, the
  * ratio of the p99s, the snapshot stream's rate and both sides' event-loop lag p99.
@@ -29,14 +30,17 @@ const oneRun = Effect.acquireUseRelease(
         keyDir,
         mode,
         snapshotChunkBytes: chunk,
-        batching: { grpc_snapshot_bytes_per_sec: rate },
+        // The same pace whether or not an election is under way (the votes make it one).
+        batching: mode === "iroh"
+          ? { iroh_snapshot_bytes_per_sec: rate, iroh_snapshot_election_bytes_per_sec: rate }
+          : { grpc_snapshot_bytes_per_sec: rate, grpc_snapshot_election_bytes_per_sec: rate },
         votes: 1000,
         spacingMs: 5,
         snapshotBytes: 20_000_000
       }),
       (r) =>
         Console.log(
-          `${mode} chunk ${chunk} B, grpc pace ${rate} B/s: idle p50 ${f(r.idle.rtt.p50)} p99 ${f(r.idle.rtt.p99)} ms | ` +
+          `${mode} chunk ${chunk} B, pace ${rate} B/s: idle p50 ${f(r.idle.rtt.p50)} p99 ${f(r.idle.rtt.p99)} ms | ` +
             `load p50 ${f(r.load.rtt.p50)} p99 ${f(r.load.rtt.p99)} max ${f(r.load.rtt.max)} ms | ` +
             `p99 ratio ${(r.load.rtt.p99 / r.idle.rtt.p99).toFixed(1)} | snapshot ${r.load.snapshotMbPerSec.toFixed(1)} MB/s | ` +
             `lag p99 candidate ${f(r.load.candidate.lag.p99)} / voter ${f(r.load.voter.lag.p99)} ms`

@@ -41,7 +41,8 @@ describe("config: defaults", () => {
           enabled: true,
           bind_address: "0.0.0.0:0",
           relay_mode: { _tag: "disabled" },
-          connect_timeout_ms: 5000
+          connect_timeout_ms: 5000,
+          worker_thread: false
         },
         grpc_config: {
           enabled: true,
@@ -65,6 +66,9 @@ describe("config: defaults", () => {
           snapshot_chunk_bytes: 4096,
           iroh_snapshot_bytes_per_sec: 5_000_000,
           grpc_snapshot_bytes_per_sec: 0,
+          iroh_snapshot_election_bytes_per_sec: 2_000_000,
+          grpc_snapshot_election_bytes_per_sec: 0,
+          election_window_ms: 1000,
           max_snapshot_bytes: 1024 * 1024 * 1024
         },
         queues: {

@@ -3,11 +3,11 @@ import { Effect } from "effect"
 import { MessageType } from "../src/message/types.ts"
 import { append, heartbeat, type Mode, receiveN, startCluster, vote } from "./support/cluster.ts"
 
-const suite = (mode: Mode) =>
-describe(`delivery, order and priority over ${mode}`, () => {
+const suite = (mode: Mode, extra: Record<string, unknown> = {}, label: string = mode) =>
+describe(`delivery, order and priority over ${label}`, () => {
   it.live("delivers among three nodes in both directions", () =>
     Effect.gen(function*() {
-      const nodes = yield* startCluster(3, {}, mode)
+      const nodes = yield* startCluster(3, extra, mode)
       for (const from of nodes) {
         for (const to of nodes) {
           if (from.nodeId !== to.nodeId) yield* from.send(to.nodeId, append(from.nodeId, to.nodeId, 1))
@@ -26,7 +26,7 @@ describe(`delivery, order and priority over ${mode}`, () => {
 
   it.live("keeps order within a class", () =>
     Effect.gen(function*() {
-      const [a, b] = yield* startCluster(2, {}, mode)
+      const [a, b] = yield* startCluster(2, extra, mode)
       const n = 2000
       for (let i = 1; i <= n; i++) yield* a!.send(2, append(1, 2, i, 16))
       const got = yield* receiveN(b!, n).pipe(Effect.timeout("30 seconds"))
@@ -35,7 +35,7 @@ describe(`delivery, order and priority over ${mode}`, () => {
 
   it.live("a vote sent after 1,000 queued appends is received before most of them", () =>
     Effect.gen(function*() {
-      const [a, b] = yield* startCluster(2, {}, mode)
+      const [a, b] = yield* startCluster(2, extra, mode)
       // Warm the connection so the test measures priority, not the handshake.
       yield* a!.send(2, heartbeat(1, 2))
       yield* receiveN(b!, 1).pipe(Effect.timeout("20 seconds"))
@@ -49,5 +49,6 @@ describe(`delivery, order and priority over ${mode}`, () => {
 })
 
 suite("iroh")
+suite("iroh", { iroh_config: { relay_mode: "disabled", worker_thread: true } }, "iroh with the binding in a worker thread")
 suite("grpc")
 suite("dual")

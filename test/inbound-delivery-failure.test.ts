@@ -69,12 +69,12 @@ describe("inbound delivery failure", () => {
   // sender stalls on flow control while probes on the same connection still succeed.
   it.live("Iroh: a delivery that throws stops that stream, which the sender sees", () =>
     Effect.gen(function*() {
-      const endpoint = yield* makeIrohEndpoint({ bindAddress: "127.0.0.1:0", relayMode: { _tag: "disabled" } }).pipe(Effect.orDie)
+      const endpoint = yield* makeIrohEndpoint({ bindAddress: "127.0.0.1:0", relayMode: { _tag: "disabled" }, workerThread: false }).pipe(Effect.orDie)
       const raw = yield* rawIrohEndpoint
       const peers = new PeerTable(2)
       peers.set({ id: 1, irohEndpointId: raw.id().toString(), irohAddresses: [] })
       const { counts, mailbox } = throwingMailbox()
-      yield* runAcceptor({ endpoint: endpoint.raw, self: 2, peers, mailbox, maxFrameBytes: 1 << 20, maxSnapshotBytes: 1 << 20 })
+      yield* runAcceptor({ endpoint, self: 2, peers, mailbox, maxFrameBytes: 1 << 20, maxSnapshotBytes: 1 << 20 })
       const conn = yield* Effect.promise(() =>
         raw.connect(new EndpointAddr(EndpointId.fromString(endpoint.endpointId), null, [...endpoint.directAddresses()]), ALPN)
       )

@@ -2,11 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import iroh from "@number0/iroh"
 import { Effect } from "effect"
 import { makeIrohLink } from "../src/iroh/link.ts"
-import { IrohFailure, irohCall, PING_BYTES } from "../src/iroh/protocol.ts"
+import { directHost } from "../src/iroh/direct-host.ts"
+import { ALPN, IrohFailure, irohCall, PING_BYTES } from "../src/iroh/protocol.ts"
 import { eventuallyDefined } from "./support/eventually.ts"
 import { rawIrohEndpoint } from "./support/raw-iroh.ts"
 
-const { EndpointAddr } = iroh
 type Endpoint = InstanceType<typeof iroh.Endpoint>
 type BiStream = Awaited<ReturnType<Awaited<ReturnType<Endpoint["connect"]>>["acceptBi"]>>
 
@@ -57,9 +57,9 @@ describe("Iroh link", () => {
       const bAddress = b.boundSockets().find((s) => s.startsWith("127.0.0.1:"))!
       const a = yield* rawIrohEndpoint
       const link = makeIrohLink({
-        endpoint: a,
+        endpoint: directHost(a, ALPN, PING_BYTES),
         peer: 2,
-        address: () => new EndpointAddr(b.id(), null, [bAddress]),
+        address: () => ({ endpointId: b.id().toString(), addresses: [bAddress] }),
         connectTimeoutMs: 5000,
         probeIntervalMs: 100,
         probeTimeoutMs: 10_000,

@@ -10,7 +10,9 @@ const childTable = (dir: string, bind: string, peer: { id: number; endpointId: s
   mode: "iroh",
   node_id: 2,
   bind_address: bind,
-  iroh_config: { key_file: join(dir, "node2.key"), relay_mode: "disabled" },
+  // The child runs the binding in a worker thread, the test's node on its own thread: the two
+  // hosts interoperate, and the worker takes its identity from the key file.
+  iroh_config: { key_file: join(dir, "node2.key"), relay_mode: "disabled", worker_thread: true },
   peers: [{ id: peer.id, iroh_endpoint_id: peer.endpointId, iroh_addresses: peer.addresses }]
 })
 

@@ -199,7 +199,12 @@ const irohConfigFields = {
   key_file: Schema.optionalKey(NonEmptyString),
   /** Absent: `{ custom = [home_relay] }` when `transport.home_relay` is set, else `"disabled"`. */
   relay_mode: Schema.optionalKey(RelayMode),
-  connect_timeout_ms: orDefault(intAtLeast(1), DEFAULT_CONNECT_TIMEOUT_MS)
+  connect_timeout_ms: orDefault(intAtLeast(1), DEFAULT_CONNECT_TIMEOUT_MS),
+  /**
+   * Run the Iroh binding in a worker thread, so its per-byte copies do not hold the event loop
+   * that runs Raft and the writers (README, "Iroh in a worker thread").
+   */
+  worker_thread: orDefault(Schema.Boolean, false)
 }
 /** The `[transport.iroh_config]` table as written (dependent fields not yet resolved). */
 export const IrohConfigInput = table(irohConfigFields)
@@ -293,7 +298,12 @@ export const BatchingConfig = table({
   snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 4096),
   max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024),
   iroh_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 5_000_000),
-  grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 0)
+  grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 0),
+  /** The pace while an election is under way (see `election_window_ms`); 0 is unpaced. */
+  iroh_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 2_000_000),
+  grpc_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 0),
+  /** How long after the last election message sent or received an election counts as under way. */
+  election_window_ms: orDefault(intAtLeast(0), 1000)
 })
 export type BatchingConfig = typeof BatchingConfig.Type
 

@@ -1,21 +1,18 @@
 import { Effect, FiberSet, Metric, type Scope } from "effect"
 import { DecodeFailed } from "../message/errors.ts"
 import { decodeMessage } from "../message/codec.ts"
-import { arrayToBytes, FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
+import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
 import { className } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { InboundDelivery } from "../transport/inbound-delivery.ts"
 import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
 import type { PeerTable } from "../transport/peer-table.ts"
-import type { IrohEndpointRaw } from "./endpoint.ts"
-import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, PING_BYTES, READ_CHUNK_BYTES } from "./protocol.ts"
-
-type Connection = Awaited<ReturnType<IrohEndpointRaw["connect"]>>
-type RecvStream = Awaited<ReturnType<Connection["acceptUni"]>>
+import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
+import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
 
 export interface AcceptorOptions {
-  readonly endpoint: IrohEndpointRaw
+  readonly endpoint: IrohHost
   readonly self: NodeId
   readonly peers: PeerTable
   readonly mailbox: InboundMailbox
@@ -38,7 +35,7 @@ export class InboundConnections {
   }
 
   closeAll(peer: NodeId): void {
-    for (const c of this.byPeer.get(peer) ?? []) c.close(ErrorCode.PeerRemoved, [])
+    for (const c of this.byPeer.get(peer) ?? []) c.close(ErrorCode.PeerRemoved, "peer removed")
     this.byPeer.delete(peer)
   }
 }
@@ -80,7 +77,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
-          const frames = decoder.push(arrayToBytes(chunk))
+          const frames = decoder.push(chunk)
           if (!Array.isArray(frames)) {
             yield* inboundError("frame_too_large")
             yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${frames.message}`)
@@ -115,24 +112,16 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         )
       )
 
-    // Pings: the dialler opens a bi stream, sends PING_BYTES and finishes; we echo them back.
+    // Pings: the dialler opens a bi stream and we echo it (see `answerPings`).
     const answerPings = (peer: NodeId, connection: Connection) =>
-      Effect.gen(function*() {
-        while (true) {
-          const bi = yield* irohCall(() => connection.acceptBi(), IrohFailure.of)
-          yield* FiberSet.run(
-            fibers,
-            irohCall(async () => {
-              const bytes = await bi.recv.readExact(PING_BYTES.length)
-              await bi.send.writeAll(bytes)
-              await bi.send.finish()
-            }, IrohFailure.of).pipe(
-              Effect.catch((error) => Effect.logDebug(`ping from peer ${peer} not answered: ${error.message}`))
-            ),
-            { startImmediately: true }
+      irohCall(() => connection.answerPings(), IrohFailure.of).pipe(
+        Effect.flatMap((answers) =>
+          answers.failed === 0 ? Effect.void : Effect.logDebug(
+            `${answers.failed} of ${answers.failed + answers.answered} pings from peer ${peer} not answered (last: ${answers.lastFailure})`
           )
-        }
-      }).pipe(Effect.catch(() => Effect.void)) // ends with the connection, which serveConnection reports
+        ),
+        Effect.catch(() => Effect.void) // ends with the connection, which serveConnection reports
+      )
 
     const serveConnection = (peer: NodeId, connection: Connection) =>
       Effect.gen(function*() {
@@ -148,20 +137,18 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         Effect.ensuring(Effect.sync(() => connections.remove(peer, connection)))
       )
 
-    const handshake = (incoming: NonNullable<Awaited<ReturnType<IrohEndpointRaw["acceptNext"]>>>) =>
+    const handshake = (incoming: IrohIncoming) =>
       Effect.gen(function*() {
-        const accepting = yield* irohCall(() => incoming.accept(), IrohFailure.of)
-        const alpn = new TextDecoder().decode(Uint8Array.from(yield* irohCall(() => accepting.alpn(), IrohFailure.of)))
-        const connection = yield* irohCall(() => accepting.connect(), IrohFailure.of)
+        const { connection, alpn } = yield* irohCall(() => incoming.accept(), IrohFailure.of)
         if (alpn !== ALPN_TEXT) {
-          connection.close(ErrorCode.UnknownEndpoint, [])
+          connection.close(ErrorCode.UnknownEndpoint, "unknown alpn")
           yield* refused("bad_alpn")
           return yield* Effect.logWarning(`refused inbound connection with ALPN ${JSON.stringify(alpn)}`)
         }
-        const remote = connection.remoteId().toString()
+        const remote = connection.remoteId
         const peer = peers.peerForEndpoint(remote)
         if (peer === undefined || peer === options.self) {
-          connection.close(ErrorCode.UnknownEndpoint, Array.from(new TextEncoder().encode("unknown endpoint")))
+          connection.close(ErrorCode.UnknownEndpoint, "unknown endpoint")
           yield* refused("unknown_endpoint")
           return yield* Effect.logWarning(`refused inbound connection from endpoint ${remote}: not in the peer table`)
         }

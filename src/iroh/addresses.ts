@@ -1,18 +1,14 @@
 import iroh from "@number0/iroh"
 import type { PeerAddress } from "../transport/peer-table.ts"
+import type { DialAddress } from "./host.ts"
 
-const { EndpointAddr, EndpointId, EndpointTicket } = iroh
-export type IrohEndpointAddr = InstanceType<typeof EndpointAddr>
+const { EndpointTicket } = iroh
 
 /** Where to dial a peer: its ticket if it has one, else its endpoint id plus direct addresses. */
-export const endpointAddrOf = (peer: PeerAddress): IrohEndpointAddr | undefined => {
-  if (peer.irohTicket !== undefined) {
-    const fromTicket = EndpointTicket.fromString(peer.irohTicket).endpointAddr()
-    if (peer.irohAddresses.length === 0) return fromTicket
-    return new EndpointAddr(fromTicket.id(), fromTicket.relayUrl(), [...fromTicket.directAddresses(), ...peer.irohAddresses])
-  }
+export const dialAddressOf = (peer: PeerAddress): DialAddress | undefined => {
+  if (peer.irohTicket !== undefined) return { ticket: peer.irohTicket, addresses: peer.irohAddresses }
   if (peer.irohEndpointId === undefined) return undefined
-  return new EndpointAddr(EndpointId.fromString(peer.irohEndpointId), null, [...peer.irohAddresses])
+  return { endpointId: peer.irohEndpointId, addresses: peer.irohAddresses }
 }
 
 /** Fills in the endpoint id from the ticket, so inbound connections can be matched to the peer. */

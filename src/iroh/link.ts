@@ -1,21 +1,18 @@
 import { Deferred, Effect } from "effect"
-import { encodeFramesToArray, preamble } from "../message/framing.ts"
+import { preamble } from "../message/framing.ts"
 import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../transport/errors.ts"
-import type { IrohEndpointAddr } from "./addresses.ts"
-import type { IrohEndpointRaw } from "./endpoint.ts"
-import { ALPN, ErrorCode, irohCall, irohErrorMessage, PING_BYTES, STREAM_PRIORITY } from "./protocol.ts"
-
-type SendStream = Awaited<ReturnType<Awaited<ReturnType<IrohEndpointRaw["connect"]>>["openUni"]>>
+import type { DialAddress, IrohHost, IrohSendStream } from "./host.ts"
+import { ErrorCode, irohCall, irohErrorMessage, STREAM_PRIORITY } from "./protocol.ts"
 
 export interface IrohLinkOptions {
-  readonly endpoint: IrohEndpointRaw
+  readonly endpoint: IrohHost
   readonly peer: NodeId
   /** Read at every dial: the peer table may change. */
-  readonly address: () => IrohEndpointAddr | undefined
+  readonly address: () => DialAddress | undefined
   readonly connectTimeoutMs: number
   readonly probeIntervalMs: number
   /** Deadline of one ping. */
@@ -42,7 +39,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
       // shut down while a dial hangs must not wait for the dial's timeout.
       const connection = yield* irohCall(
-        () => endpoint.connect(addr, ALPN),
+        () => endpoint.connect(addr),
         (cause) => new ConnectFailed({ peer, transport: "iroh", cause })
       ).pipe(
         Effect.timeoutOrElse({
@@ -50,32 +47,25 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           orElse: () => Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
         })
       )
-      yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, [])))
+      yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, "")))
 
-      const streams: Array<SendStream | undefined> = [undefined, undefined, undefined, undefined]
+      const streams: Array<IrohSendStream | undefined> = [undefined, undefined, undefined, undefined]
       const write = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>) =>
         irohCall(async () => {
           let stream = streams[cls]
           if (stream === undefined) {
-            stream = await connection.openUni()
-            await stream.setPriority(STREAM_PRIORITY[cls]!)
+            stream = await connection.openUni(STREAM_PRIORITY[cls]!)
             streams[cls] = stream
-            await stream.writeAll(encodeFramesToArray(payloads, preamble(cls)))
+            await stream.writeFrames(payloads, preamble(cls))
           } else {
-            await stream.writeAll(encodeFramesToArray(payloads))
+            await stream.writeFrames(payloads)
           }
         }, (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause }))
 
       const pingFailed = (cause: string) => new StreamFailed({ peer, transport: "iroh", class: className(PriorityClass.Election), cause })
       const ping = Effect.gen(function*() {
         const started = performance.now()
-        yield* irohCall(async () => {
-          const bi = await connection.openBi()
-          await bi.send.writeAll(PING_BYTES)
-          await bi.send.finish()
-          const echo = await bi.recv.readExact(PING_BYTES.length)
-          if (echo.length !== PING_BYTES.length) throw new Error("short ping echo")
-        }, pingFailed)
+        yield* irohCall(() => connection.ping(), pingFailed)
         return performance.now() - started
       }).pipe(
         Effect.timeoutOrElse({

@@ -33,12 +33,8 @@ export const PING_BYTES: Array<number> = [0x52, 0x54, 0x50, 0x49, 0x4e, 0x47, 0x
  */
 export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 64 * 1024, 8 * 1024]
 
-/** The binding's errors carry a Rust backtrace after the first lines; keep the message. */
-export const irohErrorMessage = (cause: unknown): string => {
-  const text = cause instanceof Error ? cause.message : String(cause)
-  const cut = text.indexOf("\n\nStack backtrace:")
-  return (cut === -1 ? text : text.slice(0, cut)).replace(/\s*\(\/root\/\.cargo[^)]*\)/g, "").trim()
-}
+export { messageOf as irohErrorMessage } from "./binding.ts"
+import { messageOf as irohErrorMessage } from "./binding.ts"
 
 /**
  * A binding call as an interruptible Effect. The binding's promises cannot be cancelled, so

@@ -50,9 +50,13 @@ const writeFrames = <T extends { [i: number]: number }>(
   return out
 }
 
-/** Frames as one buffer. */
-export const encodeFrames = (payloads: ReadonlyArray<Uint8Array>): Uint8Array =>
-  writeFrames(payloads, new Uint8Array(framedLength(payloads)), 0)
+/** Frames as one buffer, optionally led by a preamble. */
+export const encodeFrames = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array): Uint8Array => {
+  const leadLength = lead?.length ?? 0
+  const out = new Uint8Array(leadLength + framedLength(payloads))
+  if (lead !== undefined) out.set(lead, 0)
+  return writeFrames(payloads, out, leadLength)
+}
 
 /** Frames as the `Array<number>` the Iroh binding takes, optionally led by a preamble. */
 export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array): Array<number> => {
@@ -62,13 +66,7 @@ export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: 
   return writeFrames(payloads, out, leadLength)
 }
 
-/** Bytes from the Iroh binding (an `Array<number>`) into a `Uint8Array`. */
-export const arrayToBytes = (array: ReadonlyArray<number>): Uint8Array => {
-  const n = array.length
-  const out = new Uint8Array(n)
-  for (let i = 0; i < n; i++) out[i] = array[i]!
-  return out
-}
+export { arrayToBytes } from "./byte-arrays.ts"
 
 /**
  * Incremental decoder: feed it reads of any size, get back whole frame payloads. Handles

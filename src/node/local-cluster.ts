@@ -19,6 +19,7 @@ import { stringify } from "smol-toml"
 import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
 import { describeCause } from "../transport/errors.ts"
 import type { StatusBody } from "./http-api.ts"
+import { nodeV8Flags } from "./v8-flags.ts"
 
 export type ClusterTransport = "iroh" | "grpc" | "dual"
 
@@ -219,7 +220,7 @@ const spawnNode = (spec: NodeSpec, logLevel = "info"): Effect.Effect<NodeProcess
           try {
             return spawn(
               process.execPath,
-              ["--import", "tsx", MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
+              [...nodeV8Flags(), "--import", "tsx", MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
               { cwd: ROOT, stdio: ["ignore", "pipe", log] }
             )
           } finally {

@@ -6,11 +6,15 @@ import { snapshotChunks } from "../message/snapshot-chunks.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../transport/errors.ts"
+import type { ElectionActivity } from "../transport/election-activity.ts"
 import type { TransportEvent } from "../transport/events.ts"
 import type { BackoffPolicy } from "./backoff.ts"
 import { Connector, type ConnectorState, type LinkStateListener } from "./connector.ts"
 import type { Link, LinkSession } from "./link.ts"
 import { type ClassQueueOptions, type Envelope, OutboundQueue } from "./outbound-queue.ts"
+
+/** At most this much of a slow snapshot write's lost time may be made up at full speed. */
+const PACE_CREDIT_MS = 50
 
 export interface PeerActorOptions {
   readonly peer: NodeId
@@ -23,6 +27,10 @@ export interface PeerActorOptions {
   readonly snapshotChunkBytes: number
   /** Pace of snapshot bytes per transport (0 or absent: unpaced). */
   readonly snapshotBytesPerSec?: Partial<Record<TransportKind, number>>
+  /** The pace while `electionActivity` says an election is under way (absent: as above). */
+  readonly snapshotElectionBytesPerSec?: Partial<Record<TransportKind, number>>
+  /** Told of every election message sent; read before each snapshot chunk. */
+  readonly electionActivity?: ElectionActivity
   /** Attempts at a whole snapshot transfer before it is reported failed. */
   readonly snapshotAttempts: number
   readonly backoff: BackoffPolicy
@@ -136,6 +144,7 @@ export class PeerActor {
   send(message: RaftMessage): Effect.Effect<void, MessageDropped> {
     return Effect.clockWith((clock) => {
       const cls = classify(message)
+      if (cls === PriorityClass.Election) this.options.electionActivity?.noteAt(clock.currentTimeMillisUnsafe())
       const outcome = this.queues[cls]!.offer({ message, enqueuedAt: clock.currentTimeMillisUnsafe() })
       if (outcome === "queued") return Effect.void
       const dropped = this.countDrop(cls, "queue_full", 1)
@@ -310,6 +319,15 @@ export class PeerActor {
     })
   }
 
+  /** Snapshot bytes per second on `kind` now (0: unpaced): slower while an election is under way. */
+  private snapshotPace(kind: TransportKind): Effect.Effect<number> {
+    const normal = this.options.snapshotBytesPerSec?.[kind] ?? 0
+    const activity = this.options.electionActivity
+    const duringElection = this.options.snapshotElectionBytesPerSec?.[kind]
+    if (activity === undefined || duringElection === undefined) return Effect.succeed(normal)
+    return Effect.map(Clock.currentTimeMillis, (now) => (activity.underWayAt(now) ? duringElection : normal))
+  }
+
   /** Writes one snapshot in chunks; a broken transfer is retried from the start. */
   private sendSnapshot(envelope: Envelope): Effect.Effect<void> {
     const self = this
@@ -325,17 +343,20 @@ export class PeerActor {
         let chunks = 0
         let failure: StreamFailed | undefined
         let bytes = 0
-        const rate = self.options.snapshotBytesPerSec?.[kind] ?? 0
-        const started = yield* Clock.currentTimeMillis
+        let due = yield* Clock.currentTimeMillis
         for (const chunk of snapshotChunks(envelope.message, self.options.snapshotChunkBytes, transferId)) {
           chunks++
+          const payload = encodeMessage(chunk)
+          const rate = yield* self.snapshotPace(kind)
           if (rate > 0) {
             // Keep to `rate`: an unpaced snapshot saturates both event loops (the binding
-            // copies every byte on the JS thread), and votes would wait behind it.
-            const due = started + (bytes / rate) * 1000 - (yield* Clock.currentTimeMillis)
-            if (due > 1) yield* Effect.sleep(due)
+            // copies every byte on the JS thread), and votes would wait behind it. Credit for
+            // slow writes is capped, so a stalled transfer does not come back as a burst.
+            const now = yield* Clock.currentTimeMillis
+            due = Math.max(due, now - PACE_CREDIT_MS)
+            if (due - now > 1) yield* Effect.sleep(due - now)
+            due += ((FRAME_HEADER_LENGTH + payload.length) / rate) * 1000
           }
-          const payload = encodeMessage(chunk)
           const written = yield* Effect.result(session.write(cls, [payload], FRAME_HEADER_LENGTH + payload.length))
           if (Result.isFailure(written)) {
             failure = written.failure

@@ -1,6 +1,7 @@
 import { Effect, Exit, Queue } from "effect"
-import { priorityClasses, type PriorityClass } from "../message/priority.ts"
+import { PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { RaftMessage } from "../message/types.ts"
+import type { ElectionActivity } from "./election-activity.ts"
 
 /**
  * Four bounded inbound queues and a receive that always takes the highest class first.
@@ -13,20 +14,33 @@ import type { RaftMessage } from "../message/types.ts"
 export class InboundMailbox {
   private constructor(
     private readonly queues: ReadonlyArray<Queue.Queue<RaftMessage>>,
-    private readonly doorbell: Queue.Queue<void>
+    private readonly doorbell: Queue.Queue<void>,
+    private readonly electionActivity: ElectionActivity | undefined
   ) {}
 
-  static make(capacity: number): Effect.Effect<InboundMailbox> {
+  /** `electionActivity` is told of every election message received. */
+  static make(capacity: number, electionActivity?: ElectionActivity): Effect.Effect<InboundMailbox> {
     return Effect.gen(function*() {
       const queues: Array<Queue.Queue<RaftMessage>> = []
       for (const _ of priorityClasses) queues.push(yield* Queue.bounded<RaftMessage>(capacity))
-      return new InboundMailbox(queues, yield* Queue.sliding<void>(1))
+      return new InboundMailbox(queues, yield* Queue.sliding<void>(1), electionActivity)
     })
   }
 
   /** Suspends while the class's queue is full (backpressure), never drops. */
   offerAll(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>): Effect.Effect<void> {
     if (messages.length === 0) return Effect.void
+    const activity = this.electionActivity
+    if (cls === PriorityClass.Election && activity !== undefined) {
+      return Effect.clockWith((clock) => {
+        activity.noteAt(clock.currentTimeMillisUnsafe())
+        return this.offerQueued(cls, messages)
+      })
+    }
+    return this.offerQueued(cls, messages)
+  }
+
+  private offerQueued(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>): Effect.Effect<void> {
     const queue = this.queues[cls]!
     const doorbell = this.doorbell
     const rejected = Queue.offerAllUnsafe(queue, messages)

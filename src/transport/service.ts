@@ -3,9 +3,10 @@ import type { ConfigError } from "../config/errors.ts"
 import { loadConfigFile } from "../config/load.ts"
 import type { TransportConfig } from "../config/schema.ts"
 import { queueConfigFor } from "../config/schema.ts"
-import { endpointAddrOf } from "../iroh/addresses.ts"
+import { dialAddressOf } from "../iroh/addresses.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
-import { makeIrohEndpoint, type IrohEndpoint } from "../iroh/endpoint.ts"
+import { makeIrohEndpoint } from "../iroh/endpoint.ts"
+import type { IrohHost } from "../iroh/host.ts"
 import { makeIrohLink } from "../iroh/link.ts"
 import { makeGrpcLink } from "../grpc/link.ts"
 import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
@@ -17,6 +18,7 @@ import { PeerActor, type PeerStatus } from "../peer/actor.ts"
 import type { Link } from "../peer/link.ts"
 import { MessageDropped, PeerUnknown, TransportStartFailed } from "./errors.ts"
 import type { TransportEvent } from "./events.ts"
+import { ElectionActivity } from "./election-activity.ts"
 import { InboundMailbox } from "./inbound-mailbox.ts"
 import { type PeerAddress, PeerTable } from "./peer-table.ts"
 import { PeerRouter } from "./router.ts"
@@ -93,21 +95,23 @@ export const makeRaftTransport = (
     const scope = yield* Effect.scope
     const table = new PeerTable(self)
     for (const peer of config.peers) table.set(peerAddressOf(peer))
-    const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity)
+    const electionActivity = new ElectionActivity(config.batching.election_window_ms)
+    const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity, electionActivity)
     const events = yield* PubSub.sliding<TransportEvent>(1024)
 
     // `enabled = false`: a node that takes no network traffic (sends are dropped and counted).
     const usesIroh = config.enabled && config.mode !== "grpc" && config.iroh_config.enabled
     const usesGrpc = config.enabled && config.mode !== "iroh" && config.grpc_config.enabled
-    const iroh: IrohEndpoint | undefined = usesIroh
+    const iroh: IrohHost | undefined = usesIroh
       ? yield* makeIrohEndpoint({
         bindAddress: config.iroh_config.bind_address,
         keyFile: config.iroh_config.key_file,
-        relayMode: config.iroh_config.relay_mode
+        relayMode: config.iroh_config.relay_mode,
+        workerThread: config.iroh_config.worker_thread
       })
       : undefined
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
-      endpoint: iroh.raw,
+      endpoint: iroh,
       self,
       peers: table,
       mailbox,
@@ -145,11 +149,11 @@ export const makeRaftTransport = (
       const links: Array<Link> = []
       if (iroh !== undefined) {
         links.push(makeIrohLink({
-          endpoint: iroh.raw,
+          endpoint: iroh,
           peer,
           address: () => {
             const address = table.get(peer)
-            return address === undefined ? undefined : endpointAddrOf(address)
+            return address === undefined ? undefined : dialAddressOf(address)
           },
           connectTimeoutMs: config.iroh_config.connect_timeout_ms,
           ...probe
@@ -208,6 +212,11 @@ export const makeRaftTransport = (
             iroh: config.batching.iroh_snapshot_bytes_per_sec,
             grpc: config.batching.grpc_snapshot_bytes_per_sec
           },
+          snapshotElectionBytesPerSec: {
+            iroh: config.batching.iroh_snapshot_election_bytes_per_sec,
+            grpc: config.batching.grpc_snapshot_election_bytes_per_sec
+          },
+          electionActivity,
           snapshotAttempts: 3,
           backoff: {
             initialMs: config.reconnect.initial_backoff_ms,

@@ -1,0 +1,126 @@
+/**
+ * The calls into `@number0/iroh` itself, shared by the in-thread host and the worker thread
+ * (`worker-main.ts`). Node loads this file natively in the worker, so it imports nothing but
+ * the binding and keeps to erasable TypeScript.
+ */
+import iroh from "@number0/iroh"
+import type { DialAddress, RelayModeSetting } from "./host.ts"
+
+const { Endpoint, EndpointAddr, EndpointId, EndpointTicket, RelayMode, presetMinimal, presetN0 } = iroh
+
+export type NativeEndpoint = InstanceType<typeof Endpoint>
+export type NativeConnection = Awaited<ReturnType<NativeEndpoint["connect"]>>
+export type NativeSendStream = Awaited<ReturnType<NativeConnection["openUni"]>>
+export type NativeRecvStream = Awaited<ReturnType<NativeConnection["acceptUni"]>>
+export type NativeIncoming = NonNullable<Awaited<ReturnType<NativeEndpoint["acceptNext"]>>>
+
+export interface BindOptions {
+  readonly bindAddress: string
+  readonly secretKey: ReadonlyArray<number> | undefined
+  readonly relayMode: RelayModeSetting
+  readonly alpn: ReadonlyArray<number>
+}
+
+/**
+ * With relays disabled (the default) the minimal preset is used: no relay, no discovery,
+ * nothing leaves the configured addresses. Only `relay_mode = "default"` applies the n0
+ * preset with its public services.
+ */
+export const bindEndpoint = (options: BindOptions): Promise<NativeEndpoint> => {
+  const builder = Endpoint.builder()
+  const relay = options.relayMode
+  if (relay._tag === "default") presetN0(builder)
+  else presetMinimal(builder)
+  builder.relayMode(
+    relay._tag === "default" ? RelayMode.defaultMode()
+    : relay._tag === "custom" ? RelayMode.customFromUrls([...relay.urls])
+    : RelayMode.disabled()
+  )
+  builder.alpns([[...options.alpn]])
+  builder.bindAddr(options.bindAddress)
+  if (options.secretKey !== undefined) builder.secretKey([...options.secretKey])
+  return builder.bind()
+}
+
+export interface EndpointFacts {
+  readonly endpointId: string
+  readonly directAddresses: ReadonlyArray<string>
+  readonly ticket: string
+}
+
+export const endpointFacts = (endpoint: NativeEndpoint): EndpointFacts => {
+  const fromAddr = endpoint.addr().directAddresses()
+  return {
+    endpointId: endpoint.id().toString(),
+    directAddresses: fromAddr.length > 0
+      ? fromAddr
+      : endpoint.boundSockets().filter((a) => !a.startsWith("[::]") && !a.startsWith("0.0.0.0")),
+    ticket: EndpointTicket.fromAddr(endpoint.addr()).toString()
+  }
+}
+
+/** Where to dial: the ticket if there is one (plus any extra addresses), else id and addresses. */
+export const endpointAddrOf = (dial: DialAddress): InstanceType<typeof EndpointAddr> => {
+  if (dial.ticket !== undefined) {
+    const fromTicket = EndpointTicket.fromString(dial.ticket).endpointAddr()
+    if (dial.addresses.length === 0) return fromTicket
+    return new EndpointAddr(fromTicket.id(), fromTicket.relayUrl(), [...fromTicket.directAddresses(), ...dial.addresses])
+  }
+  return new EndpointAddr(EndpointId.fromString(dial.endpointId), null, [...dial.addresses])
+}
+
+/** One ping: a fresh bi stream carrying `bytes`, which the peer echoes back. */
+export const pingOnce = async (connection: NativeConnection, bytes: ReadonlyArray<number>): Promise<void> => {
+  const bi = await connection.openBi()
+  await bi.send.writeAll([...bytes])
+  await bi.send.finish()
+  const echo = await bi.recv.readExact(bytes.length)
+  if (echo.length !== bytes.length) throw new Error("short ping echo")
+}
+
+export interface PingAnswers {
+  readonly answered: number
+  readonly failed: number
+  /** Why the last failed answer failed. */
+  readonly lastFailure: string | undefined
+  /** Why the connection stopped taking pings (it closed). */
+  readonly ended: string
+}
+
+/**
+ * Echoes every ping on `connection` until it closes. Each answer runs on its own so a peer
+ * that never finishes one ping cannot hold up the next; failures are counted for the caller
+ * to report, since a ping answer that fails only means the pinger will time out.
+ */
+export const answerPings = async (connection: NativeConnection, pingLength: number): Promise<PingAnswers> => {
+  let answered = 0
+  let failed = 0
+  let lastFailure: string | undefined
+  const answer = async (bi: Awaited<ReturnType<NativeConnection["acceptBi"]>>) => {
+    try {
+      const bytes = await bi.recv.readExact(pingLength)
+      await bi.send.writeAll(bytes)
+      await bi.send.finish()
+      answered++
+    } catch (error) {
+      failed++
+      lastFailure = messageOf(error)
+    }
+  }
+  while (true) {
+    let bi: Awaited<ReturnType<NativeConnection["acceptBi"]>>
+    try {
+      bi = await connection.acceptBi()
+    } catch (error) {
+      return { answered, failed, lastFailure, ended: messageOf(error) }
+    }
+    void answer(bi) // settles on its own and never rejects: failures are counted above
+  }
+}
+
+/** The binding's errors carry a Rust backtrace after the first lines; keep the message. */
+export const messageOf = (cause: unknown): string => {
+  const text = cause instanceof Error ? cause.message : String(cause)
+  const cut = text.indexOf("\n\nStack backtrace:")
+  return (cut === -1 ? text : text.slice(0, cut)).replace(/\s*\(\/root\/\.cargo[^)]*\)/g, "").trim()
+}

@@ -1,0 +1,65 @@
+import {
+  answerPings,
+  endpointAddrOf,
+  endpointFacts,
+  type NativeConnection,
+  type NativeEndpoint,
+  type NativeRecvStream,
+  type NativeSendStream,
+  pingOnce
+} from "./binding.ts"
+import { arrayToBytes } from "../message/byte-arrays.ts"
+import { encodeFramesToArray } from "../message/framing.ts"
+import type { IrohConnection, IrohHost, IrohRecvStream, IrohSendStream } from "./host.ts"
+
+const sendStream = (stream: NativeSendStream): IrohSendStream => ({
+  writeFrames: (payloads, lead) => stream.writeAll(encodeFramesToArray(payloads, lead))
+})
+
+const recvStream = (stream: NativeRecvStream): IrohRecvStream => ({
+  read: async (maxBytes) => arrayToBytes(await stream.read(maxBytes)),
+  readExact: async (bytes) => arrayToBytes(await stream.readExact(bytes)),
+  stop: (code) => stream.stop(code)
+})
+
+/** A binding connection behind the host interface (also used inside the worker's tests). */
+export const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray<number>): IrohConnection => ({
+  remoteId: connection.remoteId().toString(),
+  openUni: async (priority) => {
+    const stream = await connection.openUni()
+    await stream.setPriority(priority)
+    return sendStream(stream)
+  },
+  acceptUni: async () => recvStream(await connection.acceptUni()),
+  ping: () => pingOnce(connection, pingBytes),
+  answerPings: () => answerPings(connection, pingBytes.length),
+  closed: () => connection.closed(),
+  close: (code, reason) => connection.close(code, Array.from(new TextEncoder().encode(reason)))
+})
+
+/**
+ * Iroh on the calling thread: every byte written or read is converted there, synchronously.
+ * Used when `iroh_config.worker_thread = false`, and by tests that hold a bare endpoint.
+ */
+export const directHost = (endpoint: NativeEndpoint, alpn: ReadonlyArray<number>, pingBytes: ReadonlyArray<number>): IrohHost => {
+  const decoder = new TextDecoder()
+  return {
+    endpointId: endpoint.id().toString(),
+    directAddresses: () => endpointFacts(endpoint).directAddresses,
+    ticket: () => endpointFacts(endpoint).ticket,
+    connect: async (address) => directConnection(await endpoint.connect(endpointAddrOf(address), [...alpn]), pingBytes),
+    acceptNext: async () => {
+      const incoming = await endpoint.acceptNext()
+      if (incoming === null) return null
+      return {
+        accept: async () => {
+          const accepting = await incoming.accept()
+          const alpnBytes = await accepting.alpn()
+          const connection = await accepting.connect()
+          return { connection: directConnection(connection, pingBytes), alpn: decoder.decode(Uint8Array.from(alpnBytes)) }
+        }
+      }
+    },
+    close: () => endpoint.close()
+  }
+}

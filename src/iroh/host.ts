@@ -1,0 +1,68 @@
+/**
+ * What the acceptor and the links need from Iroh, in bytes rather than the binding's
+ * `Array<number>`. Two hosts implement it: `direct-host.ts` calls the binding on the calling
+ * thread; `worker-host.ts` runs it in a worker thread, so the per-byte conversions (about
+ * 50 ns a byte, synchronous) stop holding the event loop that runs Raft and the actors.
+ *
+ * Promises here behave like the binding's: they cannot be cancelled, and a pending one
+ * settles when its stream, connection or endpoint closes.
+ */
+import type { PingAnswers } from "./binding.ts"
+
+export type RelayModeSetting =
+  | { readonly _tag: "disabled" }
+  | { readonly _tag: "default" }
+  | { readonly _tag: "custom"; readonly urls: ReadonlyArray<string> }
+
+/** How to dial a peer: a ticket (with optional extra addresses), or an endpoint id and addresses. */
+export type DialAddress =
+  | { readonly ticket: string; readonly endpointId?: undefined; readonly addresses: ReadonlyArray<string> }
+  | { readonly ticket?: undefined; readonly endpointId: string; readonly addresses: ReadonlyArray<string> }
+
+export interface IrohSendStream {
+  /**
+   * Writes `payloads` as length-prefixed frames (DESIGN.md, "Wire format") in one call, led by
+   * `lead` (the stream preamble) when given.
+   */
+  readonly writeFrames: (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) => Promise<void>
+}
+
+export interface IrohRecvStream {
+  /** Up to `maxBytes`; empty when the sender finished the stream. */
+  readonly read: (maxBytes: number) => Promise<Uint8Array>
+  readonly readExact: (bytes: number) => Promise<Uint8Array>
+  readonly stop: (code: bigint) => Promise<void>
+}
+
+export interface IrohConnection {
+  /** Hex endpoint id of the other side. */
+  readonly remoteId: string
+  /** A uni stream with a QUIC send priority (higher goes first). */
+  readonly openUni: (priority: number) => Promise<IrohSendStream>
+  readonly acceptUni: () => Promise<IrohRecvStream>
+  /** One round trip on a fresh bi stream that the other side echoes (`answerPings`). */
+  readonly ping: () => Promise<void>
+  /** Echoes the other side's pings until the connection closes. */
+  readonly answerPings: () => Promise<PingAnswers>
+  /** Settles with the reason once the connection has closed. */
+  readonly closed: () => Promise<string>
+  readonly close: (code: bigint, reason: string) => void
+}
+
+export interface IrohIncoming {
+  /** Completes the handshake; `alpn` is what the dialler asked for. */
+  readonly accept: () => Promise<{ readonly connection: IrohConnection; readonly alpn: string }>
+}
+
+export interface IrohHost {
+  /** Hex endpoint id: the node's public key and identity on Iroh. */
+  readonly endpointId: string
+  /** Direct `ip:port` addresses peers can dial. */
+  readonly directAddresses: () => ReadonlyArray<string>
+  /** A ticket with the id and addresses, for peer tables on other machines. */
+  readonly ticket: () => string
+  readonly connect: (address: DialAddress) => Promise<IrohConnection>
+  /** The next inbound connection, or null once the endpoint has closed. */
+  readonly acceptNext: () => Promise<IrohIncoming | null>
+  readonly close: () => Promise<void>
+}
