@@ -60,6 +60,7 @@ export const directHost = (endpoint: NativeEndpoint, alpn: ReadonlyArray<number>
         }
       }
     },
-    close: () => endpoint.close()
+    close: () => endpoint.close(),
+    failed: new Promise<string>(() => undefined)
   }
 }

@@ -32,7 +32,7 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
     const bind = { bindAddress: options.bindAddress, secretKey, relayMode: options.relayMode, alpn: ALPN }
     const host = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: async (): Promise<IrohHost & { readonly failed?: Promise<string> }> =>
+        try: async (): Promise<IrohHost> =>
           options.workerThread ? startWorkerHost(bind, PING_BYTES) : directHost(await bindEndpoint(bind), ALPN, PING_BYTES),
         catch: (cause) => new TransportStartFailed({ transport: "iroh", cause: irohErrorMessage(cause) })
       }),
@@ -41,13 +41,10 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
           Effect.catch((error) => Effect.logWarning(`closing the iroh endpoint failed: ${irohErrorMessage(error)}`))
         )
     )
-    const failed = host.failed
-    if (failed !== undefined) {
-      // Nothing Iroh does works after this; every pending call has already failed with it.
-      yield* Effect.forkScoped(
-        Effect.promise((_signal) => failed).pipe(Effect.flatMap((reason) => Effect.logError(reason))),
-        { startImmediately: true }
-      )
-    }
+    // Nothing Iroh does works after this; every pending call has already failed with it.
+    yield* Effect.forkScoped(
+      Effect.promise((_signal) => host.failed).pipe(Effect.flatMap((reason) => Effect.logError(reason))),
+      { startImmediately: true }
+    )
     return host
   })

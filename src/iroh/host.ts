@@ -65,4 +65,9 @@ export interface IrohHost {
   /** The next inbound connection, or null once the endpoint has closed. */
   readonly acceptNext: () => Promise<IrohIncoming | null>
   readonly close: () => Promise<void>
+  /**
+   * Settles, with the reason, if the host dies while open (the worker thread crashed); every
+   * pending and later call then fails. The in-thread host never settles it.
+   */
+  readonly failed: Promise<string>
 }

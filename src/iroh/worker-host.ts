@@ -11,17 +11,12 @@ interface Pending {
   readonly atClose?: { readonly value: unknown }
 }
 
-export interface WorkerHost extends IrohHost {
-  /** Settles with the reason if the worker dies while the host is open (a bug or a crash). */
-  readonly failed: Promise<string>
-}
-
 /**
  * Iroh in a worker thread (`worker-main.ts`). Every binding call becomes a message; frames
  * are built here as one `Uint8Array` and its buffer transferred, and reads come back the
  * same way, so the only per-byte work left on this thread is framing and protobuf.
  */
-export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyArray<number>): Promise<WorkerHost> => {
+export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyArray<number>): Promise<IrohHost> => {
   const worker = new Worker(new URL("./worker-main.ts", import.meta.url))
   const pending = new Map<number, Pending>()
   let nextId = NO_REPLY + 1
