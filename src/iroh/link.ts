@@ -58,9 +58,22 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           })),
         (cause) => new ConnectFailed({ peer, transport: "iroh", cause: `opening the class streams failed: ${cause}` })
       ).pipe(Effect.timeoutOrElse({ duration: connectTimeoutMs, orElse: () => timedOut }))
+      // Settled by whichever notices first: the connection's own close, or the probe declaring
+      // the path dead. A write pending in the binding is failed with it at once: one on a
+      // connection the peer closed could stay pending for up to ~100 ms (measured in the
+      // failover benchmark) and hold its class back from the fallback route meanwhile.
+      const closed = yield* Deferred.make<string>()
+      let rejectWrites: (error: Error) => void = () => undefined
+      const writesEnded = new Promise<never>((_, reject) => {
+        rejectWrites = reject
+      })
+      writesEnded.catch(() => undefined) // only ever raced against a write, never awaited alone
+      const markClosed = (reason: string) =>
+        Effect.andThen(Effect.sync(() => rejectWrites(new Error(`connection closed: ${reason}`))), Deferred.succeed(closed, reason))
+
       const write = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>) =>
         irohCall(
-          () => streams[cls]!.writeFrames(payloads),
+          () => Promise.race([streams[cls]!.writeFrames(payloads), writesEnded]),
           (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })
         )
 
@@ -76,11 +89,10 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         })
       )
 
-      const closed = yield* Deferred.make<string>()
       // `_signal` keeps the wait interruptible (see irohCall).
       yield* Effect.forkScoped(
         Effect.promise((_signal) => connection.closed().catch((error: unknown) => irohErrorMessage(error))).pipe(
-          Effect.flatMap((reason) => Deferred.succeed(closed, reason))
+          Effect.flatMap(markClosed)
         ),
         { startImmediately: true }
       )
@@ -88,7 +100,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         ping,
         intervalMs: options.probeIntervalMs,
         failuresBeforeDead: options.probeFailuresBeforeClose,
-        onDead: (reason) => Deferred.succeed(closed, reason).pipe(Effect.asVoid),
+        onDead: (reason) => markClosed(reason).pipe(Effect.asVoid),
         stopped: () => Deferred.isDoneUnsafe(closed)
       }, { peer: String(peer), transport: "iroh" })
 
