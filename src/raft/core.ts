@@ -49,6 +49,13 @@ export interface ReadFailure {
   readonly from: NodeId
 }
 
+/** A proposal this node forwarded that the receiver refused: it was not appended there. */
+export interface ProposalRefusal {
+  readonly key: string
+  /** The node that refused it (no longer the leader, or transferring leadership). */
+  readonly from: NodeId
+}
+
 /** What the driver must do after a batch of inputs, in this order (see the module comment). */
 export interface Ready {
   readonly hardState: HardState | undefined
@@ -58,6 +65,7 @@ export interface Ready {
   readonly messages: ReadonlyArray<RaftMessage>
   readonly readStates: ReadonlyArray<ReadState>
   readonly readFailures: ReadonlyArray<ReadFailure>
+  readonly proposalRefusals: ReadonlyArray<ProposalRefusal>
   readonly events: ReadonlyArray<RaftEvent>
   readonly notes: ReadonlyArray<string>
 }
@@ -110,6 +118,7 @@ export class RaftCore {
   private messages: Array<RaftMessage> = []
   private readStates: Array<ReadState> = []
   private readFailures: Array<ReadFailure> = []
+  private proposalRefusals: Array<ProposalRefusal> = []
   private events: Array<RaftEvent> = []
   private notes: Array<string> = []
   private installed: (SnapshotRecord & { readonly from: NodeId }) | undefined = undefined
@@ -168,7 +177,13 @@ export class RaftCore {
     const mTerm = m.term ?? 0
 
     // Forwarded client requests are not part of the term protocol (etcd's "local" messages).
-    if (type === MessageType.Propose) return this.handleForwardedProposal(m)
+    if (type === MessageType.Propose) {
+      if (m.reject === true) {
+        this.proposalRefusals.push({ key: contextKey(m.context), from: m.from })
+        return
+      }
+      return this.handleForwardedProposal(m)
+    }
     if (type === MessageType.ReadIndex) return this.handleForwardedRead(m)
     // Valid whatever our term: that leader confirmed its leadership after the read arrived.
     if (type === MessageType.ReadIndexResponse) return this.handleReadIndexResponse(m)
@@ -344,6 +359,7 @@ export class RaftCore {
       messages: this.messages,
       readStates: this.readStates,
       readFailures: this.readFailures,
+      proposalRefusals: this.proposalRefusals,
       events: this.events,
       notes: this.notes
     }
@@ -351,6 +367,7 @@ export class RaftCore {
     this.messages = []
     this.readStates = []
     this.readFailures = []
+    this.proposalRefusals = []
     this.events = []
     this.notes = []
     return ready
@@ -801,8 +818,12 @@ export class RaftCore {
 
   private handleForwardedProposal(m: RaftMessage): void {
     if (this.role !== "leader" || this.transferee !== undefined) {
-      // There is no reply message: the proposer times out (or sees the entry applied).
-      this.note(`dropped proposal forwarded by ${m.from}: not the leader`)
+      // Refused, not silently dropped: nothing was appended, so the forwarder may send it on to
+      // the leader it knows, or fail it at once, instead of waiting out its whole timeout.
+      this.note(`refused proposal forwarded by ${m.from}: ${this.role !== "leader" ? "not the leader" : "leadership transfer in progress"}`)
+      for (const e of m.entries ?? []) {
+        this.send({ msgType: MessageType.Propose, to: m.from, term: 0, reject: true, context: normalizeEntry(e).context ?? new Uint8Array(0) })
+      }
       return
     }
     for (const e of m.entries ?? []) {

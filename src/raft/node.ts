@@ -73,7 +73,12 @@ interface PendingProposal<R> {
   readonly timeoutMs: number
   /** Set when appended by this node as leader: another entry at this index means it was lost. */
   readonly index: number | undefined
+  /** Set while forwarded: to whom, and what to send on if that node refuses it. */
+  readonly forwarded?: { readonly to: NodeId; readonly data: Uint8Array; readonly context: Uint8Array; readonly hops: number }
 }
+
+/** How many times a refused forwarded proposal is sent on to the next known leader. */
+const MAX_FORWARD_HOPS = 3
 
 interface PendingRead {
   readonly deadline: number
@@ -201,6 +206,51 @@ export const makeRaftNode = <R>(
       }
     }
 
+    /** Appends (as leader) or forwards a proposal and records it as pending; fails it at once otherwise. */
+    const propose = (
+      key: string,
+      request: Pick<PendingProposal<R>, "deferred" | "deadline" | "timeoutMs">,
+      data: Uint8Array,
+      context: Uint8Array,
+      hops: number,
+      now: number
+    ): void => {
+      const outcome = core.propose(data, context, now)
+      const fail = (error: ProposeError) => {
+        proposals.delete(key)
+        Deferred.doneUnsafe(request.deferred, Exit.fail(error))
+      }
+      switch (outcome._tag) {
+        case "Appended":
+          proposals.set(key, { ...request, index: outcome.index })
+          proposalAt.set(outcome.index, key)
+          return
+        case "Forwarded":
+          proposals.set(key, { ...request, index: undefined, forwarded: { to: outcome.leader, data, context, hops } })
+          return
+        case "NotLeader":
+          return fail(new NotLeader({ node: id, term: core.term, leader: undefined }))
+        case "Rejected":
+          return fail(new ProposalDropped({ node: id, term: core.term, reason: outcome.reason }))
+      }
+    }
+
+    /**
+     * The node a proposal was forwarded to refused it (it is no longer the leader): nothing was
+     * appended, so it is safe to send it on to the leader this node now knows, a few times at
+     * most; with no other leader known it fails with NotLeader at once rather than time out.
+     */
+    const proposalRefused = (key: string, from: NodeId, now: number): void => {
+      const p = proposals.get(key)
+      if (p?.forwarded === undefined || p.forwarded.to !== from) return // a stale refusal
+      const leader = core.leader
+      if (leader === undefined || leader === from || p.forwarded.hops >= MAX_FORWARD_HOPS) {
+        failProposal(key, new NotLeader({ node: id, term: core.term, leader: leader === from ? undefined : leader }))
+        return
+      }
+      propose(key, p, p.forwarded.data, p.forwarded.context, p.forwarded.hops + 1, now)
+    }
+
     const handle = (input: Input<R>, now: number): void => {
       switch (input._tag) {
         case "Messages":
@@ -212,31 +262,7 @@ export const makeRaftNode = <R>(
           return
         case "Propose": {
           const { context, key } = newRequest()
-          const outcome = core.propose(input.data, context, now)
-          const pending = (index: number | undefined): PendingProposal<R> => ({
-            deferred: input.deferred,
-            deadline: now + input.timeoutMs,
-            timeoutMs: input.timeoutMs,
-            index
-          })
-          switch (outcome._tag) {
-            case "Appended":
-              proposals.set(key, pending(outcome.index))
-              proposalAt.set(outcome.index, key)
-              return
-            case "Forwarded":
-              proposals.set(key, pending(undefined))
-              return
-            case "NotLeader":
-              Deferred.doneUnsafe(input.deferred, Exit.fail(new NotLeader({ node: id, term: core.term, leader: undefined })))
-              return
-            case "Rejected":
-              Deferred.doneUnsafe(
-                input.deferred,
-                Exit.fail(new ProposalDropped({ node: id, term: core.term, reason: outcome.reason }))
-              )
-              return
-          }
+          propose(key, { deferred: input.deferred, deadline: now + input.timeoutMs, timeoutMs: input.timeoutMs }, input.data, context, 0, now)
           return
         }
         case "Read": {
@@ -391,6 +417,7 @@ export const makeRaftNode = <R>(
           const r = reads.get(s.key)
           if (r !== undefined && r.index === undefined) r.index = s.index
         }
+        for (const r of rd.proposalRefusals) proposalRefused(r.key, r.from, now)
         for (const f of rd.readFailures) {
           // A refusal from a former leader while the read waits on the new one is not final.
           if (reads.get(f.key)?.askedOf !== f.from) continue
