@@ -12,7 +12,7 @@ export type PhaseOutcome<A> =
 
 /**
  * `BENCH_ONLY=raw,vote` runs only those phases: codec, raw, append, heartbeat, append-grpc,
- * heartbeat-grpc, vote, vote-grpc, vote-sweep, failover, cluster. Empty: every phase.
+ * heartbeat-grpc, append-ratio, vote, vote-grpc, vote-sweep, failover, cluster. Empty: every phase.
  */
 export const benchOnly: ReadonlyArray<string> = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
 

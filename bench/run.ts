@@ -9,8 +9,8 @@
  *   them in NODE_OPTIONS); with BENCH_VERBOSE=1 their output shows, e.g. GC pauses.
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
- *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, vote, vote-grpc, vote-sweep,
- *   failover, cluster (both transports). E.g. `BENCH_ONLY=cluster npm run bench`.
+ *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,
+ *   vote-sweep, failover, cluster (both transports). E.g. `BENCH_ONLY=cluster npm run bench`.
  */
 import { Effect } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -20,6 +20,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import type { ClusterTransport } from "../src/node/local-cluster.ts"
 import { clusterTransportBench } from "./cluster.ts"
+import { runAppendRatio } from "./append-ratio.ts"
 import { runCodecBench } from "./codec.ts"
 import { type KillSignal, runFailover } from "./failover.ts"
 import { machineInfo } from "./machine.ts"
@@ -34,6 +35,8 @@ const RESULTS = fileURLToPath(new URL("./results.md", import.meta.url))
 const WARMUP_MS = 1_000
 /** Each throughput measurement: a warm-up, then consecutive windows; the median window is reported. */
 const FLOW: FlowOptions = { warmupMs: WARMUP_MS, windows: 4, windowMs: 1_000 }
+/** Append runs in the paired ratio measurement (each between two raw runs). */
+const APPEND_RATIO_PAIRS = 5
 /**
  * Every vote run: RequestVotes per phase, their cadence, and the snapshot kept in flight under
  * load. 1,000 votes so that p99 is not just the third-worst sample: with 300, the idle p99 (the
@@ -80,6 +83,13 @@ const program = Effect.gen(function*() {
   const appendGrpc = yield* throughput("append", "grpc")
   const heartbeatGrpc = yield* throughput("heartbeat", "grpc")
   const rawAfter = yield* rawCeiling("raw Iroh ceiling, again after the transport phases")
+  // The target's verdict: appends against the raw runs adjacent to each of them (append-ratio.ts).
+  const appendRatio = yield* runPhase(
+    "append-ratio",
+    `append ratio: ${APPEND_RATIO_PAIRS} append runs, each between two raw runs`,
+    240_000,
+    runAppendRatio({ ...FLOW, pairs: APPEND_RATIO_PAIRS, keyDir: join(keyDir, "append-ratio") })
+  )
   const voteLatency = (mode: "iroh" | "grpc") =>
     runPhase(
       mode === "iroh" ? "vote" : "vote-grpc",
@@ -139,6 +149,7 @@ const program = Effect.gen(function*() {
     codec,
     raw,
     rawAfter,
+    appendRatio,
     append,
     heartbeat,
     appendGrpc,
