@@ -14,7 +14,7 @@
  * numbers are a lower bound for one machine per node. Nodes keep their Raft log on disk
  * (`sync = "batch"`: one fsync per appended batch), default `[raft]` timings.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"

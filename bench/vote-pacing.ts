@@ -8,7 +8,7 @@
  * Each run is a fresh pair of processes; one line per run: idle and load round trips, the
  * ratio of the p99s, the snapshot stream's rate and both sides' event-loop lag p99.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"

@@ -16,7 +16,7 @@
  * Processes and files are cleaned up on exit and on Ctrl-C (`--keep` keeps the directory,
  * with each node's log).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Clock, Data, Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"

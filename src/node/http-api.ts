@@ -19,7 +19,7 @@
  * unreachable, `{"error":"proposal_dropped","message"}` when the proposal is known to be lost.
  * Nothing hangs: every Raft request carries its deadline.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ByteSize, Clock, Data, Effect, Metric, Result, type Scope, Stream } from "effect"
 import { HttpIncomingMessage, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"

@@ -18,7 +18,7 @@
  * Exit codes: 0 done, 1 startup failure or a storage failure while running (the reason is
  * printed on stderr), 2 usage error, 130 after SIGINT / SIGTERM.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import iroh from "@number0/iroh"
 import { Data, Effect, Logger, type LogLevel, References, Schema } from "effect"
 import { existsSync } from "node:fs"

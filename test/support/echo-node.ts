@@ -3,7 +3,7 @@
  * `[transport]` table as JSON. Prints `{"ready": LocalAddress}` once listening, then one
  * `{"received": {from, type, index, commit}}` line per inbound message. Stops on SIGTERM.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
 import { decodeTransportConfig } from "../../src/config/load.ts"
 import { makeRaftTransport } from "../../src/transport/service.ts"
