@@ -48,16 +48,38 @@ export interface EndpointFacts {
   readonly ticket: string
 }
 
-export const endpointFacts = (endpoint: NativeEndpoint): EndpointFacts => {
+/** Direct `ip:port` addresses peers can dial: the endpoint's own, else its bound sockets. */
+export const directAddressesOf = (endpoint: NativeEndpoint): ReadonlyArray<string> => {
   const fromAddr = endpoint.addr().directAddresses()
-  return {
-    endpointId: endpoint.id().toString(),
-    directAddresses: fromAddr.length > 0
-      ? fromAddr
-      : endpoint.boundSockets().filter((a) => !a.startsWith("[::]") && !a.startsWith("0.0.0.0")),
-    ticket: EndpointTicket.fromAddr(endpoint.addr()).toString()
-  }
+  return fromAddr.length > 0
+    ? fromAddr
+    : endpoint.boundSockets().filter((a) => !a.startsWith("[::]") && !a.startsWith("0.0.0.0"))
 }
+
+export const ticketOf = (endpoint: NativeEndpoint): string => EndpointTicket.fromAddr(endpoint.addr()).toString()
+
+export const endpointFacts = (endpoint: NativeEndpoint): EndpointFacts => ({
+  endpointId: endpoint.id().toString(),
+  directAddresses: directAddressesOf(endpoint),
+  ticket: ticketOf(endpoint)
+})
+
+/** Completes an inbound handshake; `alpn` is what the dialler asked for. */
+export const completeHandshake = async (incoming: NativeIncoming): Promise<{ readonly connection: NativeConnection; readonly alpn: string }> => {
+  const accepting = await incoming.accept()
+  const alpn = new TextDecoder().decode(Uint8Array.from(await accepting.alpn()))
+  return { connection: await accepting.connect(), alpn }
+}
+
+/** A uni stream with a QUIC send priority (higher goes first). */
+export const openPrioritisedUni = async (connection: NativeConnection, priority: number): Promise<NativeSendStream> => {
+  const stream = await connection.openUni()
+  await stream.setPriority(priority)
+  return stream
+}
+
+export const closeConnection = (connection: NativeConnection, code: bigint, reason: string): void =>
+  connection.close(code, Array.from(new TextEncoder().encode(reason)))
 
 /** Where to dial: the ticket if there is one (plus any extra addresses), else id and addresses. */
 export const endpointAddrOf = (dial: DialAddress): InstanceType<typeof EndpointAddr> => {

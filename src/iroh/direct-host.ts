@@ -1,12 +1,16 @@
 import {
   answerPings,
+  closeConnection,
+  completeHandshake,
+  directAddressesOf,
   endpointAddrOf,
-  endpointFacts,
   type NativeConnection,
   type NativeEndpoint,
   type NativeRecvStream,
   type NativeSendStream,
-  pingOnce
+  openPrioritisedUni,
+  pingOnce,
+  ticketOf
 } from "./binding.ts"
 import { arrayToBytes } from "../message/byte-arrays.ts"
 import { encodeFramesToArray } from "../message/framing.ts"
@@ -22,19 +26,15 @@ const recvStream = (stream: NativeRecvStream): IrohRecvStream => ({
   stop: (code) => stream.stop(code)
 })
 
-/** A binding connection behind the host interface (also used inside the worker's tests). */
+/** A binding connection behind the host interface. */
 export const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray<number>): IrohConnection => ({
   remoteId: connection.remoteId().toString(),
-  openUni: async (priority) => {
-    const stream = await connection.openUni()
-    await stream.setPriority(priority)
-    return sendStream(stream)
-  },
+  openUni: async (priority) => sendStream(await openPrioritisedUni(connection, priority)),
   acceptUni: async () => recvStream(await connection.acceptUni()),
   ping: () => pingOnce(connection, pingBytes),
   answerPings: () => answerPings(connection, pingBytes.length),
   closed: () => connection.closed(),
-  close: (code, reason) => connection.close(code, Array.from(new TextEncoder().encode(reason)))
+  close: (code, reason) => closeConnection(connection, code, reason)
 })
 
 /**
@@ -42,21 +42,18 @@ export const directConnection = (connection: NativeConnection, pingBytes: Readon
  * Used when `iroh_config.worker_thread = false`, and by tests that hold a bare endpoint.
  */
 export const directHost = (endpoint: NativeEndpoint, alpn: ReadonlyArray<number>, pingBytes: ReadonlyArray<number>): IrohHost => {
-  const decoder = new TextDecoder()
   return {
     endpointId: endpoint.id().toString(),
-    directAddresses: () => endpointFacts(endpoint).directAddresses,
-    ticket: () => endpointFacts(endpoint).ticket,
+    directAddresses: () => directAddressesOf(endpoint),
+    ticket: () => ticketOf(endpoint),
     connect: async (address) => directConnection(await endpoint.connect(endpointAddrOf(address), [...alpn]), pingBytes),
     acceptNext: async () => {
       const incoming = await endpoint.acceptNext()
       if (incoming === null) return null
       return {
         accept: async () => {
-          const accepting = await incoming.accept()
-          const alpnBytes = await accepting.alpn()
-          const connection = await accepting.connect()
-          return { connection: directConnection(connection, pingBytes), alpn: decoder.decode(Uint8Array.from(alpnBytes)) }
+          const { connection, alpn } = await completeHandshake(incoming)
+          return { connection: directConnection(connection, pingBytes), alpn }
         }
       }
     },

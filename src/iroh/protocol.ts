@@ -28,13 +28,14 @@ export const PING_BYTES: Array<number> = [0x52, 0x54, 0x50, 0x49, 0x4e, 0x47, 0x
 
 /**
  * Bytes asked of the binding per read, by class. Each read is turned into an `Array<number>`
- * on the JS thread (~60 ns per byte): appends read 32 KiB for throughput, the other classes
+ * on the JS thread (~60 ns per byte): appends read 64 KiB for throughput, the other classes
  * 8 KiB so a snapshot stream never holds the loop for more than ~0.5 ms at a time.
  */
 export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 64 * 1024, 8 * 1024]
 
-export { messageOf as irohErrorMessage } from "./binding.ts"
 import { messageOf as irohErrorMessage } from "./binding.ts"
+
+export { irohErrorMessage }
 
 /**
  * A binding call as an interruptible Effect. The binding's promises cannot be cancelled, so

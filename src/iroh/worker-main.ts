@@ -9,6 +9,8 @@ import { arrayToBytes, bytesToArray } from "../message/byte-arrays.ts"
 import {
   answerPings,
   bindEndpoint,
+  closeConnection,
+  completeHandshake,
   endpointAddrOf,
   endpointFacts,
   messageOf,
@@ -17,6 +19,7 @@ import {
   type NativeIncoming,
   type NativeRecvStream,
   type NativeSendStream,
+  openPrioritisedUni,
   pingOnce
 } from "./binding.ts"
 import { NO_REPLY, type Operation, type Operations, ownsBuffer, type Reply, type Request } from "./worker-protocol.ts"
@@ -109,18 +112,11 @@ const handlers: Handlers = {
   accept: async ({ incoming }) => {
     const pending = need(incomings, incoming, "incoming connection")
     incomings.delete(incoming)
-    const accepting = await pending.accept()
-    const alpnBytes = await accepting.alpn()
-    const connection = await accepting.connect()
-    return {
-      connection: track(connection),
-      remoteId: connection.remoteId().toString(),
-      alpn: new TextDecoder().decode(Uint8Array.from(alpnBytes))
-    }
+    const { connection, alpn } = await completeHandshake(pending)
+    return { connection: track(connection), remoteId: connection.remoteId().toString(), alpn }
   },
   openUni: async ({ connection, priority }) => {
-    const stream = await need(connections, connection, "connection").connection.openUni()
-    await stream.setPriority(priority)
+    const stream = await openPrioritisedUni(need(connections, connection, "connection").connection, priority)
     return addStream(connection, (h) => sendStreams.set(h, stream))
   },
   acceptUni: async ({ connection }) => {
@@ -131,7 +127,8 @@ const handlers: Handlers = {
   answerPings: ({ connection }) => answerPings(need(connections, connection, "connection").connection, pingBytes.length),
   closed: ({ connection }) => need(connections, connection, "connection").connection.closed(),
   closeConnection: async ({ connection, code, reason }) => {
-    connections.get(connection)?.connection.close(code, Array.from(new TextEncoder().encode(reason)))
+    const state = connections.get(connection)
+    if (state !== undefined) closeConnection(state.connection, code, reason)
   },
   write: ({ stream, bytes }) => need(sendStreams, stream, "send stream").writeAll(bytesToArray(bytes)),
   read: async ({ stream, maxBytes }) => {
