@@ -6,7 +6,8 @@
  */
 import { Bench } from "tinybench"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
-import { arrayToBytes, encodeFrames, encodeFramesToArray, FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
+import { arrayToBytes } from "../src/message/byte-arrays.ts"
+import { encodeFrames, encodeFramesToArray, FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import { MessageType, type RaftMessage } from "../src/message/types.ts"
 
 export interface MicroResult {

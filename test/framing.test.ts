@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { vi } from "vitest"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
+import { arrayToBytes } from "../src/message/byte-arrays.ts"
 import {
-  arrayToBytes,
   encodeFrames,
   encodeFramesToArray,
   FrameDecoder,

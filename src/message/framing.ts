@@ -66,8 +66,6 @@ export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: 
   return writeFrames(payloads, out, leadLength)
 }
 
-export { arrayToBytes } from "./byte-arrays.ts"
-
 /**
  * Incremental decoder: feed it reads of any size, get back whole frame payloads. Handles
  * frames split across reads and many frames per read; rejects a header above `maxFrameBytes`
