@@ -295,8 +295,8 @@ export const MAX_REQUEST_TIMEOUT_MS = 300_000
 const timeoutFrom = (params: URLSearchParams, fallback: number): number | string => {
   const raw = params.get("timeout_ms")
   if (raw === null) return fallback
-  const n = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN
-  return Number.isSafeInteger(n) && n >= 1 && n <= MAX_REQUEST_TIMEOUT_MS
+  const n = Number(raw)
+  return /^[0-9]+$/.test(raw) && n >= 1 && n <= MAX_REQUEST_TIMEOUT_MS
     ? n
     : `timeout_ms must be an integer from 1 to ${MAX_REQUEST_TIMEOUT_MS}, got ${JSON.stringify(raw)}`
 }

@@ -822,7 +822,9 @@ export class RaftCore {
       // the leader it knows, or fail it at once, instead of waiting out its whole timeout.
       this.note(`refused proposal forwarded by ${m.from}: ${this.role !== "leader" ? "not the leader" : "leadership transfer in progress"}`)
       for (const e of m.entries ?? []) {
-        this.send({ msgType: MessageType.Propose, to: m.from, term: 0, reject: true, context: normalizeEntry(e).context ?? new Uint8Array(0) })
+        const context = nonEmptyBytes(e.context)
+        // Without a request id the refusal could not be matched to anything.
+        if (context !== undefined) this.send({ msgType: MessageType.Propose, to: m.from, term: 0, reject: true, context })
       }
       return
     }

@@ -216,10 +216,6 @@ export const makeRaftNode = <R>(
       now: number
     ): void => {
       const outcome = core.propose(data, context, now)
-      const fail = (error: ProposeError) => {
-        proposals.delete(key)
-        Deferred.doneUnsafe(request.deferred, Exit.fail(error))
-      }
       switch (outcome._tag) {
         case "Appended":
           proposals.set(key, { ...request, index: outcome.index })
@@ -229,9 +225,11 @@ export const makeRaftNode = <R>(
           proposals.set(key, { ...request, index: undefined, forwarded: { to: outcome.leader, data, context, hops } })
           return
         case "NotLeader":
-          return fail(new NotLeader({ node: id, term: core.term, leader: undefined }))
+          Deferred.doneUnsafe(request.deferred, Exit.fail(new NotLeader({ node: id, term: core.term, leader: undefined })))
+          return
         case "Rejected":
-          return fail(new ProposalDropped({ node: id, term: core.term, reason: outcome.reason }))
+          Deferred.doneUnsafe(request.deferred, Exit.fail(new ProposalDropped({ node: id, term: core.term, reason: outcome.reason })))
+          return
       }
     }
 
@@ -248,7 +246,11 @@ export const makeRaftNode = <R>(
         failProposal(key, new NotLeader({ node: id, term: core.term, leader: leader === from ? undefined : leader }))
         return
       }
-      propose(key, p, p.forwarded.data, p.forwarded.context, p.forwarded.hops + 1, now)
+      // A fresh entry: the old one's `forwarded` must not outlive this attempt (a second refusal
+      // from the same node would otherwise send it on again).
+      proposals.delete(key)
+      const { deferred, deadline, timeoutMs } = p
+      propose(key, { deferred, deadline, timeoutMs }, p.forwarded.data, p.forwarded.context, p.forwarded.hops + 1, now)
     }
 
     const handle = (input: Input<R>, now: number): void => {
@@ -327,7 +329,8 @@ export const makeRaftNode = <R>(
     const onDropped = (m: RaftMessage, error: MessageDropped | PeerUnknown, now: number) =>
       Effect.suspend(() => {
         core.reportDropped(m)
-        if (m.msgType === MessageType.Propose) {
+        // A refusal we sent back is a Propose too, but no proposal of ours.
+        if (m.msgType === MessageType.Propose && m.reject !== true) {
           failProposal(
             contextKey(m.entries?.[0]?.context),
             new ProposalDropped({ node: id, term: core.term, reason: `could not forward to leader ${m.to}: ${error.message}` })
