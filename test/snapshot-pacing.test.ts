@@ -25,7 +25,10 @@ const vote: RaftMessage = { msgType: MessageType.RequestVote, from: 1, to: 2, te
  * chunk write, stepping the clock 1 ms at a time until every chunk is out; returns the gaps
  * between consecutive chunk writes in ms.
  */
-const chunkGaps = (before: (send: (m: RaftMessage) => Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>) =>
+const chunkGaps = (
+  before: (send: (m: RaftMessage) => Effect.Effect<void, unknown>) => Effect.Effect<void, unknown>,
+  paces: { readonly normal: number; readonly election: number } = { normal: 1_000_000, election: 100_000 }
+) =>
   Effect.gen(function*() {
     const writes: Array<number> = []
     const session = fakeSession("iroh", (cls) =>
@@ -35,8 +38,8 @@ const chunkGaps = (before: (send: (m: RaftMessage) => Effect.Effect<void, unknow
     const actor = yield* actorOver(2, link, {
       snapshotChunkBytes: CHUNK,
       // ~1 ms per chunk normally, ~10 ms while an election is under way.
-      snapshotBytesPerSec: { iroh: 1_000_000 },
-      snapshotElectionBytesPerSec: { iroh: 100_000 },
+      snapshotBytesPerSec: { iroh: paces.normal },
+      snapshotElectionBytesPerSec: { iroh: paces.election },
       electionActivity: activity
     })
     yield* before((m) => actor.send(m))
@@ -71,6 +74,16 @@ describe("snapshot pacing", () => {
     Effect.gen(function*() {
       const gaps = yield* chunkGaps((send) => Effect.andThen(send(vote), TestClock.adjust("1001 millis")))
       for (const gap of gaps) expect(gap).toBeLessThanOrEqual(3)
+    }))
+
+  it.effect("only ever slows snapshots down: an election pace of 0 adds no cap, and caps an unpaced snapshot otherwise", () =>
+    Effect.gen(function*() {
+      const noCap = yield* chunkGaps((send) => send(vote), { normal: 100_000, election: 0 })
+      for (const gap of noCap) expect(gap).toBeGreaterThanOrEqual(9)
+      const capped = yield* chunkGaps((send) => send(vote), { normal: 0, election: 100_000 })
+      for (const gap of capped) expect(gap).toBeGreaterThanOrEqual(9)
+      const faster = yield* chunkGaps((send) => send(vote), { normal: 100_000, election: 1_000_000 })
+      for (const gap of faster) expect(gap).toBeGreaterThanOrEqual(9)
     }))
 
   it.effect("counts an election message received as an election under way", () =>

@@ -293,6 +293,8 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
         return Effect.sync(cleanup)
       })
 
+    // The actor drops what exceeds `maxPayloadBytes` before writing (as `too_large`, once);
+    // this only catches a caller that does not, so nothing oversize reaches grpc-js.
     const dropOversize = (cls: PriorityClass, count: number) => {
       const labels = { peer: String(peer), class: className(cls), reason: "too_large" }
       return Effect.andThen(

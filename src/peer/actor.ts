@@ -27,7 +27,7 @@ export interface PeerActorOptions {
   readonly snapshotChunkBytes: number
   /** Pace of snapshot bytes per transport (0 or absent: unpaced). */
   readonly snapshotBytesPerSec?: Partial<Record<TransportKind, number>>
-  /** The pace while `electionActivity` says an election is under way (absent: as above). */
+  /** A cap on that pace while `electionActivity` says an election is under way (0 or absent: none). */
   readonly snapshotElectionBytesPerSec?: Partial<Record<TransportKind, number>>
   /** Told of every election message sent; read before each snapshot chunk. */
   readonly electionActivity?: ElectionActivity
@@ -144,8 +144,9 @@ export class PeerActor {
   send(message: RaftMessage): Effect.Effect<void, MessageDropped> {
     return Effect.clockWith((clock) => {
       const cls = classify(message)
-      if (cls === PriorityClass.Election) this.options.electionActivity?.noteAt(clock.currentTimeMillisUnsafe())
-      const outcome = this.queues[cls]!.offer({ message, enqueuedAt: clock.currentTimeMillisUnsafe() })
+      const now = clock.currentTimeMillisUnsafe()
+      if (cls === PriorityClass.Election) this.options.electionActivity?.noteAt(now)
+      const outcome = this.queues[cls]!.offer({ message, enqueuedAt: now })
       if (outcome === "queued") return Effect.void
       const dropped = this.countDrop(cls, "queue_full", 1)
       return outcome === "displaced_oldest"
@@ -241,21 +242,10 @@ export class PeerActor {
       // they are still fresh once there is a link to put them on.
       let target = yield* self.acquireRouted(cls)
       const live = yield* self.unexpired(cls, taken)
-      const payloads: Array<Uint8Array> = []
-      let tooLarge = 0
-      const maxBytes = Math.min(self.options.maxFrameBytes, target.session.maxPayloadBytes)
-      for (const envelope of live) {
-        const payload = encodeMessage(envelope.message)
-        if (payload.length > maxBytes) tooLarge++
-        else payloads.push(payload)
-      }
-      if (tooLarge > 0) {
-        self.settle(cls, tooLarge)
-        yield* self.countDrop(cls, "too_large", tooLarge)
-      }
+      let payloads = yield* self.fitting(cls, live.map((envelope) => encodeMessage(envelope.message)), target.session)
       // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
       // The whole batch stays on one session, so a route change cannot reorder it; only a
-      // failed write makes the rest look for a session again.
+      // failed write makes the rest look for a session again (whose size limit may differ).
       let start = 0
       while (start < payloads.length) {
         let bytes = 0
@@ -268,9 +258,23 @@ export class PeerActor {
         }
         const written = yield* self.writeGroup(cls, target, payloads.slice(start, end), bytes)
         start = end
-        if (!written && start < payloads.length) target = yield* self.acquireRouted(cls)
+        if (!written && start < payloads.length) {
+          target = yield* self.acquireRouted(cls)
+          payloads = yield* self.fitting(cls, payloads.slice(start), target.session)
+          start = 0
+        }
       }
     })
+  }
+
+  /** The payloads `session` can carry; the rest are dropped (and settled) as `too_large`. */
+  private fitting(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, session: LinkSession): Effect.Effect<ReadonlyArray<Uint8Array>> {
+    const maxBytes = Math.min(this.options.maxFrameBytes, session.maxPayloadBytes)
+    const fit = payloads.filter((payload) => payload.length <= maxBytes)
+    const tooLarge = payloads.length - fit.length
+    if (tooLarge === 0) return Effect.succeed(fit)
+    this.settle(cls, tooLarge)
+    return Effect.as(this.countDrop(cls, "too_large", tooLarge), fit)
   }
 
   /**
@@ -319,13 +323,18 @@ export class PeerActor {
     })
   }
 
-  /** Snapshot bytes per second on `kind` now (0: unpaced): slower while an election is under way. */
-  private snapshotPace(kind: TransportKind): Effect.Effect<number> {
+  /**
+   * Snapshot bytes per second on `kind` (0: unpaced) as a function of the time: while an
+   * election is under way the election pace caps it, and only ever slows it down (0 there
+   * adds no cap).
+   */
+  private snapshotPace(kind: TransportKind): (now: number) => number {
     const normal = this.options.snapshotBytesPerSec?.[kind] ?? 0
     const activity = this.options.electionActivity
-    const duringElection = this.options.snapshotElectionBytesPerSec?.[kind]
-    if (activity === undefined || duringElection === undefined) return Effect.succeed(normal)
-    return Effect.map(Clock.currentTimeMillis, (now) => (activity.underWayAt(now) ? duringElection : normal))
+    const cap = this.options.snapshotElectionBytesPerSec?.[kind] ?? 0
+    if (activity === undefined || cap === 0) return () => normal
+    const duringElection = normal === 0 ? cap : Math.min(normal, cap)
+    return (now) => (activity.underWayAt(now) ? duringElection : normal)
   }
 
   /** Writes one snapshot in chunks; a broken transfer is retried from the start. */
@@ -343,16 +352,17 @@ export class PeerActor {
         let chunks = 0
         let failure: StreamFailed | undefined
         let bytes = 0
+        const paceAt = self.snapshotPace(kind)
         let due = yield* Clock.currentTimeMillis
         for (const chunk of snapshotChunks(envelope.message, self.options.snapshotChunkBytes, transferId)) {
           chunks++
           const payload = encodeMessage(chunk)
-          const rate = yield* self.snapshotPace(kind)
+          const now = yield* Clock.currentTimeMillis
+          const rate = paceAt(now)
           if (rate > 0) {
             // Keep to `rate`: an unpaced snapshot saturates both event loops (the binding
             // copies every byte on the JS thread), and votes would wait behind it. Credit for
             // slow writes is capped, so a stalled transfer does not come back as a burst.
-            const now = yield* Clock.currentTimeMillis
             due = Math.max(due, now - PACE_CREDIT_MS)
             if (due - now > 1) yield* Effect.sleep(due - now)
             due += ((FRAME_HEADER_LENGTH + payload.length) / rate) * 1000

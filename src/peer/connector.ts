@@ -104,7 +104,8 @@ export class Connector {
 
   /**
    * Like `acquire`, but a writer whose class has been routed elsewhere meanwhile stops
-   * waiting: after each failed dial `wanted()` is asked, and `undefined` means "not wanted any
+   * waiting: while another fiber dials, and during the backoff after a failed dial, `wanted()` is
+   * asked every few ms, and `undefined` means "not wanted any
    * more". Without it a writer would sit in this link's backoff while another link it is now
    * routed to is up.
    */
@@ -122,9 +123,13 @@ export class Connector {
         }
         const attempt = yield* Effect.result(self.attempt)
         if (Result.isSuccess(attempt)) return attempt.success
-        if (!wanted()) return undefined
-        yield* Effect.sleep(Math.max(0, self.retryAt - (yield* Clock.currentTimeMillis)))
-        if (!wanted()) return undefined
+        // The backoff, looked at every few ms: a route change meanwhile is followed at once.
+        while (true) {
+          if (!wanted()) return undefined
+          const left = self.retryAt - (yield* Clock.currentTimeMillis)
+          if (left <= 0) break
+          yield* Effect.sleep(Math.min(left, BUSY_POLL_MS))
+        }
       }
     })
   }
@@ -133,13 +138,11 @@ export class Connector {
    * One attempt, no waiting: the session if connected, else the outcome of a new dial. While
    * another fiber dials, or during a backoff, it fails at once.
    */
-  get tryAcquire(): Effect.Effect<LinkSession, ConnectFailed> {
-    return Effect.suspend(() =>
-      this.live === undefined && this.dialInFlight
-        ? Effect.fail(this.failedDial ?? new ConnectFailed({ peer: this.peer, transport: this.link.kind, cause: "a dial is in progress" }))
-        : this.attempt
-    )
-  }
+  readonly tryAcquire: Effect.Effect<LinkSession, ConnectFailed> = Effect.suspend(() =>
+    this.live === undefined && this.dialInFlight
+      ? Effect.fail(this.failedDial ?? new ConnectFailed({ peer: this.peer, transport: this.link.kind, cause: "a dial is in progress" }))
+      : this.attempt
+  )
 
   /**
    * The live session or one dial's outcome. During a backoff nobody dials; a caller that got
