@@ -25,7 +25,7 @@ export interface BenchReport {
   readonly machine: MachineInfo
   readonly codec: PhaseOutcome<CodecResults>
   readonly raw: PhaseOutcome<RawCeilingResult>
-  /** The ceiling measured again after the transport phases: the ratio's ceiling pools both runs (`ceilingOf`). */
+  /** The ceiling measured again after the transport phases; the single-run rows' ceiling pools both runs (`ceilingOf`). */
   readonly rawAfter: PhaseOutcome<RawCeilingResult>
   /** Append runs each between two raw runs: the ratio target's verdict (append-ratio.ts). */
   readonly appendRatio: PhaseOutcome<AppendRatioResult>
@@ -258,7 +258,7 @@ const summaryRows = (r: BenchReport): Array<Row> => {
 const variantLabel = (f: FailoverResult): string =>
   `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, probe interval and timeout ${f.probeIntervalMs} ms`
 
-/** The raw ceiling: the median of the undisturbed windows of both runs. */
+/** The ceiling for the single-run rows (the target's verdict is `appendRatio`): the median of the undisturbed windows of both raw runs. */
 const ceilingOf = (r: BenchReport): number => {
   const windows = [r.raw, r.rawAfter].flatMap((o) => (o._tag === "ok" ? o.value.windows : []))
   return windows.length === 0 ? Number.NaN : quietMedian(windows, (w) => w.mbPerSec)
@@ -426,10 +426,10 @@ const voteSection = (o: PhaseOutcome<VoteLatencyResult>, cores: number): string 
   if (o._tag !== "ok") return notOkText(o)
   const v = o.value
   return [
-    `${v.votes} RequestVotes per phase on a ${v.spacingMs} ms cadence (the load phase goes on until the candidate has ` +
-    `written one whole snapshot, and 500 ms more, so it covers a snapshot's end: ${v.load.rtt.count} votes); ` +
-    `the voter answers each with a RequestVoteResponse. Snapshots are paced at \`iroh_snapshot_election_bytes_per_sec\` ` +
-    `while votes flow (an election is under way). ` +
+    `${v.votes} RequestVotes per phase on a ${v.spacingMs} ms cadence (the load phase runs at least that many and until ` +
+    `the candidate has written one whole snapshot, then 500 ms more, so it covers a snapshot's end: ${v.load.rtt.count} votes); ` +
+    `the voter answers each with a RequestVoteResponse. While votes flow (an election is under way) snapshots are capped at ` +
+    `\`${v.mode === "grpc" ? "grpc" : "iroh"}_snapshot_election_bytes_per_sec\` (0, gRPC's default, is no cap). ` +
     `Snapshot chunks: ${num(v.snapshotChunkBytes)} B (\`batching.snapshot_chunk_bytes\`). ` +
     `Load phase: a ${num(v.snapshotBytes / 1e6)} MB Snapshot queued 100 ms before the first vote, another queued whenever the ` +
     `snapshot queue empties (${v.load.snapshotsQueued} queued, ${v.load.snapshotsDelivered} delivered whole during the phase).`,
@@ -558,7 +558,7 @@ const grpcVoteSection = (r: BenchReport, cores: number): string => {
   })
   return [
     "The vote phase with both nodes in `mode = \"grpc\"`: same cadence, same 20 MB snapshot kept in flight. Snapshots over " +
-    "gRPC are not paced (`iroh_snapshot_bytes_per_sec` applies to Iroh only), so the load phase streams them as fast as " +
+    "gRPC are not paced (`grpc_snapshot_bytes_per_sec` and `grpc_snapshot_election_bytes_per_sec` are 0 by default), so the load phase streams them as fast as " +
     "the two processes can.",
     "",
     table(header, rows),
@@ -717,7 +717,9 @@ export const renderReport = (r: BenchReport): string => {
     "MB = 10^6 bytes. Network phases run sender and receiver in separate processes on loopback (relays off). " +
       `Those processes run with the V8 flags our own launcher gives a node on this machine: ${
         peerV8Flags().length === 0 ? "none" : peerV8Flags().map((f) => `\`${f}\``).join(" ")
-      } (\`src/node/v8-flags.ts\`; \`BENCH_DEFAULT_GC=1\` runs them with V8's defaults).`,
+      } (\`src/node/v8-flags.ts\`; \`BENCH_DEFAULT_GC=1\` runs them with V8's defaults), and the Iroh binding ${
+        process.env["BENCH_IROH_WORKER"] === "1" ? "in a worker thread (`BENCH_IROH_WORKER=1`)" : "on the main thread"
+      }; the cluster phase's nodes use the launcher's defaults.`,
     "",
     "## Summary",
     "",

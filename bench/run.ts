@@ -7,6 +7,10 @@
  * - `BENCH_VERBOSE=1` forwards the peer processes' output to stderr.
  * - `BENCH_NODE_FLAGS="--trace-gc"` adds Node flags to the peer processes (Node refuses some of
  *   them in NODE_OPTIONS); with BENCH_VERBOSE=1 their output shows, e.g. GC pauses.
+ * - `BENCH_IROH_WORKER=1|0` sets `iroh_config.worker_thread` for the two-process phases' nodes.
+ * - `BENCH_DEFAULT_GC=1` starts those peers without the launcher's `--single-threaded-gc`.
+ * - `BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of each peer's probe windows there.
+ *   (The cluster phase's nodes always get the launcher's defaults.)
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,

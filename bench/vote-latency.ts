@@ -41,9 +41,9 @@ interface VotesCommand extends Msg {
   /** How long to wait for the last responses. */
   readonly drainMs: number
   /**
-   * Load phase: keep voting past `count` until the candidate has written one whole snapshot,
-   * then this long more, so the phase always covers a snapshot's end (the receiver assembles
-   * and delivers it) and not only the middle of its stream.
+   * Load phase: at least `count` votes, and on until the candidate has written one whole
+   * snapshot, then this long more, so the phase always covers a snapshot's end (the receiver
+   * assembles and delivers it) and not only the middle of its stream.
    */
   readonly afterSnapshotWrittenMs: number
 }

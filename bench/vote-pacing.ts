@@ -13,10 +13,11 @@ import { Console, Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { parseMode } from "./loopback-node.ts"
 import { runVoteLatency } from "./vote-latency.ts"
 
-const [modeArg = "grpc", chunkArg = "4096", rateArg = "0", runsArg = "2"] = process.argv.slice(2)
-const mode = modeArg === "iroh" ? "iroh" : "grpc"
+const [modeArg, chunkArg = "4096", rateArg = "0", runsArg = "2"] = process.argv.slice(2)
+const mode = parseMode(modeArg)
 const chunk = Number(chunkArg)
 const rate = Number(rateArg)
 const runs = Number(runsArg)
@@ -31,9 +32,9 @@ const oneRun = Effect.acquireUseRelease(
         mode,
         snapshotChunkBytes: chunk,
         // The same pace whether or not an election is under way (the votes make it one).
-        batching: mode === "iroh"
-          ? { iroh_snapshot_bytes_per_sec: rate, iroh_snapshot_election_bytes_per_sec: rate }
-          : { grpc_snapshot_bytes_per_sec: rate, grpc_snapshot_election_bytes_per_sec: rate },
+        batching: mode === "grpc"
+          ? { grpc_snapshot_bytes_per_sec: rate, grpc_snapshot_election_bytes_per_sec: rate }
+          : { iroh_snapshot_bytes_per_sec: rate, iroh_snapshot_election_bytes_per_sec: rate },
         votes: 1000,
         spacingMs: 5,
         snapshotBytes: 20_000_000

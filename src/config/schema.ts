@@ -299,7 +299,7 @@ export const BatchingConfig = table({
   max_snapshot_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024),
   iroh_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 5_000_000),
   grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 0),
-  /** The pace while an election is under way (see `election_window_ms`); 0 is unpaced. */
+  /** A cap on the pace while an election is under way (see `election_window_ms`); 0 is no cap. */
   iroh_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 2_000_000),
   grpc_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 0),
   /** How long after the last election message sent or received an election counts as under way. */
