@@ -139,12 +139,18 @@ contract("file (sync=batch)", () => fileHarness("batch"))
 contract("file (sync=always)", () => fileHarness("always"))
 contract("file (sync=never)", () => fileHarness("never"))
 
+/** A file log holding entries 1..`last` (term 1), written and closed; its directory and log file. */
+const logWithEntries = (last: number) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir("raft-storage-")
+    yield* inDir(dir, (s) => s.write({ entries: range(1, last, 1) }))
+    return { dir, log: join(dir, "log") }
+  })
+
 describe("file storage recovery", () => {
   it.effect("a torn last record (crash mid-append) is discarded and the file truncated", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("raft-storage-")
-      yield* inDir(dir, (s) => s.write({ entries: range(1, 4, 1) }))
-      const log = join(dir, "log")
+      const { dir, log } = yield* logWithEntries(4)
       const whole = statSync(log).size
       // Half of the next record reached the disk.
       const next = encodeEntryRecord(entry(5, 1))
@@ -160,9 +166,7 @@ describe("file storage recovery", () => {
 
   it.effect("a torn header, or a whole last record with a bad checksum, is a torn tail too", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("raft-storage-")
-      yield* inDir(dir, (s) => s.write({ entries: range(1, 2, 1) }))
-      const log = join(dir, "log")
+      const { dir, log } = yield* logWithEntries(2)
       appendFileSync(log, new Uint8Array([0, 0, 0]))
       expect((yield* inDir(dir, (s) => s.load)).entries).toHaveLength(2)
       const flipped = encodeEntryRecord(entry(3, 1))
@@ -177,9 +181,7 @@ describe("file storage recovery", () => {
   // node from starting.
   it.effect("a tail of zero bytes (file size persisted, data not) is cut off, and the log goes on", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("raft-storage-")
-      yield* inDir(dir, (s) => s.write({ entries: range(1, 3, 1) }))
-      const log = join(dir, "log")
+      const { dir, log } = yield* logWithEntries(3)
       const whole = statSync(log).size
       // The next append extended the file by a page, none of whose data reached the disk.
       appendFileSync(log, new Uint8Array(4096))
@@ -191,9 +193,7 @@ describe("file storage recovery", () => {
 
   it.effect("a record whose end did not reach the disk, followed by zeros to the end of the file, is a torn tail", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("raft-storage-")
-      yield* inDir(dir, (s) => s.write({ entries: range(1, 2, 1) }))
-      const log = join(dir, "log")
+      const { dir, log } = yield* logWithEntries(2)
       // Entry 3's first bytes made it, the rest of its page (and of the file) is zeros.
       const next = encodeEntryRecord(entry(3, 1))
       const page = new Uint8Array(next.length + 512)
@@ -204,9 +204,7 @@ describe("file storage recovery", () => {
 
   it.effect("zeros followed by real data are still damage: nothing is guessed away", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("raft-storage-")
-      yield* inDir(dir, (s) => s.write({ entries: range(1, 2, 1) }))
-      const log = join(dir, "log")
+      const { dir, log } = yield* logWithEntries(2)
       appendFileSync(log, new Uint8Array(64))
       appendFileSync(log, encodeEntryRecord(entry(3, 1)))
       const before = readFileSync(log).length
@@ -218,9 +216,7 @@ describe("file storage recovery", () => {
 
   it.effect("damage in the middle of the log is an error, not silently dropped entries", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir("raft-storage-")
-      yield* inDir(dir, (s) => s.write({ entries: range(1, 3, 1) }))
-      const log = join(dir, "log")
+      const { dir, log } = yield* logWithEntries(3)
       const data = readFileSync(log)
       data[10] = data[10]! ^ 0xff
       writeFileSync(log, data)
