@@ -48,7 +48,7 @@ const logLevel = ((): LogLevel.LogLevel => {
 
 let counters: () => Counters = () => ({})
 const probe = new Probe(() => counters())
-const profiler = new WindowProfiler(process.env["BENCH_CPU_PROF"], roleName)
+const profiler = new WindowProfiler(process.env["BENCH_CPU_PROF"], process.env["BENCH_HEAP_PROF"], roleName)
 const mailbox = new TypedMailbox()
 const parent: ParentLink = {
   args,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { vi } from "vitest"
-import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
+import { decodeMessage, decodeMessagesAt, encodeMessage } from "../src/message/codec.ts"
 import { arrayToBytes } from "../src/message/byte-arrays.ts"
 import {
   encodeFrames,
@@ -121,11 +121,41 @@ describe("framing", () => {
     const decoder = new FrameDecoder(1024)
     const decoded: Array<RaftMessage> = []
     for (let o = 0; o < bytes.length; o += 5) {
-      const frames = decoder.push(bytes.slice(o, o + 5))
-      if (!Array.isArray(frames)) throw frames
-      for (const f of frames) decoded.push(decodeMessage(f))
+      const spans = decoder.pushSpans(bytes.slice(o, o + 5))
+      if (!Array.isArray(spans)) throw spans
+      expect(decodeMessagesAt(decoder.bytes, spans, decoded)).toBeUndefined()
     }
     expect(decoded.map((m) => Array.from(m.entries![0]!.data!))).toEqual(payloads.map((_, i) => [i & 0xff, 1, 2]))
+  })
+
+  it("decodes spans with one reader exactly as frames decoded one by one", () => {
+    const payloads = Array.from({ length: 30 }, (_, i) => encodeMessage(msg(i)))
+    const bytes = encodeFrames(payloads)
+    for (const step of [1, 9, 100, bytes.length]) {
+      const decoder = new FrameDecoder(1024)
+      const got: Array<RaftMessage> = []
+      for (let o = 0; o < bytes.length; o += step) {
+        const spans = decoder.pushSpans(bytes.slice(o, o + step))
+        if (!Array.isArray(spans)) throw spans
+        expect(decodeMessagesAt(decoder.bytes, spans, got)).toBeUndefined()
+      }
+      expect(got).toEqual(payloads.map((p) => decodeMessage(new Uint8Array(p))))
+    }
+  })
+
+  it("bounds each span by its own end: a frame cannot borrow the next frame's bytes", () => {
+    const good = encodeMessage(msg(7))
+    // Field 7 (entries), length-delimited, claiming 20 bytes of which the frame holds 2: alone
+    // it fails; through a shared reader it would read on into the next frame.
+    const bad = Uint8Array.of(0x3a, 20, 0x10, 0x01)
+    const decoder = new FrameDecoder(1024)
+    const spans = decoder.pushSpans(encodeFrames([good, bad, good]))
+    if (!Array.isArray(spans)) throw spans
+    const out: Array<RaftMessage> = []
+    const failed = decodeMessagesAt(decoder.bytes, spans, out)
+    expect(() => decodeMessage(bad)).toThrow()
+    expect(failed?.cause).toBeInstanceOf(Error)
+    expect(out.map((m) => m.index)).toEqual([7])
   })
 
   it("rejects a frame header above the maximum before buffering it", () => {

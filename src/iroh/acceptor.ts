@@ -1,6 +1,6 @@
 import { Effect, FiberSet, Metric, type Scope } from "effect"
 import { DecodeFailed } from "../message/errors.ts"
-import { decodeMessage } from "../message/codec.ts"
+import { decodeMessagesAt } from "../message/codec.ts"
 import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
 import { className } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
@@ -87,25 +87,22 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
-          const frames = decoder.push(chunk)
-          if (!Array.isArray(frames)) {
+          const spans = decoder.pushSpans(chunk)
+          if (!Array.isArray(spans)) {
             yield* inboundError("frame_too_large")
-            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${frames.message}`)
+            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${spans.message}`)
             yield* irohCall(() => stream.stop(ErrorCode.FrameTooLarge), IrohFailure.of)
             return
           }
           const messages: Array<RaftMessage> = []
-          for (const frame of frames) {
-            try {
-              messages.push(decodeMessage(frame))
-            } catch (cause) {
-              // Deliver what decoded before the bad frame: it arrived intact and in order.
-              yield* delivery.deliver(messages)
-              yield* inboundError("decode_failed")
-              yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause }).message}`)
-              yield* irohCall(() => stream.stop(ErrorCode.DecodeFailed), IrohFailure.of)
-              return
-            }
+          const failed = decodeMessagesAt(decoder.bytes, spans, messages)
+          if (failed !== undefined) {
+            // Deliver what decoded before the bad frame: it arrived intact and in order.
+            yield* delivery.deliver(messages)
+            yield* inboundError("decode_failed")
+            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause: failed.cause }).message}`)
+            yield* irohCall(() => stream.stop(ErrorCode.DecodeFailed), IrohFailure.of)
+            return
           }
           yield* delivery.deliver(messages)
         }

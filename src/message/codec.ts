@@ -1,11 +1,13 @@
 import protobuf from "protobufjs"
 import { fileURLToPath } from "node:url"
 import type { RaftMessage } from "./types.ts"
+import { installFastUint64 } from "./varint64.ts"
 
 // Without `Long`, protobufjs reads uint64 as plain numbers: one allocation less per field and
 // no conversion for callers. Measured in bench/codec.ts.
 protobuf.util.Long = undefined as never
 protobuf.configure()
+installFastUint64()
 
 export const protoPath: string = fileURLToPath(new URL("../../proto/raft.proto", import.meta.url))
 
@@ -39,6 +41,31 @@ export const encodeMessage = (message: RaftMessage): Uint8Array => MessageCodec.
 
 /** Decodes one message; throws on malformed input (callers turn that into `DecodeFailed`). */
 export const decodeMessage = (bytes: Uint8Array): RaftMessage => MessageCodec.decode(bytes) as unknown as RaftMessage
+
+/**
+ * Decodes the frames at `spans` (`[start, end, ...]` in `bytes`, as `FrameDecoder.pushSpans`
+ * gives them) into `out`, all through one reader whose bounds are moved frame by frame: no
+ * view and no reader per message. Each frame is bounded by its own end, exactly as if it were
+ * decoded alone. Returns the first frame's failure (what decoded before it is in `out`).
+ */
+export const decodeMessagesAt = (
+  bytes: Uint8Array,
+  spans: ReadonlyArray<number>,
+  out: Array<RaftMessage>
+): { readonly cause: unknown } | undefined => {
+  if (spans.length === 0) return undefined
+  const reader = protobuf.Reader.create(bytes)
+  for (let i = 0; i < spans.length; i += 2) {
+    reader.pos = spans[i]!
+    reader.len = spans[i + 1]!
+    try {
+      out.push(MessageCodec.decode(reader) as unknown as RaftMessage)
+    } catch (cause) {
+      return { cause }
+    }
+  }
+  return undefined
+}
 
 export const encodeBatch = (messages: ReadonlyArray<RaftMessage>): Uint8Array =>
   BatchCodec.encode({ messages } as never).finish()

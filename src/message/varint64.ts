@@ -1,0 +1,101 @@
+import protobuf from "protobufjs"
+
+/**
+ * `uint64` for protobufjs without a `LongBits` object per field. Every Raft field is a uint64
+ * (term, index, commit, ids), so with `Long` off protobufjs allocated one `LongBits` per field
+ * read and per non-zero field written: a quarter of everything the receiver of a 100 B append
+ * stream allocated (bench/heap-profile-summary.ts), paid again as scavenge time. These read
+ * and write the same bits, and read into the same number (`lo + hi * 2^32`, so values above
+ * 2^53 round exactly as before); test/varint64.test.ts checks them against protobufjs's own.
+ */
+
+interface ReaderState {
+  buf: Uint8Array
+  pos: number
+  len: number
+}
+
+interface WriterState {
+  buf: Uint8Array
+  pos: number
+  _reserve(n: number): void
+}
+
+const TWO_32 = 4294967296
+
+const outOfRange = (reader: ReaderState): RangeError => RangeError(`index out of range: ${reader.pos} + 1 > ${reader.len}`)
+
+function readUint64(this: ReaderState): number {
+  const buf = this.buf
+  const len = this.len
+  let pos = this.pos
+  let lo = 0
+  let b = 0
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (pos >= len) throw outOfRange(this)
+    b = buf[pos++]!
+    lo = (lo | ((b & 127) << shift)) >>> 0
+    if (b < 128) {
+      this.pos = pos
+      return lo
+    }
+  }
+  if (pos >= len) throw outOfRange(this)
+  b = buf[pos++]!
+  lo = (lo | ((b & 127) << 28)) >>> 0
+  let hi = (b & 127) >> 4
+  if (b < 128) {
+    this.pos = pos
+    return lo + hi * TWO_32
+  }
+  for (let shift = 3; shift < 38; shift += 7) {
+    if (pos >= len) throw outOfRange(this)
+    b = buf[pos++]!
+    hi = (hi | ((b & 127) << shift)) >>> 0
+    if (b < 128) {
+      this.pos = pos
+      return lo + hi * TWO_32
+    }
+  }
+  throw Error("invalid varint encoding")
+}
+
+type WriteUint64 = (this: WriterState, value: number) => WriterState
+type ReadUint64 = (this: ReaderState) => number
+
+/** protobufjs's own uint64 codec as `installFastUint64` found it (tests compare against it). */
+export const protobufUint64: { read: ReadUint64; write: WriteUint64 } = {
+  read: protobuf.Reader.prototype.uint64 as never,
+  write: protobuf.Writer.prototype.uint64 as never
+}
+
+function writeUint64(this: WriterState, value: number): WriterState {
+  // Negative numbers (10-byte two's complement), `Long`s and strings keep protobufjs's path.
+  if (typeof value !== "number" || value < 0) return protobufUint64.write.call(this, value)
+  let lo = value >>> 0
+  let hi = ((value - lo) / TWO_32) >>> 0
+  this._reserve(10)
+  const buf = this.buf
+  let pos = this.pos
+  while (hi !== 0) {
+    buf[pos++] = (lo & 127) | 128
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0
+    hi >>>= 7
+  }
+  while (lo > 127) {
+    buf[pos++] = (lo & 127) | 128
+    lo >>>= 7
+  }
+  buf[pos++] = lo
+  this.pos = pos
+  return this
+}
+
+/** Installs both on protobufjs's prototypes; call after `protobuf.configure()`, which resets them. */
+export const installFastUint64 = (): void => {
+  if (protobuf.Reader.prototype.uint64 === (readUint64 as never)) return
+  protobufUint64.read = protobuf.Reader.prototype.uint64 as never
+  protobufUint64.write = protobuf.Writer.prototype.uint64 as never
+  protobuf.Reader.prototype.uint64 = readUint64 as never
+  protobuf.Writer.prototype.uint64 = writeUint64 as never
+}
