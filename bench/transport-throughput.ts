@@ -66,13 +66,15 @@ export const throughputReceiverRole: Role = (parent) =>
     let unexpected = 0
     parent.setCounters(() => ({ msgs, batches, unexpected }))
     yield* meetPeer(parent, node)
-    yield* onReceived(node, (batch) =>
-      Effect.gen(function*() {
-        if (msgs === 0) yield* parent.send({ type: "first" } as FirstMsg)
-        for (const m of batch) if (m.msgType !== expected) unexpected++
-        msgs += batch.length
-        batches++
-      }))
+    // A plain callback, like the raw receiver's counting loop: an `Effect.gen` per batch here
+    // kept each batch alive across scavenges (20 MB copied per scavenge, 25-45 ms pauses, about
+    // 10% of the receiver's time in one run), a cost of this consumer, not of the transport.
+    yield* onReceived(node, (batch) => {
+      if (msgs === 0) Effect.runFork(parent.send({ type: "first" } as FirstMsg))
+      for (const m of batch) if (m.msgType !== expected) unexpected++
+      msgs += batch.length
+      batches++
+    })
   })
 
 export const throughputSenderRole: Role = (parent) =>

@@ -44,7 +44,7 @@ export class WindowProfiler {
       session.post("HeapProfiler.startSampling", {
         samplingInterval: 1024,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true
+        includeObjectsCollectedByMinorGC: process.env["BENCH_HEAP_PROF_MINOR"] !== "0"
       })
     }
   }
