@@ -90,27 +90,32 @@ export const voterRole: Role = (parent) =>
     let received: Array<readonly [number, number]> = []
     parent.setCounters(() => ({ votes, answerFailures, snapshots, snapshotStreamBytes }))
     yield* meetPeer(parent, node)
-    yield* onReceived(node, (batch, now) =>
-      Effect.gen(function*() {
-        for (const m of batch) {
-          if (m.msgType === MessageType.RequestVote) {
-            votes++
-            received.push([m.index ?? -1, now])
-            const answer: RaftMessage = {
-              msgType: MessageType.RequestVoteResponse,
-              from: VOTER,
-              to: m.from,
-              term: m.term ?? 0,
-              index: m.index ?? 0,
-              reject: false
-            }
-            const sent = yield* Effect.exit(node.transport.send(m.from, answer))
-            if (sent._tag === "Failure") answerFailures++
-          } else if (m.msgType === MessageType.Snapshot) {
-            snapshots++
-          }
-        }
+    // Plain callbacks rather than an `Effect.gen` per batch (see bench/transport-throughput.ts):
+    // only the answers are effects.
+    const answer = (to: number, sent: RaftMessage) =>
+      Effect.exit(node.transport.send(to, sent)).pipe(Effect.map((exit) => {
+        if (exit._tag === "Failure") answerFailures++
       }))
+    yield* onReceived(node, (batch, now) => {
+      const answers: Array<Effect.Effect<void>> = []
+      for (const m of batch) {
+        if (m.msgType === MessageType.RequestVote) {
+          votes++
+          received.push([m.index ?? -1, now])
+          answers.push(answer(m.from, {
+            msgType: MessageType.RequestVoteResponse,
+            from: VOTER,
+            to: m.from,
+            term: m.term ?? 0,
+            index: m.index ?? 0,
+            reject: false
+          }))
+        } else if (m.msgType === MessageType.Snapshot) {
+          snapshots++
+        }
+      }
+      return answers.length === 0 ? undefined : Effect.all(answers, { discard: true })
+    })
     yield* Effect.forkScoped(
       Effect.gen(function*() {
         while (true) {
@@ -148,21 +153,20 @@ export const candidateRole: Role = (parent) =>
     parent.setCounters(() => ({ responses, stray, pending: pending.size }))
     yield* meetPeer(parent, node)
 
-    yield* onReceived(node, (batch, now) =>
-      Effect.gen(function*() {
-        for (const m of batch) {
-          if (m.msgType !== MessageType.RequestVoteResponse) continue
-          const seq = m.index ?? -1
-          const sentAt = pending.get(seq)
-          if (sentAt === undefined) {
-            stray++
-            continue
-          }
-          pending.delete(seq)
-          responses++
-          samples.push([seq, sentAt, now])
+    yield* onReceived(node, (batch, now) => {
+      for (const m of batch) {
+        if (m.msgType !== MessageType.RequestVoteResponse) continue
+        const seq = m.index ?? -1
+        const sentAt = pending.get(seq)
+        if (sentAt === undefined) {
+          stray++
+          continue
         }
-      }))
+        pending.delete(seq)
+        responses++
+        samples.push([seq, sentAt, now])
+      }
+    })
 
     let seq = 0
     while (true) {
