@@ -37,9 +37,10 @@ export class InboundMailbox {
         return this.offerQueued(cls, messages)
       })
     }
-    return this.offerQueued(cls, messages)
+    return Effect.suspend(() => this.offerQueued(cls, messages))
   }
 
+  /** Enqueues at once (call it from inside a running effect); the result waits for the rest. */
   private offerQueued(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>): Effect.Effect<void> {
     const queue = this.queues[cls]!
     const doorbell = this.doorbell
