@@ -11,6 +11,8 @@
  * - `BENCH_DEFAULT_GC=1` starts those peers without the launcher's `--single-threaded-gc`.
  * - `BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of each peer's probe windows there.
  *   (The cluster phase's nodes always get the launcher's defaults.)
+ * - `BENCH_HEAP_PROF=<dir>` writes a sampling allocation profile of the same windows, garbage
+ *   included; with `BENCH_HEAP_PROF_MINOR=0` only what outlived a scavenge.
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,
