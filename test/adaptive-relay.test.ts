@@ -48,7 +48,12 @@ const irohRtt = (a: RaftTransportService) => Effect.map(link(a, "iroh"), (l) => 
  * The tests check that Iroh really runs through the relay (it forwards the traffic, the RTT
  * follows the injected delay, a blackout kills the link) and fail if it does not.
  */
+const DBG_T0 = performance.now()
+const dbgNow = () => Math.round(performance.now() - DBG_T0)
+const dbgLines: Array<string> = []
+const dbg = (line: string) => dbgLines.push(`${dbgNow()} ${line}`)
 const startRelayedPair = Effect.gen(function*() {
+  yield* Effect.addFinalizer(() => Effect.sync(() => { console.error("DBG-TRACE\n" + dbgLines.join("\n")); dbgLines.length = 0 }))
   const dir = tempDir()
   const a = yield* startNode(yield* nodeConfig("dual", 1, dir, {
     iroh_config: { key_file: `${dir}/node1.key`, relay_mode: "disabled", connect_timeout_ms: 2000 },
@@ -71,7 +76,14 @@ const startRelayedPair = Effect.gen(function*() {
   const relay = yield* makeUdpRelay(bIrohAddress.addresses[0]!, { front: "ipv6" })
 
   const events = yield* Queue.unbounded<TransportEvent>()
-  yield* Effect.forkScoped(Stream.runForEach(a.events, (e) => Queue.offer(events, e)), { startImmediately: true })
+  yield* Effect.forkScoped(Stream.runForEach(a.events, (e) => Effect.andThen(Effect.sync(() => dbg(`EVENT ${JSON.stringify(e)}`)), Queue.offer(events, e))), { startImmediately: true })
+  yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+    const s = yield* a.peerStatus(2).pipe(Effect.orElseSucceed(() => undefined))
+    const st = yield* relay.stats
+    const l = (t: string) => s?.links.find((x) => x.transport === t)
+    dbg(`SAMPLE iroh=${l("iroh")?.state}/${l("iroh")?.rttMs?.toFixed(1)} grpc=${l("grpc")?.state}/${l("grpc")?.rttMs?.toFixed(1)} routes=${s?.routes.join(",")} relay=${JSON.stringify(st)}`)
+    yield* Effect.sleep(100)
+  })), { startImmediately: true })
 
   yield* relay.setBlackout(true)
   yield* a.addPeer({
@@ -81,6 +93,7 @@ const startRelayedPair = Effect.gen(function*() {
     grpcAddress: bGrpc.localAddress().grpc!.address
   })
   yield* eventually("grpc link up", link(a, "grpc"), (l) => l?.state === "connected")
+  dbg("grpc up; blackout off")
   yield* relay.setBlackout(false)
   yield* eventually("iroh link up with an RTT", link(a, "iroh"), (l) => l?.state === "connected" && l.rttMs !== undefined)
   yield* Queue.clear(events)
@@ -189,6 +202,7 @@ describe("adaptive routing through a UDP relay", () => {
   it.live("leaves a gRPC link that goes down for the slow Iroh path rather than wait for gRPC", () =>
     Effect.gen(function*() {
       const { a, bIroh, bGrpc, stopGrpc, relay, events } = yield* startRelayedPair
+      dbg("SETUP DONE; setDelay")
       yield* relay.setDelay(DELAY_MS)
       expectSwitch(yield* takeRouteChanges(events), "iroh", "grpc", TO_GRPC)
       yield* deliver(a, bGrpc, 1, PER_PHASE)
