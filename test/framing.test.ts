@@ -47,6 +47,25 @@ describe("codec", () => {
     expect(back.entries![0]!.index).toBe(2)
   })
 
+  it("keeps every encoding intact while later ones share its slab or outgrow it", () => {
+    const small = Array.from({ length: 2000 }, (_, i) => msg(i))
+    const big = (i: number): RaftMessage => ({ ...msg(i), entries: [{ term: 3, index: i, data: new Uint8Array(20_000).fill(i & 0xff) }] })
+    const encoded: Array<Uint8Array> = []
+    for (const [i, m] of small.entries()) {
+      encoded.push(encodeMessage(m))
+      if (i % 500 === 0) encoded.push(encodeMessage(big(i)))
+    }
+    // An encoding that throws half-way leaves nothing behind for the next one.
+    const throwing = { term: 3, index: 1, get data(): Uint8Array { throw new Error("unreadable") } }
+    expect(() => encodeMessage({ ...msg(1), entries: [throwing] })).toThrow("unreadable")
+    encoded.push(encodeMessage(msg(7)))
+    const decoded = encoded.map((b) => decodeMessage(new Uint8Array(b)))
+    const expected = [...small.flatMap((m, i) => (i % 500 === 0 ? [m, big(i)] : [m])), msg(7)]
+    expect(decoded.map((m) => [m.index, m.entries![0]!.data!.length, m.entries![0]!.data![0]])).toEqual(
+      expected.map((m) => [m.index, m.entries![0]!.data!.length, m.entries![0]!.data![0]])
+    )
+  })
+
   it("classifies by priority", () => {
     expect(classify({ msgType: MessageType.RequestPreVote, to: 1, from: 2 })).toBe(PriorityClass.Election)
     expect(classify({ msgType: MessageType.TimeoutNow, to: 1, from: 2 })).toBe(PriorityClass.Election)

@@ -36,8 +36,54 @@ for (const type of raftNamespace instanceof protobuf.Namespace ? raftNamespace.n
 const MessageCodec = protoRoot.lookupType("raft.Message")
 const BatchCodec = protoRoot.lookupType("raft.MessageBatch")
 
-/** Encodes one message; the caller owns the returned bytes. */
-export const encodeMessage = (message: RaftMessage): Uint8Array => MessageCodec.encode(message as never).finish()
+/** Encodings up to this size are handed out of a shared slab, like `Buffer.allocUnsafe`'s pool. */
+const SLAB_BYTES = 32 * 1024
+const MAX_SLAB_ITEM_BYTES = SLAB_BYTES / 4
+/** A writer grown past this by one large message is dropped rather than kept. */
+const MAX_KEPT_WRITER_BYTES = 1024 * 1024
+
+/**
+ * One writer for every encoding, and the results carved out of 32 KiB slabs. A fresh
+ * protobufjs writer grows its buffer by doubling and then copies the result into one more:
+ * for a 4 KiB snapshot chunk that was two ArrayBuffers of its own per message, and at gRPC's
+ * 60-90 MB/s the sender spent 20-30 ms at a time in `Buffer.allocUnsafe` while V8 collected
+ * for the external memory (bench/profile-summary.ts, "longest stretches").
+ */
+let writer = protobuf.Writer.create()
+let slab = Buffer.allocUnsafe(SLAB_BYTES)
+let slabUsed = 0
+
+const take = (n: number): Buffer => {
+  if (n > MAX_SLAB_ITEM_BYTES) return Buffer.allocUnsafe(n)
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = Buffer.allocUnsafe(SLAB_BYTES)
+    slabUsed = 0
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n)
+  // Eight-byte aligned, as the pool aligns its slices.
+  slabUsed = (slabUsed + n + 7) & ~7
+  return out
+}
+
+/**
+ * Encodes one message. The bytes are the caller's, but small encodings share an underlying
+ * buffer with others (as `Buffer.allocUnsafe`'s do): copy them to keep one apart for long.
+ */
+export const encodeMessage = (message: RaftMessage): Uint8Array => {
+  const w = writer
+  w.pos = 0
+  w.states = null
+  try {
+    MessageCodec.encode(message as never, w)
+  } catch (cause) {
+    writer = protobuf.Writer.create()
+    throw cause
+  }
+  const out = take(w.pos)
+  out.set(w.buf.subarray(0, w.pos))
+  if (w.buf.length > MAX_KEPT_WRITER_BYTES) writer = protobuf.Writer.create()
+  return out
+}
 
 /** Decodes one message; throws on malformed input (callers turn that into `DecodeFailed`). */
 export const decodeMessage = (bytes: Uint8Array): RaftMessage => MessageCodec.decode(bytes) as unknown as RaftMessage
