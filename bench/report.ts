@@ -200,9 +200,9 @@ const summaryRows = (r: BenchReport): Array<Row> => {
   ])
   const voteGrpc = phaseRows(r.voteGrpc, "vote round trip over gRPC", voteTarget, (g) =>
     voteRttRows(g, " over gRPC", (phase) => {
-      const unpaced = phase === "load" ? `; snapshots unpaced, ${num(g.load.snapshotMbPerSec, 1)} MB/s` : ""
+      const pace = phase === "load" ? `; snapshots ${snapshotPaces(g)}: ${num(g.load.snapshotMbPerSec, 1)} MB/s` : ""
       const iroh = r.vote._tag === "ok" ? r.vote.value[phase].rtt : undefined
-      return unpaced + (iroh === undefined ? "" : `; Iroh p50 ${ms(iroh.p50)}, p99 ${ms(iroh.p99)}`)
+      return pace + (iroh === undefined ? "" : `; Iroh p50 ${ms(iroh.p50)}, p99 ${ms(iroh.p99)}`)
     }))
 
   const failover = failoverNotRun(r)
@@ -422,14 +422,25 @@ const votePhaseRows = (label: string, p: VotePhaseResult): Array<string> => [
   num(p.snapshotMbPerSec, 2)
 ]
 
+const bytesPerSec = (n: number): string => `${num(n / 1e6, 1)} MB/s`
+
+/** The snapshot pace the measured transport ran with, and its cap while an election is under way. */
+const snapshotPaces = (v: VoteLatencyResult): string => {
+  const normal = v.snapshotBytesPerSec === 0 ? "unpaced" : `paced at ${bytesPerSec(v.snapshotBytesPerSec)}`
+  const cap = v.snapshotElectionBytesPerSec
+  return cap === 0 || (v.snapshotBytesPerSec !== 0 && cap >= v.snapshotBytesPerSec)
+    ? `${normal}, no lower cap during an election`
+    : `${normal}, capped at ${bytesPerSec(cap)} during an election`
+}
+
 const voteSection = (o: PhaseOutcome<VoteLatencyResult>, cores: number): string => {
   if (o._tag !== "ok") return notOkText(o)
   const v = o.value
   return [
     `${v.votes} RequestVotes per phase on a ${v.spacingMs} ms cadence (the load phase runs at least that many and until ` +
     `the candidate has written one whole snapshot, then 500 ms more, so it covers a snapshot's end: ${v.load.rtt.count} votes); ` +
-    `the voter answers each with a RequestVoteResponse. While votes flow (an election is under way) snapshots are capped at ` +
-    `\`${v.mode === "grpc" ? "grpc" : "iroh"}_snapshot_election_bytes_per_sec\` (0, gRPC's default, is no cap). ` +
+    `the voter answers each with a RequestVoteResponse. While votes flow an election is under way, so the ` +
+    `\`${v.mode === "grpc" ? "grpc" : "iroh"}_snapshot_election_bytes_per_sec\` cap applies: snapshots ${snapshotPaces(v)}. ` +
     `Snapshot chunks: ${num(v.snapshotChunkBytes)} B (\`batching.snapshot_chunk_bytes\`). ` +
     `Load phase: a ${num(v.snapshotBytes / 1e6)} MB Snapshot queued 100 ms before the first vote, another queued whenever the ` +
     `snapshot queue empties (${v.load.snapshotsQueued} queued, ${v.load.snapshotsDelivered} delivered whole during the phase).`,
@@ -558,8 +569,8 @@ const grpcVoteSection = (r: BenchReport, cores: number): string => {
   })
   return [
     "The vote phase with both nodes in `mode = \"grpc\"`: same cadence, same 20 MB snapshot kept in flight. Snapshots over " +
-    "gRPC are not paced (`grpc_snapshot_bytes_per_sec` and `grpc_snapshot_election_bytes_per_sec` are 0 by default), so the load phase streams them as fast as " +
-    "the two processes can.",
+    "gRPC are unpaced by default (`grpc_snapshot_bytes_per_sec` = 0) but, like Iroh's, capped while an election is under way " +
+    "(`grpc_snapshot_election_bytes_per_sec`), and the votes of this phase keep an election under way.",
     "",
     table(header, rows),
     "",

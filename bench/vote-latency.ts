@@ -240,6 +240,9 @@ export interface VotePhaseResult {
 export interface VoteLatencyResult {
   readonly mode: BenchMode
   readonly snapshotChunkBytes: number
+  /** The measured transport's snapshot pace and election cap (bytes/s, 0 = none), as decoded. */
+  readonly snapshotBytesPerSec: number
+  readonly snapshotElectionBytesPerSec: number
   readonly idle: VotePhaseResult
   readonly load: VotePhaseResult
   readonly votes: number
@@ -272,10 +275,16 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
         }
       }
       const [voter, candidate] = yield* spawnPair("vote-voter", "vote-candidate", [options.keyDir, JSON.stringify(overrides)])
-      // The chunk size the nodes run with, default included, as their own config decodes it.
-      const snapshotChunkBytes = (yield* loopbackConfig(1, options.keyDir, overrides).pipe(
+      // The chunk size and paces the nodes run with, defaults included, as their own config decodes them.
+      const { batching } = yield* loopbackConfig(1, options.keyDir, overrides).pipe(
         Effect.mapError((e) => new PeerProcessFailed({ role: "orchestrator", reason: e.message, output: "" }))
-      )).batching.snapshot_chunk_bytes
+      )
+      const snapshotChunkBytes = batching.snapshot_chunk_bytes
+      const grpc = mode === "grpc"
+      const snapshotBytesPerSec = grpc ? batching.grpc_snapshot_bytes_per_sec : batching.iroh_snapshot_bytes_per_sec
+      const snapshotElectionBytesPerSec = grpc
+        ? batching.grpc_snapshot_election_bytes_per_sec
+        : batching.iroh_snapshot_election_bytes_per_sec
 
       const phase = (count: number, snapshotBytes: number) =>
         Effect.gen(function*() {
@@ -326,6 +335,8 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
       return {
         mode,
         snapshotChunkBytes,
+        snapshotBytesPerSec,
+        snapshotElectionBytesPerSec,
         idle,
         load,
         votes: options.votes,

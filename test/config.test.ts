@@ -67,7 +67,7 @@ describe("config: defaults", () => {
           iroh_snapshot_bytes_per_sec: 5_000_000,
           grpc_snapshot_bytes_per_sec: 0,
           iroh_snapshot_election_bytes_per_sec: 2_000_000,
-          grpc_snapshot_election_bytes_per_sec: 0,
+          grpc_snapshot_election_bytes_per_sec: 2_000_000,
           election_window_ms: 1000,
           max_snapshot_bytes: 1024 * 1024 * 1024
         },

@@ -301,7 +301,7 @@ export const BatchingConfig = table({
   grpc_snapshot_bytes_per_sec: orDefault(intAtLeast(0), 0),
   /** A cap on the pace while an election is under way (see `election_window_ms`); 0 is no cap. */
   iroh_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 2_000_000),
-  grpc_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 0),
+  grpc_snapshot_election_bytes_per_sec: orDefault(intAtLeast(0), 2_000_000),
   /** How long after the last election message sent or received an election counts as under way. */
   election_window_ms: orDefault(intAtLeast(0), 1000)
 })
