@@ -360,7 +360,9 @@ export const serveHttpApi = (
           ? Effect.succeed(ok(result.success))
           : errorResponse(result.failure.error, transport, manager, result.failure.waitedMs))
 
-    const route = (request: HttpServerRequest.HttpServerRequest) => Effect.gen(function*() {
+    // Made once: an `Effect.gen` closure per request would keep each request alive across
+    // scavenges (README, "Generator closures per batch").
+    const route = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
       const [path = "", query = ""] = request.url.split("?", 2)
       const params = new URLSearchParams(query)
       const method = request.method === "HEAD" ? "GET" : request.method

@@ -393,50 +393,52 @@ export const makeRaftNode = <R>(
       )
     })
 
-    const carryOut = (rd: Ready, now: number) =>
-      Effect.gen(function*() {
-        for (const note of rd.notes) yield* Effect.logDebug(note)
-        // 1. Persist before anything depends on it (votes, acknowledgements, applying).
-        if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
-          yield* storage.write({
-            ...(rd.snapshot !== undefined ? { snapshot: { metadata: rd.snapshot.metadata, data: rd.snapshot.data } } : {}),
-            ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
-            ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {})
-          })
+    // A generator function made once, not an `Effect.gen` closure per round: a generator
+    // closure per call kept what it captured alive across scavenges in the benchmarks (README,
+    // "Generator closures per batch"); here that would be each round's `Ready`.
+    const carryOut = Effect.fnUntraced(function*(rd: Ready, now: number) {
+      for (const note of rd.notes) yield* Effect.logDebug(note)
+      // 1. Persist before anything depends on it (votes, acknowledgements, applying).
+      if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
+        yield* storage.write({
+          ...(rd.snapshot !== undefined ? { snapshot: { metadata: rd.snapshot.metadata, data: rd.snapshot.data } } : {}),
+          ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
+          ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {})
+        })
+      }
+      // 2. Send. The transport never blocks; a refused message is a lost message.
+      for (const m of rd.messages) {
+        yield* transport.send(m.to, m).pipe(Effect.catch((error) => onDropped(m, error, now)))
+      }
+      const published: Array<RaftEvent> = [...rd.events]
+      // 3. Install a leader's snapshot, then apply what is committed.
+      if (rd.snapshot !== undefined) {
+        stateMachine.restore(rd.snapshot.data)
+        const { index, term } = rd.snapshot.metadata
+        published.push({ _tag: "SnapshotInstalled", node: id, index, term, from: rd.snapshot.from, bytes: rd.snapshot.data.length })
+        yield* Effect.logInfo(`installed snapshot ${index} (term ${term}) from node ${rd.snapshot.from}`)
+      }
+      for (const s of rd.readStates) {
+        const r = reads.get(s.key)
+        if (r !== undefined && r.index === undefined) r.index = s.index
+      }
+      for (const r of rd.proposalRefusals) proposalRefused(r.key, r.from, now)
+      for (const f of rd.readFailures) {
+        // A refusal from a former leader while the read waits on the new one is not final.
+        if (reads.get(f.key)?.askedOf !== f.from) continue
+        failRead(f.key, new NotLeader({ node: id, term: core.term, leader: f.leader }))
+      }
+      yield* applyCommitted
+      serveReads()
+      const taken = yield* maybeSnapshot
+      if (taken !== undefined) published.push(taken)
+      for (const e of published) {
+        if (e._tag === "LeaderChanged" || e._tag === "RoleChanged" || e._tag === "SnapshotTaken") {
+          yield* Effect.logDebug(describeEvent(e))
         }
-        // 2. Send. The transport never blocks; a refused message is a lost message.
-        for (const m of rd.messages) {
-          yield* transport.send(m.to, m).pipe(Effect.catch((error) => onDropped(m, error, now)))
-        }
-        const published: Array<RaftEvent> = [...rd.events]
-        // 3. Install a leader's snapshot, then apply what is committed.
-        if (rd.snapshot !== undefined) {
-          stateMachine.restore(rd.snapshot.data)
-          const { index, term } = rd.snapshot.metadata
-          published.push({ _tag: "SnapshotInstalled", node: id, index, term, from: rd.snapshot.from, bytes: rd.snapshot.data.length })
-          yield* Effect.logInfo(`installed snapshot ${index} (term ${term}) from node ${rd.snapshot.from}`)
-        }
-        for (const s of rd.readStates) {
-          const r = reads.get(s.key)
-          if (r !== undefined && r.index === undefined) r.index = s.index
-        }
-        for (const r of rd.proposalRefusals) proposalRefused(r.key, r.from, now)
-        for (const f of rd.readFailures) {
-          // A refusal from a former leader while the read waits on the new one is not final.
-          if (reads.get(f.key)?.askedOf !== f.from) continue
-          failRead(f.key, new NotLeader({ node: id, term: core.term, leader: f.leader }))
-        }
-        yield* applyCommitted
-        serveReads()
-        const taken = yield* maybeSnapshot
-        if (taken !== undefined) published.push(taken)
-        for (const e of published) {
-          if (e._tag === "LeaderChanged" || e._tag === "RoleChanged" || e._tag === "SnapshotTaken") {
-            yield* Effect.logDebug(describeEvent(e))
-          }
-        }
-        if (published.length > 0) yield* PubSub.publishAll(events, published)
-      })
+      }
+      if (published.length > 0) yield* PubSub.publishAll(events, published)
+    })
 
     const loop = Effect.gen(function*() {
       while (true) {
