@@ -331,24 +331,23 @@ export const serveHttpApi = (
      * failures that are known not to have taken effect are retried: `NotLeader` (no leader
      * yet, e.g. an election is running) and `ProposalDropped`.
      */
-    const withLeader = <A>(timeoutMs: number, attempt: (remainingMs: number) => Effect.Effect<A, RaftError>) =>
-      Effect.gen(function*() {
-        const start = yield* Clock.currentTimeMillis
-        const deadline = start + timeoutMs
-        while (true) {
-          const now = yield* Clock.currentTimeMillis
-          const result = yield* Effect.result(attempt(Math.max(1, deadline - now)))
-          if (Result.isSuccess(result)) return Result.succeed(result.success)
-          const error = result.failure
-          const retryable = error._tag === "NotLeader" ||
-            (error._tag === "ProposalDropped" && error.reason !== "node stopped")
-          const after = yield* Clock.currentTimeMillis
-          if (!retryable || after + RETRY_MS >= deadline) {
-            return Result.fail({ error, waitedMs: after - start })
-          }
-          yield* Effect.sleep(RETRY_MS)
+    const withLeader = Effect.fnUntraced(function*<A>(timeoutMs: number, attempt: (remainingMs: number) => Effect.Effect<A, RaftError>) {
+      const start = yield* Clock.currentTimeMillis
+      const deadline = start + timeoutMs
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const result = yield* Effect.result(attempt(Math.max(1, deadline - now)))
+        if (Result.isSuccess(result)) return Result.succeed(result.success)
+        const error = result.failure
+        const retryable = error._tag === "NotLeader" ||
+          (error._tag === "ProposalDropped" && error.reason !== "node stopped")
+        const after = yield* Clock.currentTimeMillis
+        if (!retryable || after + RETRY_MS >= deadline) {
+          return Result.fail({ error, waitedMs: after - start })
         }
-      })
+        yield* Effect.sleep(RETRY_MS)
+      }
+    })
 
     const respondRaft = <A>(
       timeoutMs: number,

@@ -497,25 +497,25 @@ export const makeRaftNode = <R>(
 
     const node: RaftNode<R> = {
       id,
-      propose: (data, opts) =>
-        Effect.gen(function*() {
-          const deferred = yield* Deferred.make<R, ProposeError>()
-          const accepted = yield* tell({ _tag: "Propose", data, timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms, deferred })
-          if (!accepted) return yield* new ProposalDropped({ node: id, term: core.term, reason: "node stopped" })
-          return yield* Deferred.await(deferred)
-        }),
-      read: <A>(query: () => A, opts?: RequestOptions) =>
-        Effect.gen(function*() {
-          const deferred = yield* Deferred.make<A, ReadError>()
-          const accepted = yield* tell({
-            _tag: "Read",
-            timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms,
-            run: () => Deferred.doneUnsafe(deferred, runQuery(query)),
-            fail: (error) => Deferred.doneUnsafe(deferred, Exit.fail(error))
-          })
-          if (!accepted) return yield* new NotLeader({ node: id, term: core.term, leader: undefined })
-          return yield* Deferred.await(deferred)
-        }),
+      // Generator functions made once, not a generator closure per request (README,
+      // "Generator closures per batch").
+      propose: Effect.fnUntraced(function*(data: Uint8Array, opts?: RequestOptions) {
+        const deferred = yield* Deferred.make<R, ProposeError>()
+        const accepted = yield* tell({ _tag: "Propose", data, timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms, deferred })
+        if (!accepted) return yield* new ProposalDropped({ node: id, term: core.term, reason: "node stopped" })
+        return yield* Deferred.await(deferred)
+      }),
+      read: Effect.fnUntraced(function*<A>(query: () => A, opts?: RequestOptions) {
+        const deferred = yield* Deferred.make<A, ReadError>()
+        const accepted = yield* tell({
+          _tag: "Read",
+          timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms,
+          run: () => Deferred.doneUnsafe(deferred, runQuery(query)),
+          fail: (error) => Deferred.doneUnsafe(deferred, Exit.fail(error))
+        })
+        if (!accepted) return yield* new NotLeader({ node: id, term: core.term, leader: undefined })
+        return yield* Deferred.await(deferred)
+      }),
       status: Effect.gen(function*() {
         const deferred = yield* Deferred.make<RaftStatus>()
         const accepted = yield* tell({ _tag: "Status", deferred })
