@@ -43,11 +43,12 @@ const MAX_SLAB_ITEM_BYTES = SLAB_BYTES / 4
 const MAX_KEPT_WRITER_BYTES = 1024 * 1024
 
 /**
- * One writer for every encoding, and the results carved out of 32 KiB slabs. A fresh
- * protobufjs writer grows its buffer by doubling and then copies the result into one more:
- * for a 4 KiB snapshot chunk that was two ArrayBuffers of its own per message, and at gRPC's
- * 60-90 MB/s the sender spent 20-30 ms at a time in `Buffer.allocUnsafe` while V8 collected
- * for the external memory (bench/profile-summary.ts, "longest stretches").
+ * One writer for every encoding, and what the transport writes carved out of 32 KiB slabs
+ * (`encodePayload`). A fresh protobufjs writer grows its buffer by doubling and then copies
+ * the result into one more: for a 4 KiB snapshot chunk that was two ArrayBuffers of its own
+ * per message, and at gRPC's 60-90 MB/s the sender spent 20-30 ms at a time in
+ * `Buffer.allocUnsafe` while V8 collected for the external memory (bench/profile-summary.ts,
+ * "longest stretches").
  */
 let writer = protobuf.Writer.create()
 let slab = Buffer.allocUnsafe(SLAB_BYTES)
@@ -65,11 +66,8 @@ const take = (n: number): Buffer => {
   return out
 }
 
-/**
- * Encodes one message. The bytes are the caller's, but small encodings share an underlying
- * buffer with others (as `Buffer.allocUnsafe`'s do): copy them to keep one apart for long.
- */
-export const encodeMessage = (message: RaftMessage): Uint8Array => {
+/** Encodes into the shared writer; the result is in `writer.buf` up to `writer.pos`. */
+const encodeIntoWriter = (message: RaftMessage): protobuf.Writer => {
   const w = writer
   w.pos = 0
   w.states = null
@@ -79,9 +77,27 @@ export const encodeMessage = (message: RaftMessage): Uint8Array => {
     writer = protobuf.Writer.create()
     throw cause
   }
+  if (w.buf.length > MAX_KEPT_WRITER_BYTES) writer = protobuf.Writer.create()
+  return w
+}
+
+/**
+ * Encodes one message for a write that happens now: small encodings share a 32 KiB slab
+ * with others, so the bytes must not be kept for long (the transport frames or copies them
+ * straight away).
+ */
+export const encodePayload = (message: RaftMessage): Uint8Array => {
+  const w = encodeIntoWriter(message)
   const out = take(w.pos)
   out.set(w.buf.subarray(0, w.pos))
-  if (w.buf.length > MAX_KEPT_WRITER_BYTES) writer = protobuf.Writer.create()
+  return out
+}
+
+/** Encodes one message into bytes of the caller's own (from Node's pool, as `Buffer.allocUnsafe` gives them). */
+export const encodeMessage = (message: RaftMessage): Uint8Array => {
+  const w = encodeIntoWriter(message)
+  const out = Buffer.allocUnsafe(w.pos)
+  out.set(w.buf.subarray(0, w.pos))
   return out
 }
 

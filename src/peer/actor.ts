@@ -1,5 +1,5 @@
 import { Clock, Effect, Metric, PubSub, Queue, Result, type Scope } from "effect"
-import { encodeMessage } from "../message/codec.ts"
+import { encodePayload } from "../message/codec.ts"
 import { FRAME_HEADER_LENGTH } from "../message/framing.ts"
 import { classify, className, PriorityClass, priorityClasses } from "../message/priority.ts"
 import { snapshotChunks } from "../message/snapshot-chunks.ts"
@@ -246,7 +246,7 @@ export class PeerActor {
     // they are still fresh once there is a link to put them on.
     let target = yield* self.acquireRouted(cls)
     const live = yield* self.unexpired(cls, taken)
-    let payloads = yield* self.fitting(cls, live.map((envelope) => encodeMessage(envelope.message)), target.session)
+    let payloads = yield* self.fitting(cls, live.map((envelope) => encodePayload(envelope.message)), target.session)
     // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
     // The whole batch stays on one session, so a route change cannot reorder it; only a
     // failed write makes the rest look for a session again (whose size limit may differ).
@@ -360,7 +360,7 @@ export class PeerActor {
       let due = yield* Clock.currentTimeMillis
       for (const chunk of snapshotChunks(envelope.message, self.options.snapshotChunkBytes, transferId)) {
         chunks++
-        const payload = encodeMessage(chunk)
+        const payload = encodePayload(chunk)
         const now = yield* Clock.currentTimeMillis
         const rate = paceAt(now)
         if (rate > 0) {
