@@ -117,7 +117,11 @@ const startRelayedPair = Effect.gen(function*() {
     const scope = yield* Scope.fork(outer)
     const pair = yield* relayedPairOnce.pipe(Scope.provide(scope))
     if (yield* relayCarriesIroh(pair.relay)) {
-      yield* Queue.clear(pair.events)
+      // Nothing may have moved while the relay was checked: a route change or a failed link
+      // here would only surface later, as a misleading timeout.
+      const meanwhile = yield* Queue.clear(pair.events)
+      expect(meanwhile.filter((e) => isRouteChanged(e) || isLinkFailure(e))).toEqual([])
+      expect((yield* pair.a.peerStatus(2)).routes).toEqual(["iroh", "iroh", "iroh", "iroh"])
       return pair
     }
     // Shown when the test fails (vitest prints the logs of failed tests only).

@@ -177,6 +177,17 @@ describe("framing", () => {
     expect(out.map((m) => m.index)).toEqual([7])
   })
 
+  it("still returns the frames before a header above the maximum, then takes nothing more", () => {
+    const decoder = new FrameDecoder(100)
+    const good = encodeMessage(msg(3))
+    const spans = decoder.pushSpans(Uint8Array.of(...encodeFrames([good, good]), 0, 0, 1, 0, 9, 9))
+    const out: Array<RaftMessage> = []
+    expect(decodeMessagesAt(decoder.bytes, spans, out)).toBeUndefined()
+    expect(out.map((m) => m.index)).toEqual([3, 3])
+    expect(decoder.tooLarge).toMatchObject({ _tag: "FrameTooLarge", length: 256, max: 100 })
+    expect(decoder.pushSpans(encodeFrames([good]))).toEqual([])
+  })
+
   it("rejects a frame header above the maximum before buffering it", () => {
     const decoder = new FrameDecoder(100)
     const result = decoder.push(Uint8Array.of(0, 0, 1, 0, 9, 9))

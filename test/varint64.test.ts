@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import protobuf from "protobufjs"
 import { decodeMessage, encodeMessage } from "../src/message/codec.ts"
 import { MessageType } from "../src/message/types.ts"
-import { protobufUint64 } from "../src/message/varint64.ts"
+import { installFastUint64, protobufUint64 } from "../src/message/varint64.ts"
 
 const edges = [
   0, 1, 127, 128, 300, 2 ** 14 - 1, 2 ** 14, 2 ** 21, 2 ** 28 - 1, 2 ** 28, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1,
@@ -45,6 +45,16 @@ describe("uint64 without LongBits", () => {
   it("is installed by the codec", () => {
     expect(fastRead).not.toBe(protobufUint64.read)
     expect(fastWrite).not.toBe(protobufUint64.write)
+  })
+
+  it("can be installed again after protobufjs reconfigures itself", () => {
+    protobuf.configure()
+    installFastUint64()
+    installFastUint64()
+    expect(protobuf.Reader.prototype.uint64).toBe(fastRead)
+    expect(protobufUint64.write).not.toBe(fastWrite)
+    // Negative numbers take protobufjs's own path: it must not be ours.
+    expect(writeWith(fastWrite, -5)).toEqual(writeWith(protobufUint64.write, -5))
   })
 
   it("writes the same bytes and reads back the same numbers as protobufjs", () => {

@@ -88,20 +88,21 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
           const spans = decoder.pushSpans(chunk)
-          if (!Array.isArray(spans)) {
-            yield* inboundError("frame_too_large")
-            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${spans.message}`)
-            yield* irohCall(() => stream.stop(ErrorCode.FrameTooLarge), IrohFailure.of)
-            return
-          }
           const messages: Array<RaftMessage> = []
           const failed = decodeMessagesAt(decoder.bytes, spans, messages)
+          // Either way, deliver what decoded before the bad frame or header: it arrived intact and in order.
           if (failed !== undefined) {
-            // Deliver what decoded before the bad frame: it arrived intact and in order.
             yield* delivery.deliver(messages)
             yield* inboundError("decode_failed")
             yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause: failed.cause }).message}`)
             yield* irohCall(() => stream.stop(ErrorCode.DecodeFailed), IrohFailure.of)
+            return
+          }
+          if (decoder.tooLarge !== undefined) {
+            yield* delivery.deliver(messages)
+            yield* inboundError("frame_too_large")
+            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${decoder.tooLarge.message}`)
+            yield* irohCall(() => stream.stop(ErrorCode.FrameTooLarge), IrohFailure.of)
             return
           }
           yield* delivery.deliver(messages)

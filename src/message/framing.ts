@@ -98,13 +98,18 @@ export class FrameDecoder {
     return this.buffer
   }
 
+  /** Set once a frame header above `maxFrameBytes` arrived: the stream must be closed. */
+  tooLarge: FrameTooLarge | undefined = undefined
+
   /**
    * Takes a read and returns the whole frames it completes as spans, `[start, end, start,
    * end, ...]` of their payloads in `bytes`: numbers rather than a view per frame, so the
    * decoder can read every frame of a read with one protobufjs reader and no allocation per
-   * frame (bench/heap-profile-summary.ts). Valid until the next push.
+   * frame (bench/heap-profile-summary.ts). Valid until the next push. Frames before a header
+   * above the maximum are still returned, and `tooLarge` says the stream is over.
    */
-  pushSpans(chunk: Uint8Array): Array<number> | FrameTooLarge {
+  pushSpans(chunk: Uint8Array): Array<number> {
+    if (this.tooLarge !== undefined) return []
     const pending = this.pending
     if (pending === 0) {
       // Not copied: the caller hands over a fresh read, and we never write into it (no spare room).
@@ -130,7 +135,10 @@ export class FrameDecoder {
     while (this.end - this.offset >= FRAME_HEADER_LENGTH) {
       const o = this.offset
       const length = this.lengthAt(o)
-      if (length > this.maxFrameBytes) return new FrameTooLarge({ length, max: this.maxFrameBytes })
+      if (length > this.maxFrameBytes) {
+        this.tooLarge = new FrameTooLarge({ length, max: this.maxFrameBytes })
+        break
+      }
       if (this.end - o - FRAME_HEADER_LENGTH < length) break
       spans.push(o + FRAME_HEADER_LENGTH, o + FRAME_HEADER_LENGTH + length)
       this.offset = o + FRAME_HEADER_LENGTH + length
@@ -138,10 +146,10 @@ export class FrameDecoder {
     return spans
   }
 
-  /** `pushSpans`, with each frame as its own view (for callers that keep frames apart). */
+  /** `pushSpans`, with each frame as its own view; `FrameTooLarge` once a header is above the maximum. */
   push(chunk: Uint8Array): Array<Uint8Array> | FrameTooLarge {
     const spans = this.pushSpans(chunk)
-    if (!Array.isArray(spans)) return spans
+    if (this.tooLarge !== undefined) return this.tooLarge
     const frames: Array<Uint8Array> = []
     for (let i = 0; i < spans.length; i += 2) frames.push(this.buffer.subarray(spans[i], spans[i + 1]))
     return frames

@@ -91,11 +91,16 @@ function writeUint64(this: WriterState, value: number): WriterState {
   return this
 }
 
-/** Installs both on protobufjs's prototypes; call after `protobuf.configure()`, which resets them. */
+/**
+ * Installs both on protobufjs's prototypes. Safe to repeat: `protobuf.configure()` puts back
+ * its own reader (not its writer), and each one is remembered only while it is protobufjs's,
+ * so the writer's fallback can never end up calling itself.
+ */
 export const installFastUint64 = (): void => {
-  if (protobuf.Reader.prototype.uint64 === (readUint64 as never)) return
-  protobufUint64.read = protobuf.Reader.prototype.uint64 as never
-  protobufUint64.write = protobuf.Writer.prototype.uint64 as never
+  const reader = protobuf.Reader.prototype.uint64 as unknown
+  const writer = protobuf.Writer.prototype.uint64 as unknown
+  if (reader !== readUint64) protobufUint64.read = reader as ReadUint64
+  if (writer !== writeUint64) protobufUint64.write = writer as WriteUint64
   protobuf.Reader.prototype.uint64 = readUint64 as never
   protobuf.Writer.prototype.uint64 = writeUint64 as never
 }
