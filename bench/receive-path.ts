@@ -10,10 +10,10 @@
 import { Effect } from "effect"
 import { performance } from "node:perf_hooks"
 import { arrayToBytes } from "../src/message/byte-arrays.ts"
-import { decodeMessagesAt, encodeMessage } from "../src/message/codec.ts"
+import { decodeRead, encodeMessage } from "../src/message/codec.ts"
 import { encodeFramesToArray, FrameDecoder } from "../src/message/framing.ts"
 import { PriorityClass } from "../src/message/priority.ts"
-import { MessageType, type RaftMessage } from "../src/message/types.ts"
+import { MessageType } from "../src/message/types.ts"
 import { InboundDelivery } from "../src/transport/inbound-delivery.ts"
 import { InboundMailbox } from "../src/transport/inbound-mailbox.ts"
 
@@ -54,11 +54,8 @@ const program = Effect.gen(function*() {
     const array = yield* Effect.promise(() => new Promise<Array<number>>((resolve) => setImmediate(() => { const t = performance.now(); while (performance.now() - t < busyMs); resolve(reads[n++ % reads.length]!.slice()) })))
     const chunk = arrayToBytes(array)
     yield* delivery.countBytes(chunk.length)
-    const spans = decoder.pushSpans(chunk)
-    if (!Array.isArray(spans)) return yield* Effect.die(spans)
-    const messages: Array<RaftMessage> = []
-    const failed = decodeMessagesAt(decoder.bytes, spans, messages)
-    if (failed !== undefined) return yield* Effect.die(failed.cause)
+    const { messages, failure } = decodeRead(decoder, chunk)
+    if (failure !== undefined) return yield* Effect.die(failure)
     yield* delivery.deliver(messages)
   }
   yield* Effect.yieldNow

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { vi } from "vitest"
-import { decodeMessage, decodeMessagesAt, encodeMessage, encodePayload } from "../src/message/codec.ts"
+import { decodeMessage, decodeRead, encodeMessage, encodePayload } from "../src/message/codec.ts"
 import { arrayToBytes } from "../src/message/byte-arrays.ts"
 import {
   encodeFrames,
@@ -76,6 +76,15 @@ describe("codec", () => {
   })
 })
 
+/** The frames one push completes, as views into the decoder's buffer. */
+const framesOf = (decoder: FrameDecoder, chunk: Uint8Array): Array<Uint8Array> => {
+  const spans = decoder.pushSpans(chunk)
+  if (decoder.tooLarge !== undefined) throw decoder.tooLarge
+  const frames: Array<Uint8Array> = []
+  for (let i = 0; i < spans.length; i += 2) frames.push(decoder.bytes.subarray(spans[i], spans[i + 1]))
+  return frames
+}
+
 describe("framing", () => {
   it("parses the preamble and rejects strangers", () => {
     expect(parsePreamble(preamble(PriorityClass.Heartbeat))).toBe(PriorityClass.Heartbeat)
@@ -92,8 +101,7 @@ describe("framing", () => {
       const decoder = new FrameDecoder(1024)
       const got: Array<number> = []
       for (let o = 0; o < bytes.length; o += step) {
-        const frames = decoder.push(bytes.slice(o, o + step))
-        if (!Array.isArray(frames)) throw frames
+        const frames = framesOf(decoder, bytes.slice(o, o + step))
         for (const f of frames) got.push(decodeMessage(f).index!)
       }
       expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i))
@@ -119,9 +127,8 @@ describe("framing", () => {
       for (let o = 0; o < bytes.length; o += step) {
         const chunk = bytes.slice(o, o + step)
         const before = spied.mock.calls.length
-        const got = decoder.push(chunk)
+        const got = framesOf(decoder, chunk)
         for (const call of spied.mock.calls.slice(before)) copied += (call[0] as ArrayLike<number>).length
-        if (!Array.isArray(got)) throw got
         frames.push(...got)
       }
     } finally {
@@ -140,9 +147,9 @@ describe("framing", () => {
     const decoder = new FrameDecoder(1024)
     const decoded: Array<RaftMessage> = []
     for (let o = 0; o < bytes.length; o += 5) {
-      const spans = decoder.pushSpans(bytes.slice(o, o + 5))
-      if (!Array.isArray(spans)) throw spans
-      expect(decodeMessagesAt(decoder.bytes, spans, decoded)).toBeUndefined()
+      const { messages, failure } = decodeRead(decoder, bytes.slice(o, o + 5))
+      expect(failure).toBeUndefined()
+      decoded.push(...messages)
     }
     expect(decoded.map((m) => Array.from(m.entries![0]!.data!))).toEqual(payloads.map((_, i) => [i & 0xff, 1, 2]))
   })
@@ -154,9 +161,9 @@ describe("framing", () => {
       const decoder = new FrameDecoder(1024)
       const got: Array<RaftMessage> = []
       for (let o = 0; o < bytes.length; o += step) {
-        const spans = decoder.pushSpans(bytes.slice(o, o + step))
-        if (!Array.isArray(spans)) throw spans
-        expect(decodeMessagesAt(decoder.bytes, spans, got)).toBeUndefined()
+        const { messages, failure } = decodeRead(decoder, bytes.slice(o, o + step))
+        expect(failure).toBeUndefined()
+        got.push(...messages)
       }
       expect(got).toEqual(payloads.map((p) => decodeMessage(new Uint8Array(p))))
     }
@@ -168,30 +175,25 @@ describe("framing", () => {
     // it fails; through a shared reader it would read on into the next frame.
     const bad = Uint8Array.of(0x3a, 20, 0x10, 0x01)
     const decoder = new FrameDecoder(1024)
-    const spans = decoder.pushSpans(encodeFrames([good, bad, good]))
-    if (!Array.isArray(spans)) throw spans
-    const out: Array<RaftMessage> = []
-    const failed = decodeMessagesAt(decoder.bytes, spans, out)
+    const { messages, failure } = decodeRead(decoder, encodeFrames([good, bad, good]))
     expect(() => decodeMessage(bad)).toThrow()
-    expect(failed?.cause).toBeInstanceOf(Error)
-    expect(out.map((m) => m.index)).toEqual([7])
+    expect(failure).toMatchObject({ _tag: "DecodeFailed" })
+    expect(messages.map((m) => m.index)).toEqual([7])
   })
 
   it("still returns the frames before a header above the maximum, then takes nothing more", () => {
     const decoder = new FrameDecoder(100)
     const good = encodeMessage(msg(3))
-    const spans = decoder.pushSpans(Uint8Array.of(...encodeFrames([good, good]), 0, 0, 1, 0, 9, 9))
-    const out: Array<RaftMessage> = []
-    expect(decodeMessagesAt(decoder.bytes, spans, out)).toBeUndefined()
-    expect(out.map((m) => m.index)).toEqual([3, 3])
-    expect(decoder.tooLarge).toMatchObject({ _tag: "FrameTooLarge", length: 256, max: 100 })
-    expect(decoder.pushSpans(encodeFrames([good]))).toEqual([])
+    const { messages, failure } = decodeRead(decoder, Uint8Array.of(...encodeFrames([good, good]), 0, 0, 1, 0, 9, 9))
+    expect(messages.map((m) => m.index)).toEqual([3, 3])
+    expect(failure).toMatchObject({ _tag: "FrameTooLarge", length: 256, max: 100 })
+    expect(decodeRead(decoder, encodeFrames([good]))).toMatchObject({ messages: [], failure: { _tag: "FrameTooLarge" } })
   })
 
   it("rejects a frame header above the maximum before buffering it", () => {
     const decoder = new FrameDecoder(100)
-    const result = decoder.push(Uint8Array.of(0, 0, 1, 0, 9, 9))
-    expect(result).toMatchObject({ _tag: "FrameTooLarge", length: 256, max: 100 })
+    expect(decoder.pushSpans(Uint8Array.of(0, 0, 1, 0, 9, 9))).toEqual([])
+    expect(decoder.tooLarge).toMatchObject({ _tag: "FrameTooLarge", length: 256, max: 100 })
   })
 })
 

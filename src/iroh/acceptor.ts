@@ -1,9 +1,8 @@
 import { Effect, FiberSet, Metric, type Scope } from "effect"
-import { DecodeFailed } from "../message/errors.ts"
-import { decodeMessagesAt } from "../message/codec.ts"
+import { decodeRead } from "../message/codec.ts"
 import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
 import { className } from "../message/priority.ts"
-import type { NodeId, RaftMessage } from "../message/types.ts"
+import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { InboundDelivery } from "../transport/inbound-delivery.ts"
 import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
@@ -87,25 +86,15 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
-          const spans = decoder.pushSpans(chunk)
-          const messages: Array<RaftMessage> = []
-          const failed = decodeMessagesAt(decoder.bytes, spans, messages)
-          // Either way, deliver what decoded before the bad frame or header: it arrived intact and in order.
-          if (failed !== undefined) {
-            yield* delivery.deliver(messages)
-            yield* inboundError("decode_failed")
-            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause: failed.cause }).message}`)
-            yield* irohCall(() => stream.stop(ErrorCode.DecodeFailed), IrohFailure.of)
-            return
-          }
-          if (decoder.tooLarge !== undefined) {
-            yield* delivery.deliver(messages)
-            yield* inboundError("frame_too_large")
-            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${decoder.tooLarge.message}`)
-            yield* irohCall(() => stream.stop(ErrorCode.FrameTooLarge), IrohFailure.of)
-            return
-          }
+          const { messages, failure } = decodeRead(decoder, chunk)
           yield* delivery.deliver(messages)
+          if (failure !== undefined) {
+            const tooLarge = failure._tag === "FrameTooLarge"
+            yield* inboundError(tooLarge ? "frame_too_large" : "decode_failed")
+            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${failure.message}`)
+            yield* irohCall(() => stream.stop(tooLarge ? ErrorCode.FrameTooLarge : ErrorCode.DecodeFailed), IrohFailure.of)
+            return
+          }
         }
       }).pipe(
         // A reset or lost connection ends the stream; the connection handler reports the loss.

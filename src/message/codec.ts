@@ -1,5 +1,7 @@
 import protobuf from "protobufjs"
 import { fileURLToPath } from "node:url"
+import { DecodeFailed, type FrameTooLarge } from "./errors.ts"
+import type { FrameDecoder } from "./framing.ts"
 import type { RaftMessage } from "./types.ts"
 import { installFastUint64 } from "./varint64.ts"
 
@@ -104,29 +106,35 @@ export const encodeMessage = (message: RaftMessage): Uint8Array => {
 /** Decodes one message; throws on malformed input (callers turn that into `DecodeFailed`). */
 export const decodeMessage = (bytes: Uint8Array): RaftMessage => MessageCodec.decode(bytes) as unknown as RaftMessage
 
+export interface DecodedRead {
+  /** The messages the read completed, in stream order, up to any failure. */
+  readonly messages: Array<RaftMessage>
+  /** What ends the stream, if anything: an undecodable frame, or a header above the maximum. */
+  readonly failure: DecodeFailed | FrameTooLarge | undefined
+}
+
 /**
- * Decodes the frames at `spans` (`[start, end, ...]` in `bytes`, as `FrameDecoder.pushSpans`
- * gives them) into `out`, all through one reader whose bounds are moved frame by frame: no
- * view and no reader per message. Each frame is bounded by its own end, exactly as if it were
- * decoded alone. Returns the first frame's failure (what decoded before it is in `out`).
+ * Feeds one read to a stream's frame decoder and decodes the frames it completes, all through
+ * one reader whose bounds are moved frame by frame: no view and no reader per message. Each
+ * frame is bounded by its own end, exactly as if it were decoded alone. What decoded before a
+ * failure arrived intact and in order, so it is returned with it.
  */
-export const decodeMessagesAt = (
-  bytes: Uint8Array,
-  spans: ReadonlyArray<number>,
-  out: Array<RaftMessage>
-): { readonly cause: unknown } | undefined => {
-  if (spans.length === 0) return undefined
-  const reader = protobuf.Reader.create(bytes)
-  for (let i = 0; i < spans.length; i += 2) {
-    reader.pos = spans[i]!
-    reader.len = spans[i + 1]!
-    try {
-      out.push(MessageCodec.decode(reader) as unknown as RaftMessage)
-    } catch (cause) {
-      return { cause }
+export const decodeRead = (decoder: FrameDecoder, chunk: Uint8Array): DecodedRead => {
+  const spans = decoder.pushSpans(chunk)
+  const messages: Array<RaftMessage> = []
+  if (spans.length > 0) {
+    const reader = protobuf.Reader.create(decoder.bytes)
+    for (let i = 0; i < spans.length; i += 2) {
+      reader.pos = spans[i]!
+      reader.len = spans[i + 1]!
+      try {
+        messages.push(MessageCodec.decode(reader) as unknown as RaftMessage)
+      } catch (cause) {
+        return { messages, failure: new DecodeFailed({ cause }) }
+      }
     }
   }
-  return undefined
+  return { messages, failure: decoder.tooLarge }
 }
 
 export const encodeBatch = (messages: ReadonlyArray<RaftMessage>): Uint8Array =>

@@ -76,9 +76,9 @@ export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: 
  * a bounded number of times. Re-copying everything pending on every read cost O(n^2): a
  * 4 MiB append in 8 KiB reads copied ~1 GiB and held the event loop for a second.
  *
- * Returned frames are views into the buffer, and decoded `bytes` fields are views into them
- * (protobufjs `subarray`s), so bytes before `offset` are never written again: appends go
- * after `end` only, and growth moves the pending bytes into a fresh buffer.
+ * Decoded `bytes` fields are views into the buffer (protobufjs `subarray`s), so bytes before
+ * `offset` are never written again: appends go after `end` only, and growth moves the
+ * pending bytes into a fresh buffer.
  */
 export class FrameDecoder {
   private buffer: Uint8Array = new Uint8Array(0)
@@ -144,15 +144,6 @@ export class FrameDecoder {
       this.offset = o + FRAME_HEADER_LENGTH + length
     }
     return spans
-  }
-
-  /** `pushSpans`, with each frame as its own view; `FrameTooLarge` once a header is above the maximum. */
-  push(chunk: Uint8Array): Array<Uint8Array> | FrameTooLarge {
-    const spans = this.pushSpans(chunk)
-    if (this.tooLarge !== undefined) return this.tooLarge
-    const frames: Array<Uint8Array> = []
-    for (let i = 0; i < spans.length; i += 2) frames.push(this.buffer.subarray(spans[i], spans[i + 1]))
-    return frames
   }
 
   private lengthAt(o: number): number {

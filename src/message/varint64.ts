@@ -25,33 +25,22 @@ const TWO_32 = 4294967296
 
 const outOfRange = (reader: ReaderState): RangeError => RangeError(`index out of range: ${reader.pos} + 1 > ${reader.len}`)
 
+/** Bytes 1-4 fill `lo`, byte 5 straddles `lo` and `hi`, bytes 6-10 fill `hi`: LongBits's layout. */
 function readUint64(this: ReaderState): number {
   const buf = this.buf
   const len = this.len
   let pos = this.pos
   let lo = 0
-  let b = 0
-  for (let shift = 0; shift < 28; shift += 7) {
+  let hi = 0
+  for (let i = 0; i < 10; i++) {
     if (pos >= len) throw outOfRange(this)
-    b = buf[pos++]!
-    lo = (lo | ((b & 127) << shift)) >>> 0
-    if (b < 128) {
-      this.pos = pos
-      return lo
-    }
-  }
-  if (pos >= len) throw outOfRange(this)
-  b = buf[pos++]!
-  lo = (lo | ((b & 127) << 28)) >>> 0
-  let hi = (b & 127) >> 4
-  if (b < 128) {
-    this.pos = pos
-    return lo + hi * TWO_32
-  }
-  for (let shift = 3; shift < 38; shift += 7) {
-    if (pos >= len) throw outOfRange(this)
-    b = buf[pos++]!
-    hi = (hi | ((b & 127) << shift)) >>> 0
+    const b = buf[pos++]!
+    const bits = b & 127
+    if (i < 4) lo = (lo | (bits << (7 * i))) >>> 0
+    else if (i === 4) {
+      lo = (lo | (bits << 28)) >>> 0
+      hi = bits >> 4
+    } else hi = (hi | (bits << (7 * i - 32))) >>> 0
     if (b < 128) {
       this.pos = pos
       return lo + hi * TWO_32
