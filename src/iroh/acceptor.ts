@@ -56,15 +56,8 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const readStream = (peer: NodeId, stream: RecvStream) =>
       Effect.gen(function*() {
         const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of).pipe(
-          // A stream that ends inside its preamble is bad input, not a quiet end of stream.
-          Effect.tapError((e) =>
-            e.message.startsWith("FinishedEarly")
-              ? Effect.andThen(
-                inboundError("bad_preamble"),
-                Effect.logWarning(`inbound stream from peer ${peer} ended inside its preamble: ${e.message}`)
-              )
-              : Effect.void
-          )
+          // A stream that ends inside its preamble is bad input (a short preamble), not a quiet end.
+          Effect.catch((e) => e.message.startsWith("FinishedEarly") ? Effect.succeed(new Uint8Array(0)) : Effect.fail(e))
         )
         const cls = parsePreamble(head)
         if (typeof cls !== "number") {

@@ -105,8 +105,6 @@ export interface PingAnswers {
   readonly failed: number
   /** Why the last failed answer failed. */
   readonly lastFailure: string | undefined
-  /** Why the connection stopped taking pings (it closed). */
-  readonly ended: string
 }
 
 /**
@@ -134,7 +132,7 @@ export const answerPings = async (connection: NativeConnection, pingLength: numb
     try {
       bi = await connection.acceptBi()
     } catch (error) {
-      return { answered, failed, lastFailure, ended: messageOf(error) }
+      return { answered, failed, lastFailure }
     }
     void answer(bi) // settles on its own and never rejects: failures are counted above
   }

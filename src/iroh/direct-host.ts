@@ -27,7 +27,7 @@ const recvStream = (stream: NativeRecvStream): IrohRecvStream => ({
 })
 
 /** A binding connection behind the host interface. */
-export const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray<number>): IrohConnection => ({
+const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray<number>): IrohConnection => ({
   remoteId: connection.remoteId().toString(),
   openUni: async (priority) => sendStream(await openPrioritisedUni(connection, priority)),
   acceptUni: async () => recvStream(await connection.acceptUni()),

@@ -1,4 +1,5 @@
 import { Data, Effect } from "effect"
+import { messageOf as irohErrorMessage } from "./binding.ts"
 
 /** ALPN of wire format version 1 (DESIGN.md, "Wire format"). */
 export const ALPN_TEXT = "raft-transport/1"
@@ -27,13 +28,12 @@ export const ErrorCode = {
 export const PING_BYTES: Array<number> = [0x52, 0x54, 0x50, 0x49, 0x4e, 0x47, 0x00, 0x01] // "RTPING\0\1"
 
 /**
- * Bytes asked of the binding per read, by class. Each read is turned into an `Array<number>`
- * on the JS thread (~60 ns per byte): appends read 64 KiB for throughput, the other classes
+ * Bytes asked of the binding per read, by class. The binding makes each read an
+ * `Array<number>` (~60 ns per byte) on the thread that runs it, the event loop unless
+ * `worker_thread` is on: appends read 64 KiB for throughput, the other classes
  * 8 KiB so a snapshot stream never holds the loop for more than ~0.5 ms at a time.
  */
 export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 64 * 1024, 8 * 1024]
-
-import { messageOf as irohErrorMessage } from "./binding.ts"
 
 export { irohErrorMessage }
 

@@ -1,3 +1,4 @@
+import { bytesToArray } from "./byte-arrays.ts"
 import { BadPreamble, FrameTooLarge } from "./errors.ts"
 import { isPriorityClass, type PriorityClass } from "./priority.ts"
 
@@ -62,7 +63,7 @@ export const encodeFrames = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Ar
 export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array): Array<number> => {
   const leadLength = lead?.length ?? 0
   const out = new Array<number>(leadLength + framedLength(payloads))
-  for (let i = 0; i < leadLength; i++) out[i] = lead![i]!
+  if (lead !== undefined) bytesToArray(lead, out)
   return writeFrames(payloads, out, leadLength)
 }
 
