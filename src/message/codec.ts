@@ -85,8 +85,8 @@ const encodeIntoWriter = (message: RaftMessage): protobuf.Writer => {
 
 /**
  * Encodes one message for a write that happens now: small encodings share a 32 KiB slab
- * with others, so the bytes must not be kept for long (the transport frames or copies them
- * straight away).
+ * with others, which stays alive while any of them is kept (the transport frames or copies
+ * them at once; only a batch retried after a failed write waits, for one reconnect).
  */
 export const encodePayload = (message: RaftMessage): Uint8Array => {
   const w = encodeIntoWriter(message)

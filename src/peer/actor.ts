@@ -201,10 +201,10 @@ export class PeerActor {
             }))
         )
         if (cls === PriorityClass.Snapshot) {
-          for (const envelope of batch) yield* self.sendSnapshot(self, envelope)
+          for (const envelope of batch) yield* self.sendSnapshot(envelope)
           continue
         }
-        yield* self.writeBatch(self, cls, batch)
+        yield* self.writeBatch(cls, batch)
       }
     }).pipe(
       Effect.onInterrupt(() =>
@@ -241,7 +241,8 @@ export class PeerActor {
    * scavenges (README, "Generator closures per batch"). The sender's scavenges promoted
    * 0.5-1.2 MB each instead of 3.2-3.5 MB, with half the pause.
    */
-  private readonly writeBatch = Effect.fnUntraced(function*(self: PeerActor, cls: PriorityClass, taken: ReadonlyArray<Envelope>) {
+  private readonly writeBatch = Effect.fnUntraced(function*(this: PeerActor, cls: PriorityClass, taken: ReadonlyArray<Envelope>) {
+    const self = this
     // Connect first: messages may age while a dead peer is redialled, and go out only if
     // they are still fresh once there is a link to put them on.
     let target = yield* self.acquireRouted(cls)
@@ -260,7 +261,8 @@ export class PeerActor {
         bytes += size
         end++
       }
-      const written = yield* self.writeGroup(self, cls, target, payloads.slice(start, end), bytes)
+      const group = start === 0 && end === payloads.length ? payloads : payloads.slice(start, end)
+      const written = yield* self.writeGroup(cls, target, group, bytes)
       start = end
       if (!written && start < payloads.length) {
         target = yield* self.acquireRouted(cls)
@@ -273,9 +275,10 @@ export class PeerActor {
   /** The payloads `session` can carry; the rest are dropped (and settled) as `too_large`. */
   private fitting(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, session: LinkSession): Effect.Effect<ReadonlyArray<Uint8Array>> {
     const maxBytes = Math.min(this.options.maxFrameBytes, session.maxPayloadBytes)
+    // Nearly always everything fits: then the batch goes on as it is, without a copy.
+    if (payloads.every((payload) => payload.length <= maxBytes)) return Effect.succeed(payloads)
     const fit = payloads.filter((payload) => payload.length <= maxBytes)
     const tooLarge = payloads.length - fit.length
-    if (tooLarge === 0) return Effect.succeed(fit)
     this.settle(cls, tooLarge)
     return Effect.as(this.countDrop(cls, "too_large", tooLarge), fit)
   }
@@ -305,12 +308,13 @@ export class PeerActor {
 
   /** One write; false when the link failed (its messages are counted as lost). */
   private readonly writeGroup = Effect.fnUntraced(function*(
-    self: PeerActor,
+    this: PeerActor,
     cls: PriorityClass,
     target: Routed,
     payloads: ReadonlyArray<Uint8Array>,
     bytes: number
   ) {
+    const self = this
     const { session, kind, connector } = target
     const written = yield* Effect.result(session.write(cls, payloads, bytes))
     self.settle(cls, payloads.length)
@@ -344,7 +348,8 @@ export class PeerActor {
   }
 
   /** Writes one snapshot in chunks; a broken transfer is retried from the start. */
-  private readonly sendSnapshot = Effect.fnUntraced(function*(self: PeerActor, envelope: Envelope) {
+  private readonly sendSnapshot = Effect.fnUntraced(function*(this: PeerActor, envelope: Envelope) {
+    const self = this
     const cls = PriorityClass.Snapshot
     let lastError = "no attempt made"
     for (let attempt = 1; attempt <= self.options.snapshotAttempts; attempt++) {
@@ -360,7 +365,6 @@ export class PeerActor {
       let due = yield* Clock.currentTimeMillis
       for (const chunk of snapshotChunks(envelope.message, self.options.snapshotChunkBytes, transferId)) {
         chunks++
-        const payload = encodePayload(chunk)
         const now = yield* Clock.currentTimeMillis
         const rate = paceAt(now)
         if (rate > 0) {
@@ -369,8 +373,10 @@ export class PeerActor {
           // slow writes is capped, so a stalled transfer does not come back as a burst.
           due = Math.max(due, now - PACE_CREDIT_MS)
           if (due - now > 1) yield* Effect.sleep(due - now)
-          due += ((FRAME_HEADER_LENGTH + payload.length) / rate) * 1000
         }
+        // Encoded after the wait: slab bytes are for writing at once.
+        const payload = encodePayload(chunk)
+        if (rate > 0) due += ((FRAME_HEADER_LENGTH + payload.length) / rate) * 1000
         const written = yield* Effect.result(session.write(cls, [payload], FRAME_HEADER_LENGTH + payload.length))
         if (Result.isFailure(written)) {
           failure = written.failure
