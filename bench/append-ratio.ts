@@ -13,7 +13,7 @@ import { median } from "./stats.ts"
 import { runTransportThroughput } from "./transport-throughput.ts"
 import type { FlowOptions } from "./windows.ts"
 
-export interface AppendRatioPair {
+interface AppendRatioPair {
   /** Raw ceiling MB/s just before and just after the append run. */
   readonly rawBefore: number
   readonly rawAfter: number

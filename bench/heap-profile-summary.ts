@@ -45,7 +45,8 @@ const walk = (node: HeapNode, nearestProject: string): void => {
     total += node.selfSize
     const key = label(node.callFrame)
     bySelf.set(key, (bySelf.get(key) ?? 0) + node.selfSize)
-    byProject.set(`${here}  <-  ${key}`, (byProject.get(`${here}  <-  ${key}`) ?? 0) + node.selfSize)
+    const pair = `${here}  <-  ${key}`
+    byProject.set(pair, (byProject.get(pair) ?? 0) + node.selfSize)
   }
   for (const child of node.children) walk(child, here)
 }

@@ -34,7 +34,7 @@ import { benchOnly, runPhase } from "./phase.ts"
 import { runRawCeiling } from "./raw-ceiling.ts"
 import { type BenchReport, renderReport } from "./report.ts"
 import { runTransportThroughput } from "./transport-throughput.ts"
-import { runVoteLatency } from "./vote-latency.ts"
+import { DEFAULT_VOTES, runVoteLatency } from "./vote-latency.ts"
 import type { FlowOptions } from "./windows.ts"
 
 const RESULTS = fileURLToPath(new URL("./results.md", import.meta.url))
@@ -48,7 +48,7 @@ const APPEND_RATIO_PAIRS = 5
  * load. 1,000 votes so that p99 is not just the third-worst sample: with 300, the idle p99 (the
  * ratio's denominator) moved by a third between runs of the same build.
  */
-const VOTES = { votes: 1000, spacingMs: 5, snapshotBytes: 20_000_000 } as const
+const VOTES = DEFAULT_VOTES
 const SWEEP_CHUNK_BYTES = [4 * 1024, 64 * 1024]
 /** Dual-mode failover: how the Iroh half of the peer dies, and the sender's probe interval. */
 const FAILOVER_VARIANTS: ReadonlyArray<{ readonly signal: KillSignal; readonly probeIntervalMs: number }> = [

@@ -250,6 +250,9 @@ export interface VoteLatencyResult {
   readonly snapshotBytes: number
 }
 
+/** The vote phase of `npm run bench`: votes per phase, their spacing, the snapshot in flight. */
+export const DEFAULT_VOTES = { votes: 1000, spacingMs: 5, snapshotBytes: 20_000_000 } as const
+
 export interface VoteLatencyOptions {
   readonly keyDir: string
   /** Both nodes' mode: "iroh" (the default) or "grpc". */

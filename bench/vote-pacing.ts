@@ -3,7 +3,7 @@
  * transport's own: `iroh_snapshot_bytes_per_sec` or `grpc_snapshot_bytes_per_sec`; 0 is
  * unpaced), for trying settings that `npm run bench` does not sweep:
  *
- *   npx tsx bench/vote-pacing.ts <iroh|grpc> <snapshot_chunk_bytes> <snapshot_bytes_per_sec> [runs=2]
+ *   npx tsx bench/vote-pacing.ts [iroh|grpc|dual] <snapshot_chunk_bytes> <snapshot_bytes_per_sec> [runs=2]
  *
  * Each run is a fresh pair of processes; one line per run: idle and load round trips, the
  * ratio of the p99s, the snapshot stream's rate and both sides' event-loop lag p99.
@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseMode } from "./loopback-node.ts"
-import { runVoteLatency } from "./vote-latency.ts"
+import { DEFAULT_VOTES, runVoteLatency } from "./vote-latency.ts"
 
 const [modeArg, chunkArg = "4096", rateArg = "0", runsArg = "2"] = process.argv.slice(2)
 const mode = parseMode(modeArg)
@@ -35,9 +35,7 @@ const oneRun = Effect.acquireUseRelease(
         batching: mode === "grpc"
           ? { grpc_snapshot_bytes_per_sec: rate, grpc_snapshot_election_bytes_per_sec: rate }
           : { iroh_snapshot_bytes_per_sec: rate, iroh_snapshot_election_bytes_per_sec: rate },
-        votes: 1000,
-        spacingMs: 5,
-        snapshotBytes: 20_000_000
+        ...DEFAULT_VOTES
       }),
       (r) =>
         Console.log(
