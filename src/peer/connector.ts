@@ -98,7 +98,7 @@ export class Connector {
 
   /** The live session, dialling (after any backoff) until one is established. */
   readonly acquire: Effect.Effect<LinkSession> = Effect.flatMap(
-    this.acquireWhile(() => true),
+    this.acquireWhile(),
     (session) => session === undefined ? Effect.die("unreachable: acquire is always wanted") : Effect.succeed(session)
   )
 
@@ -107,16 +107,17 @@ export class Connector {
    * waiting: while another fiber dials, and during the backoff after a failed dial, `wanted()` is
    * asked every few ms, and `undefined` means "not wanted any
    * more". Without it a writer would sit in this link's backoff while another link it is now
-   * routed to is up.
+   * routed to is up. Without `wanted` (always wanted) there is nothing to look at: it waits
+   * for the dial lock and sleeps each backoff whole.
    */
-  acquireWhile(wanted: () => boolean): Effect.Effect<LinkSession | undefined> {
+  acquireWhile(wanted?: () => boolean): Effect.Effect<LinkSession | undefined> {
     const self = this
     return Effect.gen(function*() {
       while (true) {
         // Someone else is dialling: look again shortly instead of queueing for the lock, so a
         // route change meanwhile is followed at once (a dial to a peer that is going away can
         // take as long as its connect timeout).
-        if (self.live === undefined && self.dialInFlight) {
+        if (wanted !== undefined && self.live === undefined && self.dialInFlight) {
           yield* Effect.sleep(BUSY_POLL_MS)
           if (!wanted()) return undefined
           continue
@@ -125,10 +126,10 @@ export class Connector {
         if (Result.isSuccess(attempt)) return attempt.success
         // The backoff, looked at every few ms: a route change meanwhile is followed at once.
         while (true) {
-          if (!wanted()) return undefined
+          if (wanted !== undefined && !wanted()) return undefined
           const left = self.retryAt - (yield* Clock.currentTimeMillis)
           if (left <= 0) break
-          yield* Effect.sleep(Math.min(left, BUSY_POLL_MS))
+          yield* Effect.sleep(wanted === undefined ? left : Math.min(left, BUSY_POLL_MS))
         }
       }
     })
