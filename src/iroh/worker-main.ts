@@ -97,6 +97,8 @@ const handlers: Handlers = {
   },
   closeEndpoint: async () => {
     await endpoint?.close()
+    // After the reply, leave only the binding's own calls: the worker exits once they settle.
+    setImmediate(() => port.close())
   },
   connect: async ({ address }) => {
     const connection = await live().connect(endpointAddrOf(address), alpn)
