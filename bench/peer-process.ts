@@ -6,13 +6,13 @@
  * the failure).
  */
 import { Cause, Effect, Exit, type LogLevel, References } from "effect"
-import { failoverGrpcRole, failoverIrohRole, failoverSenderRole } from "./failover.ts"
-import { candidateRole, voterRole } from "./vote-latency.ts"
-import { type Msg, type ParentLink, type Role, TypedMailbox } from "./ipc.ts"
-import { Probe, type Counters } from "./probe.ts"
-import { rawReceiverRole, rawSenderRole } from "./raw-ceiling.ts"
-import { throughputReceiverRole, throughputSenderRole } from "./transport-throughput.ts"
-import { WindowProfiler } from "./window-profiler.ts"
+import { failoverGrpcRole, failoverIrohRole, failoverSenderRole } from "./phases/failover.ts"
+import { candidateRole, voterRole } from "./phases/vote-latency.ts"
+import { type Msg, type ParentLink, type Role, TypedMailbox } from "./harness/ipc.ts"
+import { Probe, type Counters } from "./harness/probe.ts"
+import { rawReceiverRole, rawSenderRole } from "./phases/raw-ceiling.ts"
+import { throughputReceiverRole, throughputSenderRole } from "./phases/transport-throughput.ts"
+import { WindowProfiler } from "./harness/window-profiler.ts"
 
 const roles: Record<string, Role> = {
   "raw-sender": rawSenderRole,

@@ -4,19 +4,19 @@
  * any failures.
  */
 import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
-import type { AppendRatioResult } from "./append-ratio.ts"
-import type { ClusterResult } from "./cluster.ts"
-import type { CodecResults } from "./codec.ts"
-import { type FailoverResult, type FailoverRun, medianMax } from "./failover.ts"
-import type { MachineInfo } from "./machine.ts"
-import type { PhaseOutcome } from "./phase.ts"
-import { type ProbeWindow, processCoresBusy } from "./probe.ts"
-import { RAW_FRAME_BYTES, RAW_READ_BYTES, type RawCeilingResult } from "./raw-ceiling.ts"
-import type { ThroughputResult } from "./transport-throughput.ts"
-import type { VoteLatencyResult, VotePhaseResult } from "./vote-latency.ts"
-import { median, perSecond } from "./stats.ts"
-import { BACKGROUND_LIMIT_CORES, quietMedian } from "./windows.ts"
-import { peerV8Flags } from "./peer-processes.ts"
+import type { AppendRatioResult } from "./phases/append-ratio.ts"
+import type { ClusterResult } from "./phases/cluster.ts"
+import type { CodecResults } from "./phases/codec.ts"
+import { type FailoverResult, type FailoverRun, medianMax } from "./phases/failover.ts"
+import type { MachineInfo } from "./harness/machine.ts"
+import type { PhaseOutcome } from "./harness/phase.ts"
+import { type ProbeWindow, processCoresBusy } from "./harness/probe.ts"
+import { RAW_FRAME_BYTES, RAW_READ_BYTES, type RawCeilingResult } from "./phases/raw-ceiling.ts"
+import type { ThroughputResult } from "./phases/transport-throughput.ts"
+import type { VoteLatencyResult, VotePhaseResult } from "./phases/vote-latency.ts"
+import { median, perSecond } from "./harness/stats.ts"
+import { BACKGROUND_LIMIT_CORES, quietMedian } from "./harness/windows.ts"
+import { peerV8Flags } from "./harness/peer-processes.ts"
 
 export interface BenchReport {
   readonly command: string
@@ -822,7 +822,7 @@ export const renderReport = (r: BenchReport): string => {
     "- Failover: three processes per run (sender, Iroh half and gRPC half of peer 2), killed with `ChildProcess.kill`; the " +
     "peer processes close their scope on SIGTERM. The sender waits until both of peer 2's links are connected before it " +
     "starts; the run ends 0.5 s after the first gRPC delivery.",
-    "- Cluster (`bench/cluster.ts`): per transport, three node processes elect a leader; after a 1 s warm-up with 8 " +
+    "- Cluster (`bench/phases/cluster.ts`): per transport, three node processes elect a leader; after a 1 s warm-up with 8 " +
     "clients, 1 and then 64 concurrent clients each loop PUT (100 B value, keys reused, `?timeout_ms=5000`) → 200 to the " +
     "leader's HTTP API; a PUT is answered once the entry is committed and applied. commits/s = acknowledged PUTs / " +
     "measured time; latency = request sent → response, in the client. Failover: the leader is SIGKILLed; from its exit, a " +

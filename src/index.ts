@@ -5,16 +5,12 @@
  */
 
 // The service
-export {
-  type LocalAddress,
-  makeRaftTransport,
-  RaftTransport,
-  type RaftTransportService
-} from "./transport/service.ts"
-export type { TransportEvent } from "./transport/events.ts"
-export type { PeerAddress } from "./transport/peer-table.ts"
-export type { LinkStatus, PeerStatus } from "./peer/actor.ts"
-export type { ConnectorState } from "./peer/connector.ts"
+export { type LocalAddress, RaftTransport, type RaftTransportService } from "./domain/raft-transport.ts"
+export { layerConfig, layerTomlFile } from "./transport/layer.ts"
+export { makeRaftTransport } from "./transport/service.ts"
+export type { TransportEvent } from "./domain/events.ts"
+export type { PeerAddress } from "./domain/peer-table.ts"
+export type { ConnectorState, LinkStatus, PeerStatus } from "./domain/peer-status.ts"
 
 // Errors
 export {
@@ -25,7 +21,7 @@ export {
   StreamFailed,
   type TransportKind,
   TransportStartFailed
-} from "./transport/errors.ts"
+} from "./domain/errors.ts"
 export { BadPreamble, DecodeFailed, FrameTooLarge } from "./message/errors.ts"
 
 // Messages

@@ -7,7 +7,7 @@ import { Effect, Schema, SchemaIssue } from "effect"
 import { parse, TomlError } from "smol-toml"
 import { ConfigError, type ConfigIssue } from "./errors.ts"
 import { TransportConfig, type TransportConfigEncoded } from "./schema.ts"
-import { describeCause } from "../transport/errors.ts"
+import { describeCause } from "../domain/errors.ts"
 
 /** The root of every field path: the `[transport]` table. */
 const ROOT = "transport"

@@ -6,7 +6,7 @@ import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { forkProbe } from "../peer/probe.ts"
-import { ConnectFailed, describeCause, StreamFailed } from "../transport/errors.ts"
+import { ConnectFailed, describeCause, StreamFailed } from "../domain/errors.ts"
 import { encodeMessageBatch, maxPayloadInBatch, splitBatches } from "./batch-encoding.ts"
 import {
   type Ack,

@@ -4,9 +4,9 @@ import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing
 import { className } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
-import { InboundDelivery } from "../transport/inbound-delivery.ts"
-import type { InboundMailbox } from "../transport/inbound-mailbox.ts"
-import type { PeerTable } from "../transport/peer-table.ts"
+import { InboundDelivery } from "../inbound/inbound-delivery.ts"
+import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
+import type { PeerTable } from "../domain/peer-table.ts"
 import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
 import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
 

@@ -1,5 +1,5 @@
 import iroh from "@number0/iroh"
-import type { PeerAddress } from "../transport/peer-table.ts"
+import type { PeerAddress } from "../domain/peer-table.ts"
 import type { DialAddress } from "./host.ts"
 
 const { EndpointTicket } = iroh
@@ -11,8 +11,6 @@ export const dialAddressOf = (peer: PeerAddress): DialAddress | undefined => {
   return { endpointId: peer.irohEndpointId, addresses: peer.irohAddresses }
 }
 
-/** Fills in the endpoint id from the ticket, so inbound connections can be matched to the peer. */
-export const withEndpointIdFromTicket = (peer: PeerAddress): PeerAddress =>
-  peer.irohTicket !== undefined && peer.irohEndpointId === undefined
-    ? { ...peer, irohEndpointId: EndpointTicket.fromString(peer.irohTicket).endpointAddr().id().toString() }
-    : peer
+/** The endpoint id a ticket names, so inbound connections can be matched to the peer. */
+export const endpointIdOfTicket = (ticket: string): string =>
+  EndpointTicket.fromString(ticket).endpointAddr().id().toString()

@@ -4,7 +4,7 @@
  * the binding and keeps to erasable TypeScript.
  */
 import iroh from "@number0/iroh"
-import type { DialAddress, RelayModeSetting } from "./host.ts"
+import type { DialAddress, RelayModeSetting } from "./addressing.ts"
 
 const { Endpoint, EndpointAddr, EndpointId, EndpointTicket, RelayMode, presetMinimal, presetN0 } = iroh
 

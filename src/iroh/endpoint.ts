@@ -1,5 +1,5 @@
 import { Effect, type Scope } from "effect"
-import { TransportStartFailed } from "../transport/errors.ts"
+import { TransportStartFailed } from "../domain/errors.ts"
 import { bindEndpoint } from "./binding.ts"
 import { directHost } from "./direct-host.ts"
 import type { IrohHost, RelayModeSetting } from "./host.ts"

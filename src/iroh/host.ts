@@ -9,15 +9,9 @@
  */
 import type { PingAnswers } from "./binding.ts"
 
-export type RelayModeSetting =
-  | { readonly _tag: "disabled" }
-  | { readonly _tag: "default" }
-  | { readonly _tag: "custom"; readonly urls: ReadonlyArray<string> }
+import type { DialAddress } from "./addressing.ts"
 
-/** How to dial a peer: a ticket (with optional extra addresses), or an endpoint id and addresses. */
-export type DialAddress =
-  | { readonly ticket: string; readonly endpointId?: undefined; readonly addresses: ReadonlyArray<string> }
-  | { readonly ticket?: undefined; readonly endpointId: string; readonly addresses: ReadonlyArray<string> }
+export type { DialAddress, RelayModeSetting } from "./addressing.ts"
 
 export interface IrohSendStream {
   /**

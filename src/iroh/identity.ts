@@ -1,7 +1,7 @@
 import { Data, Effect } from "effect"
 import iroh from "@number0/iroh"
 import { open, readFile } from "node:fs/promises"
-import { describeCause } from "../transport/errors.ts"
+import { describeCause } from "../domain/errors.ts"
 
 const { SecretKey } = iroh
 

@@ -4,7 +4,7 @@ import { className, PriorityClass, priorityClasses } from "../message/priority.t
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { forkProbe } from "../peer/probe.ts"
-import { ConnectFailed, StreamFailed } from "../transport/errors.ts"
+import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import type { DialAddress, IrohHost, IrohSendStream } from "./host.ts"
 import { ErrorCode, irohCall, irohErrorMessage, STREAM_PRIORITY } from "./protocol.ts"
 

@@ -6,7 +6,7 @@ import type { RaftMessage } from "./types.ts"
 import { installFastUint64 } from "./varint64.ts"
 
 // Without `Long`, protobufjs reads uint64 as plain numbers: one allocation less per field and
-// no conversion for callers. Measured in bench/codec.ts.
+// no conversion for callers. Measured in bench/phases/codec.ts.
 protobuf.util.Long = undefined as never
 protobuf.configure()
 installFastUint64()
@@ -16,7 +16,7 @@ export const protoPath: string = fileURLToPath(new URL("../../proto/raft.proto",
 /**
  * Reflection, not static generation: protobufjs compiles per-type encoders and decoders at
  * load time with the same generated code that `pbjs -t static` would write, so the speed is
- * the same (bench/codec.ts) without a generated file to keep in sync with the .proto.
+ * the same (bench/phases/codec.ts) without a generated file to keep in sync with the .proto.
  */
 export const protoRoot: protobuf.Root = protobuf.loadSync(protoPath)
 
@@ -49,7 +49,7 @@ const MAX_KEPT_WRITER_BYTES = 1024 * 1024
  * (`encodePayload`). A fresh protobufjs writer grows its buffer by doubling and then copies
  * the result into one more: for a 4 KiB snapshot chunk that was two ArrayBuffers of its own
  * per message, and at gRPC's 60-90 MB/s the sender spent 20-30 ms at a time in
- * `Buffer.allocUnsafe` while V8 collected for the external memory (bench/profile-summary.ts,
+ * `Buffer.allocUnsafe` while V8 collected for the external memory (bench/tools/profile-summary.ts,
  * "longest stretches").
  */
 let writer = protobuf.Writer.create()

@@ -30,7 +30,7 @@ export const framedLength = (payloads: ReadonlyArray<Uint8Array>): number => {
 /**
  * Writes u32-BE length-prefixed frames into any indexable sink. One plain indexed loop serves
  * both the `Uint8Array` of gRPC and the pre-sized `Array<number>` that the Iroh binding takes,
- * so a batch is converted once, with no intermediate buffer (measured in bench/codec.ts).
+ * so a batch is converted once, with no intermediate buffer (measured in bench/phases/codec.ts).
  */
 const writeFrames = <T extends { [i: number]: number }>(
   payloads: ReadonlyArray<Uint8Array>,
@@ -106,7 +106,7 @@ export class FrameDecoder {
    * Takes a read and returns the whole frames it completes as spans, `[start, end, start,
    * end, ...]` of their payloads in `bytes`: numbers rather than a view per frame, so the
    * decoder can read every frame of a read with one protobufjs reader and no allocation per
-   * frame (bench/heap-profile-summary.ts). Valid until the next push. Frames before a header
+   * frame (bench/tools/heap-profile-summary.ts). Valid until the next push. Frames before a header
    * above the maximum are still returned, and `tooLarge` says the stream is over.
    */
   pushSpans(chunk: Uint8Array): Array<number> {

@@ -4,7 +4,7 @@ import protobuf from "protobufjs"
  * `uint64` for protobufjs without a `LongBits` object per field. Every Raft field is a uint64
  * (term, index, commit, ids), so with `Long` off protobufjs allocated one `LongBits` per field
  * read and per non-zero field written: a quarter of everything the receiver of a 100 B append
- * stream allocated (bench/heap-profile-summary.ts), paid again as scavenge time. These read
+ * stream allocated (bench/tools/heap-profile-summary.ts), paid again as scavenge time. These read
  * and write the same bits, and read into the same number (`lo + hi * 2^32`, so values above
  * 2^53 round exactly as before); test/varint64.test.ts checks them against protobufjs's own.
  */

@@ -5,7 +5,7 @@ import { createServer } from "node:http"
 import { splitHostPort } from "../config/schema.ts"
 import { MetricsServerFailed } from "./errors.ts"
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts"
-import { describeCause } from "../transport/errors.ts"
+import { describeCause } from "../domain/errors.ts"
 
 export interface MetricsServer {
   /** The address actually bound, `host:port` (`[v6]:port` for IPv6); the real port when 0 was asked for. */

@@ -31,8 +31,8 @@ import type { NoQuorum, NotLeader, ProposalDropped } from "../raft/errors.ts"
 import { encodeKvCommand } from "../raft/kv-state-machine.ts"
 import type { RaftStatus } from "../raft/events.ts"
 import type { ApplyResult, RaftManagerService } from "../raft/manager.ts"
-import { describeCause } from "../transport/errors.ts"
-import type { RaftTransportService } from "../transport/service.ts"
+import { describeCause } from "../domain/errors.ts"
+import type { RaftTransportService } from "../domain/raft-transport.ts"
 
 export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
   readonly address: string

@@ -17,7 +17,7 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { stringify } from "smol-toml"
 import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
-import { describeCause } from "../transport/errors.ts"
+import { describeCause } from "../domain/errors.ts"
 import type { StatusBody } from "./http-api.ts"
 import { nodeV8Flags } from "./v8-flags.ts"
 

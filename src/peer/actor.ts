@@ -5,11 +5,12 @@ import { classify, className, PriorityClass, priorityClasses } from "../message/
 import { snapshotChunks } from "../message/snapshot-chunks.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
-import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../transport/errors.ts"
-import type { ElectionActivity } from "../transport/election-activity.ts"
-import type { TransportEvent } from "../transport/events.ts"
+import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../domain/errors.ts"
+import type { ElectionActivity } from "../domain/election-activity.ts"
+import type { TransportEvent } from "../domain/events.ts"
+import type { PeerStatus } from "../domain/peer-status.ts"
 import type { BackoffPolicy } from "./backoff.ts"
-import { Connector, type ConnectorState, type LinkStateListener } from "./connector.ts"
+import { Connector, type LinkStateListener } from "./connector.ts"
 import type { Link, LinkSession } from "./link.ts"
 import { type ClassQueueOptions, type Envelope, OutboundQueue } from "./outbound-queue.ts"
 
@@ -51,22 +52,6 @@ export interface RouteSelector {
 
 /** Every class on one transport, for single-transport modes and tests. */
 export const fixedRoute = (kind: TransportKind): RouteSelector => ({ route: () => kind, canFallBack: () => false })
-
-export interface LinkStatus {
-  readonly transport: TransportKind
-  readonly state: ConnectorState
-  readonly consecutiveFailures: number
-  readonly lastFailure: string | undefined
-  readonly rttMs: number | undefined
-}
-
-export interface PeerStatus {
-  readonly peer: NodeId
-  readonly links: ReadonlyArray<LinkStatus>
-  /** Messages waiting per class (election, heartbeat, append, snapshot). */
-  readonly queued: ReadonlyArray<number>
-  readonly routes: ReadonlyArray<TransportKind>
-}
 
 /** A live session and the transport and connector it belongs to. */
 interface Routed {

@@ -2,8 +2,9 @@ import { Cause, Clock, Effect, Exit, Metric, PubSub, Result, Scope, Semaphore } 
 import { className, type PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
-import { ConnectFailed, describeCause, type TransportKind } from "../transport/errors.ts"
-import type { TransportEvent } from "../transport/events.ts"
+import { ConnectFailed, describeCause, type TransportKind } from "../domain/errors.ts"
+import type { TransportEvent } from "../domain/events.ts"
+import type { ConnectorState } from "../domain/peer-status.ts"
 import { backoffDelays, type BackoffPolicy } from "./backoff.ts"
 import type { Link, LinkSession } from "./link.ts"
 
@@ -14,7 +15,6 @@ interface Live {
   readonly unconfirmed: Array<{ readonly at: number; readonly cls: PriorityClass; readonly count: number }>
 }
 
-export type ConnectorState = "connected" | "connecting" | "idle" | "backoff"
 
 /** While another fiber dials, how often a caller that wants the link looks again. */
 const BUSY_POLL_MS = 5

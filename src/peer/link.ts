@@ -1,6 +1,6 @@
 import type { Effect, Scope } from "effect"
 import type { PriorityClass } from "../message/priority.ts"
-import type { ConnectFailed, StreamFailed, TransportKind } from "../transport/errors.ts"
+import type { ConnectFailed, StreamFailed, TransportKind } from "../domain/errors.ts"
 
 /**
  * The seam between the peer actor and a transport. The actor's writers only ever see a

@@ -1,5 +1,5 @@
 import { Effect, Result, type Scope } from "effect"
-import { describeCause } from "../transport/errors.ts"
+import { describeCause } from "../domain/errors.ts"
 
 export interface ProbeOptions<E> {
   /** One round trip in ms, or a failure. */

@@ -1,6 +1,6 @@
 import { Data } from "effect"
 import type { NodeId } from "../message/types.ts"
-import { describeCause } from "../transport/errors.ts"
+import { describeCause } from "../domain/errors.ts"
 
 /** This node cannot serve the request: it is not the leader and knows of none to forward to. */
 export class NotLeader extends Data.TaggedError("NotLeader")<{

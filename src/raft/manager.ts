@@ -5,7 +5,7 @@
  */
 import { Context, Effect, Layer, type Scope } from "effect"
 import { ConfigError } from "../config/errors.ts"
-import { RaftTransport } from "../transport/service.ts"
+import { RaftTransport } from "../domain/raft-transport.ts"
 import type { RaftConfig } from "./config.ts"
 import type { StorageError } from "./errors.ts"
 import { FileStorage } from "./file-storage.ts"

@@ -1,91 +1,44 @@
-import { Context, Effect, Exit, Layer, Metric, PubSub, Redacted, Scope, Stream } from "effect"
-import type { ConfigError } from "../config/errors.ts"
-import { loadConfigFile } from "../config/load.ts"
+/**
+ * The transport itself: one Iroh endpoint and acceptor, one gRPC server, and an actor per peer
+ * with its links and router, all in the layer's scope. `options.ts` maps the config onto each.
+ */
+import { Effect, Exit, Metric, PubSub, Redacted, Scope, Stream } from "effect"
 import type { TransportConfig } from "../config/schema.ts"
-import { queueConfigFor } from "../config/schema.ts"
-import { dialAddressOf } from "../iroh/addresses.ts"
+import { MessageDropped, PeerUnknown, TransportStartFailed } from "../domain/errors.ts"
+import { ElectionActivity } from "../domain/election-activity.ts"
+import type { TransportEvent } from "../domain/events.ts"
+import { type PeerAddress, PeerTable } from "../domain/peer-table.ts"
+import type { RaftTransportService } from "../domain/raft-transport.ts"
+import { makeGrpcLink } from "../grpc/link.ts"
+import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
+import { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
+import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
 import { makeIrohEndpoint } from "../iroh/endpoint.ts"
 import type { IrohHost } from "../iroh/host.ts"
 import { makeIrohLink } from "../iroh/link.ts"
-import { makeGrpcLink } from "../grpc/link.ts"
-import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
-import { classify, className, priorityClasses } from "../message/priority.ts"
+import { classify, className } from "../message/priority.ts"
+import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { serveMetrics } from "../metrics/server.ts"
-import type { NodeId, RaftMessage } from "../message/types.ts"
-import { PeerActor, type PeerStatus } from "../peer/actor.ts"
+import { PeerActor } from "../peer/actor.ts"
 import type { Link } from "../peer/link.ts"
-import { MessageDropped, PeerUnknown, TransportStartFailed } from "./errors.ts"
-import type { TransportEvent } from "./events.ts"
-import { ElectionActivity } from "./election-activity.ts"
-import { InboundMailbox } from "./inbound-mailbox.ts"
-import { type PeerAddress, PeerTable } from "./peer-table.ts"
-import { PeerRouter } from "./router.ts"
-import { superviseDualPeer } from "./supervisor.ts"
-
-/** How other nodes reach this one. */
-export interface LocalAddress {
-  readonly nodeId: NodeId
-  readonly grpc?: { readonly address: string }
-  /** The Prometheus `/metrics` server, when `metrics_address` is set. */
-  readonly metrics?: { readonly address: string }
-  readonly iroh?: {
-    readonly endpointId: string
-    readonly addresses: ReadonlyArray<string>
-    readonly ticket: string
-  }
-}
-
-export interface RaftTransportService {
-  readonly nodeId: NodeId
-  readonly localAddress: () => LocalAddress
-  /**
-   * Hands a message to the peer's actor and returns at once. Fails with `PeerUnknown` for a
-   * node outside the peer table, and `MessageDropped` when the class's queue is full and its
-   * policy rejects new messages.
-   */
-  readonly send: (to: NodeId, message: RaftMessage) => Effect.Effect<void, PeerUnknown | MessageDropped>
-  /** The next inbound message, highest class first (election > heartbeat > append > snapshot). */
-  readonly receive: Effect.Effect<RaftMessage>
-  /** Up to `max` inbound messages in priority order; waits for at least one. */
-  readonly receiveBatch: (max: number) => Effect.Effect<ReadonlyArray<RaftMessage>>
-  /** Inbound messages as a stream, in the same priority order as `receive`. */
-  readonly messages: Stream.Stream<RaftMessage>
-  /** Link and membership events. Subscribe before the events you care about happen. */
-  readonly events: Stream.Stream<TransportEvent>
-  /** Adds or replaces a peer (membership change); replacing closes the old peer's links. */
-  readonly addPeer: (peer: PeerAddress) => Effect.Effect<void>
-  /** Removes a peer: its queued messages are dropped (counted), its links closed. */
-  readonly removePeer: (id: NodeId) => Effect.Effect<void, PeerUnknown>
-  readonly peerStatus: (id: NodeId) => Effect.Effect<PeerStatus, PeerUnknown>
-  readonly peers: Effect.Effect<ReadonlyArray<PeerStatus>>
-}
-
-export class RaftTransport extends Context.Service<RaftTransport, RaftTransportService>()("raft-transport/RaftTransport") {
-  /** The transport a decoded config describes, with every resource scoped to the layer. */
-  static layerConfig(config: TransportConfig): Layer.Layer<RaftTransport, TransportStartFailed> {
-    return Layer.effect(RaftTransport, makeRaftTransport(config))
-  }
-
-  /** The transport the `[transport]` table of a TOML file describes. */
-  static layerTomlFile(path: string): Layer.Layer<RaftTransport, TransportStartFailed | ConfigError> {
-    return Layer.unwrap(Effect.map(loadConfigFile(path), (config) => RaftTransport.layerConfig(config)))
-  }
-}
+import { PeerRouter } from "../routing/router.ts"
+import { superviseDualPeer } from "../routing/supervisor.ts"
+import {
+  actorOptions,
+  grpcLinkOptions,
+  grpcServerOptions,
+  irohEndpointOptions,
+  irohLinkOptions,
+  peerAddressOf,
+  routerOptions
+} from "./options.ts"
 
 interface PeerEntry {
   readonly actor: PeerActor
   readonly scope: Scope.Closeable
 }
-
-export const peerAddressOf = (peer: TransportConfig["peers"][number]): PeerAddress => ({
-  id: peer.id,
-  irohEndpointId: peer.iroh_endpoint_id,
-  irohAddresses: peer.iroh_addresses,
-  irohTicket: peer.iroh_ticket,
-  grpcAddress: peer.grpc_address
-})
 
 export const makeRaftTransport = (
   config: TransportConfig
@@ -93,7 +46,7 @@ export const makeRaftTransport = (
   Effect.gen(function*() {
     const self = config.node_id
     const scope = yield* Effect.scope
-    const table = new PeerTable(self)
+    const table = new PeerTable(self, endpointIdOfTicket)
     for (const peer of config.peers) table.set(peerAddressOf(peer))
     const electionActivity = new ElectionActivity(config.batching.election_window_ms)
     const mailbox = yield* InboundMailbox.make(config.queues.inbound_capacity, electionActivity)
@@ -103,12 +56,7 @@ export const makeRaftTransport = (
     const usesIroh = config.enabled && config.mode !== "grpc" && config.iroh_config.enabled
     const usesGrpc = config.enabled && config.mode !== "iroh" && config.grpc_config.enabled
     const iroh: IrohHost | undefined = usesIroh
-      ? yield* makeIrohEndpoint({
-        bindAddress: config.iroh_config.bind_address,
-        keyFile: config.iroh_config.key_file,
-        relayMode: config.iroh_config.relay_mode,
-        workerThread: config.iroh_config.worker_thread
-      })
+      ? yield* makeIrohEndpoint(irohEndpointOptions(config))
       : undefined
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh,
@@ -119,32 +67,10 @@ export const makeRaftTransport = (
       maxSnapshotBytes: config.batching.max_snapshot_bytes
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
-    const tls = config.grpc_config.tls
     const grpc: GrpcServer | undefined = usesGrpc
-      ? yield* runGrpcServer({
-        bindAddress: config.grpc_config.bind_address,
-        self,
-        clusterId: config.cluster_id,
-        token,
-        tls: tls === undefined ? undefined : {
-          certFile: tls.cert_file,
-          keyFile: tls.key_file,
-          caFile: tls.ca_file,
-          requireClientCert: tls.require_client_cert,
-          bindIdentity: tls.bind_identity
-        },
-        peers: table,
-        mailbox,
-        maxMessageBytes: config.grpc_config.max_message_bytes,
-        maxSnapshotBytes: config.batching.max_snapshot_bytes
-      })
+      ? yield* runGrpcServer(grpcServerOptions(config, token, table, mailbox))
       : undefined
 
-    const probe = {
-      probeIntervalMs: config.strategy.probe_interval_ms,
-      probeTimeoutMs: config.strategy.probe_timeout_ms,
-      probeFailuresBeforeClose: config.strategy.probe_failures
-    }
     const linksFor = (peer: NodeId): ReadonlyArray<Link> => {
       const links: Array<Link> = []
       if (iroh !== undefined) {
@@ -155,22 +81,11 @@ export const makeRaftTransport = (
             const address = table.get(peer)
             return address === undefined ? undefined : dialAddressOf(address)
           },
-          connectTimeoutMs: config.iroh_config.connect_timeout_ms,
-          ...probe
+          ...irohLinkOptions(config)
         }))
       }
       if (grpc !== undefined) {
-        links.push(makeGrpcLink({
-          self,
-          peer,
-          address: () => table.get(peer)?.grpcAddress,
-          clusterId: config.cluster_id,
-          token,
-          tls: tls === undefined ? undefined : { caFile: tls.ca_file, certFile: tls.cert_file, keyFile: tls.key_file },
-          connectTimeoutMs: config.grpc_config.connect_timeout_ms,
-          maxMessageBytes: config.grpc_config.max_message_bytes,
-          ...probe
-        }))
+        links.push(makeGrpcLink(grpcLinkOptions(config, peer, token, () => table.get(peer)?.grpcAddress)))
       }
       return links
     }
@@ -192,37 +107,10 @@ export const makeRaftTransport = (
         yield* stopPeer(address.id)
         table.set(address)
         const peerScope = yield* Scope.fork(scope)
-        const router = yield* PeerRouter.make({
-          peer: address.id,
-          mode: config.mode,
-          strategy: config.strategy.raft_transport,
-          classRoutes: config.strategy.class_routes,
-          fallbackToGrpc: config.strategy.fallback_to_grpc,
-          events
-        })
+        const router = yield* PeerRouter.make(routerOptions(config, address.id, events))
         const actor = yield* PeerActor.make({
+          ...actorOptions(config, electionActivity),
           peer: address.id,
-          queues: priorityClasses.map((cls) => queueConfigFor(config, cls)),
-          maxBatch: config.batching.max_batch,
-          maxBatchBytes: config.batching.max_batch_bytes,
-          maxAgeMs: config.batching.max_age_ms,
-          maxFrameBytes: config.max_frame_bytes,
-          snapshotChunkBytes: config.batching.snapshot_chunk_bytes,
-          snapshotBytesPerSec: {
-            iroh: config.batching.iroh_snapshot_bytes_per_sec,
-            grpc: config.batching.grpc_snapshot_bytes_per_sec
-          },
-          snapshotElectionBytesPerSec: {
-            iroh: config.batching.iroh_snapshot_election_bytes_per_sec,
-            grpc: config.batching.grpc_snapshot_election_bytes_per_sec
-          },
-          electionActivity,
-          snapshotAttempts: 3,
-          backoff: {
-            initialMs: config.reconnect.initial_backoff_ms,
-            maxMs: config.reconnect.max_backoff_ms,
-            jitter: config.reconnect.jitter
-          },
           links: linksFor(address.id),
           routes: router,
           events,

@@ -2,7 +2,7 @@ import { Deferred, Effect, Queue, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import type { LocalAddress } from "../../src/transport/service.ts"
+import type { LocalAddress } from "../../src/domain/raft-transport.ts"
 
 const entry = fileURLToPath(new URL("./echo-node.ts", import.meta.url))
 

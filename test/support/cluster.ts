@@ -5,8 +5,9 @@ import { join } from "node:path"
 import { decodeTransportConfig } from "../../src/config/load.ts"
 import type { TransportConfig } from "../../src/config/schema.ts"
 import { MessageType, type RaftMessage } from "../../src/message/types.ts"
-import type { PeerAddress } from "../../src/transport/peer-table.ts"
-import { makeRaftTransport, type RaftTransportService } from "../../src/transport/service.ts"
+import type { PeerAddress } from "../../src/domain/peer-table.ts"
+import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
+import { makeRaftTransport } from "../../src/transport/service.ts"
 
 export const tempDir = (prefix = "raft-transport-test-"): string => mkdtempSync(join(tmpdir(), prefix))
 

@@ -1,5 +1,5 @@
 import { Effect, Queue } from "effect"
-import type { TransportEvent } from "../../src/transport/events.ts"
+import type { TransportEvent } from "../../src/domain/events.ts"
 
 /** Takes events until one with `tag` arrives (within 20 s), and returns it. */
 export const awaitEvent = (events: Queue.Queue<TransportEvent>, tag: TransportEvent["_tag"]) =>

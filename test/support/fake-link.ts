@@ -2,8 +2,8 @@ import { Effect, PubSub } from "effect"
 import type { NodeId } from "../../src/message/types.ts"
 import { fixedRoute, PeerActor, type PeerActorOptions } from "../../src/peer/actor.ts"
 import type { Link, LinkSession } from "../../src/peer/link.ts"
-import type { TransportKind } from "../../src/transport/errors.ts"
-import type { TransportEvent } from "../../src/transport/events.ts"
+import type { TransportKind } from "../../src/domain/errors.ts"
+import type { TransportEvent } from "../../src/domain/events.ts"
 
 /** An in-memory session that never closes, with `write` as given (by default, accept at once). */
 export const fakeSession = (kind: TransportKind, write: LinkSession["write"] = () => Effect.void): LinkSession => ({

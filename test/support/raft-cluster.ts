@@ -16,7 +16,7 @@ import { KvStateMachine } from "../../src/raft/kv-state-machine.ts"
 import { RaftManager, type RaftManagerService } from "../../src/raft/manager.ts"
 import { MemoryStorage } from "../../src/raft/memory-storage.ts"
 import type { RaftStorage } from "../../src/raft/storage.ts"
-import { RaftTransport } from "../../src/transport/service.ts"
+import { RaftTransport } from "../../src/domain/raft-transport.ts"
 import { RaftNetwork } from "./raft-network.ts"
 
 export interface ClusterOptions {

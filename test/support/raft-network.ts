@@ -6,8 +6,8 @@
  */
 import { Effect, Queue, Stream } from "effect"
 import type { NodeId, RaftMessage } from "../../src/message/types.ts"
-import { PeerUnknown } from "../../src/transport/errors.ts"
-import type { RaftTransportService } from "../../src/transport/service.ts"
+import { PeerUnknown } from "../../src/domain/errors.ts"
+import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
 
 const notUsed = (what: string) => Effect.die(new Error(`fake transport: ${what} is not used by the Raft manager`))
 

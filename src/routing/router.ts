@@ -1,0 +1,162 @@
+import { Effect, Metric, PubSub } from "effect"
+import type { ClassRoutes, RaftTransportStrategy, TransportMode } from "../config/schema.ts"
+import { className, type PriorityClass, priorityClasses } from "../message/priority.ts"
+import type { NodeId } from "../message/types.ts"
+import * as M from "../metrics/metrics.ts"
+import type { TransportKind } from "../domain/errors.ts"
+import type { TransportEvent } from "../domain/events.ts"
+import { preferredTransport, type RttEstimates } from "./strategy.ts"
+
+export interface RouterOptions {
+  readonly peer: NodeId
+  readonly mode: TransportMode
+  readonly strategy: RaftTransportStrategy
+  readonly classRoutes: ClassRoutes
+  readonly fallbackToGrpc: boolean
+  readonly events: PubSub.PubSub<TransportEvent>
+}
+
+/**
+ * Which transport carries each class to one peer. Three inputs, in order: a per-class route
+ * from config overrides the strategy; the strategy (fixed, or adaptive on smoothed RTTs with
+ * hysteresis) picks the peer's transport; and while the Iroh link is down, `fallback_to_grpc`
+ * moves Iroh-bound classes to gRPC until it recovers. The adaptive strategy never keeps a
+ * peer on a gRPC link that went down: it returns to Iroh until gRPC is back and faster. Every
+ * change is an event, a log line and a counter; writers read `route` before each batch, so a
+ * change applies to the next write.
+ */
+export class PeerRouter {
+  private preferred: TransportKind
+  private irohDown: string | undefined
+  private readonly routes: Array<TransportKind>
+
+  constructor(private readonly options: RouterOptions) {
+    this.preferred = options.mode === "grpc" || options.strategy._tag === "always_grpc" ? "grpc" : "iroh"
+    this.routes = priorityClasses.map((cls) => this.compute(cls))
+  }
+
+  static make(options: RouterOptions): Effect.Effect<PeerRouter> {
+    return Effect.suspend(() => {
+      const router = new PeerRouter(options)
+      return Effect.as(router.publishGauges(), router)
+    })
+  }
+
+  route(cls: PriorityClass): TransportKind {
+    return this.routes[cls]!
+  }
+
+  /** True when a failed Iroh link would move this class to gRPC rather than wait for Iroh. */
+  canFallBack(cls: PriorityClass): boolean {
+    return this.options.mode === "dual" && this.options.fallbackToGrpc && this.intended(cls) === "iroh"
+  }
+
+  /**
+   * A link went down (`up = false`) or came up. Iroh's state drives the fallback; gRPC going
+   * down matters only when the adaptive strategy had moved the peer to it.
+   */
+  linkState(kind: TransportKind, up: boolean, cause: string): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (kind === "grpc") return up ? Effect.void : this.grpcDown(cause)
+      if (this.options.mode !== "dual" || !this.options.fallbackToGrpc) return Effect.void
+      const peer = this.options.peer
+      const labels = { peer: String(peer) }
+      if (!up && this.irohDown === undefined) {
+        this.irohDown = cause
+        return Effect.all([
+          Metric.update(Metric.withAttributes(M.fallbacks, labels), 1),
+          Effect.logWarning(`peer ${peer}: iroh down, falling back to grpc: ${cause}`),
+          PubSub.publish(this.options.events, { _tag: "FellBack", peer, cause }),
+          this.recompute("fallback")
+        ], { discard: true })
+      }
+      if (up && this.irohDown !== undefined) {
+        this.irohDown = undefined
+        return Effect.all([
+          Metric.update(Metric.withAttributes(M.recoveries, labels), 1),
+          Effect.logInfo(`peer ${peer}: iroh recovered, traffic returns to it`),
+          PubSub.publish(this.options.events, { _tag: "Recovered", peer }),
+          this.recompute("recovery")
+        ], { discard: true })
+      }
+      return Effect.void
+    })
+  }
+
+  /** Feeds smoothed RTTs to the adaptive strategy. */
+  observe(rtt: RttEstimates): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const peer = String(this.options.peer)
+      const gauges = Effect.all([
+        rtt.iroh === undefined ? Effect.void : Metric.update(Metric.withAttributes(M.rttMs, { peer, transport: "iroh" }), rtt.iroh),
+        rtt.grpc === undefined ? Effect.void : Metric.update(Metric.withAttributes(M.rttMs, { peer, transport: "grpc" }), rtt.grpc)
+      ], { discard: true })
+      if (this.options.strategy._tag !== "adaptive" || this.options.mode !== "dual") return gauges
+      const choice = preferredTransport(this.options.strategy, this.preferred, rtt)
+      if (choice.transport === this.preferred) return gauges
+      this.preferred = choice.transport
+      return Effect.andThen(gauges, this.recompute("adaptive", choice.reason))
+    })
+  }
+
+  /**
+   * The adaptive strategy prefers gRPC only while it is faster; a gRPC link that is down has
+   * no RTT, so `observe` would never leave it and the peer's traffic would wait for gRPC
+   * while Iroh is up. Back to Iroh; `observe` moves the peer to gRPC again once it is back
+   * with a measured, faster RTT.
+   */
+  private grpcDown(cause: string): Effect.Effect<void> {
+    if (this.options.mode !== "dual" || this.options.strategy._tag !== "adaptive" || this.preferred !== "grpc") {
+      return Effect.void
+    }
+    this.preferred = "iroh"
+    return Effect.andThen(
+      Effect.logWarning(`peer ${this.options.peer}: grpc down, adaptive routing returns to iroh: ${cause}`),
+      this.recompute("adaptive", `grpc down: ${cause}`)
+    )
+  }
+
+  private intended(cls: PriorityClass): TransportKind {
+    return this.options.classRoutes[className(cls)] ?? this.preferred
+  }
+
+  private compute(cls: PriorityClass): TransportKind {
+    const intended = this.intended(cls)
+    return intended === "iroh" && this.irohDown !== undefined && this.canFallBack(cls) ? "grpc" : intended
+  }
+
+  /** `kind` labels the counter; the event and the log say `kind: detail`. */
+  private recompute(kind: "fallback" | "recovery" | "adaptive", detail?: string): Effect.Effect<void> {
+    const reason = detail === undefined ? kind : `${kind}: ${detail}`
+    const peer = this.options.peer
+    const changes: Array<Effect.Effect<void>> = []
+    for (const cls of priorityClasses) {
+      const from = this.routes[cls]!
+      const to = this.compute(cls)
+      if (from === to) continue
+      this.routes[cls] = to
+      const labels = { peer: String(peer), class: className(cls), reason: kind }
+      changes.push(
+        Metric.update(Metric.withAttributes(M.routeChanges, labels), 1),
+        Effect.logInfo(`peer ${peer}: ${className(cls)} route ${from} -> ${to} (${reason})`),
+        PubSub.publish(this.options.events, { _tag: "RouteChanged", peer, class: className(cls), from, to, reason })
+      )
+    }
+    return changes.length === 0 ? Effect.void : Effect.andThen(Effect.all(changes, { discard: true }), this.publishGauges())
+  }
+
+  private publishGauges(): Effect.Effect<void> {
+    const peer = String(this.options.peer)
+    return Effect.all(
+      priorityClasses.flatMap((cls) =>
+        (["iroh", "grpc"] as const).map((transport) =>
+          Metric.update(
+            Metric.withAttributes(M.routeActive, { peer, class: className(cls), transport }),
+            this.routes[cls] === transport ? 1 : 0
+          )
+        )
+      ),
+      { discard: true }
+    )
+  }
+}

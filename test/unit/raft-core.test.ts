@@ -1,0 +1,261 @@
+/**
+ * The protocol core, driven by hand (no fibers, no clock): the rules whose violation would not
+ * show up as a failed happy path: §5.4.2 commitment, §5.4.1 election restriction, §5.3 log
+ * matching, §9.6 pre-vote, §5.1 step-down, plus the config schema and the KV state machine.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { type Entry, MessageType, type RaftMessage } from "../../src/message/types.ts"
+import { decodeRaftConfig, parseRaftConfigToml } from "../../src/raft/config.ts"
+import { RaftCore } from "../../src/raft/core.ts"
+import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine.ts"
+import { RaftLog } from "../../src/raft/log.ts"
+import { Membership } from "../../src/raft/membership.ts"
+import type { PersistedState } from "../../src/raft/storage.ts"
+
+const e = (index: number, term: number): Entry => ({ index, term })
+
+const makeCore = (id: number, state: Partial<PersistedState> = {}, preVote = true, maxAppendBytes = 1024 * 1024) =>
+  new RaftCore({
+    id,
+    membership: new Membership([1, 2, 3]),
+    electionTimeoutMinMs: 300,
+    electionTimeoutMaxMs: 600,
+    heartbeatIntervalMs: 50,
+    maxInflightAppends: 8,
+    maxEntriesPerAppend: 100,
+    maxAppendBytes,
+    preVote,
+    snapshotTimeoutMs: 10_000,
+    random: () => 0
+  }, {
+    hardState: state.hardState ?? { term: 0, vote: 0, commit: 0 },
+    snapshot: state.snapshot,
+    entries: state.entries ?? []
+  }, 0)
+
+const sent = (core: RaftCore): ReadonlyArray<RaftMessage> => core.ready().messages
+
+/** Makes `core` (node 1) leader with votes from node 2; returns the messages it then sent. */
+const elect = (core: RaftCore, now = 1_000) => {
+  core.tick(now)
+  const preVotes = sent(core)
+  expect(preVotes.every((m) => m.msgType === MessageType.RequestPreVote && m.term === core.term + 1)).toBe(true)
+  core.step({ msgType: MessageType.RequestPreVoteResponse, from: 2, to: 1, term: core.term + 1 }, now)
+  const votes = sent(core)
+  expect(votes.every((m) => m.msgType === MessageType.RequestVote)).toBe(true)
+  core.step({ msgType: MessageType.RequestVoteResponse, from: 2, to: 1, term: core.term }, now)
+  expect(core.role).toBe("leader")
+  return sent(core)
+}
+
+describe("raft core", () => {
+  it("§5.4.2: entries of an earlier term are not committed by counting replicas, only with one of the current term", () => {
+    // Figure 8's situation: the new leader holds an entry of term 2 that a majority now stores.
+    const core = makeCore(1, { hardState: { term: 3, vote: 0, commit: 1 }, entries: [e(1, 1), e(2, 2)] })
+    elect(core)
+    expect(core.term).toBe(4)
+    expect(core.log.lastIndex()).toBe(3) // the leader's no-op (§8)
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 4, index: 2 }, 1_000)
+    core.ready()
+    expect(core.log.committed).toBe(1)
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 4, index: 3 }, 1_000)
+    core.ready()
+    expect(core.log.committed).toBe(3)
+  })
+
+  it("§5.4.1: a vote is refused to a candidate whose log is less up-to-date, granted otherwise", () => {
+    const voter = makeCore(3, { hardState: { term: 2, vote: 0, commit: 0 }, entries: [e(1, 1), e(2, 2)] })
+    // Later term but older last log term: refused (and the term is adopted, §5.1).
+    voter.step({ msgType: MessageType.RequestVote, from: 1, to: 3, term: 3, index: 5, logTerm: 1 }, 10_000)
+    const refused = sent(voter)[0]!
+    expect(refused).toMatchObject({ msgType: MessageType.RequestVoteResponse, reject: true, term: 3 })
+    expect(voter.vote).toBe(0)
+    // Same last term, shorter log: refused.
+    voter.step({ msgType: MessageType.RequestVote, from: 1, to: 3, term: 3, index: 1, logTerm: 2 }, 10_000)
+    expect(sent(voter)[0]).toMatchObject({ reject: true })
+    // At least as up-to-date: granted, once per term.
+    voter.step({ msgType: MessageType.RequestVote, from: 1, to: 3, term: 3, index: 2, logTerm: 2 }, 10_000)
+    const ready = voter.ready()
+    expect(ready.messages[0]).toMatchObject({ reject: false, term: 3 })
+    // The vote is persisted in the same ready as the response.
+    expect(ready.hardState).toEqual({ term: 3, vote: 1, commit: 0 })
+    voter.step({ msgType: MessageType.RequestVote, from: 2, to: 3, term: 3, index: 9, logTerm: 3 }, 10_000)
+    expect(sent(voter)[0]).toMatchObject({ reject: true })
+  })
+
+  it("§9.6: a pre-vote request changes neither the receiver's term nor its vote", () => {
+    const voter = makeCore(3, { hardState: { term: 2, vote: 2, commit: 0 }, entries: [e(1, 1)] })
+    voter.step({ msgType: MessageType.RequestPreVote, from: 1, to: 3, term: 3, index: 1, logTerm: 1 }, 10_000)
+    const ready = voter.ready()
+    expect(ready.messages[0]).toMatchObject({ msgType: MessageType.RequestPreVoteResponse, reject: false, term: 3 })
+    expect(ready.hardState).toBeUndefined()
+    expect(voter.term).toBe(2)
+    expect(voter.vote).toBe(2)
+  })
+
+  it("thesis §4.2.3: a follower that heard from its leader recently ignores a disruptive vote request", () => {
+    const follower = makeCore(3)
+    follower.step({ msgType: MessageType.Heartbeat, from: 1, to: 3, term: 5, commit: 0 }, 1_000)
+    follower.ready()
+    follower.step({ msgType: MessageType.RequestVote, from: 2, to: 3, term: 6, index: 0, logTerm: 0 }, 1_100)
+    expect(sent(follower)).toEqual([])
+    expect(follower.term).toBe(5)
+    // After the minimum election timeout without the leader it considers the request.
+    follower.step({ msgType: MessageType.RequestVote, from: 2, to: 3, term: 6, index: 0, logTerm: 0 }, 1_400)
+    expect(sent(follower)[0]).toMatchObject({ reject: false, term: 6 })
+  })
+
+  it("§5.1: a leader steps down when it sees a higher term", () => {
+    const core = makeCore(1)
+    elect(core)
+    core.step({ msgType: MessageType.AppendResponse, from: 3, to: 1, term: core.term + 1, reject: true }, 1_000)
+    expect(core.role).toBe("follower")
+    expect(core.leader).toBeUndefined()
+  })
+
+  it("§5.3: a follower rejects an append whose previous entry does not match, with a hint to back off", () => {
+    // The follower holds a run of term-3 entries the leader (whose entries 3..5 have term 2) never had.
+    const follower = makeCore(2, {
+      hardState: { term: 4, vote: 0, commit: 0 },
+      entries: [e(1, 1), e(2, 1), e(3, 3), e(4, 3), e(5, 3)]
+    })
+    follower.step({ msgType: MessageType.Append, from: 1, to: 2, term: 4, index: 5, logTerm: 2, entries: [e(6, 4)], commit: 0 }, 0)
+    const reply = sent(follower)[0]!
+    // None of the follower's term-3 entries can match a term-2 entry: skip the whole run.
+    expect(reply).toMatchObject({ msgType: MessageType.AppendResponse, reject: true, index: 5, rejectHint: 2, logTerm: 1 })
+    // Retried from the hint, the conflicting suffix goes (§5.3) and the commit follows (rule 5).
+    follower.step({
+      msgType: MessageType.Append,
+      from: 1,
+      to: 2,
+      term: 4,
+      index: 2,
+      logTerm: 1,
+      entries: [e(3, 2), e(4, 2)],
+      commit: 9
+    }, 0)
+    const ready = follower.ready()
+    expect(ready.messages[0]).toMatchObject({ msgType: MessageType.AppendResponse, index: 4 })
+    expect(ready.messages[0]!.reject).not.toBe(true)
+    expect(ready.entries).toEqual([e(3, 2), e(4, 2)])
+    expect(follower.log.lastIndex()).toBe(4)
+    expect(follower.log.committed).toBe(4)
+  })
+
+  it("an append to a lagging follower stays under the byte cap, and a larger entry still goes alone", () => {
+    const big = (index: number, bytes: number): Entry => ({ index, term: 1, data: new Uint8Array(bytes) })
+    const core = makeCore(1, {
+      hardState: { term: 1, vote: 0, commit: 0 },
+      entries: [big(1, 400_000), big(2, 400_000), big(3, 400_000), big(4, 2_000_000), big(5, 10)]
+    })
+    const probes = elect(core).filter((m) => m.msgType === MessageType.Append && m.to === 2)
+    expect(probes).toHaveLength(1)
+    // Follower 2 has nothing: it rejects with hint 0 and the leader resends from index 1.
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: core.term, reject: true, index: probes[0]!.index!, rejectHint: 0, logTerm: 0 }, 1_000)
+    const first = sent(core).find((m) => m.msgType === MessageType.Append && m.to === 2)!
+    expect(first.entries!.map((x) => x.index)).toEqual([1, 2]) // a third 400 kB entry would pass 1 MiB
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: core.term, index: 2 }, 1_000)
+    const next = sent(core).filter((m) => m.msgType === MessageType.Append && m.to === 2)
+    expect(next.map((m) => m.entries!.map((x) => x.index))).toEqual([[3], [4], [5, 6]])
+  })
+
+  it("§5.3: an outdated append whose entries all match does not truncate later entries", () => {
+    const log = new RaftLog(0, 0, [e(1, 1), e(2, 1), e(3, 1)], 0)
+    expect(log.maybeAppend(0, 0, [e(1, 1)])).toBe(1)
+    expect(log.lastIndex()).toBe(3)
+    expect(log.maybeAppend(1, 1, [e(2, 1), e(3, 2), e(4, 2)])).toBe(4)
+    expect(log.slice(1, 4).map((x) => x.term)).toEqual([1, 1, 2, 2])
+    expect(log.maybeAppend(3, 1, [])).toBeUndefined()
+  })
+
+  it("refuses to truncate a committed entry (it would break Leader Completeness)", () => {
+    const log = new RaftLog(0, 0, [e(1, 1), e(2, 1)], 2)
+    expect(() => log.maybeAppend(1, 1, [e(2, 2)])).toThrow(/conflict at committed index 2/)
+  })
+
+  it("read index: the leader confirms with a majority heartbeat round before answering (§6.4)", () => {
+    const core = makeCore(1)
+    elect(core)
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: core.term, index: 1 }, 1_000)
+    core.ready()
+    expect(core.log.committed).toBe(1)
+    const ctx = new TextEncoder().encode("read-1")
+    core.readIndex(ctx, 1_000)
+    const ready = core.ready()
+    expect(ready.readStates).toEqual([])
+    const heartbeats = ready.messages.filter((m) => m.msgType === MessageType.Heartbeat)
+    expect(heartbeats.map((m) => m.to).sort()).toEqual([2, 3])
+    expect(heartbeats.every((m) => new TextDecoder().decode(m.context) === "read-1")).toBe(true)
+    core.step({ msgType: MessageType.HeartbeatResponse, from: 3, to: 1, term: core.term, context: ctx }, 1_000)
+    expect(core.ready().readStates).toEqual([{ key: Buffer.from("read-1").toString("hex"), index: 1 }])
+  })
+})
+
+describe("raft config", () => {
+  it.effect("defaults", () =>
+    Effect.gen(function*() {
+      expect(yield* decodeRaftConfig({ voters: [1, 2, 3] })).toEqual({
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        heartbeat_interval_ms: 50,
+        max_inflight_appends: 8,
+        max_entries_per_append: 256,
+        max_append_bytes: 1048576,
+        snapshot_threshold: 1000,
+        sync: "batch",
+        pre_vote: true,
+        voters: [1, 2, 3],
+        proposal_timeout_ms: 5000,
+        snapshot_timeout_ms: 60000
+      })
+    }))
+
+  it.effect("errors name the [raft] field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(decodeRaftConfig({
+        voters: [1, 2, 2],
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 200,
+        sync: "sometimes",
+        bogus: 1
+      }))
+      expect(error._tag).toBe("ConfigError")
+      const paths = error.issues.map((i) => i.path)
+      expect(paths).toContain("raft.sync")
+      expect(paths).toContain("raft.bogus")
+      const rules = yield* Effect.flip(decodeRaftConfig({ voters: [1, 2, 2], election_timeout_max_ms: 200 }))
+      expect(rules.issues.map((i) => i.path)).toEqual(["raft.election_timeout_max_ms", "raft.voters[2]"])
+      expect((yield* Effect.flip(decodeRaftConfig({}))).path).toBe("raft.voters")
+    }))
+
+  it.effect("parses the [raft] table of a TOML document", () =>
+    Effect.gen(function*() {
+      const config = yield* parseRaftConfigToml([
+        "[transport]",
+        "node_id = 1",
+        "[raft]",
+        "voters = [1, 2, 3]",
+        "data_dir = \"/var/lib/raft\"",
+        "sync = \"always\""
+      ].join("\n"))
+      expect(config.data_dir).toBe("/var/lib/raft")
+      expect(config.sync).toBe("always")
+    }))
+})
+
+describe("kv state machine", () => {
+  it("applies commands deterministically and round-trips through a snapshot", () => {
+    const sm = new KvStateMachine()
+    const apply = (data: Uint8Array, index: number) => sm.apply({ index, term: 1, data })
+    expect(apply(encodeKvCommand({ op: "put", key: "b", value: "2" }), 1)).toEqual({ ok: true, op: "put", key: "b", previous: undefined })
+    apply(encodeKvCommand({ op: "put", key: "a", value: "1" }), 2)
+    expect(apply(encodeKvCommand({ op: "delete", key: "b" }), 3)).toEqual({ ok: true, op: "delete", key: "b", previous: "2" })
+    expect(apply(new TextEncoder().encode("{\"op\":\"put\",\"key\":\"x\"}"), 4)).toEqual({ ok: false, error: "put needs a string value" })
+    const copy = new KvStateMachine()
+    copy.restore(sm.snapshot())
+    expect(copy.get("a")).toBe("1")
+    expect(copy.get("b")).toBeUndefined()
+    expect(new TextDecoder().decode(copy.snapshot())).toBe(new TextDecoder().decode(sm.snapshot()))
+  })
+})
