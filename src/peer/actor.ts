@@ -2,10 +2,9 @@ import { Clock, Effect, Metric, PubSub, Queue, Result, type Scope } from "effect
 import { encodePayload } from "../message/codec.ts"
 import { FRAME_HEADER_LENGTH } from "../message/framing.ts"
 import { classify, className, PriorityClass, priorityClasses } from "../message/priority.ts"
-import { snapshotChunks } from "../message/snapshot-chunks.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
-import { type DropReason, MessageDropped, type StreamFailed, type TransportKind } from "../domain/errors.ts"
+import { type DropReason, MessageDropped, type TransportKind } from "../domain/errors.ts"
 import type { ElectionActivity } from "../domain/election-activity.ts"
 import type { TransportEvent } from "../domain/events.ts"
 import type { PeerStatus } from "../domain/peer-status.ts"
@@ -13,9 +12,7 @@ import type { BackoffPolicy } from "./backoff.ts"
 import { Connector, type LinkStateListener } from "./connector.ts"
 import type { Link, LinkSession } from "./link.ts"
 import { type ClassQueueOptions, type Envelope, OutboundQueue } from "./outbound-queue.ts"
-
-/** At most this much of a slow snapshot write's lost time may be made up at full speed. */
-const PACE_CREDIT_MS = 50
+import { snapshotPace, writeSnapshotChunks } from "./snapshot-sender.ts"
 
 export interface PeerActorOptions {
   readonly peer: NodeId
@@ -318,20 +315,6 @@ export class PeerActor {
     return false
   })
 
-  /**
-   * Snapshot bytes per second on `kind` (0: unpaced) as a function of the time: while an
-   * election is under way the election pace caps it, and only ever slows it down (0 there
-   * adds no cap).
-   */
-  private snapshotPace(kind: TransportKind): (now: number) => number {
-    const normal = this.options.snapshotBytesPerSec?.[kind] ?? 0
-    const activity = this.options.electionActivity
-    const cap = this.options.snapshotElectionBytesPerSec?.[kind] ?? 0
-    if (activity === undefined || cap === 0) return () => normal
-    const duringElection = normal === 0 ? cap : Math.min(normal, cap)
-    return (now) => (activity.underWayAt(now) ? duringElection : normal)
-  }
-
   /** Writes one snapshot in chunks; a broken transfer is retried from the start. */
   private readonly sendSnapshot = Effect.fnUntraced(function*(this: PeerActor, envelope: Envelope) {
     const self = this
@@ -343,33 +326,14 @@ export class PeerActor {
       if (live.length === 0) return // counted (and settled) as expired
       // Only successive transfers on one stream must differ: the receiver restarts at offset 0.
       const transferId = self.transferIds = (self.transferIds % 0x7fffffff) + 1
-      let chunks = 0
-      let failure: StreamFailed | undefined
-      let bytes = 0
-      const paceAt = self.snapshotPace(kind)
-      let due = yield* Clock.currentTimeMillis
-      for (const chunk of snapshotChunks(envelope.message, self.options.snapshotChunkBytes, transferId)) {
-        chunks++
-        const now = yield* Clock.currentTimeMillis
-        const rate = paceAt(now)
-        if (rate > 0) {
-          // Keep to `rate`: an unpaced snapshot saturates both event loops (the binding
-          // copies every byte on the JS thread), and votes would wait behind it. Credit for
-          // slow writes is capped, so a stalled transfer does not come back as a burst.
-          due = Math.max(due, now - PACE_CREDIT_MS)
-          if (due - now > 1) yield* Effect.sleep(due - now)
-        }
-        // Encoded after the wait: slab bytes are for writing at once.
-        const payload = encodePayload(chunk)
-        if (rate > 0) due += ((FRAME_HEADER_LENGTH + payload.length) / rate) * 1000
-        const written = yield* Effect.result(session.write(cls, [payload], FRAME_HEADER_LENGTH + payload.length))
-        if (Result.isFailure(written)) {
-          failure = written.failure
-          yield* connector.invalidate(session, failure)
-          break
-        }
-        bytes += FRAME_HEADER_LENGTH + payload.length
-      }
+      const { bytes, chunks, failure } = yield* writeSnapshotChunks(
+        session,
+        envelope.message,
+        self.options.snapshotChunkBytes,
+        transferId,
+        snapshotPace(self.options, kind)
+      )
+      if (failure !== undefined) yield* connector.invalidate(session, failure)
       if (failure === undefined && bytes > 0) {
         const m = self.metrics[cls]!.get(kind)!
         yield* Metric.update(m.sent, chunks)
