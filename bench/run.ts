@@ -106,8 +106,8 @@ const program = Effect.gen(function*() {
   const vote = yield* voteLatency("iroh")
   const voteGrpc = yield* voteLatency("grpc")
 
-  // Informational: how the snapshot chunk size moves the same numbers (DESIGN.md asks for
-  // "small chunks on the main thread, or a worker"; this measures the first option).
+  // Informational: how the snapshot chunk size moves the same numbers (small chunks on
+  // the main thread are one answer to a snapshot's copies, a worker thread the other).
   const voteSweep = yield* Effect.forEach(SWEEP_CHUNK_BYTES, (chunk) =>
     runPhase(
       "vote-sweep",

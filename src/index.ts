@@ -54,7 +54,7 @@ export {
 // Identity
 export { endpointIdOf, IdentityError, loadOrCreateSecretKey } from "./iroh/identity.ts"
 
-// Metrics (Effect `Metric`s; see the README's metrics section)
+// Metrics (Effect `Metric`s; see docs/metrics.md metrics section)
 export * as TransportMetrics from "./metrics/metrics.ts"
 
 // The reference Raft manager (election with pre-vote, replication, snapshots, read index)

@@ -1,7 +1,7 @@
 /**
  * In-process micro-benchmarks (tinybench): the codec on the two hot message shapes, and the
  * byte conversions the Iroh binding forces on every write and read (`Array<number>` in and
- * out, DESIGN.md "Known physical limits"). Sub-microsecond work is run `inner` times per
+ * out; docs/design.md, "The binding's byte conversion is the ceiling"). Sub-microsecond work is run `inner` times per
  * sample so the timer's own cost does not swamp it; results are per single operation.
  */
 import { Bench } from "tinybench"

@@ -202,7 +202,7 @@ const irohConfigFields = {
   connect_timeout_ms: orDefault(intAtLeast(1), DEFAULT_CONNECT_TIMEOUT_MS),
   /**
    * Run the Iroh binding in a worker thread, so its per-byte copies do not hold the event loop
-   * that runs Raft and the writers (README, "Iroh in a worker thread").
+   * that runs Raft and the writers (docs/design.md, "Iroh in a worker thread is built, and off by default").
    */
   worker_thread: orDefault(Schema.Boolean, false)
 }

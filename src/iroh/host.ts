@@ -15,7 +15,7 @@ export type { DialAddress, RelayModeSetting } from "./addressing.ts"
 
 export interface IrohSendStream {
   /**
-   * Writes `payloads` as length-prefixed frames (DESIGN.md, "Wire format") in one call, led by
+   * Writes `payloads` as length-prefixed frames (docs/design.md, "Wire format") in one call, led by
    * `lead` (the stream preamble) when given.
    */
   readonly writeFrames: (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) => Promise<void>

@@ -1,7 +1,7 @@
 import { Data, Effect } from "effect"
 import { messageOf as irohErrorMessage } from "./binding.ts"
 
-/** ALPN of wire format version 1 (DESIGN.md, "Wire format"). */
+/** ALPN of wire format version 1 (docs/design.md, "Wire format"). */
 export const ALPN_TEXT = "raft-transport/1"
 export const ALPN: Array<number> = Array.from(new TextEncoder().encode(ALPN_TEXT))
 

@@ -1,7 +1,7 @@
 /**
  * Conversions between `Uint8Array` and the `Array<number>` that `@number0/iroh` takes and
  * returns. Plain indexed loops into pre-sized arrays: about 5x faster than `Array.from`
- * (DESIGN.md, "Known physical limits"; bench/phases/codec.ts). Free of imports so the Iroh worker
+ * (docs/design.md, "The binding.s byte conversion is the ceiling"; bench/phases/codec.ts). Free of imports so the Iroh worker
  * thread can load it natively.
  */
 

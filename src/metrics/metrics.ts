@@ -1,8 +1,8 @@
 import { Metric } from "effect"
 
 /**
- * Every metric the transport keeps. Names follow Prometheus conventions; the README's
- * "Metrics" section documents each. Labelled series are built once per (peer, class) by the
+ * Every metric the transport keeps. Names follow Prometheus conventions; docs/metrics.md documents
+ * each. Labelled series are built once per (peer, class) by the
  * actors that own them, so the hot path only calls `update`.
  */
 export const messagesSent = Metric.counter("raft_transport_messages_sent_total", {

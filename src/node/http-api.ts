@@ -360,7 +360,7 @@ export const serveHttpApi = (
           : errorResponse(result.failure.error, transport, manager, result.failure.waitedMs))
 
     // Made once: an `Effect.gen` closure per request would keep each request alive across
-    // scavenges (README, "Generator closures per batch").
+    // scavenges (docs/design.md, "No generator closure per batch").
     const route = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
       const [path = "", query = ""] = request.url.split("?", 2)
       const params = new URLSearchParams(query)

@@ -5,7 +5,7 @@ import { availableParallelism } from "node:os"
  * concurrent and parallel GC helper threads compete for the same cores as the Iroh binding's
  * threads and the event loop, and a collection in one node delays votes in every node that
  * shares the machine: `--single-threaded-gc` keeps garbage collection on the main thread.
- * Measured with `npm run bench` (README, "Garbage collection on small machines"): the vote
+ * Measured with `npm run bench` (docs/design.md, "Garbage collection on small machines"): the vote
  * p99 under a snapshot went from 3.8-4.3x idle to 1.3-2.3x (vote-only runs), and the raw
  * binding ceiling did not suffer.
  * V8 refuses this flag in NODE_OPTIONS, so it goes on the command line of each process.

@@ -220,7 +220,7 @@ export class PeerActor {
   /**
    * Per-batch steps are `Effect.fnUntraced` generator functions made once, not `Effect.gen`
    * closures made per call: a generator closure per batch kept its batch alive across
-   * scavenges (README, "Generator closures per batch"). The sender's scavenges promoted
+   * scavenges (docs/design.md, "No generator closure per batch"). The sender's scavenges promoted
    * 0.5-1.2 MB each instead of 3.2-3.5 MB, with half the pause.
    */
   private readonly writeBatch = Effect.fnUntraced(function*(this: PeerActor, cls: PriorityClass, taken: ReadonlyArray<Envelope>) {
@@ -230,7 +230,7 @@ export class PeerActor {
     let target = yield* self.acquireRouted(cls)
     const live = yield* self.unexpired(cls, taken)
     let payloads = yield* self.fitting(cls, live.map((envelope) => encodePayload(envelope.message)), target.session)
-    // Keep each write under the byte cap: large writes stall the event loop (DESIGN.md).
+    // Keep each write under the byte cap: large writes stall the event loop (docs/design.md, "Bounded writes and reads").
     // The whole batch stays on one session, so a route change cannot reorder it; only a
     // failed write makes the rest look for a session again (whose size limit may differ).
     let start = 0

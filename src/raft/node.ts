@@ -394,8 +394,8 @@ export const makeRaftNode = <R>(
     })
 
     // A generator function made once, not an `Effect.gen` closure per round: a generator
-    // closure per call kept what it captured alive across scavenges in the benchmarks (README,
-    // "Generator closures per batch"); here that would be each round's `Ready`.
+    // closure per call kept what it captured alive across scavenges in the benchmarks
+    // (docs/design.md, "No generator closure per batch"); here that would be each round's `Ready`.
     const carryOut = Effect.fnUntraced(function*(rd: Ready, now: number) {
       for (const note of rd.notes) yield* Effect.logDebug(note)
       // 1. Persist before anything depends on it (votes, acknowledgements, applying).
@@ -497,8 +497,8 @@ export const makeRaftNode = <R>(
 
     const node: RaftNode<R> = {
       id,
-      // Generator functions made once, not a generator closure per request (README,
-      // "Generator closures per batch").
+      // Generator functions made once, not a generator closure per request (docs/design.md,
+      // "No generator closure per batch").
       propose: Effect.fnUntraced(function*(data: Uint8Array, opts?: RequestOptions) {
         const deferred = yield* Deferred.make<R, ProposeError>()
         const accepted = yield* tell({ _tag: "Propose", data, timeoutMs: opts?.timeoutMs ?? config.proposal_timeout_ms, deferred })

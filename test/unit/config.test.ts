@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs"
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -502,10 +501,11 @@ describe("config: documentation examples decode", () => {
       expect(blocks.length).toBeGreaterThanOrEqual(4)
     }))
 
-  it.effect("README.md (if present)", () =>
+  it.effect("README.md and docs/transports.md", () =>
     Effect.gen(function*() {
-      if (!existsSync(repoFile("README.md"))) return
       yield* checkBlocks("README.md")
+      const blocks = yield* checkBlocks("docs/transports.md")
+      expect(blocks.length).toBeGreaterThanOrEqual(1)
     }))
 
   it.effect("the 'every field with its default' example equals the minimal config", () =>
