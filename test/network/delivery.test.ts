@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { MessageType } from "../../src/message/types.ts"
-import { append, heartbeat, type Mode, receiveN, startCluster, vote } from "../support/cluster.ts"
+import { append, heartbeat, type Mode, receiveN, startCluster, vote } from "../support/network-cluster.ts"
 
 const suite = (mode: Mode, extra: Record<string, unknown> = {}, label: string = mode) =>
 describe(`delivery, order and priority over ${label}`, () => {

@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import { join } from "node:path"
 import { decodeTransportConfig } from "../../src/config/load.ts"
 import { MessageType } from "../../src/message/types.ts"
-import { append, nodeConfig, receiveN, startNode, tempDir, vote } from "../support/cluster.ts"
+import { append, nodeConfig, receiveN, startNode, tempDir, vote } from "../support/network-cluster.ts"
 
 describe("dual mode, Iroh unreachable from the start", () => {
   // The supervisor's keeper dials Iroh as soon as the peer is added; a writer that asks for

@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process"
 import { existsSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { inboundRefused } from "../../src/metrics/metrics.ts"
-import { addressOf, append, heartbeat, introduce, nodeConfig, receiveN, startNode, tempDir } from "../support/cluster.ts"
+import { addressOf, append, heartbeat, introduce, nodeConfig, receiveN, startNode, tempDir } from "../support/network-cluster.ts"
 import { eventually } from "../support/eventually.ts"
 import { counter } from "../support/metrics.ts"
 

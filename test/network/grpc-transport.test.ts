@@ -14,7 +14,7 @@ import type { ClassQueueOptions } from "../../src/peer/outbound-queue.ts"
 import type { TransportEvent } from "../../src/domain/events.ts"
 import { InboundMailbox } from "../../src/inbound/inbound-mailbox.ts"
 import { PeerTable } from "../../src/domain/peer-table.ts"
-import { append, heartbeat, vote } from "../support/cluster.ts"
+import { append, heartbeat, vote } from "../support/network-cluster.ts"
 import { counter } from "../support/metrics.ts"
 import { rawStream } from "../support/grpc-raw.ts"
 

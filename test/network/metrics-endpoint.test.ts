@@ -3,7 +3,7 @@ import { Effect, Metric } from "effect"
 import { batchSize, messagesDropped, messagesSent, queueDepth } from "../../src/metrics/metrics.ts"
 import { renderPrometheus } from "../../src/metrics/prometheus.ts"
 import { serveMetrics } from "../../src/metrics/server.ts"
-import { append, receiveN, startCluster } from "../support/cluster.ts"
+import { append, receiveN, startCluster } from "../support/network-cluster.ts"
 
 interface Sample {
   readonly name: string

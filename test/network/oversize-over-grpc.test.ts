@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { maxPayloadInBatch, messageBatchLength } from "../../src/grpc/batch-encoding.ts"
 import * as M from "../../src/metrics/metrics.ts"
-import { addressOf, append, nodeConfig, receiveN, startNode, tempDir } from "../support/cluster.ts"
+import { addressOf, append, nodeConfig, receiveN, startNode, tempDir } from "../support/network-cluster.ts"
 import { counter } from "../support/metrics.ts"
 
 const LIMIT = 4096

@@ -11,7 +11,7 @@ import { KvStateMachine } from "../../src/raft/kv-state-machine.ts"
 import { RaftManager, type RaftManagerService } from "../../src/raft/manager.ts"
 import { MemoryStorage } from "../../src/raft/memory-storage.ts"
 import { RaftTransport, type RaftTransportService } from "../../src/domain/raft-transport.ts"
-import { addressOf, type Mode, startCluster } from "../support/cluster.ts"
+import { addressOf, type Mode, startCluster } from "../support/network-cluster.ts"
 import { eventually, eventuallyDefined } from "../support/eventually.ts"
 
 const startManager = (transport: RaftTransportService, sm: KvStateMachine, events: Array<RaftEvent>) =>

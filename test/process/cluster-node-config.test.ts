@@ -5,7 +5,7 @@ import { rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseNodeConfigToml } from "../../src/node/node-config.ts"
-import { tempDir as makeTempDir } from "../support/cluster.ts"
+import { tempDir as makeTempDir } from "../support/network-cluster.ts"
 
 const MAIN = fileURLToPath(new URL("../../src/node/main.ts", import.meta.url))
 

@@ -15,7 +15,7 @@ import {
   putEventually,
   startCluster,
   statusOf
-} from "../support/cluster-process.ts"
+} from "../support/process-cluster.ts"
 import { eventually } from "../support/eventually.ts"
 
 const valueOf = (key: string) => `value-of-${key}`

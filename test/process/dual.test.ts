@@ -5,7 +5,7 @@ import { decodeTransportConfig } from "../../src/config/load.ts"
 import type { TransportEvent } from "../../src/domain/events.ts"
 import { PeerRouter } from "../../src/routing/router.ts"
 import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
-import { append, nodeConfig, receiveN, startNode, tempDir } from "../support/cluster.ts"
+import { append, nodeConfig, receiveN, startNode, tempDir } from "../support/network-cluster.ts"
 import { awaitEvent } from "../support/events.ts"
 import { type ChildNode, spawnChildNode } from "../support/child-node.ts"
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Queue, Scope } from "effect"
 import { join } from "node:path"
-import { append, heartbeat, introduce, irohNodeConfig, receiveN, startNode, tempDir } from "../support/cluster.ts"
+import { append, heartbeat, introduce, irohNodeConfig, receiveN, startNode, tempDir } from "../support/network-cluster.ts"
 import { spawnChildNode } from "../support/child-node.ts"
 import { counter } from "../support/metrics.ts"
 import { messagesDropped } from "../../src/metrics/metrics.ts"

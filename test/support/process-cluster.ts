@@ -6,7 +6,7 @@
 import { Clock, Effect, type Scope } from "effect"
 import { rmSync } from "node:fs"
 import { type ClusterTransport, LocalCluster, type NodeStatus } from "../../src/node/local-cluster.ts"
-import { tempDir } from "./cluster.ts"
+import { tempDir } from "./network-cluster.ts"
 
 export { LocalCluster, type NodeStatus } from "../../src/node/local-cluster.ts"
 
