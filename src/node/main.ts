@@ -16,7 +16,8 @@
  * `{"keyFile","created","endpointId","ticket"}`; the ticket carries the `--address`es.
  *
  * Exit codes: 0 done, 1 startup failure or a storage failure while running (the reason is
- * printed on stderr), 2 usage error, 130 after SIGINT / SIGTERM.
+ * printed on stderr), 2 usage error, 3 a stored snapshot that does not restore (an operator
+ * must recover the node, docs/node.md), 130 after SIGINT / SIGTERM.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import iroh from "@number0/iroh"
@@ -36,6 +37,9 @@ const { EndpointAddr, EndpointId, EndpointTicket } = iroh
 const USAGE = `usage:
   raft-node run --config <file> [--log-level trace|debug|info|warn|error]
   raft-node keygen --key-file <file> [--address ip:port ...]`
+
+/** Exit code of a node whose stored state it cannot start from: restarting cannot help. */
+const EXIT_NEEDS_OPERATOR = 3
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
@@ -153,11 +157,12 @@ const main = Effect.gen(function*() {
       process.exitCode = 2
     })),
   // Startup failures (config, key file, ports, storage) and a Raft node stopped by a storage
-  // failure: one clear line, exit code 1.
+  // failure: one clear line, exit code 1. A stored snapshot that does not restore fails the
+  // same way at every start: exit code 3 tells a supervisor not to restart (docs/node.md).
   Effect.catch((error) =>
     Effect.sync(() => {
       process.stderr.write(`raft-node: ${error.message}\n`)
-      process.exitCode = 1
+      process.exitCode = error._tag === "SnapshotUnusable" ? EXIT_NEEDS_OPERATOR : 1
     }))
 )
 

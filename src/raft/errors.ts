@@ -58,3 +58,21 @@ export class StorageError extends Data.TaggedError("StorageError")<{
     return `raft storage ${this.operation} failed (${this.path}): ${describeCause(this.cause)}`
   }
 }
+
+/**
+ * The stored snapshot does not restore into the state machine (it was written by another
+ * version, or damaged in a way its checksum did not catch). Restarting cannot help: the node
+ * needs an operator, who recovers it as docs/node.md ("A snapshot that does not restore") says.
+ */
+export class SnapshotUnusable extends Data.TaggedError("SnapshotUnusable")<{
+  /** The snapshot file, or a description of where the storage keeps it. */
+  readonly path: string
+  readonly index: number
+  readonly term: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `the stored snapshot ${this.path} (index ${this.index}, term ${this.term}) does not restore: ${this.reason}; ` +
+      `the node cannot start from it (see "A snapshot that does not restore" in docs/node.md)`
+  }
+}

@@ -226,6 +226,10 @@ export class FileStorage implements RaftStorage {
     })
   }
 
+  get snapshotLocation(): string {
+    return this.path(SNAPSHOT)
+  }
+
   get close(): Effect.Effect<void> {
     return Effect.sync(() => {
       if (this.closed) return

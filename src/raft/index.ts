@@ -13,7 +13,7 @@ export {
   type RaftConfigEncoded,
   SyncPolicy
 } from "./config.ts"
-export { NoQuorum, NotLeader, ProposalDropped, StorageError } from "./errors.ts"
+export { NoQuorum, NotLeader, ProposalDropped, SnapshotUnusable, StorageError } from "./errors.ts"
 export type { PeerProgress, RaftEvent, RaftStatus, Role } from "./events.ts"
 export type { ProgressState } from "./progress.ts"
 export { type KvCommand, type KvResult, KvStateMachine, decodeKvCommand, encodeKvCommand } from "./kv-state-machine.ts"

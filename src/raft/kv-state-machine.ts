@@ -16,6 +16,7 @@ export type KvResult =
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
+const strictDecoder = new TextDecoder("utf-8", { fatal: true })
 
 export const encodeKvCommand = (command: KvCommand): Uint8Array => encoder.encode(JSON.stringify(command))
 
@@ -66,14 +67,34 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   restore(data: Uint8Array): void {
-    const entries: unknown = data.length === 0 ? [] : JSON.parse(decoder.decode(data))
-    if (!Array.isArray(entries)) throw new Error("kv snapshot is not an array")
+    const entries = decodeKvSnapshot(data)
+    if (typeof entries === "string") throw new Error(`kv snapshot: ${entries}`)
     this.data.clear()
-    for (const pair of entries) {
-      if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
-        throw new Error("kv snapshot holds a malformed pair")
-      }
-      this.data.set(pair[0], pair[1])
+    for (const [key, value] of entries) this.data.set(key, value)
+  }
+
+  validate(data: Uint8Array): string | undefined {
+    const entries = decodeKvSnapshot(data)
+    return typeof entries === "string" ? `kv snapshot: ${entries}` : undefined
+  }
+}
+
+/** The pairs of a snapshot (`snapshot()`'s JSON), or what is wrong with it; empty bytes are the empty state. */
+const decodeKvSnapshot = (data: Uint8Array): ReadonlyArray<readonly [string, string]> | string => {
+  if (data.length === 0) return []
+  let entries: unknown
+  try {
+    // `fatal`: bytes that are not UTF-8 are refused, not read as U+FFFD.
+    entries = JSON.parse(strictDecoder.decode(data))
+  } catch (error) {
+    return `not UTF-8 JSON (${error instanceof Error ? error.message : String(error)})`
+  }
+  if (!Array.isArray(entries)) return "not an array of [key, value] pairs"
+  for (let i = 0; i < entries.length; i++) {
+    const pair: unknown = entries[i]
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+      return `pair ${i} is not [string, string]`
     }
   }
+  return entries as ReadonlyArray<readonly [string, string]>
 }

@@ -7,7 +7,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import { ConfigError } from "../config/errors.ts"
 import { RaftTransport } from "../domain/raft-transport.ts"
 import type { RaftConfig } from "./config.ts"
-import type { StorageError } from "./errors.ts"
+import type { SnapshotUnusable, StorageError } from "./errors.ts"
 import { FileStorage } from "./file-storage.ts"
 import { encodeKvCommand, type KvResult, type KvStateMachine } from "./kv-state-machine.ts"
 import { MemoryStorage } from "./memory-storage.ts"
@@ -37,7 +37,7 @@ export const makeRaftManager = (
   config: RaftConfig,
   stateMachine: KvStateMachine,
   storage: RaftStorage
-): Effect.Effect<RaftManagerService, StorageError | ConfigError, Scope.Scope | RaftTransport> =>
+): Effect.Effect<RaftManagerService, StorageError | SnapshotUnusable | ConfigError, Scope.Scope | RaftTransport> =>
   Effect.gen(function*() {
     const transport = yield* RaftTransport
     if (!config.voters.includes(transport.nodeId)) {
@@ -60,7 +60,7 @@ export class RaftManager extends Context.Service<RaftManager, RaftManagerService
   static layer(
     config: RaftConfig,
     stateMachine: KvStateMachine
-  ): Layer.Layer<RaftManager, StorageError | ConfigError, RaftTransport> {
+  ): Layer.Layer<RaftManager, StorageError | SnapshotUnusable | ConfigError, RaftTransport> {
     return Layer.effect(
       RaftManager,
       Effect.flatMap(storageFor(config), (storage) => makeRaftManager(config, stateMachine, storage))
@@ -72,7 +72,7 @@ export class RaftManager extends Context.Service<RaftManager, RaftManagerService
     config: RaftConfig,
     stateMachine: KvStateMachine,
     storage: RaftStorage
-  ): Layer.Layer<RaftManager, StorageError | ConfigError, RaftTransport> {
+  ): Layer.Layer<RaftManager, StorageError | SnapshotUnusable | ConfigError, RaftTransport> {
     return Layer.effect(RaftManager, makeRaftManager(config, stateMachine, storage))
   }
 }

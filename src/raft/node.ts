@@ -17,8 +17,9 @@ import type { MessageDropped, PeerUnknown } from "../domain/errors.ts"
 import type { RaftTransportService } from "../domain/raft-transport.ts"
 import type { RaftConfig } from "./config.ts"
 import { type Ready, RaftCore } from "./core.ts"
-import { NoQuorum, NotLeader, ProposalDropped, type StorageError } from "./errors.ts"
+import { NoQuorum, NotLeader, ProposalDropped, SnapshotUnusable, type StorageError } from "./errors.ts"
 import type { RaftEvent, RaftStatus } from "./events.ts"
+import { makeInboundGuard } from "./inbound-guard.ts"
 import { Membership } from "./membership.ts"
 import { contextKey } from "./messages.ts"
 import type { StateMachine } from "./state-machine.ts"
@@ -120,9 +121,25 @@ const APPLY_CHUNK = 512
 
 const encoder = new TextEncoder()
 
+/**
+ * The state machine from the stored snapshot. One that does not restore stops the start with
+ * `SnapshotUnusable` naming the file: starting again cannot help, an operator must (docs/node.md).
+ */
+const restoreStored = <R>(stateMachine: StateMachine<R>, snapshot: SnapshotRecord | undefined, storage: RaftStorage) =>
+  Effect.try({
+    try: () => stateMachine.restore(snapshot?.data ?? new Uint8Array(0)),
+    catch: (cause) =>
+      new SnapshotUnusable({
+        path: storage.snapshotLocation ?? "(in memory)",
+        index: snapshot?.metadata.index ?? 0,
+        term: snapshot?.metadata.term ?? 0,
+        reason: cause instanceof Error ? cause.message : String(cause)
+      })
+  })
+
 export const makeRaftNode = <R>(
   options: RaftNodeOptions<R>
-): Effect.Effect<RaftNode<R>, StorageError, Scope.Scope> =>
+): Effect.Effect<RaftNode<R>, StorageError | SnapshotUnusable, Scope.Scope> =>
   Effect.gen(function*() {
     const { config, transport, storage, stateMachine } = options
     const id = transport.nodeId
@@ -135,7 +152,7 @@ export const makeRaftNode = <R>(
 
     const persisted = yield* storage.load
     // Start from the stored snapshot (or from empty): committed entries after it are re-applied.
-    stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0))
+    yield* restoreStored(stateMachine, persisted.snapshot, storage)
     const core = new RaftCore({
       id,
       membership,
@@ -451,9 +468,12 @@ export const makeRaftNode = <R>(
     })
 
     // Both feeders end once the mailbox is shut down (the node stopped).
+    // Messages from non-voters and snapshots the state machine cannot restore stop here.
+    const admit = makeInboundGuard(membership, (data) => stateMachine.validate(data))
     const receiver = Effect.gen(function*() {
       while (true) {
-        const messages = yield* transport.receiveBatch(RECEIVE_BATCH)
+        const messages = yield* admit(yield* transport.receiveBatch(RECEIVE_BATCH))
+        if (messages.length === 0) continue
         if (!(yield* Queue.offer(mailbox, { _tag: "Messages", messages }))) return
       }
     })

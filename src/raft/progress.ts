@@ -85,6 +85,11 @@ export class Progress {
       this.becomeProbe()
     } else if (this.state === "probe") {
       if (rejectedIndex !== this.next - 1) return false
+      // A follower that still holds what it acknowledged accepts a probe at or below its match
+      // (Log Matching), so this one lost entries: it was restarted on an emptied log (the
+      // recovery in docs/node.md). Probe from what it has, or it would be asked for the same
+      // index forever. Lowering `match` never lowers the commit index, it only resends.
+      if (hint < this.match) this.match = hint
     } else {
       return false
     }

@@ -18,4 +18,10 @@ export interface StateMachine<R> {
    * leader's snapshot.
    */
   restore(data: Uint8Array): void
+  /**
+   * Why `data` could not be restored, or `undefined` when `restore` would take it. A snapshot
+   * received from a peer is checked with this before it is persisted: garbage stored as the
+   * snapshot would stop the node at every start. It must not change the state.
+   */
+  validate(data: Uint8Array): string | undefined
 }

@@ -59,6 +59,8 @@ export interface RaftStorage {
   readonly write: (batch: WriteBatch) => Effect.Effect<void, StorageError>
   /** Releases files; the storage is unusable afterwards. */
   readonly close: Effect.Effect<void>
+  /** Where the snapshot is kept (a file path), for error messages; absent for memory. */
+  readonly snapshotLocation?: string
 }
 
 /** The entries a log keeps when `snapshot` is installed over it (see `WriteBatch.snapshot`). */

@@ -27,6 +27,11 @@ export interface ClusterOptions {
   readonly dataDir?: string
   /** The state machine a node (re)starts with; a plain `KvStateMachine` by default. */
   readonly stateMachine?: (id: NodeId) => KvStateMachine
+  /**
+   * Ids on the network that are not voters and run no node: the test sends as them
+   * (`net.transport(id)`), like a peer in the transport's table outside the Raft group.
+   */
+  readonly outsiders?: ReadonlyArray<NodeId>
 }
 
 interface RunningNode {
@@ -42,7 +47,7 @@ export class RaftCluster {
   private readonly memory = new Map<NodeId, MemoryStorage>()
 
   private constructor(readonly options: ClusterOptions, readonly config: RaftConfig) {
-    this.net = new RaftNetwork(options.ids)
+    this.net = new RaftNetwork([...options.ids, ...(options.outsiders ?? [])])
   }
 
   /** Starts every node; they are all stopped when the enclosing scope closes. */
