@@ -20,9 +20,8 @@
  * Nothing hangs: every Raft request carries its deadline.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { ByteSize, Clock, Data, Effect, Metric, Result, type Scope, Stream } from "effect"
+import { ByteSize, Clock, Data, Effect, FiberSet, Metric, Result, type Scope, Stream } from "effect"
 import { HttpIncomingMessage, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { createServer } from "node:http"
 import { splitHostPort, type TransportConfig } from "../config/schema.ts"
 import { classNames } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
@@ -33,6 +32,7 @@ import type { RaftStatus } from "../raft/events.ts"
 import type { ApplyResult, RaftManagerService } from "../raft/manager.ts"
 import { describeCause } from "../domain/errors.ts"
 import type { RaftTransportService } from "../domain/raft-transport.ts"
+import { DEFAULT_HTTP_LIMITS, type HttpLimits, limitedHttpServer } from "./http-limits.ts"
 
 export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
   readonly address: string
@@ -50,6 +50,8 @@ export interface HttpApiOptions {
   readonly requestTimeoutMs: number
   /** Largest encoded command a PUT may propose (413 above it): `maxCommandBytes(transport)`. */
   readonly maxCommandBytes: number
+  /** Header, body and idle timeouts and the connection cap (`http-limits.ts`); default `DEFAULT_HTTP_LIMITS`. */
+  readonly limits?: HttpLimits
 }
 
 /** Pause between attempts while no leader is known. */
@@ -316,7 +318,9 @@ export const serveHttpApi = (
     if (hp === undefined) {
       return yield* new HttpApiStartFailed({ address: options.bindAddress, reason: "expected \"host:port\"" })
     }
-    const server = yield* NodeHttpServer.make(() => createServer({ keepAliveTimeout: 5000 }), {
+    // Counts and logs the connections the limits close, from the server's plain callbacks.
+    const run = yield* FiberSet.makeRuntime<never, void, never>()
+    const server = yield* NodeHttpServer.make(() => limitedHttpServer(options.limits ?? DEFAULT_HTTP_LIMITS, run), {
       host: hp.host,
       port: hp.port,
       // Requests are bounded by their Raft deadline; don't hold shutdown for the default 20 s.

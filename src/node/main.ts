@@ -30,7 +30,7 @@ import { makeRaftManager, storageFor } from "../raft/manager.ts"
 import { RaftTransport } from "../domain/raft-transport.ts"
 import { makeRaftTransport } from "../transport/service.ts"
 import { maxCommandBytes, serveHttpApi, trackEvents } from "./http-api.ts"
-import { loadNodeConfigFile } from "./node-config.ts"
+import { httpLimitsOf, loadNodeConfigFile } from "./node-config.ts"
 
 const { EndpointAddr, EndpointId, EndpointTicket } = iroh
 
@@ -88,7 +88,8 @@ const run = (configFile: string) =>
       {
         bindAddress: config.http.bind_address,
         requestTimeoutMs: config.http.request_timeout_ms ?? config.raft.proposal_timeout_ms,
-        maxCommandBytes: maxCommandBytes(config.transport)
+        maxCommandBytes: maxCommandBytes(config.transport),
+        limits: httpLimitsOf(config.http)
       },
       manager,
       transport,

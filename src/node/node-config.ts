@@ -21,22 +21,53 @@
  */
 import { Effect, Result, Schema } from "effect"
 import { ConfigError, type ConfigIssue } from "../config/errors.ts"
-import { intAtLeast, orDefault, table } from "../config/fields.ts"
+import { intAtLeast, intBetween, orDefault, table } from "../config/fields.ts"
 import { configErrorOf, decodeTransportConfig, parseTomlDocument, readConfigText } from "../config/load.ts"
 import { BindAddress, type TransportConfig } from "../config/schema.ts"
 import { decodeRaftConfig, type RaftConfig } from "../raft/config.ts"
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from "./http-limits.ts"
 
-/** The `[http]` table. */
-export const HttpConfig = table({
+/** Node's timers take at most 2^31 - 1 ms; a longer one would fire at once. */
+const TimeoutMs = intBetween(1, 2_147_483_647)
+
+const httpFields = {
   /** Where the client API listens; port 0 picks a free port (the `ready` line tells which). */
   bind_address: orDefault(BindAddress, "127.0.0.1:0"),
   /**
    * How long a request may take, waiting for a leader included. Absent: `raft.proposal_timeout_ms`.
    * A request's `?timeout_ms=` overrides it.
    */
-  request_timeout_ms: Schema.optionalKey(intAtLeast(1))
-})
+  request_timeout_ms: Schema.optionalKey(intAtLeast(1)),
+  /** The request line and headers must arrive within this (`http-limits.ts`). */
+  header_timeout_ms: orDefault(TimeoutMs, DEFAULT_HTTP_LIMITS.headerTimeoutMs),
+  /** The whole request, body included, must arrive within this. */
+  body_timeout_ms: orDefault(TimeoutMs, DEFAULT_HTTP_LIMITS.bodyTimeoutMs),
+  /** A kept-alive connection with no request is closed after this. */
+  idle_timeout_ms: orDefault(TimeoutMs, DEFAULT_HTTP_LIMITS.idleTimeoutMs),
+  /** Connections beyond this are closed on accept. */
+  max_connections: orDefault(intAtLeast(1), DEFAULT_HTTP_LIMITS.maxConnections)
+}
+
+// Node refuses a header timeout longer than the request timeout, which includes it.
+const httpRules = (c: Schema.Struct.Type<typeof httpFields>): Array<Schema.FilterIssue> =>
+  c.body_timeout_ms < c.header_timeout_ms
+    ? [{
+      path: ["body_timeout_ms"],
+      issue: `Expected a value at least header_timeout_ms (${c.header_timeout_ms}), got ${c.body_timeout_ms}`
+    }]
+    : []
+
+/** The `[http]` table. */
+export const HttpConfig = table(httpFields).check(Schema.makeFilter(httpRules))
 export type HttpConfig = typeof HttpConfig.Type
+
+/** The API's limits as the `[http]` table sets them. */
+export const httpLimitsOf = (http: HttpConfig): HttpLimits => ({
+  headerTimeoutMs: http.header_timeout_ms,
+  bodyTimeoutMs: http.body_timeout_ms,
+  idleTimeoutMs: http.idle_timeout_ms,
+  maxConnections: http.max_connections
+})
 
 export interface NodeConfig {
   readonly transport: TransportConfig

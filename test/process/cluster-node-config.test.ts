@@ -28,7 +28,22 @@ describe("node config", () => {
       expect(config.http.bind_address).toBe("127.0.0.1:0")
       expect(config.http.request_timeout_ms).toBeUndefined()
       const custom = yield* parseNodeConfigToml(toml({ http: "[http]\nbind_address = \"0.0.0.0:8080\"\nrequest_timeout_ms = 900" }))
-      expect(custom.http).toEqual({ bind_address: "0.0.0.0:8080", request_timeout_ms: 900 })
+      expect(custom.http).toEqual({
+        bind_address: "0.0.0.0:8080",
+        request_timeout_ms: 900,
+        header_timeout_ms: 10_000,
+        body_timeout_ms: 30_000,
+        idle_timeout_ms: 5_000,
+        max_connections: 256
+      })
+    }))
+
+  it.effect("the body timeout includes the header timeout, so it may not be shorter", () =>
+    Effect.gen(function*() {
+      const e = yield* failure(toml({ http: "[http]\nheader_timeout_ms = 5000\nbody_timeout_ms = 4000" }))
+      expect(e.issues.map((i) => i.path)).toEqual(["http.body_timeout_ms"])
+      const ok = yield* parseNodeConfigToml(toml({ http: "[http]\nheader_timeout_ms = 5000\nbody_timeout_ms = 5000" }))
+      expect(ok.http.body_timeout_ms).toBe(5000)
     }))
 
   it.effect("errors name the field, across tables", () =>
