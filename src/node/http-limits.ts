@@ -5,7 +5,7 @@
  * long without sending a whole request:
  *
  * - `headerTimeoutMs`: the request line and headers must arrive within this time of the
- *   connection opening (or of the previous response, on a kept-alive connection); a
+ *   connection opening (on a kept-alive connection, of the next request's first byte); a
  *   connection that sends nothing is closed too. 408, closed.
  * - `bodyTimeoutMs`: the whole request, headers and body, must arrive within this time (an
  *   unfinished body). 408, closed. Once the request is in, the answer may take as long as the
