@@ -11,6 +11,7 @@ import { RaftCore } from "../../src/raft/core.ts"
 import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine.ts"
 import { RaftLog } from "../../src/raft/log.ts"
 import { Membership } from "../../src/raft/membership.ts"
+import { Progress } from "../../src/raft/progress.ts"
 import type { PersistedState } from "../../src/raft/storage.ts"
 
 const e = (index: number, term: number): Entry => ({ index, term })
@@ -257,5 +258,36 @@ describe("kv state machine", () => {
     expect(copy.get("a")).toBe("1")
     expect(copy.get("b")).toBeUndefined()
     expect(new TextDecoder().decode(copy.snapshot())).toBe(new TextDecoder().decode(sm.snapshot()))
+  })
+})
+
+describe("kv state machine: snapshot validation", () => {
+  it("validate accepts what snapshot() makes and the empty state, refuses anything else and changes nothing", () => {
+    const sm = new KvStateMachine()
+    sm.apply({ index: 1, term: 1, data: encodeKvCommand({ op: "put", key: "k", value: "v" }) })
+    expect(sm.validate(sm.snapshot())).toBeUndefined()
+    expect(sm.validate(new Uint8Array(0))).toBeUndefined()
+    const text = (s: string) => new TextEncoder().encode(s)
+    for (const garbage of [text("{ not json"), text("{}"), text("[[\"k\"]]"), text("[[\"k\", 1]]"), text("[[\"k\",\"v\",\"x\"]]"), new Uint8Array([0xff, 0xfe])]) {
+      expect(sm.validate(garbage)).toMatch(/^kv snapshot: /)
+      expect(() => new KvStateMachine().restore(garbage)).toThrow(/kv snapshot: /)
+    }
+    expect(sm.get("k")).toBe("v")
+  })
+})
+
+describe("progress", () => {
+  it("a probe rejected below the match (the follower lost its log) probes from the follower's hint", () => {
+    const pr = new Progress(2, 27)
+    pr.acknowledge(26)
+    expect(pr.state).toBe("replicate")
+    pr.lost(0)
+    expect(pr.next).toBe(27)
+    // The follower restarted on an empty log: it rejects the probe at 26 with hint 0.
+    expect(pr.rejected(26, 0)).toBe(true)
+    expect(pr.match).toBe(0)
+    expect(pr.next).toBe(1)
+    // A stale rejection (not of the outstanding probe) changes nothing.
+    expect(pr.rejected(26, 0)).toBe(false)
   })
 })
