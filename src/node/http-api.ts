@@ -17,7 +17,9 @@
  * node sees a majority of voters connected, `{"error":"no_quorum","message"}` when a write or
  * read could not be committed / confirmed in time or no leader emerged while a majority is
  * unreachable, `{"error":"proposal_dropped","message"}` when the proposal is known to be lost.
- * Nothing hangs: every Raft request carries its deadline.
+ * Nothing hangs: every Raft request carries its deadline. Connections are bounded by
+ * `http-limits.ts` (header, body and idle timeouts, a connection cap), so no client can hold
+ * the file descriptors the Raft storage needs.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ByteSize, Clock, Data, Effect, FiberSet, Metric, Result, type Scope, Stream } from "effect"
