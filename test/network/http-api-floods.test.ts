@@ -93,48 +93,43 @@ const ready = (address: string) =>
   eventually("the node answers", Effect.promise(() => fetch(`http://${address}/kv/warmup`, { method: "PUT", body: "x" }).then((r) => r.status)), (s) => s === 200)
 
 describe("http api: connection floods", () => {
-  it.live("slow headers: every connection is closed at the header timeout with 408, counted; a client is served meanwhile", () =>
+  /**
+   * `FLOOD` connections that send `head` and then a byte every 50 ms, forever (no inactivity
+   * timer would ever fire), while a legitimate client runs: each must be closed with 408 no
+   * sooner than `limitMs`, and counted once under `reason`.
+   */
+  const trickleFlood = (address: string, head: string, reason: string, limitMs: number) =>
     Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
-      const before = yield* refused("header_timeout")
+      const before = yield* refused(reason)
       const start = Date.now()
-      // A byte of header every 50 ms, forever: no inactivity timer would ever fire.
       const raws = yield* openRaw(address, FLOOD, start, (socket) => {
-        socket.write("GET /health HTTP/1.1\r\nHost: x\r\n")
-        const timer = setInterval(() => socket.write("X"), 50)
-        socket.on("close", () => clearInterval(timer))
-      })
-      const rounds = yield* serveWhile(address, () => allClosed(raws))
-      expect(rounds).toBeGreaterThan(0)
-      for (const r of raws) {
-        expect(r.closedAt!).toBeGreaterThanOrEqual(LIMITS.headerTimeoutMs)
-        expect(r.received).toMatch(/^HTTP\/1\.1 408 /)
-      }
-      yield* eventually("header_timeout counted", refused("header_timeout"), (n) => n - before >= FLOOD)
-      expect((yield* refused("header_timeout")) - before).toBe(FLOOD)
-    }).pipe(Effect.scoped))
-
-  it.live("unfinished bodies: every connection is closed at the body timeout with 408, counted; a client is served meanwhile", () =>
-    Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
-      const before = yield* refused("body_timeout")
-      const start = Date.now()
-      // Declares 1000 bytes, then sends one every 50 ms: the body never ends in time.
-      const raws = yield* openRaw(address, FLOOD, start, (socket) => {
-        socket.write("PUT /kv/held HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        socket.write(head)
         const timer = setInterval(() => socket.write("x"), 50)
         socket.on("close", () => clearInterval(timer))
       })
       const rounds = yield* serveWhile(address, () => allClosed(raws))
       expect(rounds).toBeGreaterThan(0)
       for (const r of raws) {
-        expect(r.closedAt!).toBeGreaterThanOrEqual(LIMITS.bodyTimeoutMs)
+        expect(r.closedAt!).toBeGreaterThanOrEqual(limitMs)
         expect(r.received).toMatch(/^HTTP\/1\.1 408 /)
       }
-      yield* eventually("body_timeout counted", refused("body_timeout"), (n) => n - before >= FLOOD)
-      expect((yield* refused("body_timeout")) - before).toBe(FLOOD)
+      yield* eventually(`${reason} counted`, refused(reason), (n) => n - before >= FLOOD)
+      expect((yield* refused(reason)) - before).toBe(FLOOD)
+    })
+
+  it.live("slow headers: every connection is closed at the header timeout with 408, counted; a client is served meanwhile", () =>
+    Effect.gen(function*() {
+      const address = yield* serve
+      yield* ready(address)
+      yield* trickleFlood(address, "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", "header_timeout", LIMITS.headerTimeoutMs)
+    }).pipe(Effect.scoped))
+
+  it.live("unfinished bodies: every connection is closed at the body timeout with 408, counted; a client is served meanwhile", () =>
+    Effect.gen(function*() {
+      const address = yield* serve
+      yield* ready(address)
+      // Declares 1000 bytes: at a byte per 50 ms the body never ends in time.
+      yield* trickleFlood(address, "PUT /kv/held HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "body_timeout", LIMITS.bodyTimeoutMs)
       // None of them was written.
       const held = yield* Effect.promise(() => fetch(`http://${address}/kv/held`).then((r) => r.status))
       expect(held).toBe(404)
