@@ -368,6 +368,15 @@ export const serveHttpApi = (
     // Made once: an `Effect.gen` closure per request would keep each request alive across
     // scavenges (docs/design.md, "No generator closure per batch").
     const route = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+      // Node hands a request that asks for an upgrade its raw socket, and a body read from that
+      // ends wherever the connection ends: a PUT cut off by a timeout would be written as if
+      // whole. The API upgrades nothing.
+      if (request.headers["upgrade"] !== undefined) {
+        return HttpServerResponse.jsonUnsafe(errorBody("bad_request", "protocol upgrades are not supported"), {
+          status: 400,
+          headers: { connection: "close" }
+        })
+      }
       const [path = "", query = ""] = request.url.split("?", 2)
       const params = new URLSearchParams(query)
       const method = request.method === "HEAD" ? "GET" : request.method

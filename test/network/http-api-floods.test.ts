@@ -172,4 +172,16 @@ describe("http api: connection floods", () => {
       // Fetch's own kept-alive connections may be closed as idle too, so only a lower bound.
       expect((yield* refused("idle_timeout")) - before).toBeGreaterThanOrEqual(1)
     }).pipe(Effect.scoped))
+
+  it.live("a PUT that asks for a protocol upgrade is refused with 400 and writes nothing, even when its body is cut off", () =>
+    Effect.gen(function*() {
+      const address = yield* serve
+      yield* ready(address)
+      const [raw] = yield* openRaw(address, 1, Date.now(), (socket) =>
+        socket.write("PUT /kv/upgraded HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 1000\r\n\r\nabc"))
+      yield* eventually("the upgrade request closed", Effect.sync(() => raw!.closedAt), (at) => at !== undefined)
+      expect(raw!.received).toMatch(/^HTTP\/1\.1 400 /)
+      const stored = yield* Effect.promise(() => fetch(`http://${address}/kv/upgraded`).then((r) => r.status))
+      expect(stored).toBe(404)
+    }).pipe(Effect.scoped))
 })
