@@ -467,9 +467,9 @@ export const makeRaftNode = <R>(
       }
     })
 
-    // Both feeders end once the mailbox is shut down (the node stopped).
     // Messages from non-voters and snapshots the state machine cannot restore stop here.
     const admit = makeInboundGuard(membership, (data) => stateMachine.validate(data))
+    // Both feeders end once the mailbox is shut down (the node stopped).
     const receiver = Effect.gen(function*() {
       while (true) {
         const messages = yield* admit(yield* transport.receiveBatch(RECEIVE_BATCH))

@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
-import { rmSync, statSync } from "node:fs"
+import { rmSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseNodeConfigToml } from "../../src/node/node-config.ts"
+import { FileStorage } from "../../src/raft/file-storage.ts"
 import { tempDir as makeTempDir } from "../support/network-cluster.ts"
 
 const MAIN = fileURLToPath(new URL("../../src/node/main.ts", import.meta.url))
@@ -110,5 +111,24 @@ describe("node CLI", () => {
     expect(missing.status).toBe(1)
     expect(missing.stderr).toMatch(/Config file not found/)
     expect(missing.stdout).toBe("")
+  }, 30_000)
+
+  it("a stored snapshot that does not restore: exit 3, the snapshot file named on stderr", async () => {
+    const dir = tempDir()
+    const dataDir = join(dir, "data")
+    // A snapshot whose record is sound but whose data the KV state machine cannot read.
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const storage = yield* FileStorage.make(dataDir, "always")
+      yield* storage.write({
+        snapshot: { metadata: { index: 5, term: 2 }, data: new TextEncoder().encode("{ not a snapshot") },
+        hardState: { term: 2, vote: 1, commit: 5 }
+      })
+    })))
+    const config = join(dir, "node.toml")
+    writeFileSync(config, toml({ transport: "[transport]\nnode_id = 1\nenabled = false", raft: `[raft]\nvoters = [1]\ndata_dir = ${JSON.stringify(dataDir)}` }))
+    const run = cli("run", "--config", config)
+    expect(run.status).toBe(3)
+    expect(run.stderr).toContain(`the stored snapshot ${join(dataDir, "snapshot")} (index 5, term 2) does not restore`)
+    expect(run.stdout).toBe("")
   }, 30_000)
 })
