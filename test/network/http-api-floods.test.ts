@@ -92,6 +92,12 @@ const serveWhile = (address: string, done: () => boolean) =>
 const ready = (address: string) =>
   eventually("the node answers", Effect.promise(() => fetch(`http://${address}/kv/warmup`, { method: "PUT", body: "x" }).then((r) => r.status)), (s) => s === 200)
 
+/** The API, once the node answers writes. */
+const serveReady = Effect.tap(serve, ready)
+
+/** The status of a GET of `key`. */
+const getStatus = (address: string, key: string) => Effect.promise(() => fetch(`http://${address}/kv/${key}`).then((r) => r.status))
+
 describe("http api: connection floods", () => {
   /**
    * `FLOOD` connections that send `head` and then a byte every 50 ms, forever (no inactivity
@@ -119,26 +125,22 @@ describe("http api: connection floods", () => {
 
   it.live("slow headers: every connection is closed at the header timeout with 408, counted; a client is served meanwhile", () =>
     Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
+      const address = yield* serveReady
       yield* trickleFlood(address, "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", "header_timeout", LIMITS.headerTimeoutMs)
     }).pipe(Effect.scoped))
 
   it.live("unfinished bodies: every connection is closed at the body timeout with 408, counted; a client is served meanwhile", () =>
     Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
+      const address = yield* serveReady
       // Declares 1000 bytes: at a byte per 50 ms the body never ends in time.
       yield* trickleFlood(address, "PUT /kv/held HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "body_timeout", LIMITS.bodyTimeoutMs)
       // None of them was written.
-      const held = yield* Effect.promise(() => fetch(`http://${address}/kv/held`).then((r) => r.status))
-      expect(held).toBe(404)
+      expect(yield* getStatus(address, "held")).toBe(404)
     }).pipe(Effect.scoped))
 
   it.live("silent connections past the cap are closed on accept, the rest at the header timeout; then a client is served", () =>
     Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
+      const address = yield* serveReady
       // Fetch's pool may keep the warm-up connection: wait until the server closed it as idle.
       yield* Effect.sleep(LIMITS.idleTimeoutMs + 1500)
       const capBefore = yield* refused("connection_cap")
@@ -160,8 +162,7 @@ describe("http api: connection floods", () => {
 
   it.live("a kept-alive connection left idle is closed after the idle timeout, counted", () =>
     Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
+      const address = yield* serveReady
       const before = yield* refused("idle_timeout")
       const start = Date.now()
       const [raw] = yield* openRaw(address, 1, start, (socket) => socket.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
@@ -175,13 +176,23 @@ describe("http api: connection floods", () => {
 
   it.live("a PUT that asks for a protocol upgrade is refused with 400 and writes nothing, even when its body is cut off", () =>
     Effect.gen(function*() {
-      const address = yield* serve
-      yield* ready(address)
+      const address = yield* serveReady
       const [raw] = yield* openRaw(address, 1, Date.now(), (socket) =>
         socket.write("PUT /kv/upgraded HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 1000\r\n\r\nabc"))
       yield* eventually("the upgrade request closed", Effect.sync(() => raw!.closedAt), (at) => at !== undefined)
       expect(raw!.received).toMatch(/^HTTP\/1\.1 400 /)
-      const stored = yield* Effect.promise(() => fetch(`http://${address}/kv/upgraded`).then((r) => r.status))
-      expect(stored).toBe(404)
+      expect(yield* getStatus(address, "upgraded")).toBe(404)
+    }).pipe(Effect.scoped))
+
+  it.live("bytes that are not HTTP get 400 and a close, counted as malformed", () =>
+    Effect.gen(function*() {
+      const address = yield* serveReady
+      const before = yield* refused("malformed")
+      const raws = yield* openRaw(address, 10, Date.now(), (socket) => socket.write("\x00\x01 NOT HTTP AT ALL\r\n\r\n"))
+      yield* eventually("every garbage connection closed", Effect.sync(() => allClosed(raws)), (closed) => closed)
+      for (const r of raws) expect(r.received).toMatch(/^HTTP\/1\.1 400 /)
+      yield* eventually("malformed counted", refused("malformed"), (n) => n - before >= 10)
+      expect((yield* refused("malformed")) - before).toBe(10)
+      expect(yield* legitimate(address, 0)).toEqual({ put: 200, get: 200, value: "v0" })
     }).pipe(Effect.scoped))
 })

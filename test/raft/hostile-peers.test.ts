@@ -19,6 +19,7 @@ import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine
 import { TRANSFER_CONTEXT } from "../../src/raft/messages.ts"
 import { makeRaftNode } from "../../src/raft/node.ts"
 import { counter } from "../support/metrics.ts"
+import { prng } from "../support/prng.ts"
 import { advance, RaftCluster, tempDir } from "../support/raft-cluster.ts"
 
 const OUTSIDER: NodeId = 4
@@ -115,6 +116,59 @@ describe("raft: a peer that is not a voter", () => {
       expect(next.id).not.toBe(OUTSIDER)
       expect(yield* cluster.node(next.id).read("k")).toBe("v")
       expect(yield* cluster.node(next.id).read("k2")).toBe("v2")
+    }))
+})
+
+describe("raft: fuzzed messages from peers that are not voters", () => {
+  it.effect("1,000 seeded random messages of every type from two outsiders change nothing, get no answer, and are each counted", () =>
+    Effect.gen(function*() {
+      const SEED = 20261206
+      const random = prng(SEED)
+      const int = (n: number) => Math.floor(random() * n)
+      const outsiders: ReadonlyArray<NodeId> = [4, 5]
+      const cluster = yield* RaftCluster.make({ ids: VOTERS, outsiders })
+      const leader = yield* cluster.awaitLeader()
+      yield* cluster.node(leader.id).put("k", "v")
+      yield* cluster.awaitApplied((yield* cluster.status(leader.id)).commitIndex)
+      const before = yield* cluster.statuses()
+      const refusedBefore = yield* refused("not_member")
+      let answers = 0
+      cluster.net.observe((m) => {
+        if (outsiders.includes(m.to)) answers++
+      })
+      const rogues = new Map<NodeId, Effect.Success<ReturnType<typeof cluster.net.transport>>>()
+      for (const id of outsiders) rogues.set(id, yield* cluster.net.transport(id))
+      const bytes = () => Uint8Array.from({ length: int(24) }, () => int(256))
+      for (let i = 0; i < 1000; i++) {
+        const from = outsiders[int(outsiders.length)]!
+        const to = VOTERS[int(VOTERS.length)]!
+        const term = int(4) === 0 ? int(3) : leader.term + int(100)
+        const m: RaftMessage = {
+          msgType: int(14) as RaftMessage["msgType"],
+          to,
+          from,
+          term,
+          index: int(50),
+          logTerm: int(term + 1),
+          commit: int(50),
+          reject: int(2) === 0,
+          ...(int(2) === 0 ? { context: int(3) === 0 ? TRANSFER_CONTEXT : bytes() } : {}),
+          ...(int(3) === 0 ? { entries: [{ term, index: int(50) + 1, data: int(2) === 0 ? bytes() : encodeKvCommand({ op: "put", key: "k", value: `fuzz${i}` }) }] } : {}),
+          ...(int(4) === 0 ? { snapshot: { metadata: { index: int(1000), term }, data: int(2) === 0 ? bytes() : new TextEncoder().encode(JSON.stringify([["k", `fuzz${i}`]])) } } : {})
+        }
+        yield* rogues.get(from)!.send(to, m)
+        if (i % 100 === 99) yield* advance(50)
+      }
+      yield* advance(1000)
+
+      expect(answers, `seed ${SEED}`).toBe(0)
+      expect((yield* refused("not_member")) - refusedBefore, `seed ${SEED}`).toBe(1000)
+      for (const s of yield* cluster.statuses()) {
+        const was = before.find((b) => b.id === s.id)!
+        expect({ term: s.term, leader: s.leader, lastLogIndex: s.lastLogIndex, snapshotIndex: s.snapshotIndex }, `node ${s.id}, seed ${SEED}`)
+          .toEqual({ term: was.term, leader: leader.id, lastLogIndex: was.lastLogIndex, snapshotIndex: was.snapshotIndex })
+        expect(cluster.sm(s.id).get("k"), `node ${s.id}, seed ${SEED}`).toBe("v")
+      }
     }))
 })
 

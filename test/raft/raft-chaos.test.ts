@@ -13,19 +13,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Random } from "effect"
 import type { Entry } from "../../src/message/types.ts"
 import { KvStateMachine } from "../../src/raft/kv-state-machine.ts"
+import { prng } from "../support/prng.ts"
 import { advance, leadersByTerm, RaftCluster, tempDir } from "../support/raft-cluster.ts"
-
-/** A small deterministic PRNG for the test's own choices (mulberry32). */
-const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Every entry any node applies, by index: a second, different one is a safety violation. */
 class AppliedLog {

@@ -12,6 +12,7 @@ import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine
 import { RaftLog } from "../../src/raft/log.ts"
 import { Membership } from "../../src/raft/membership.ts"
 import { Progress } from "../../src/raft/progress.ts"
+import { prng } from "../support/prng.ts"
 import type { PersistedState } from "../../src/raft/storage.ts"
 
 const e = (index: number, term: number): Entry => ({ index, term })
@@ -289,5 +290,39 @@ describe("progress", () => {
     expect(pr.next).toBe(1)
     // A stale rejection (not of the outstanding probe) changes nothing.
     expect(pr.rejected(26, 0)).toBe(false)
+  })
+})
+
+describe("kv state machine: validate agrees with restore", () => {
+  it("on 2,000 seeded inputs (near-snapshots and random bytes), validate refuses exactly what restore throws on", () => {
+    const random = prng(12)
+    const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(random() * xs.length)]!
+    const value = (depth: number): unknown =>
+      depth > 2 ? pick(["k", "", 1, null, true]) : pick([
+        () => "s" + Math.floor(random() * 100),
+        () => Math.floor(random() * 10),
+        () => null,
+        () => Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1)),
+        () => ({ k: value(depth + 1) })
+      ])()
+    for (let i = 0; i < 2000; i++) {
+      let bytes: Uint8Array
+      if (i % 2 === 0) {
+        bytes = new TextEncoder().encode(JSON.stringify(value(0)))
+      } else {
+        bytes = Uint8Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256))
+      }
+      const sm = new KvStateMachine()
+      sm.apply({ index: 1, term: 1, data: encodeKvCommand({ op: "put", key: "kept", value: "yes" }) })
+      const verdict = sm.validate(bytes)
+      expect(sm.get("kept"), `input ${i}`).toBe("yes")
+      let threw = false
+      try {
+        sm.restore(bytes)
+      } catch {
+        threw = true
+      }
+      expect(threw, `input ${i}: ${JSON.stringify(Array.from(bytes))} validate=${verdict}`).toBe(verdict !== undefined)
+    }
   })
 })
