@@ -1,9 +1,11 @@
 /**
- * The HTTP API against clients that hold connections instead of sending requests (issue: "idle
- * TCP connections stop the node"): slow headers, unfinished bodies, silent connections past the
- * cap, kept-alive connections left idle. Each is closed by its limit and counted exactly under
- * its reason in `raft_node_http_refused_total`, and a legitimate client is served throughout
- * (or, while the cap is full, as soon as the held connections are closed).
+ * The HTTP API against clients that hold connections instead of sending requests: slow
+ * headers, unfinished bodies, silent connections past the cap, kept-alive connections left
+ * idle, bytes that are not HTTP. Idle connections are file descriptors the node's storage then
+ * cannot get, so each is closed by its limit and counted exactly under its reason in
+ * `raft_node_http_refused_total`, and a legitimate client is served throughout (or, while the
+ * cap is full, as soon as the held connections are closed). A PUT asking for a protocol
+ * upgrade is refused: its body, read from the raw socket, would end wherever a timeout cut it.
  *
  * A one-node cluster serves the API in this process over real loopback sockets; the attackers
  * are raw TCP sockets. Times are lower bounds (a server cannot close early) or generous upper
