@@ -1,7 +1,7 @@
 /**
  * A Raft node against peers it must not trust: being in the transport's peer table does not
- * make a node a member of the Raft group. Node 4 is on the network (in the transport's peer table) but is no voter: whatever it
- * sends (vote requests at a far higher term, a vote request that claims a leadership transfer
+ * make a node a member of the Raft group. Node 4 is on the network but is no voter: whatever
+ * it sends (vote requests at a far higher term, a vote request that claims a leadership transfer
  * and so skips the leader lease, heartbeats and appends claiming leadership, TimeoutNow,
  * snapshots valid or not) changes nothing, is answered with nothing, and is counted once per
  * message. A voter's snapshot that the state machine cannot restore is refused before it is
