@@ -2,7 +2,7 @@ import { Data } from "effect"
 import type { ClassName } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 
-export type TransportKind = "iroh" | "grpc"
+export type TransportKind = "iroh" | "grpc" | "memory"
 
 /** `send` named a node that is not in the peer table. */
 export class PeerUnknown extends Data.TaggedError("PeerUnknown")<{ readonly peer: NodeId }> {

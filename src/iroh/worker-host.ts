@@ -20,7 +20,8 @@ interface Pending {
  * same way, so the only per-byte work left on this thread is framing and protobuf.
  */
 export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyArray<number>): Promise<IrohHost> => {
-  const worker = new Worker(new URL("./worker-main.ts", import.meta.url))
+  // The sibling with this module's own extension: `.ts` in the repository, `.js` in dist/.
+  const worker = new Worker(new URL(`./worker-main${import.meta.url.slice(import.meta.url.lastIndexOf("."))}`, import.meta.url))
   const pending = new Map<number, Pending>()
   let nextId = NO_REPLY + 1
   let closing = false

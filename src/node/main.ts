@@ -1,8 +1,12 @@
+#!/usr/bin/env node
 /**
  * The node process: a Raft key-value node serving the client HTTP API.
  *
- *   tsx src/node/main.ts run --config node1.toml [--log-level info]
- *   tsx src/node/main.ts keygen --key-file node1.key [--address 127.0.0.1:4001 ...]
+ *   raft-node run --config node1.toml [--log-level info]
+ *   raft-node keygen --key-file node1.key [--address 127.0.0.1:4001 ...]
+ *   raft-node --help | --version
+ *
+ * (`npm run node -- ...` in the repository.)
  *
  * `run` starts the transport, the Raft manager and the HTTP API in one scope and prints one
  * JSON line to stdout once serving:
@@ -22,21 +26,26 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import iroh from "@number0/iroh"
 import { Data, Effect, Logger, type LogLevel, References, Schema } from "effect"
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { SocketAddress } from "../config/schema.ts"
 import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
-import { KvStateMachine } from "../raft/kv-state-machine.ts"
-import { makeRaftManager, storageFor } from "../raft/manager.ts"
-import { RaftTransport } from "../domain/raft-transport.ts"
-import { makeRaftTransport } from "../transport/service.ts"
-import { maxCommandBytes, serveHttpApi, trackEvents } from "./http-api.ts"
-import { httpLimitsOf, loadNodeConfigFile } from "./node-config.ts"
+import { loadNodeConfigFile } from "./node-config.ts"
+import { startNode } from "./run.ts"
 
 const { EndpointAddr, EndpointId, EndpointTicket } = iroh
 
 const USAGE = `usage:
   raft-node run --config <file> [--log-level trace|debug|info|warn|error]
-  raft-node keygen --key-file <file> [--address ip:port ...]`
+      runs a Raft key-value node from a TOML file ([transport], [raft], [http] tables)
+  raft-node keygen --key-file <file> [--address ip:port ...]
+      creates the node's Iroh key file if absent; prints its endpoint id and ticket
+  raft-node --help | --version`
+
+/** The package's version; package.json is two levels up from both src/node and dist/node. */
+const version = (): string => {
+  const manifest: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"))
+  return typeof manifest === "object" && manifest !== null && "version" in manifest ? String(manifest.version) : "unknown"
+}
 
 /** Exit code of a node whose stored state it cannot start from: restarting cannot help. */
 const EXIT_NEEDS_OPERATOR = 3
@@ -78,37 +87,21 @@ const printLine = (value: unknown) => Effect.sync(() => void process.stdout.writ
 const run = (configFile: string) =>
   Effect.gen(function*() {
     const config = yield* loadNodeConfigFile(configFile)
-    const transport = yield* makeRaftTransport(config.transport)
-    const storage = yield* storageFor(config.raft)
-    const manager = yield* makeRaftManager(config.raft, new KvStateMachine(), storage).pipe(
-      Effect.provideService(RaftTransport, transport)
-    )
-    const counters = yield* trackEvents(manager)
-    const http = yield* serveHttpApi(
-      {
-        bindAddress: config.http.bind_address,
-        requestTimeoutMs: config.http.request_timeout_ms ?? config.raft.proposal_timeout_ms,
-        maxCommandBytes: maxCommandBytes(config.transport),
-        limits: httpLimitsOf(config.http)
-      },
-      manager,
-      transport,
-      counters
-    )
-    const local = transport.localAddress()
+    const node = yield* startNode(config)
+    const local = node.transport.localAddress()
     yield* printLine({
       ready: {
-        id: transport.nodeId,
-        http: http.address,
+        id: node.transport.nodeId,
+        http: node.http.address,
         iroh: local.iroh ?? null,
         grpc: local.grpc?.address ?? null
       }
     })
-    yield* Effect.logInfo(`node ${transport.nodeId} serving HTTP on ${http.address}`)
+    yield* Effect.logInfo(`node ${node.transport.nodeId} serving HTTP on ${node.http.address}`)
     // Fail-stop: a storage failure stops the Raft node, and with it the process (exit code 1),
     // instead of an API that answers /health but refuses every request.
-    return yield* manager.done.pipe(
-      Effect.onInterrupt(() => Effect.logInfo(`node ${transport.nodeId} shutting down`))
+    return yield* node.manager.done.pipe(
+      Effect.onInterrupt(() => Effect.logInfo(`node ${node.transport.nodeId} shutting down`))
     )
   }).pipe(Effect.scoped)
 
@@ -149,6 +142,9 @@ const main = Effect.gen(function*() {
   }
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     return yield* Effect.sync(() => void process.stdout.write(`${USAGE}\n`))
+  }
+  if (command === "--version" || command === "-v" || command === "version") {
+    return yield* Effect.sync(() => void process.stdout.write(`raft-node ${version()}\n`))
   }
   return yield* new UsageError({ message: `unknown command ${JSON.stringify(command)}` })
 }).pipe(

@@ -12,7 +12,9 @@ import type { NodeSpec } from "./configs.ts"
 import { describeCause } from "../../domain/errors.ts"
 import { nodeV8Flags } from "../v8-flags.ts"
 
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url))
+/** From source (`.ts`) the node runs under tsx; from dist/ it is plain JavaScript. */
+const FROM_SOURCE = import.meta.url.endsWith(".ts")
+const MAIN = fileURLToPath(new URL(FROM_SOURCE ? "../main.ts" : "../main.js", import.meta.url))
 /** The package root: `--import tsx` resolves from here. */
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url))
 
@@ -56,7 +58,7 @@ export const spawnNode = (spec: NodeSpec, logLevel = "info"): Effect.Effect<Node
           try {
             return spawn(
               process.execPath,
-              [...nodeV8Flags(), "--import", "tsx", MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
+              [...nodeV8Flags(), ...(FROM_SOURCE ? ["--import", "tsx"] : []), MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
               { cwd: ROOT, stdio: ["ignore", "pipe", log] }
             )
           } finally {
