@@ -14,6 +14,7 @@
 import { isIPv4, isIPv6 } from "node:net"
 import { Schema, SchemaTransformation, Struct } from "effect"
 import { intAtLeast, intBetween, NonEmptyString, numberAtLeast, numberBetween, orDefault, orEmptyTable, table } from "./fields.ts"
+import { parseEndpointTicket } from "./iroh-ticket.ts"
 
 // -----------------------------------------------------------------------------
 // Building blocks (shared with the [raft] and [http] tables: ./fields.ts)
@@ -74,6 +75,16 @@ export const RelayUrl = Schema.String.check(
 export const EndpointIdString = Schema.String.check(
   Schema.makeFilter((s: string) => /^[0-9a-f]{64}$/.test(s), {
     expected: "an Iroh endpoint id (64 lowercase hex characters)"
+  })
+)
+
+/** An Iroh endpoint ticket, checked against the ticket format (not only its prefix). */
+export const EndpointTicketString = Schema.String.check(
+  Schema.makeFilter((s: string) => {
+    const parsed = parseEndpointTicket(s)
+    if (typeof parsed !== "string") return undefined
+    const shown = s.length > 24 ? `${JSON.stringify(s.slice(0, 24))}...` : JSON.stringify(s)
+    return `Expected an Iroh endpoint ticket (as \`raft-node keygen\` prints), got ${shown}: ${parsed}`
   })
 )
 
@@ -354,7 +365,7 @@ export const PeerConfig = table({
   id: intAtLeast(1),
   iroh_endpoint_id: Schema.optionalKey(EndpointIdString),
   iroh_addresses: orDefault(Schema.Array(SocketAddress), []),
-  iroh_ticket: Schema.optionalKey(NonEmptyString),
+  iroh_ticket: Schema.optionalKey(EndpointTicketString),
   grpc_address: Schema.optionalKey(DialAddress)
 })
 export type PeerConfig = typeof PeerConfig.Type

@@ -267,14 +267,14 @@ describe("config: value forms", () => {
           "grpc_address = \"localhost:50052\"",
           "[[transport.peers]]",
           "id = 3",
-          "iroh_ticket = \"endpointabc\"",
+          "iroh_ticket = \"endpointadpi4pypwprd3kmjeqteuef6i7rc55ivqokmuw3p4meikw5yuezfaaa\"",
           "grpc_address = \"10.0.0.3:50053\""
         ])
       )
       expect(c.peers).toEqual([
         { id: 1, iroh_addresses: [] },
         { id: 2, iroh_endpoint_id: ID_A, iroh_addresses: ["127.0.0.1:7002", "[::1]:7002"], grpc_address: "localhost:50052" },
-        { id: 3, iroh_addresses: [], iroh_ticket: "endpointabc", grpc_address: "10.0.0.3:50053" }
+        { id: 3, iroh_addresses: [], iroh_ticket: "endpointadpi4pypwprd3kmjeqteuef6i7rc55ivqokmuw3p4meikw5yuezfaaa", grpc_address: "10.0.0.3:50053" }
       ])
     }))
 
