@@ -3,7 +3,7 @@
 import assert from "node:assert/strict"
 import { execFileSync } from "node:child_process"
 import { readFileSync } from "node:fs"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import * as root from "raft-transport"
 import * as raft from "raft-transport/raft"
 import * as node from "raft-transport/node"
@@ -53,7 +53,7 @@ const value = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
   const manager = yield* raft.makeRaftManager(raftConfig, new raft.KvStateMachine(), raft.makeMemoryStorage()).pipe(
     Effect.provideService(root.RaftTransport, transport)
   )
-  yield* manager.put("k", "v").pipe(Effect.retry({ while: (e) => e._tag === "NotLeader", times: 200 }))
+  yield* manager.put("k", "v").pipe(Effect.retry({ while: (e) => e._tag === "NotLeader", schedule: Schedule.spaced("20 millis"), times: 250 }))
   return yield* manager.read("k")
 })))
 assert.equal(value, "v")
