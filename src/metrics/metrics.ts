@@ -64,6 +64,9 @@ export const routeChanges = Metric.counter("raft_transport_route_changes_total",
 export const reconnects = Metric.counter("raft_transport_reconnects_total", {
   description: "Sessions established after an earlier one was lost, by peer and transport"
 })
+export const linkUp = Metric.gauge("raft_transport_link_up", {
+  description: "1 while a peer's link on a transport has a live session, else 0, by peer and transport"
+})
 export const rttMs = Metric.gauge("raft_transport_rtt_ms", {
   description: "Smoothed round-trip time of a peer's link in ms, by peer and transport (from probes)"
 })

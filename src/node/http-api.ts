@@ -9,7 +9,10 @@
  * - `GET /status`: role, term, leader, commit/applied/snapshot index, replication progress, the
  *   transport's peers with their routes and link states, and event counters.
  * - `GET /metrics`: the Prometheus text of the process's metrics registry.
- * - `GET /health`: `ok`.
+ * - `GET /health`: `ok` while the process serves (liveness).
+ * - `GET /ready`: readiness: 200 `{"ready":true,"role","term","leader","reachable","voters"}`
+ *   when a leader is known and a quorum is reachable, else 503 with `"ready":false` and a
+ *   `reason` (`no_leader`, `no_quorum`). See `readiness`.
  *
  * Requests wait for a leader while an election runs, up to their timeout (`?timeout_ms=`,
  * else `[http] request_timeout_ms`, else `raft.proposal_timeout_ms`). Errors are 503 JSON:
@@ -186,6 +189,45 @@ const connectedVoters = (transport: RaftTransportService, status: RaftStatus) =>
     const up = new Set<NodeId>([status.id])
     for (const p of peers) if (p.links.some((l) => l.state === "connected")) up.add(p.peer)
     return status.voters.filter((v) => up.has(v)).length
+  })
+
+/** What `GET /ready` answers. */
+export interface Readiness {
+  readonly ready: boolean
+  readonly reason?: "no_leader" | "no_quorum"
+  readonly role: RaftStatus["role"]
+  readonly term: number
+  readonly leader: NodeId | null
+  /**
+   * Voters this node has a live link to (itself included). On a follower it may be below a
+   * quorum while ready: followers need no links to each other.
+   */
+  readonly reachable: number
+  readonly voters: number
+}
+
+/**
+ * Ready when a leader is known and a quorum is reachable. A leader counts the voters it has a
+ * live link to (heartbeats keep every one of them in use). A follower cannot see the links
+ * between other nodes, and needs none to followers: it counts itself and the leader when its
+ * link to the leader is live, and takes the rest from the leader, which steps down when it
+ * loses its quorum (check quorum), so a known leader has one.
+ */
+export const readiness = (status: RaftStatus, transport: RaftTransportService): Effect.Effect<Readiness> =>
+  Effect.gen(function*() {
+    const quorum = Math.floor(status.voters.length / 2) + 1
+    const base = { role: status.role, term: status.term, leader: status.leader ?? null, voters: status.voters.length }
+    if (status.leader === undefined) {
+      return { ready: false, reason: "no_leader", reachable: yield* connectedVoters(transport, status), ...base }
+    }
+    if (status.leader === status.id) {
+      const reachable = yield* connectedVoters(transport, status)
+      return reachable >= quorum ? { ready: true, reachable, ...base } : { ready: false, reason: "no_quorum", reachable, ...base }
+    }
+    const peers = yield* transport.peers
+    const leaderUp = peers.some((p) => p.peer === status.leader && p.links.some((l) => l.state === "connected"))
+    const reachable = yield* connectedVoters(transport, status)
+    return leaderUp ? { ready: true, reachable, ...base } : { ready: false, reason: "no_quorum", reachable, ...base }
   })
 
 const errorResponse = (error: RaftError, transport: RaftTransportService, manager: RaftManagerService, waitedMs: number) =>
@@ -426,9 +468,13 @@ export const serveHttpApi = (
         }
       }
 
-      if (path === "/status" || path === "/metrics" || path === "/health") {
+      if (path === "/status" || path === "/metrics" || path === "/health" || path === "/ready") {
         if (method !== "GET") return methodNotAllowed(request.method, path, "GET, HEAD")
         if (path === "/health") return HttpServerResponse.text("ok\n")
+        if (path === "/ready") {
+          const ready = yield* readiness(yield* manager.status, transport)
+          return json(ready, ready.ready ? 200 : 503)
+        }
         if (path === "/metrics") {
           yield* updateNodeGauges(yield* manager.status, counters)
           return HttpServerResponse.text(yield* renderPrometheus, { contentType: PROMETHEUS_CONTENT_TYPE })

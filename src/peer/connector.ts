@@ -68,9 +68,15 @@ export class Connector {
     return Effect.gen(function*() {
       const scope = yield* Effect.scope
       const connector = new Connector(peer, link, policy, scope, yield* Semaphore.make(1), events, onLinkState)
-      yield* Effect.addFinalizer(() => connector.dropLive("peer closed"))
+      yield* Effect.addFinalizer(() => Effect.andThen(connector.dropLive("peer closed"), connector.setLinkUp(false)))
+      yield* connector.setLinkUp(false)
       return connector
     })
+  }
+
+  /** The `raft_transport_link_up` series of this peer and transport. */
+  private setLinkUp(up: boolean): Effect.Effect<void> {
+    return Metric.update(Metric.withAttributes(M.linkUp, { peer: String(this.peer), transport: this.link.kind }), up ? 1 : 0)
   }
 
   get kind(): TransportKind {
@@ -197,6 +203,7 @@ export class Connector {
       that.retryAt = 0
       that.backoff = undefined
       if (that.sessions++ > 0) yield* Metric.update(Metric.withAttributes(M.reconnects, labels), 1)
+      yield* that.setLinkUp(true)
       yield* that.onLinkState(that.link.kind, true, "connected")
       yield* Effect.logInfo(`connected to peer ${that.peer} over ${that.link.kind}`).pipe(Effect.annotateLogs(labels))
       yield* PubSub.publish(that.events, { _tag: "Connected", peer: that.peer, transport: that.link.kind })
@@ -257,6 +264,7 @@ export class Connector {
         Effect.logWarning(`link to peer ${this.peer} over ${this.link.kind} lost: ${reason}`).pipe(Effect.annotateLogs(labels)),
         PubSub.publish(this.events, { _tag: "Disconnected", peer: this.peer, transport: this.link.kind, cause: reason }),
         this.dropLive(reason),
+        this.setLinkUp(false),
         this.onLinkState(this.link.kind, false, reason)
       ], { discard: true })
     })

@@ -450,9 +450,9 @@ export const makeRaftNode = <R>(
       const taken = yield* maybeSnapshot
       if (taken !== undefined) published.push(taken)
       for (const e of published) {
-        if (e._tag === "LeaderChanged" || e._tag === "RoleChanged" || e._tag === "SnapshotTaken") {
-          yield* Effect.logDebug(describeEvent(e))
-        }
+        // Who leads is what an operator looks for first: role and leader changes at INFO.
+        if (e._tag === "LeaderChanged" || e._tag === "RoleChanged") yield* Effect.logInfo(describeEvent(e))
+        else if (e._tag === "SnapshotTaken") yield* Effect.logDebug(describeEvent(e))
       }
       if (published.length > 0) yield* PubSub.publishAll(events, published)
     })
