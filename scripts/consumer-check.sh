@@ -3,7 +3,8 @@
 # a new project that installs the tarball and effect and
 #   (a) imports every subpath from plain Node (no loader) and exercises each, runs the bin,
 #       and runs the examples as written (Node strips their types);
-#   (b) type-checks the examples as a strict TypeScript consumer (nodenext).
+#   (b) type-checks the examples and the README's TypeScript blocks as a strict TypeScript
+#       consumer (nodenext).
 # Everything runs under the repository's pinned Node (node_modules/.bin comes first on PATH).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,6 +32,9 @@ CONSUMER="$WORK/consumer"
 mkdir -p "$CONSUMER/examples"
 cp scripts/consumer/check.mjs scripts/consumer/tsconfig.json "$CONSUMER/"
 cp examples/two-nodes.ts examples/using-it.ts examples/custom-state-machine.ts "$CONSUMER/examples/"
+# Every ```ts block of the README, one module each, for the type check.
+mkdir -p "$CONSUMER/readme"
+awk -v dir="$CONSUMER/readme" '/^```ts$/ { n++; inside = 1; next } /^```$/ { inside = 0 } inside { print > (dir "/block-" n ".ts") }' README.md
 cd "$CONSUMER"
 echo '{ "name": "consumer", "private": true, "type": "module" }' >package.json
 npm install --silent --no-audit --no-fund "$TARBALL" "effect@$EFFECT_VERSION" "@types/node@^24" "typescript@^5"
@@ -44,4 +48,4 @@ done
 
 # (b) strict TypeScript consumer
 ./node_modules/.bin/tsc -p tsconfig.json
-echo "consumer check (b): the examples type-check as a strict nodenext consumer ($(./node_modules/.bin/tsc --version))"
+echo "consumer check (b): the examples and $(ls readme | wc -l) README block(s) type-check as a strict nodenext consumer ($(./node_modules/.bin/tsc --version))"
