@@ -7,8 +7,7 @@
  *   npx tsx examples/custom-state-machine.ts
  */
 import { Effect, Schedule } from "effect"
-import type { Entry } from "raft-transport"
-import { decodeRaftConfig, makeMemoryStorage, makeRaftNode, type StateMachine } from "raft-transport/raft"
+import { decodeRaftConfig, type Entry, makeMemoryStorage, makeRaftNode, type StateMachine } from "raft-transport/raft"
 import { MemoryNetwork } from "raft-transport/testing"
 
 /** Adds each entry's signed 32-bit amount; a proposal returns the new total. */

@@ -1,7 +1,23 @@
 /**
- * raft-transport: carries Raft messages between cluster nodes over Iroh (QUIC) and gRPC,
- * with four priority classes, batching, typed drops and metrics. This file is the whole
- * public API.
+ * `raft-transport`: carries Raft messages between cluster nodes over Iroh (QUIC), gRPC, or
+ * both with fallback, with four priority classes, batching, typed drops and metrics.
+ *
+ * The other entry points: `raft-transport/raft` (the reference Raft manager, storage and
+ * state machines), `raft-transport/node` (the key-value node process and its HTTP API) and
+ * `raft-transport/testing` (an in-memory transport for unit tests).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { layerConfig, MessageType, parseConfigToml, RaftTransport } from "raft-transport"
+ *
+ * const program = Effect.gen(function*() {
+ *   const transport = yield* RaftTransport
+ *   yield* transport.send(2, { msgType: MessageType.Heartbeat, from: 1, to: 2, term: 3, commit: 10 })
+ *   return yield* transport.receive
+ * })
+ * const layer = Layer.unwrap(Effect.map(parseConfigToml(toml), layerConfig))
+ * ```
  */
 
 // The service
@@ -12,19 +28,18 @@ export type { TransportEvent } from "./domain/events.ts"
 export type { PeerAddress } from "./domain/peer-table.ts"
 export type { ConnectorState, LinkStatus, PeerStatus } from "./domain/peer-status.ts"
 
-// Errors
+// The errors a caller can receive: from `send`, `removePeer` and `peerStatus`, from building
+// the layer, from reading configuration and key files. Link and stream failures are not among
+// them: the transport retries, counts and reports them as events and peer status.
 export {
-  ConnectFailed,
   type DropReason,
   MessageDropped,
   PeerUnknown,
-  StreamFailed,
   type TransportKind,
   TransportStartFailed
 } from "./domain/errors.ts"
-export { BadPreamble, DecodeFailed, FrameTooLarge } from "./message/errors.ts"
 
-// Messages
+// Messages and their codec
 export {
   type ConfState,
   type Entry,
@@ -51,34 +66,8 @@ export {
   type TransportConfigEncoded
 } from "./config/index.ts"
 
-// Identity
+// Identity (Iroh key files)
 export { endpointIdOf, IdentityError, loadOrCreateSecretKey } from "./iroh/identity.ts"
 
-// Metrics (Effect `Metric`s; see docs/metrics.md metrics section)
+// Metrics: Effect `Metric`s, listed in docs/metrics.md
 export * as TransportMetrics from "./metrics/metrics.ts"
-
-// The reference Raft manager (election with pre-vote, replication, snapshots, read index)
-// and its key-value state machine
-export {
-  type ApplyResult,
-  decodeRaftConfig,
-  FileStorage,
-  KvStateMachine,
-  makeMemoryStorage,
-  makeRaftManager,
-  MemoryStorage,
-  NoQuorum,
-  NotLeader,
-  parseRaftConfigToml,
-  ProposalDropped,
-  RaftConfig,
-  RaftManager,
-  type RaftManagerService,
-  type RaftEvent,
-  type RaftStatus,
-  type RaftStorage,
-  type Role,
-  type StateMachine,
-  StorageError,
-  storageFor
-} from "./raft/index.ts"

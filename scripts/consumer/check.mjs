@@ -51,12 +51,13 @@ const value = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
   const transport = yield* network.transport({ nodeId: 1 })
   const raftConfig = yield* raft.decodeRaftConfig({ voters: [1] })
   const manager = yield* raft.makeRaftManager(raftConfig, new raft.KvStateMachine(), raft.makeMemoryStorage()).pipe(
-    Effect.provideService(root.RaftTransport, transport)
+    Effect.provideService(raft.RaftTransport, transport)
   )
   yield* manager.put("k", "v").pipe(Effect.retry({ while: (e) => e._tag === "NotLeader", schedule: Schedule.spaced("20 millis"), times: 250 }))
   return yield* manager.read("k")
 })))
 assert.equal(value, "v")
+assert.equal(raft.RaftTransport, root.RaftTransport)
 
 // raft-transport/node: a node config decode.
 const nodeConfig = await Effect.runPromise(node.parseNodeConfigToml(

@@ -29,3 +29,8 @@ export {
 export { MemoryStorage, makeMemoryStorage } from "./memory-storage.ts"
 export { FileStorage } from "./file-storage.ts"
 export { RaftCore, type CoreConfig, type Ready } from "./core.ts"
+// What a Raft node runs on, without loading a network transport: the service tag (provide it
+// with `layerConfig` from `raft-transport`, or `MemoryNetwork` from `raft-transport/testing`)
+// and the message types a `StateMachine` sees.
+export { RaftTransport, type RaftTransportService } from "../domain/raft-transport.ts"
+export type { Entry, NodeId } from "../message/types.ts"
