@@ -29,6 +29,13 @@ class Counter implements StateMachine<number> {
   restore(data: Uint8Array): void {
     this.total = data.length === 0 ? 0 : new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(0)
   }
+
+  /** A snapshot from a peer is checked before it is stored: 8 bytes holding a finite number. */
+  validate(data: Uint8Array): string | undefined {
+    if (data.length !== 0 && data.length !== 8) return `expected 8 bytes, got ${data.length}`
+    const total = data.length === 0 ? 0 : new DataView(data.buffer, data.byteOffset, data.byteLength).getFloat64(0)
+    return Number.isFinite(total) ? undefined : `not a finite total: ${total}`
+  }
 }
 
 const add = (amount: number): Uint8Array => {

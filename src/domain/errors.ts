@@ -2,6 +2,7 @@ import { Data } from "effect"
 import type { ClassName } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 
+/** The transport a link runs on; `memory` is the in-process link of `raft-transport/testing`. */
 export type TransportKind = "iroh" | "grpc" | "memory"
 
 /** `send` named a node that is not in the peer table. */
@@ -11,6 +12,7 @@ export class PeerUnknown extends Data.TaggedError("PeerUnknown")<{ readonly peer
   }
 }
 
+/** Why a message was not delivered: the `reason` of `MessageDropped` and of `raft_transport_messages_dropped_total`. */
 export type DropReason =
   | "queue_full"
   | "expired"

@@ -5,6 +5,7 @@ import { describeCause } from "../domain/errors.ts"
 
 const { SecretKey } = iroh
 
+/** A node key file could not be read, created or parsed. */
 export class IdentityError extends Data.TaggedError("IdentityError")<{ readonly file: string; readonly reason: string }> {
   override get message() {
     return `identity key file ${this.file}: ${this.reason}`

@@ -15,9 +15,11 @@ export type PriorityClass = (typeof PriorityClass)[keyof typeof PriorityClass]
 /** All classes in priority order (highest first). */
 export const priorityClasses: ReadonlyArray<PriorityClass> = [0, 1, 2, 3]
 
+/** Class names in priority order, as used in config keys, metric labels and events. */
 export const classNames = ["election", "heartbeat", "append", "snapshot"] as const
 export type ClassName = (typeof classNames)[number]
 
+/** The name of a class (`PriorityClass.Append` -> `"append"`). */
 export const className = (cls: PriorityClass): ClassName => classNames[cls]
 
 const classOfType: ReadonlyArray<PriorityClass> = (() => {

@@ -22,9 +22,11 @@ export const MessageType = {
 } as const
 export type MessageType = (typeof MessageType)[keyof typeof MessageType]
 
+/** The kind of a log entry: a normal command or a membership change. */
 export const EntryType = { Normal: 0, ConfChange: 1 } as const
 export type EntryType = (typeof EntryType)[keyof typeof EntryType]
 
+/** A Raft log entry: `data` is the command a `StateMachine` applies. */
 export interface Entry {
   readonly entryType?: EntryType
   readonly term: number
@@ -33,17 +35,20 @@ export interface Entry {
   readonly context?: Uint8Array
 }
 
+/** Cluster membership recorded in a snapshot. */
 export interface ConfState {
   readonly voters: ReadonlyArray<number>
   readonly learners?: ReadonlyArray<number>
 }
 
+/** The log position (and membership) a snapshot covers. */
 export interface SnapshotMetadata {
   readonly confState?: ConfState
   readonly index: number
   readonly term: number
 }
 
+/** A state machine snapshot; the transport chunks it on the wire and delivers it whole. */
 export interface Snapshot {
   readonly data: Uint8Array
   readonly metadata?: SnapshotMetadata
@@ -57,6 +62,11 @@ export interface Snapshot {
 /** Raft node ids are unsigned integers, as in etcd/raft and raft-rs. */
 export type NodeId = number
 
+/**
+ * One Raft message (`raft.Message` in `proto/raft.proto`). `msgType` decides its priority
+ * class (`classify`); `from` must be the sending node: receivers drop a message whose `from`
+ * disagrees with the connection's authenticated identity.
+ */
 export interface RaftMessage {
   readonly msgType: MessageType
   readonly to: NodeId
@@ -77,4 +87,5 @@ const typeNames: Record<number, string> = Object.fromEntries(
   Object.entries(MessageType).map(([name, value]) => [value, name])
 )
 
+/** The name of a message type (`"Append"`), for logs; `Unknown(n)` for a number outside `MessageType`. */
 export const messageTypeName = (type: number): string => typeNames[type] ?? `Unknown(${type})`

@@ -8,65 +8,84 @@ import { Metric } from "effect"
 export const messagesSent = Metric.counter("raft_transport_messages_sent_total", {
   description: "Messages written to a link, by peer, class and transport"
 })
+/** `raft_transport_bytes_sent_total` (counter): framed bytes written to a link, by peer, class and transport. */
 export const bytesSent = Metric.counter("raft_transport_bytes_sent_total", {
   description: "Framed bytes written to a link, by peer, class and transport"
 })
+/** `raft_transport_messages_received_total` (counter): messages delivered to the inbound queues, by peer, class and transport. */
 export const messagesReceived = Metric.counter("raft_transport_messages_received_total", {
   description: "Messages delivered to the inbound queues, by peer, class and transport"
 })
+/** `raft_transport_bytes_received_total` (counter): bytes read from inbound streams, by class and transport. */
 export const bytesReceived = Metric.counter("raft_transport_bytes_received_total", {
   description: "Bytes read from inbound streams, by class and transport"
 })
+/** `raft_transport_messages_dropped_total` (counter): messages not delivered, by peer, class and reason (a `DropReason`). */
 export const messagesDropped = Metric.counter("raft_transport_messages_dropped_total", {
   description:
     "Messages dropped, by peer, class and reason (queue_full, expired, link_failed, forged_from, misaddressed, peer_removed, snapshot_failed, too_large)"
 })
+/** `raft_transport_batch_messages` (histogram): messages per link write, by class. */
 export const batchSize = Metric.histogram("raft_transport_batch_messages", {
   description: "Messages per link write, by class",
   boundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 })
+/** `raft_transport_queue_depth` (gauge): messages waiting in an outbound queue, by peer and class (sampled at each write). */
 export const queueDepth = Metric.gauge("raft_transport_queue_depth", {
   description: "Messages waiting in an outbound queue, by peer and class (sampled at each write)"
 })
+/** `raft_transport_connection_attempts_total` (counter): outbound connection attempts, by peer and transport. */
 export const connectionAttempts = Metric.counter("raft_transport_connection_attempts_total", {
   description: "Outbound connection attempts, by peer and transport"
 })
+/** `raft_transport_connection_failures_total` (counter): outbound connection attempts that failed or connections lost, by peer, transport and kind. */
 export const connectionFailures = Metric.counter("raft_transport_connection_failures_total", {
   description: "Outbound connection attempts that failed or connections lost, by peer, transport and kind"
 })
+/** `raft_transport_inbound_refused_total` (counter): inbound connections refused, by transport and reason (unknown_endpoint, bad_alpn, handshake). */
 export const inboundRefused = Metric.counter("raft_transport_inbound_refused_total", {
   description: "Inbound connections refused, by transport and reason (unknown_endpoint, bad_alpn, handshake)"
 })
+/** `raft_transport_inbound_errors_total` (counter): inbound streams closed for bad input, by transport and kind (bad_preamble, frame_too_large, decode_failed). */
 export const inboundErrors = Metric.counter("raft_transport_inbound_errors_total", {
   description: "Inbound streams closed for bad input, by transport and kind (bad_preamble, frame_too_large, decode_failed)"
 })
+/** `raft_transport_snapshots_sent_total` (counter): whole snapshots written, by peer and transport. */
 export const snapshotsSent = Metric.counter("raft_transport_snapshots_sent_total", {
   description: "Whole snapshots written, by peer and transport"
 })
+/** `raft_transport_snapshots_received_total` (counter): whole snapshots reassembled and delivered, by peer and transport. */
 export const snapshotsReceived = Metric.counter("raft_transport_snapshots_received_total", {
   description: "Whole snapshots reassembled and delivered, by peer and transport"
 })
 
 export type Labels = Record<string, string>
 
+/** `raft_transport_route` (gauge): 1 for the transport that currently carries a class to a peer, 0 for the other (by peer, class, transport). */
 export const routeActive = Metric.gauge("raft_transport_route", {
   description: "1 for the transport that currently carries a class to a peer, 0 for the other (by peer, class, transport)"
 })
+/** `raft_transport_fallbacks_total` (counter): times a peer's traffic fell back from Iroh to gRPC, by peer. */
 export const fallbacks = Metric.counter("raft_transport_fallbacks_total", {
   description: "Times a peer's traffic fell back from Iroh to gRPC, by peer"
 })
+/** `raft_transport_recoveries_total` (counter): times a peer's traffic returned to Iroh after a fallback, by peer. */
 export const recoveries = Metric.counter("raft_transport_recoveries_total", {
   description: "Times a peer's traffic returned to Iroh after a fallback, by peer"
 })
+/** `raft_transport_route_changes_total` (counter): route changes of a class to a peer, by peer, class and reason (fallback, recovery, adaptive). */
 export const routeChanges = Metric.counter("raft_transport_route_changes_total", {
   description: "Route changes of a class to a peer, by peer, class and reason (fallback, recovery, adaptive)"
 })
+/** `raft_transport_reconnects_total` (counter): sessions established after an earlier one was lost, by peer and transport. */
 export const reconnects = Metric.counter("raft_transport_reconnects_total", {
   description: "Sessions established after an earlier one was lost, by peer and transport"
 })
+/** `raft_transport_link_up` (gauge): 1 while a peer's link on a transport has a live session, else 0, by peer and transport. */
 export const linkUp = Metric.gauge("raft_transport_link_up", {
   description: "1 while a peer's link on a transport has a live session, else 0, by peer and transport"
 })
+/** `raft_transport_rtt_ms` (gauge): smoothed round-trip time of a peer's link in ms, by peer and transport (from probes). */
 export const rttMs = Metric.gauge("raft_transport_rtt_ms", {
   description: "Smoothed round-trip time of a peer's link in ms, by peer and transport (from probes)"
 })

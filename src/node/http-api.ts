@@ -39,6 +39,7 @@ import { describeCause } from "../domain/errors.ts"
 import type { RaftTransportService } from "../domain/raft-transport.ts"
 import { DEFAULT_HTTP_LIMITS, type HttpLimits, limitedHttpServer } from "./http-limits.ts"
 
+/** The HTTP API could not bind its address. */
 export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
   readonly address: string
   readonly reason: string
@@ -48,6 +49,7 @@ export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
   }
 }
 
+/** How `serveHttpApi` serves. */
 export interface HttpApiOptions {
   /** `host:port`; port 0 picks a free port. */
   readonly bindAddress: string
@@ -76,6 +78,7 @@ export const maxCommandBytes = (transport: TransportConfig): number => {
   return limit - ENVELOPE_BYTES
 }
 
+/** A serving HTTP API. */
 export interface HttpApi {
   /** The address actually bound, `host:port`. */
   readonly address: string

@@ -69,6 +69,7 @@ export const httpLimitsOf = (http: HttpConfig): HttpLimits => ({
   maxConnections: http.max_connections
 })
 
+/** A node's whole TOML file: its `[transport]`, `[raft]` and `[http]` tables, decoded. */
 export interface NodeConfig {
   readonly transport: TransportConfig
   readonly raft: RaftConfig

@@ -17,6 +17,7 @@ import { configErrorOf, parseTomlDocument, readConfigText } from "../config/load
  * - `batch`: one fsync per batch of appended entries, before the node acknowledges them;
  * - `never`: leave it to the OS (fast, loses acknowledged writes on power failure: tests only).
  */
+/** When storage makes writes durable (`sync` in `[raft]`). */
 export const SyncPolicy = Schema.Literals(["always", "batch", "never"])
 export type SyncPolicy = typeof SyncPolicy.Type
 
@@ -76,6 +77,7 @@ const rules = (c: Fields): Array<Schema.FilterIssue> => {
   return issues
 }
 
+/** The decoded `[raft]` table: timing, batching, snapshots, storage and the voters. */
 export const RaftConfig = table(raftFields).check(Schema.makeFilter(rules))
 export type RaftConfig = typeof RaftConfig.Type
 /** What `decodeRaftConfig` accepts: the `[raft]` table's shape (only `voters` is required). */

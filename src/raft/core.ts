@@ -20,6 +20,7 @@ import { type IndexedRead, type ReadAsk, ReadIndexQueue } from "./read-index.ts"
 import { normalizeEntry, snapshotRecordOf } from "./records.ts"
 import type { HardState, PersistedState, SnapshotRecord } from "./storage.ts"
 
+/** What `RaftCore` is built with. */
 export interface CoreConfig {
   readonly id: NodeId
   readonly membership: Membership
@@ -86,6 +87,7 @@ const NONE = 0
 const isVoteRequest = (t: number) => t === MessageType.RequestVote || t === MessageType.RequestPreVote
 const fromLeader = (t: number) => t === MessageType.Append || t === MessageType.Heartbeat || t === MessageType.Snapshot
 
+/** The Raft protocol as a synchronous state machine: inputs in (`step`, `tick`, `propose`), a `Ready` of effects to carry out. */
 export class RaftCore {
   readonly id: NodeId
   term: number

@@ -1,6 +1,7 @@
 import type { NodeId } from "../message/types.ts"
 import type { ProgressState } from "./progress.ts"
 
+/** A node's role; `pre-candidate` is the pre-vote phase before a real election (thesis §9.6). */
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader"
 
 /** What a node reports about itself on `RaftManager.events`. */
@@ -19,6 +20,7 @@ export type RaftEvent =
   /** This node snapshotted its state machine and compacted its log (§7). */
   | { readonly _tag: "SnapshotTaken"; readonly node: NodeId; readonly index: number; readonly term: number; readonly bytes: number }
 
+/** The leader's view of one follower's replication. */
 export interface PeerProgress {
   readonly id: NodeId
   readonly matchIndex: number
@@ -27,6 +29,7 @@ export interface PeerProgress {
   readonly state: ProgressState
 }
 
+/** A node's Raft state, as `status` reports it. */
 export interface RaftStatus {
   readonly id: NodeId
   readonly role: Role

@@ -163,6 +163,7 @@ const persistedStateOf = (state: DirState): PersistedState => ({
   entries: state.snapshot === undefined ? state.entries : entriesAfterSnapshot(state.entries, state.snapshot.metadata)
 })
 
+/** Storage in files under a directory, durable per the `sync` policy. */
 export class FileStorage implements RaftStorage {
   private fd: number
   private closed = false

@@ -18,6 +18,7 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const strictDecoder = new TextDecoder("utf-8", { fatal: true })
 
+/** A key-value command as the bytes `propose` takes (UTF-8 JSON). */
 export const encodeKvCommand = (command: KvCommand): Uint8Array => encoder.encode(JSON.stringify(command))
 
 /** Parses a command; a string describing the problem when it is not one. */

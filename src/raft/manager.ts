@@ -33,6 +33,7 @@ export const storageFor = (config: RaftConfig): Effect.Effect<RaftStorage, Stora
     ? Effect.succeed(new MemoryStorage())
     : FileStorage.make(config.data_dir, config.sync)
 
+/** The key-value Raft node on the `RaftTransport` in context, in the caller's scope (`RaftManager.layer` is this as a layer). */
 export const makeRaftManager = (
   config: RaftConfig,
   stateMachine: KvStateMachine,
@@ -55,6 +56,19 @@ export const makeRaftManager = (
     }
   })
 
+/**
+ * The reference Raft node with the key-value state machine, as a service.
+ *
+ * @example
+ * ```ts
+ * const layer = RaftManager.layer(config, new KvStateMachine())   // needs RaftTransport
+ * const program = Effect.gen(function*() {
+ *   const raft = yield* RaftManager
+ *   yield* raft.put("k", "v")
+ *   return yield* raft.read("k")
+ * })
+ * ```
+ */
 export class RaftManager extends Context.Service<RaftManager, RaftManagerService>()("raft-transport/RaftManager") {
   /** A Raft node for `config`, storing in `data_dir` (or memory), applying to `stateMachine`. */
   static layer(

@@ -56,4 +56,5 @@ export class MemoryStorage implements RaftStorage {
   }
 }
 
+/** Storage in memory: for tests, and nodes that rebuild from their peers after a restart. */
 export const makeMemoryStorage = (): MemoryStorage => new MemoryStorage()

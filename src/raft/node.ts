@@ -25,14 +25,18 @@ import { contextKey } from "./messages.ts"
 import type { StateMachine } from "./state-machine.ts"
 import type { RaftStorage, SnapshotRecord } from "./storage.ts"
 
+/** Per-call options of `propose` and `read`. */
 export interface RequestOptions {
   /** Overrides the config's `proposal_timeout_ms` for this call. */
   readonly timeoutMs?: number | undefined
 }
 
+/** How a proposal can fail: no leader, no commit in time, or known lost. */
 export type ProposeError = NotLeader | NoQuorum | ProposalDropped
+/** How a linearizable read can fail: no leader, or no quorum confirmed it in time. */
 export type ReadError = NotLeader | NoQuorum
 
+/** A running Raft node applying committed entries to a `StateMachine<R>`. */
 export interface RaftNode<R> {
   readonly id: NodeId
   /**
@@ -61,6 +65,7 @@ export interface RaftNode<R> {
   readonly done: Effect.Effect<void, StorageError>
 }
 
+/** What `makeRaftNode` runs on: its `[raft]` config, a transport, storage and a state machine. */
 export interface RaftNodeOptions<R> {
   readonly config: RaftConfig
   readonly transport: RaftTransportService
@@ -137,6 +142,18 @@ const restoreStored = <R>(stateMachine: StateMachine<R>, snapshot: SnapshotRecor
       })
   })
 
+/**
+ * Starts a Raft node in the caller's scope: it restores `stateMachine` from storage, then
+ * elects, replicates and applies until the scope closes (or a storage failure stops it:
+ * see `done`). Use it with your own `StateMachine`; `RaftManager` is this with the key-value
+ * state machine.
+ *
+ * @example
+ * ```ts
+ * const node = yield* makeRaftNode({ config, transport, storage: makeMemoryStorage(), stateMachine: new Counter() })
+ * const total = yield* node.propose(new Uint8Array([0, 0, 0, 5]))
+ * ```
+ */
 export const makeRaftNode = <R>(
   options: RaftNodeOptions<R>
 ): Effect.Effect<RaftNode<R>, StorageError | SnapshotUnusable, Scope.Scope> =>

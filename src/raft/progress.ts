@@ -12,6 +12,7 @@
  */
 import type { NodeId } from "../message/types.ts"
 
+/** How the leader replicates to a follower: probing for the match point, pipelining, or sending a snapshot. */
 export type ProgressState = "probe" | "replicate" | "snapshot"
 
 interface Inflight {

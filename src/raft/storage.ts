@@ -11,6 +11,7 @@ import type { Effect } from "effect"
 import type { Entry, NodeId, SnapshotMetadata } from "../message/types.ts"
 import type { StorageError } from "./errors.ts"
 
+/** What Raft must persist before answering (§5.2): term, vote, and the commit index. */
 export interface HardState {
   readonly term: number
   /** The candidate voted for in `term`; 0 = none. */
@@ -19,6 +20,7 @@ export interface HardState {
   readonly commit: number
 }
 
+/** The hard state of a node that never ran. */
 export const emptyHardState: HardState = { term: 0, vote: 0, commit: 0 }
 
 /** A snapshot of the state machine at `metadata.index` (term `metadata.term`). */
@@ -27,6 +29,7 @@ export interface SnapshotRecord {
   readonly data: Uint8Array
 }
 
+/** Everything a node reads back at start-up. */
 export interface PersistedState {
   readonly hardState: HardState
   readonly snapshot: SnapshotRecord | undefined
@@ -52,6 +55,7 @@ export interface WriteBatch {
   readonly hardState?: HardState
 }
 
+/** Where a Raft node persists its hard state, log and snapshot: `MemoryStorage`, `FileStorage`, or your own. */
 export interface RaftStorage {
   /** Everything persisted, read once when the node starts. */
   readonly load: Effect.Effect<PersistedState, StorageError>

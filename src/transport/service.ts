@@ -40,6 +40,20 @@ interface PeerEntry {
   readonly scope: Scope.Closeable
 }
 
+/**
+ * The transport a decoded config describes, in the caller's scope: the Iroh endpoint and its
+ * acceptor, the gRPC server, and one actor per peer with its links and router. Closing the
+ * scope closes every link and counts what was still queued as dropped. `layerConfig` is this
+ * as a layer.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const transport = yield* makeRaftTransport(yield* makeConfig({ node_id: 1, mode: "grpc" }))
+ *   yield* Effect.log(transport.localAddress())
+ * }))
+ * ```
+ */
 export const makeRaftTransport = (
   config: TransportConfig
 ): Effect.Effect<RaftTransportService, TransportStartFailed, Scope.Scope> =>
