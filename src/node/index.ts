@@ -19,6 +19,8 @@ export {
   HttpApiStartFailed,
   MAX_REQUEST_TIMEOUT_MS,
   maxCommandBytes,
+  type Readiness,
+  readiness,
   serveHttpApi,
   type StatusBody,
   trackEvents
