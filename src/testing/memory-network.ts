@@ -1,4 +1,4 @@
-import { Effect, Exit, Layer, Metric, PubSub, Scope, Stream } from "effect"
+import { Effect, Layer, Metric, PubSub, Scope, Stream } from "effect"
 import { ConfigError } from "../config/errors.ts"
 import { makeConfig } from "../config/load.ts"
 import type { TransportConfigEncoded } from "../config/schema.ts"
@@ -11,6 +11,7 @@ import { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { fixedRoute, PeerActor } from "../peer/actor.ts"
+import { PeerActors } from "../peer/peer-actors.ts"
 import { actorOptions } from "../transport/options.ts"
 import { makeMemoryLink, type MemoryEndpoint, type MemoryFabric, type MemorySession } from "./memory-link.ts"
 
@@ -30,11 +31,6 @@ interface Member {
   readonly endpoint: MemoryEndpoint
   /** Ids this node accepts connections from: its peer table, as on a real transport. */
   readonly known: Set<NodeId>
-}
-
-interface PeerEntry {
-  readonly actor: PeerActor
-  readonly scope: Scope.Closeable
 }
 
 const pairKey = (a: NodeId, b: NodeId): string => (a < b ? `${a}:${b}` : `${b}:${a}`)
@@ -118,16 +114,14 @@ export class MemoryNetwork {
         reach: (from, to) => network.reach(from, to),
         track: (session) => network.track(session)
       }
-      const actors = new Map<NodeId, PeerEntry>()
+      const actors = new PeerActors()
 
       const stopPeer = (id: NodeId) =>
         Effect.suspend(() => {
-          const entry = actors.get(id)
-          if (entry === undefined) return Effect.void
-          actors.delete(id)
+          if (!actors.has(id)) return Effect.void
           return Effect.andThen(
             network.closeWhere((s) => s.from === id && s.to === self, `peer ${id} removed by node ${self}`),
-            Scope.close(entry.scope, Exit.void)
+            actors.stop(id)
           )
         })
 
@@ -143,21 +137,18 @@ export class MemoryNetwork {
             routes: fixedRoute("memory"),
             events
           }).pipe(Scope.provide(peerScope))
-          actors.set(id, { actor, scope: peerScope })
+          actors.add(id, actor, peerScope)
         })
 
       for (const id of options.peers ?? []) if (id !== self) yield* startPeer(id)
 
-      const requireActor = (id: NodeId) =>
-        Effect.suspend(() => {
-          const entry = actors.get(id)
-          return entry === undefined ? Effect.fail(new PeerUnknown({ peer: id })) : Effect.succeed(entry.actor)
-        })
-
       const service: RaftTransportService = {
         nodeId: self,
         localAddress: () => ({ nodeId: self }),
-        send: (to, message) => Effect.flatMap(requireActor(to), (actor) => actor.send(message)),
+        send: (to, message) => {
+          const actor = actors.get(to)
+          return actor === undefined ? Effect.fail(new PeerUnknown({ peer: to })) : actor.send(message)
+        },
         receive: mailbox.receive,
         receiveBatch: (max) => mailbox.receiveBatch(max),
         messages: Stream.fromEffectRepeat(mailbox.receiveBatch(256)).pipe(Stream.flattenIterable),
@@ -171,14 +162,14 @@ export class MemoryNetwork {
           }),
         removePeer: (id) =>
           Effect.gen(function*() {
-            yield* requireActor(id)
+            yield* actors.require(id)
             known.delete(id)
             yield* stopPeer(id)
             yield* PubSub.publish(events, { _tag: "PeerRemoved", peer: id })
             yield* Effect.logInfo(`peer ${id} removed`)
           }),
-        peerStatus: (id) => Effect.map(requireActor(id), (actor) => actor.status()),
-        peers: Effect.sync(() => [...actors.values()].map((e) => e.actor.status()))
+        peerStatus: (id) => Effect.map(actors.require(id), (actor) => actor.status()),
+        peers: Effect.sync(() => actors.statuses())
       }
       yield* Effect.logInfo(`memory transport started: node ${self}`)
       return service

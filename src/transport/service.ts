@@ -2,7 +2,7 @@
  * The transport itself: one Iroh endpoint and acceptor, one gRPC server, and an actor per peer
  * with its links and router, all in the layer's scope. `options.ts` maps the config onto each.
  */
-import { Effect, Exit, Metric, PubSub, Redacted, Scope, Stream } from "effect"
+import { Effect, Metric, PubSub, Redacted, Scope, Stream } from "effect"
 import type { TransportConfig } from "../config/schema.ts"
 import { MessageDropped, PeerUnknown, TransportStartFailed } from "../domain/errors.ts"
 import { ElectionActivity } from "../domain/election-activity.ts"
@@ -22,6 +22,7 @@ import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { serveMetrics } from "../metrics/server.ts"
 import { PeerActor } from "../peer/actor.ts"
+import { PeerActors } from "../peer/peer-actors.ts"
 import type { Link } from "../peer/link.ts"
 import { PeerRouter } from "../routing/router.ts"
 import { superviseDualPeer } from "../routing/supervisor.ts"
@@ -34,11 +35,6 @@ import {
   peerAddressOf,
   routerOptions
 } from "./options.ts"
-
-interface PeerEntry {
-  readonly actor: PeerActor
-  readonly scope: Scope.Closeable
-}
 
 /**
  * The transport a decoded config describes, in the caller's scope: the Iroh endpoint and its
@@ -104,16 +100,14 @@ export const makeRaftTransport = (
       return links
     }
 
-    const actors = new Map<NodeId, PeerEntry>()
+    const actors = new PeerActors()
 
     const stopPeer = (id: NodeId) =>
       Effect.suspend(() => {
-        const entry = actors.get(id)
-        if (entry === undefined) return Effect.void
-        actors.delete(id)
+        if (!actors.has(id)) return Effect.void
         inbound?.closeAll(id)
         grpc?.closePeer(id)
-        return Scope.close(entry.scope, Exit.void)
+        return actors.stop(id)
       })
 
     const startPeer = (address: PeerAddress) =>
@@ -133,7 +127,7 @@ export const makeRaftTransport = (
         if (config.mode === "dual") {
           yield* superviseDualPeer(actor, router, config.strategy.probe_interval_ms).pipe(Scope.provide(peerScope))
         }
-        actors.set(address.id, { actor, scope: peerScope })
+        actors.add(address.id, actor, peerScope)
       })
 
     if (config.enabled) for (const peer of table.remotes()) yield* startPeer(peer)
@@ -149,12 +143,6 @@ export const makeRaftTransport = (
       )
     }
 
-    const requireActor = (id: NodeId) =>
-      Effect.suspend(() => {
-        const entry = actors.get(id)
-        return entry === undefined ? Effect.fail(new PeerUnknown({ peer: id })) : Effect.succeed(entry.actor)
-      })
-
     const service: RaftTransportService = {
       nodeId: self,
       localAddress: () => ({
@@ -167,8 +155,8 @@ export const makeRaftTransport = (
       }),
       send: (to, message) => {
         if (!config.enabled) return dropDisabled(to, message)
-        const entry = actors.get(to)
-        return entry === undefined ? Effect.fail(new PeerUnknown({ peer: to })) : entry.actor.send(message)
+        const actor = actors.get(to)
+        return actor === undefined ? Effect.fail(new PeerUnknown({ peer: to })) : actor.send(message)
       },
       receive: mailbox.receive,
       receiveBatch: (max) => mailbox.receiveBatch(max),
@@ -184,15 +172,15 @@ export const makeRaftTransport = (
         }),
       removePeer: (id) =>
         Effect.gen(function*() {
-          yield* requireActor(id)
+          yield* actors.require(id)
           // Out of the table first: a redial that lands while the peer's links close is refused.
           table.delete(id)
           yield* stopPeer(id)
           yield* PubSub.publish(events, { _tag: "PeerRemoved", peer: id })
           yield* Effect.logInfo(`peer ${id} removed`)
         }),
-      peerStatus: (id) => Effect.map(requireActor(id), (actor) => actor.status()),
-      peers: Effect.sync(() => [...actors.values()].map((e) => e.actor.status()))
+      peerStatus: (id) => Effect.map(actors.require(id), (actor) => actor.status()),
+      peers: Effect.sync(() => actors.statuses())
     }
     yield* Effect.logInfo(`raft transport started: node ${self}, mode ${config.mode}`).pipe(
       Effect.annotateLogs({ endpoint: iroh?.endpointId ?? "-" })
