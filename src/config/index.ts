@@ -19,6 +19,7 @@ export {
   PeerConfig,
   QueuesConfig,
   queueClassNames,
+  maxAgeFor,
   queueConfigFor,
   RaftTransportStrategy,
   ReconnectConfig,

@@ -326,7 +326,9 @@ const classQueue = (capacity: number, overflow: OverflowPolicy) =>
   orEmptyTable(
     table({
       capacity: orDefault(intAtLeast(1), capacity),
-      overflow: orDefault(OverflowPolicy, overflow)
+      overflow: orDefault(OverflowPolicy, overflow),
+      /** Absent: the class's default age limit (see `maxAgeFor`). */
+      max_age_ms: Schema.optionalKey(numberAtLeast(1))
     })
   )
 
@@ -344,7 +346,16 @@ export type ClassQueueConfig = {
   readonly capacity: number
   /** `drop_oldest`: make room by dropping the oldest (keep the newest); `drop_newest`: reject the new one. */
   readonly overflow: OverflowPolicy
+  /** Messages older than this are dropped at dequeue; absent: the class default (`maxAgeFor`). */
+  readonly max_age_ms?: number
 }
+
+/**
+ * Default age limit of election and heartbeat messages: the reference Raft's longest election
+ * timeout. A vote or heartbeat older than an election timeout only disturbs its receiver (a
+ * restarted node got a term-10 vote 7 s old); appends and snapshots keep `batching.max_age_ms`.
+ */
+export const DEFAULT_ELECTION_MAX_AGE_MS = 600
 
 // -----------------------------------------------------------------------------
 // [transport.reconnect]
@@ -580,6 +591,12 @@ export const queueConfigFor = (
   config: { readonly queues: QueuesConfig },
   cls: 0 | 1 | 2 | 3
 ): ClassQueueConfig => config.queues[queueClassNames[cls]]
+
+/** The age limit of a class: its own `max_age_ms`, else 600 ms for election and heartbeat, else `batching.max_age_ms`. */
+export const maxAgeFor = (
+  config: { readonly queues: QueuesConfig; readonly batching: { readonly max_age_ms: number } },
+  cls: 0 | 1 | 2 | 3
+): number => queueConfigFor(config, cls).max_age_ms ?? (cls <= 1 ? DEFAULT_ELECTION_MAX_AGE_MS : config.batching.max_age_ms)
 
 /** The route a class takes when `class_routes` pins it, else `undefined` (the strategy decides). */
 export const classRouteFor = (config: TransportConfig, cls: 0 | 1 | 2 | 3): Route | undefined =>

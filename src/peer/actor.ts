@@ -20,6 +20,7 @@ export interface PeerActorOptions {
   readonly queues: ReadonlyArray<ClassQueueOptions>
   readonly maxBatch: number
   readonly maxBatchBytes: number
+  /** Age limit of classes whose queue options set none. */
   readonly maxAgeMs: number
   readonly maxFrameBytes: number
   readonly snapshotChunkBytes: number
@@ -208,7 +209,7 @@ export class PeerActor {
   /** Drops expired envelopes (counted) and returns the rest. */
   private unexpired(cls: PriorityClass, batch: ReadonlyArray<Envelope>): Effect.Effect<ReadonlyArray<Envelope>> {
     return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const oldest = now - this.options.maxAgeMs
+      const oldest = now - (this.queues[cls]!.options.maxAgeMs ?? this.options.maxAgeMs)
       const live = batch.filter((e) => e.enqueuedAt >= oldest)
       const expired = batch.length - live.length
       if (expired === 0) return Effect.succeed(live)

@@ -6,6 +6,8 @@ export type OverflowPolicy = "drop_oldest" | "drop_newest"
 export interface ClassQueueOptions {
   readonly capacity: number
   readonly overflow: OverflowPolicy
+  /** Messages queued longer than this are dropped (as `expired`) instead of written; absent: the actor's `maxAgeMs`. */
+  readonly maxAgeMs?: number | undefined
 }
 
 /** A message waiting to be written, stamped with the (Clock) time it was handed to `send`. */

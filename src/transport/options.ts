@@ -3,7 +3,7 @@
  * wires parts together and this file alone knows which config key feeds which option.
  */
 import type { PubSub } from "effect"
-import { queueConfigFor, type TransportConfig } from "../config/schema.ts"
+import { maxAgeFor, queueConfigFor, type TransportConfig } from "../config/schema.ts"
 import type { ElectionActivity } from "../domain/election-activity.ts"
 import type { TransportEvent } from "../domain/events.ts"
 import type { PeerAddress } from "../domain/peer-table.ts"
@@ -109,7 +109,7 @@ export const actorOptions = (
   config: TransportConfig,
   electionActivity: ElectionActivity
 ): Omit<PeerActorOptions, "peer" | "links" | "routes" | "events" | "onLinkState"> => ({
-  queues: priorityClasses.map((cls) => queueConfigFor(config, cls)),
+  queues: priorityClasses.map((cls) => ({ ...queueConfigFor(config, cls), maxAgeMs: maxAgeFor(config, cls) })),
   maxBatch: config.batching.max_batch,
   maxBatchBytes: config.batching.max_batch_bytes,
   maxAgeMs: config.batching.max_age_ms,
