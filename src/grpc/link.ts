@@ -5,6 +5,7 @@ import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
+import { ProbeLedger } from "../peer/delivery-ledger.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, describeCause, StreamFailed } from "../domain/errors.ts"
 import { encodeMessageBatch, maxPayloadInBatch, splitBatches } from "./batch-encoding.ts"
@@ -362,7 +363,7 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       write,
       closed: Deferred.await(closed),
       rttMs: probe.rttMs,
-      confirmedAt: probe.confirmedAt
+      ledger: new ProbeLedger(probe.confirmedAt)
     }
     return session
   })

@@ -5,6 +5,7 @@ import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import type { TransportKind } from "../domain/errors.ts"
 import type { InboundMailbox } from "./inbound-mailbox.ts"
+import { type Receipts, receiptUnits } from "./inbound-receipts.ts"
 
 export interface InboundStreamContext {
   readonly self: NodeId
@@ -14,6 +15,8 @@ export interface InboundStreamContext {
   readonly transport: TransportKind
   readonly mailbox: InboundMailbox
   readonly maxSnapshotBytes: number
+  /** Told of every message handled (taken by the application, or dropped here); absent: the sender expects no acknowledgements. */
+  readonly receipts?: Receipts | undefined
 }
 
 /**
@@ -51,20 +54,26 @@ export class InboundDelivery {
     let misaddressed = 0
     let wrongClass = 0
     const broken: Array<string> = []
+    // What was dropped here, in the units its sender counts (see `receiptUnits`).
+    let droppedUnits = 0
+    const { cls } = this.ctx
     for (const m of messages) {
       if (m.from !== peer) {
         forged++
+        droppedUnits += receiptUnits(cls, m)
         continue
       }
       if (m.to !== self) {
         misaddressed++
+        droppedUnits += receiptUnits(cls, m)
         continue
       }
       // Senders put each message on its own class's stream; one on another stream would jump
       // the priority order (an append on the election stream) or skip snapshot reassembly and
       // its size cap (a snapshot outside the snapshot stream).
-      if (classify(m) !== this.ctx.cls) {
+      if (classify(m) !== cls) {
         wrongClass++
+        droppedUnits += receiptUnits(cls, m)
         continue
       }
       if (this.assembler === undefined) {
@@ -73,11 +82,15 @@ export class InboundDelivery {
       }
       const result = this.assembler.push(m)
       if (result._tag === "Complete") accepted.push(result.message)
-      else if (result._tag === "Broken") broken.push(result.reason)
+      else if (result._tag === "Broken") {
+        broken.push(result.reason)
+        droppedUnits += receiptUnits(cls, m)
+      }
     }
     if (forged === 0 && misaddressed === 0 && wrongClass === 0 && broken.length === 0 && (this.assembler?.abandoned ?? 0) === 0) {
       return this.accept(accepted)
     }
+    this.ctx.receipts?.handled(cls, droppedUnits)
     const that = this
     return Effect.gen(function*() {
       if (forged > 0) yield* that.drop("forged_from", forged, `message 'from' disagrees with the connection's identity (peer ${peer})`)
@@ -100,7 +113,7 @@ export class InboundDelivery {
     const counted = Metric.update(this.received, messages.length)
     return Effect.andThen(
       this.snapshots === undefined ? counted : Effect.andThen(counted, Metric.update(this.snapshots, messages.length)),
-      this.ctx.mailbox.offerAll(this.ctx.cls, messages)
+      this.ctx.mailbox.offerAll(this.ctx.cls, messages, this.ctx.receipts)
     )
   }
 

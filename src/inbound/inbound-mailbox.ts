@@ -2,6 +2,13 @@ import { Effect, Exit, Queue } from "effect"
 import { PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { RaftMessage } from "../message/types.ts"
 import type { ElectionActivity } from "../domain/election-activity.ts"
+import type { Receipts } from "./inbound-receipts.ts"
+
+/** A message and where to report it taken (absent: its sender expects no acknowledgement). */
+interface Entry {
+  readonly message: RaftMessage
+  readonly receipts: Receipts | undefined
+}
 
 /**
  * Four bounded inbound queues and a receive that always takes the highest class first.
@@ -10,10 +17,14 @@ import type { ElectionActivity } from "../domain/election-activity.ts"
  * back on the sender instead of dropping. A one-slot sliding "doorbell" wakes a waiting
  * receiver: it is rung after every offer, and a ring that lands between the receiver's
  * empty poll and its wait stays in the slot, so no wake-up is lost.
+ *
+ * Each message carries the receipts of the stream it came on: taking it tells its sender it
+ * was delivered. Messages still here when the process dies were never acknowledged, so their
+ * sender counts them as lost rather than losing them silently.
  */
 export class InboundMailbox {
   private constructor(
-    private readonly queues: ReadonlyArray<Queue.Queue<RaftMessage>>,
+    private readonly queues: ReadonlyArray<Queue.Queue<Entry>>,
     private readonly doorbell: Queue.Queue<void>,
     private readonly electionActivity: ElectionActivity | undefined
   ) {}
@@ -21,51 +32,71 @@ export class InboundMailbox {
   /** `electionActivity` is told of every election message received. */
   static make(capacity: number, electionActivity?: ElectionActivity): Effect.Effect<InboundMailbox> {
     return Effect.gen(function*() {
-      const queues: Array<Queue.Queue<RaftMessage>> = []
-      for (const _ of priorityClasses) queues.push(yield* Queue.bounded<RaftMessage>(capacity))
+      const queues: Array<Queue.Queue<Entry>> = []
+      for (const _ of priorityClasses) queues.push(yield* Queue.bounded<Entry>(capacity))
       return new InboundMailbox(queues, yield* Queue.sliding<void>(1), electionActivity)
     })
   }
 
-  /** Suspends while the class's queue is full (backpressure), never drops. */
-  offerAll(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>): Effect.Effect<void> {
+  /**
+   * Suspends while the class's queue is full (backpressure), never drops. `receipts` is told
+   * of each message as the application takes it.
+   */
+  offerAll(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>, receipts?: Receipts): Effect.Effect<void> {
     if (messages.length === 0) return Effect.void
     const activity = this.electionActivity
     if (cls === PriorityClass.Election && activity !== undefined) {
       return Effect.clockWith((clock) => {
         activity.noteAt(clock.currentTimeMillisUnsafe())
-        return this.offerQueued(cls, messages)
+        return this.offerQueued(cls, messages, receipts)
       })
     }
-    return Effect.suspend(() => this.offerQueued(cls, messages))
+    return Effect.suspend(() => this.offerQueued(cls, messages, receipts))
   }
 
   /** Enqueues at once (call it from inside a running effect); the result waits for the rest. */
-  private offerQueued(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>): Effect.Effect<void> {
+  private offerQueued(cls: PriorityClass, messages: ReadonlyArray<RaftMessage>, receipts: Receipts | undefined): Effect.Effect<void> {
     const queue = this.queues[cls]!
     const doorbell = this.doorbell
-    const rejected = Queue.offerAllUnsafe(queue, messages)
+    const entries = new Array<Entry>(messages.length)
+    for (let i = 0; i < messages.length; i++) entries[i] = { message: messages[i]!, receipts }
+    const rejected = Queue.offerAllUnsafe(queue, entries)
     Queue.offerUnsafe(doorbell, undefined)
     if (rejected.length === 0) return Effect.void
     return Queue.offerAll(queue, rejected).pipe(Effect.tap(() => Effect.sync(() => Queue.offerUnsafe(doorbell, undefined))), Effect.asVoid)
   }
 
   private pollOne(): RaftMessage | undefined {
-    for (const queue of this.queues) {
-      const taken = Queue.takeUnsafe(queue)
-      if (taken !== undefined && Exit.isSuccess(taken)) return taken.value
+    for (let cls = 0; cls < this.queues.length; cls++) {
+      const taken = Queue.takeUnsafe(this.queues[cls]!)
+      if (taken !== undefined && Exit.isSuccess(taken)) {
+        taken.value.receipts?.handled(cls as PriorityClass, 1)
+        return taken.value.message
+      }
     }
     return undefined
   }
 
   private pollMany(max: number): Array<RaftMessage> {
     const out: Array<RaftMessage> = []
-    for (const queue of this.queues) {
+    for (let cls = 0; cls < this.queues.length; cls++) {
+      const queue = this.queues[cls]!
+      // Runs of one stream's messages are reported as one.
+      let receipts: Receipts | undefined
+      let run = 0
       while (out.length < max) {
         const taken = Queue.takeUnsafe(queue)
         if (taken === undefined || !Exit.isSuccess(taken)) break
-        out.push(taken.value)
+        const entry = taken.value
+        out.push(entry.message)
+        if (entry.receipts !== receipts) {
+          receipts?.handled(cls as PriorityClass, run)
+          receipts = entry.receipts
+          run = 0
+        }
+        run++
       }
+      receipts?.handled(cls as PriorityClass, run)
     }
     return out
   }

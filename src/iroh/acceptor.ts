@@ -7,8 +7,19 @@ import * as M from "../metrics/metrics.ts"
 import { InboundDelivery } from "../inbound/inbound-delivery.ts"
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import type { PeerTable } from "../domain/peer-table.ts"
+import { type Receipts, ReceiptPump } from "../inbound/inbound-receipts.ts"
+import { ACK_PREAMBLE, encodeAcks } from "./ack-stream.ts"
 import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
-import { ALPN_TEXT, ErrorCode, irohCall, IrohFailure, irohErrorMessage, READ_CHUNK_BYTES } from "./protocol.ts"
+import {
+  ACK_STREAM_PRIORITY,
+  ALPN_ACKED_TEXT,
+  ALPN_TEXT,
+  ErrorCode,
+  irohCall,
+  IrohFailure,
+  irohErrorMessage,
+  READ_CHUNK_BYTES
+} from "./protocol.ts"
 
 export interface AcceptorOptions {
   readonly endpoint: IrohHost
@@ -53,7 +64,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const connections = new InboundConnections()
     const { endpoint, peers } = options
 
-    const readStream = (peer: NodeId, stream: RecvStream) =>
+    const readStream = (peer: NodeId, stream: RecvStream, receipts: Receipts | undefined) =>
       Effect.gen(function*() {
         const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of).pipe(
           // A stream that ends inside its preamble is bad input (a short preamble), not a quiet end.
@@ -72,7 +83,8 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           cls,
           transport: "iroh",
           mailbox: options.mailbox,
-          maxSnapshotBytes: options.maxSnapshotBytes
+          maxSnapshotBytes: options.maxSnapshotBytes,
+          receipts
         })
         const decoder = new FrameDecoder(options.maxFrameBytes)
         while (true) {
@@ -113,16 +125,36 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         Effect.catch(() => Effect.void) // ends with the connection, which serveConnection reports
       )
 
-    const serveConnection = (peer: NodeId, connection: Connection) =>
+    /**
+     * The acknowledgement stream of a connection that asked for it (`ALPN_ACKED`): what the
+     * application takes from the mailbox, and what is dropped here, is reported back to the
+     * dialler, whose ledger counts the rest as lost if the connection fails.
+     */
+    const ackStream = (peer: NodeId, connection: Connection) =>
+      Effect.gen(function*() {
+        const stream = yield* irohCall(async () => {
+          const s = await connection.openUni(ACK_STREAM_PRIORITY)
+          await s.writeFrames([], ACK_PREAMBLE)
+          return s
+        }, IrohFailure.of)
+        return yield* ReceiptPump.make(
+          (counts) => irohCall(() => stream.writeFrames([], encodeAcks(counts)), IrohFailure.of),
+          (error) => Effect.logDebug(`acknowledgements to peer ${peer} ended: ${error.message}`)
+        )
+      })
+
+    const serveConnection = (peer: NodeId, connection: Connection, acked: boolean) =>
       Effect.gen(function*() {
         connections.add(peer, connection)
-        yield* Effect.logDebug(`accepted connection from peer ${peer}`)
+        yield* Effect.logDebug(`accepted connection from peer ${peer}${acked ? " (acknowledged)" : ""}`)
         yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
+        const receipts = acked ? yield* ackStream(peer, connection) : undefined
         while (true) {
           const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
-          yield* FiberSet.run(fibers, readStream(peer, stream), { startImmediately: true })
+          yield* FiberSet.run(fibers, readStream(peer, stream, receipts), { startImmediately: true })
         }
       }).pipe(
+        Effect.scoped,
         Effect.catch((error) => Effect.logDebug(`inbound connection from peer ${peer} closed: ${irohErrorMessage(error)}`)),
         Effect.ensuring(Effect.sync(() => connections.remove(peer, connection)))
       )
@@ -130,7 +162,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const handshake = (incoming: IrohIncoming) =>
       Effect.gen(function*() {
         const { connection, alpn } = yield* irohCall(() => incoming.accept(), IrohFailure.of)
-        if (alpn !== ALPN_TEXT) {
+        if (alpn !== ALPN_TEXT && alpn !== ALPN_ACKED_TEXT) {
           connection.close(ErrorCode.UnknownEndpoint, "unknown alpn")
           yield* refused("bad_alpn")
           return yield* Effect.logWarning(`refused inbound connection with ALPN ${JSON.stringify(alpn)}`)
@@ -142,7 +174,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           yield* refused("unknown_endpoint")
           return yield* Effect.logWarning(`refused inbound connection from endpoint ${remote}: not in the peer table`)
         }
-        yield* serveConnection(peer, connection)
+        yield* serveConnection(peer, connection, alpn === ALPN_ACKED_TEXT)
       }).pipe(
         Effect.catch((error) =>
           Effect.andThen(refused("handshake"), Effect.logWarning(`inbound handshake failed: ${irohErrorMessage(error)}`))

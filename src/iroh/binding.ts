@@ -18,7 +18,10 @@ export interface BindOptions {
   readonly bindAddress: string
   readonly secretKey: ReadonlyArray<number> | undefined
   readonly relayMode: RelayModeSetting
+  /** What a dial asks for unless it names another. */
   readonly alpn: ReadonlyArray<number>
+  /** What inbound connections may ask for (every wire version this node speaks). */
+  readonly acceptAlpns: ReadonlyArray<ReadonlyArray<number>>
 }
 
 /**
@@ -36,7 +39,7 @@ export const bindEndpoint = (options: BindOptions): Promise<NativeEndpoint> => {
     : relay._tag === "custom" ? RelayMode.customFromUrls([...relay.urls])
     : RelayMode.disabled()
   )
-  builder.alpns([[...options.alpn]])
+  builder.alpns(options.acceptAlpns.map((alpn) => [...alpn]))
   builder.bindAddr(options.bindAddress)
   if (options.secretKey !== undefined) builder.secretKey([...options.secretKey])
   return builder.bind()

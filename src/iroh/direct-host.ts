@@ -46,7 +46,7 @@ export const directHost = (endpoint: NativeEndpoint, alpn: ReadonlyArray<number>
     endpointId: endpoint.id().toString(),
     directAddresses: () => directAddressesOf(endpoint),
     ticket: () => ticketOf(endpoint),
-    connect: async (address) => directConnection(await endpoint.connect(endpointAddrOf(address), [...alpn]), pingBytes),
+    connect: async (address, dialAlpn = alpn) => directConnection(await endpoint.connect(endpointAddrOf(address), [...dialAlpn]), pingBytes),
     acceptNext: async () => {
       const incoming = await endpoint.acceptNext()
       if (incoming === null) return null

@@ -4,7 +4,7 @@ import { bindEndpoint } from "./binding.ts"
 import { directHost } from "./direct-host.ts"
 import type { IrohHost, RelayModeSetting } from "./host.ts"
 import { loadOrCreateSecretKey } from "./identity.ts"
-import { ALPN, irohErrorMessage, PING_BYTES } from "./protocol.ts"
+import { ACCEPTED_ALPNS, ALPN, irohErrorMessage, PING_BYTES } from "./protocol.ts"
 import { startWorkerHost } from "./worker-host.ts"
 
 export type { RelayModeSetting } from "./host.ts"
@@ -29,7 +29,7 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
       : yield* loadOrCreateSecretKey(options.keyFile).pipe(
         Effect.mapError((cause) => new TransportStartFailed({ transport: "iroh", cause }))
       )
-    const bind = { bindAddress: options.bindAddress, secretKey, relayMode: options.relayMode, alpn: ALPN }
+    const bind = { bindAddress: options.bindAddress, secretKey, relayMode: options.relayMode, alpn: ALPN, acceptAlpns: ACCEPTED_ALPNS }
     const host = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async (): Promise<IrohHost> =>

@@ -55,7 +55,8 @@ export interface IrohHost {
   readonly directAddresses: () => ReadonlyArray<string>
   /** A ticket with the id and addresses, for peer tables on other machines. */
   readonly ticket: () => string
-  readonly connect: (address: DialAddress) => Promise<IrohConnection>
+  /** Dials with `alpn` (default: the host's own, wire version 1). */
+  readonly connect: (address: DialAddress, alpn?: ReadonlyArray<number>) => Promise<IrohConnection>
   /** The next inbound connection, or null once the endpoint has closed. */
   readonly acceptNext: () => Promise<IrohIncoming | null>
   readonly close: () => Promise<void>

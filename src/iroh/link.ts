@@ -3,10 +3,22 @@ import { preamble } from "../message/framing.ts"
 import { className, PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
+import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
-import type { DialAddress, IrohHost, IrohSendStream } from "./host.ts"
-import { ErrorCode, irohCall, irohErrorMessage, STREAM_PRIORITY } from "./protocol.ts"
+import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
+import type { DialAddress, IrohConnection, IrohHost, IrohSendStream } from "./host.ts"
+import {
+  ALPN,
+  ALPN_ACKED,
+  ErrorCode,
+  irohCall,
+  IrohFailure,
+  irohErrorMessage,
+  isAlpnRefusal,
+  READ_CHUNK_BYTES,
+  STREAM_PRIORITY
+} from "./protocol.ts"
 
 export interface IrohLinkOptions {
   readonly endpoint: IrohHost
@@ -20,6 +32,42 @@ export interface IrohLinkOptions {
   /** Consecutive failed pings after which the session is reported closed. */
   readonly probeFailuresBeforeClose: number
 }
+
+/** Dials with acknowledgements, and without them when the peer is too old to know them. */
+const dial = async (endpoint: IrohHost, addr: DialAddress): Promise<{ readonly connection: IrohConnection; readonly acked: boolean }> => {
+  try {
+    return { connection: await endpoint.connect(addr, ALPN_ACKED), acked: true }
+  } catch (error) {
+    if (!isAlpnRefusal(irohErrorMessage(error))) throw error
+    return { connection: await endpoint.connect(addr, ALPN), acked: false }
+  }
+}
+
+/**
+ * Feeds the peer's acknowledgements into `ledger` until the connection ends. A malformed
+ * stream stops the feed (the writes it would have confirmed are then counted as lost).
+ */
+const readAcks = (peer: NodeId, connection: IrohConnection, ledger: AckLedger) =>
+  Effect.gen(function*() {
+    const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
+    const head = yield* irohCall(() => stream.readExact(ACK_PREAMBLE.length), IrohFailure.of)
+    if (!head.every((b, i) => b === ACK_PREAMBLE[i])) {
+      return yield* Effect.logWarning(`peer ${peer} opened a stream that is not an acknowledgement stream; its acknowledgements are ignored`)
+    }
+    const decoder = new AckDecoder()
+    while (true) {
+      const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[0]!), IrohFailure.of)
+      if (chunk.length === 0) return
+      const records = decoder.push(chunk)
+      if (typeof records === "string") {
+        return yield* Effect.logWarning(`acknowledgements from peer ${peer} ignored from here on: ${records}`)
+      }
+      for (const { cls, cumulative } of records) ledger.ack(cls, cumulative)
+    }
+  }).pipe(
+    // Ends with the connection, which the session reports.
+    Effect.catch((error) => Effect.logDebug(`acknowledgements from peer ${peer} ended: ${error.message}`))
+  )
 
 /**
  * The outbound Iroh link to one peer: a QUIC connection with one uni stream per class,
@@ -39,8 +87,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
       // shut down while a dial hangs must not wait for the dial's timeout.
       const timedOut = Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
-      const connection = yield* irohCall(
-        () => endpoint.connect(addr),
+      const { connection, acked } = yield* irohCall(
+        () => dial(endpoint, addr),
         (cause) => new ConnectFailed({ peer, transport: "iroh", cause })
       ).pipe(Effect.timeoutOrElse({ duration: connectTimeoutMs, orElse: () => timedOut }))
       yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, "")))
@@ -104,6 +152,15 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         stopped: () => Deferred.isDoneUnsafe(closed)
       }, { peer: String(peer), transport: "iroh" })
 
+      let ledger: DeliveryLedger
+      if (acked) {
+        const acks = new AckLedger()
+        yield* Effect.forkScoped(readAcks(peer, connection, acks), { startImmediately: true })
+        ledger = acks
+      } else {
+        ledger = new ProbeLedger(probe.confirmedAt)
+      }
+
       const session: LinkSession = {
         kind: "iroh",
         // Frames are bounded by max_frame_bytes, which the actor applies itself.
@@ -114,7 +171,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         // of connecting. QUIC's own `rtt()` right after a handshake can be far off (79 ms on
         // loopback after a reconnect), and one such value moves an adaptive route and back.
         rttMs: probe.rttMs,
-        confirmedAt: probe.confirmedAt
+        ledger
       }
       return session
     })

@@ -1,15 +1,35 @@
 import { Data, Effect } from "effect"
 import { messageOf as irohErrorMessage } from "./binding.ts"
 
+const alpnBytes = (text: string): Array<number> => Array.from(new TextEncoder().encode(text))
+
 /** ALPN of wire format version 1 (docs/design.md, "Wire format"). */
 export const ALPN_TEXT = "raft-transport/1"
-export const ALPN: Array<number> = Array.from(new TextEncoder().encode(ALPN_TEXT))
+export const ALPN: Array<number> = alpnBytes(ALPN_TEXT)
+
+/**
+ * ALPN of version 1 with delivery acknowledgements: the class streams are as in version 1,
+ * and the accepting side opens one uni stream back to the dialler carrying, per class, the
+ * cumulative count of messages it has handled (`ack-stream.ts`). Dialled first; a peer that
+ * refuses it (an older node) is dialled again with version 1.
+ */
+export const ALPN_ACKED_TEXT = "raft-transport/1+ack"
+export const ALPN_ACKED: Array<number> = alpnBytes(ALPN_ACKED_TEXT)
+
+/** Every ALPN an endpoint accepts. */
+export const ACCEPTED_ALPNS: ReadonlyArray<ReadonlyArray<number>> = [ALPN_ACKED, ALPN]
+
+/** How a dial to a node that does not speak the asked-for ALPN fails (TLS alert 120). */
+export const isAlpnRefusal = (message: string): boolean => message.includes("peer doesn't support any known protocol")
 
 /**
  * QUIC stream priorities by class: higher is sent first when the congestion window is the
  * bottleneck (quinn semantics), so election > heartbeat > append > snapshot.
  */
 export const STREAM_PRIORITY: ReadonlyArray<number> = [3, 2, 1, 0]
+
+/** The acknowledgement stream goes before everything the accepting side sends: a late ack is a false loss. */
+export const ACK_STREAM_PRIORITY = 4
 
 /** Application error codes used to close connections and stop streams. */
 export const ErrorCode = {

@@ -104,8 +104,8 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
     // Fixed at bind: with relays off (the default) the bound sockets are the addresses.
     directAddresses: () => facts.directAddresses,
     ticket: () => facts.ticket,
-    connect: async (address) => {
-      const info = await call("connect", { address })
+    connect: async (address, alpn) => {
+      const info = await call("connect", { address, alpn })
       return connectionOf(info.connection, info.remoteId)
     },
     acceptNext: async () => {

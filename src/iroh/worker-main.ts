@@ -100,8 +100,8 @@ const handlers: Handlers = {
     // After the reply, leave only the binding's own calls: the worker exits once they settle.
     setImmediate(() => port.close())
   },
-  connect: async ({ address }) => {
-    const connection = await live().connect(endpointAddrOf(address), alpn)
+  connect: async ({ address, alpn: dialAlpn }) => {
+    const connection = await live().connect(endpointAddrOf(address), dialAlpn === undefined ? alpn : [...dialAlpn])
     return { connection: track(connection), remoteId: connection.remoteId().toString() }
   },
   acceptNext: async () => {

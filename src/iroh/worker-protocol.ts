@@ -10,7 +10,7 @@ import type { DialAddress } from "./host.ts"
 export interface Operations {
   readonly bind: { readonly args: { readonly options: BindOptions; readonly ping: ReadonlyArray<number> }; readonly result: EndpointFacts }
   readonly closeEndpoint: { readonly args: object; readonly result: void }
-  readonly connect: { readonly args: { readonly address: DialAddress }; readonly result: ConnectionInfo }
+  readonly connect: { readonly args: { readonly address: DialAddress; readonly alpn?: ReadonlyArray<number> | undefined }; readonly result: ConnectionInfo }
   readonly acceptNext: { readonly args: object; readonly result: number | null }
   readonly accept: { readonly args: { readonly incoming: number }; readonly result: ConnectionInfo & { readonly alpn: string } }
   readonly openUni: { readonly args: { readonly connection: number; readonly priority: number }; readonly result: number }

@@ -301,8 +301,10 @@ export class PeerActor {
     const { session, kind, connector } = target
     const written = yield* Effect.result(session.write(cls, payloads, bytes))
     self.settle(cls, payloads.length)
+    // Either way the peer may have delivered them: the session's ledger decides what is lost.
+    const lostNow = connector.noteWritten(session, cls, payloads.length)
+    if (lostNow > 0) yield* self.countDrop(cls, "link_failed", lostNow)
     if (Result.isSuccess(written)) {
-      connector.noteWritten(session, cls, payloads.length)
       const m = self.metrics[cls]!.get(kind)!
       yield* Metric.update(m.sent, payloads.length)
       yield* Metric.update(m.bytes, bytes)
@@ -310,9 +312,8 @@ export class PeerActor {
       yield* Metric.update(m.depth, self.queues[cls]!.size)
       return true
     }
-    // Messages handed to a link that then failed are lost, and said to be.
+    // Invalidating counts what the peer never confirmed, these among them.
     yield* connector.invalidate(session, written.failure)
-    yield* self.countDrop(cls, "link_failed", payloads.length)
     return false
   })
 
@@ -336,6 +337,13 @@ export class PeerActor {
       )
       if (failure !== undefined) yield* connector.invalidate(session, failure)
       if (failure === undefined && bytes > 0) {
+        // A transfer is one message to the ledger, confirmed with its last chunk; a broken one
+        // is retried whole, so only a complete one is recorded.
+        const lostNow = connector.noteWritten(session, cls, 1)
+        if (lostNow > 0) {
+          self.settle(cls, 1)
+          return yield* self.countDrop(cls, "link_failed", lostNow)
+        }
         const m = self.metrics[cls]!.get(kind)!
         yield* Metric.update(m.sent, chunks)
         yield* Metric.update(m.bytes, bytes)

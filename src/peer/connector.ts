@@ -11,8 +11,6 @@ import type { Link, LinkSession } from "./link.ts"
 interface Live {
   readonly session: LinkSession
   readonly scope: Scope.Closeable
-  /** Successful writes not yet confirmed by an answered probe (oldest first). */
-  readonly unconfirmed: Array<{ readonly at: number; readonly cls: PriorityClass; readonly count: number }>
 }
 
 
@@ -68,7 +66,7 @@ export class Connector {
     return Effect.gen(function*() {
       const scope = yield* Effect.scope
       const connector = new Connector(peer, link, policy, scope, yield* Semaphore.make(1), events, onLinkState)
-      yield* Effect.addFinalizer(() => Effect.andThen(connector.dropLive("peer closed"), connector.setLinkUp(false)))
+      yield* Effect.addFinalizer(() => Effect.andThen(connector.closeLive, connector.setLinkUp(false)))
       yield* connector.setLinkUp(false)
       return connector
     })
@@ -195,7 +193,7 @@ export class Connector {
         return yield* Effect.failCause(exit.cause)
       }
       const session = exit.value
-      that.live = { session, scope, unconfirmed: [] }
+      that.live = { session, scope }
       that.failures = 0
       that.dials++
       that.lastError = undefined
@@ -218,37 +216,36 @@ export class Connector {
   })
 
   /**
-   * Records messages written to `session`. If it is lost before a probe confirms them, they
-   * are counted as lost (`link_failed`): a completed write only means the transport buffered
-   * the bytes.
+   * Records `count` messages of `cls` handed to a write of `session`, whatever its outcome,
+   * and returns how many to count as lost at once (the session was lost before the write
+   * ended). The rest are counted when the session is lost, unless its peer confirmed them.
    */
-  noteWritten(session: LinkSession, cls: PriorityClass, count: number): void {
-    const live = this.live
-    if (live?.session !== session) return
-    const confirmed = session.confirmedAt()
-    while (live.unconfirmed.length > 0 && live.unconfirmed[0]!.at <= confirmed) live.unconfirmed.shift()
-    live.unconfirmed.push({ at: performance.now(), cls, count })
+  noteWritten(session: LinkSession, cls: PriorityClass, count: number): number {
+    return session.ledger.written(cls, count)
   }
 
-  private countUnconfirmed(live: Live): Effect.Effect<void> {
-    const confirmed = live.session.confirmedAt()
-    const lost = [0, 0, 0, 0]
-    for (const w of live.unconfirmed) if (w.at > confirmed) lost[w.cls] = (lost[w.cls] ?? 0) + w.count
-    const total = lost.reduce((a, b) => a + b, 0)
-    if (total === 0) return Effect.void
-    return Effect.all([
-      ...lost.flatMap((count, cls) =>
-        count === 0 ? [] : [
-          Metric.update(
-            Metric.withAttributes(M.messagesDropped, { peer: String(this.peer), class: className(cls as PriorityClass), reason: "link_failed" }),
-            count
-          )
-        ]
-      ),
-      Effect.logWarning(
-        `${total} message(s) written to the lost ${this.link.kind} link to peer ${this.peer} were never confirmed; counted as lost`
-      )
-    ], { discard: true })
+  /** Counts what `session`'s peer never confirmed, under `reason`, and closes its ledger. */
+  private countUnconfirmed(session: LinkSession, reason: "link_failed" | "peer_removed"): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const lost = session.ledger.close()
+      const total = lost.reduce((a, b) => a + b, 0)
+      if (total === 0) return Effect.void
+      return Effect.all([
+        ...lost.flatMap((count, cls) =>
+          count === 0 ? [] : [
+            Metric.update(
+              Metric.withAttributes(M.messagesDropped, { peer: String(this.peer), class: className(cls as PriorityClass), reason }),
+              count
+            )
+          ]
+        ),
+        Effect.logWarning(
+          `${total} message(s) written to the ${reason === "link_failed" ? "lost" : "closed"} ${this.link.kind} link to peer ${this.peer} were never confirmed${
+            session.ledger.acknowledged ? " by its acknowledgements" : ""
+          }; counted as lost (${reason})`
+        )
+      ], { discard: true })
+    })
   }
 
   /** Drops `session` if it is still the live one; later callers dial a new one. */
@@ -259,7 +256,7 @@ export class Connector {
       const labels = { peer: String(this.peer), transport: this.link.kind }
       this.lastError = reason
       return Effect.all([
-        this.countUnconfirmed(this.live),
+        this.countUnconfirmed(session, "link_failed"),
         Metric.update(Metric.withAttributes(M.connectionFailures, { ...labels, kind: "lost" }), 1),
         Effect.logWarning(`link to peer ${this.peer} over ${this.link.kind} lost: ${reason}`).pipe(Effect.annotateLogs(labels)),
         PubSub.publish(this.events, { _tag: "Disconnected", peer: this.peer, transport: this.link.kind, cause: reason }),
@@ -269,6 +266,18 @@ export class Connector {
       ], { discard: true })
     })
   }
+
+  /**
+   * The peer is closing: its session ends here, not in the background, so what it confirms
+   * while closing (gRPC half-closes and waits for the last acknowledgements) is known before
+   * the rest is counted.
+   */
+  private readonly closeLive: Effect.Effect<void> = Effect.suspend(() => {
+    const live = this.live
+    if (live === undefined) return Effect.void
+    this.live = undefined
+    return Effect.andThen(Scope.close(live.scope, Exit.succeed("peer closed")), this.countUnconfirmed(live.session, "peer_removed"))
+  })
 
   private dropLive(reason: string): Effect.Effect<void> {
     return Effect.suspend(() => {

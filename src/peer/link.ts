@@ -1,6 +1,7 @@
 import type { Effect, Scope } from "effect"
 import type { PriorityClass } from "../message/priority.ts"
 import type { ConnectFailed, StreamFailed, TransportKind } from "../domain/errors.ts"
+import type { DeliveryLedger } from "./delivery-ledger.ts"
 
 /**
  * The seam between the peer actor and a transport. The actor's writers only ever see a
@@ -34,8 +35,8 @@ export interface LinkSession {
   /** Smoothed round-trip time of the connection in ms, when the transport knows it. */
   readonly rttMs: () => number | undefined
   /**
-   * `performance.now()` when the last answered probe was sent (0 before any): writes that
-   * completed before it reached a live connection; later ones are unconfirmed until the next.
+   * What the peer confirmed of this session's writes: by its acknowledgements where it sends
+   * them, else by answered probes. What is unconfirmed when the session is lost is counted.
    */
-  readonly confirmedAt: () => number
+  readonly ledger: DeliveryLedger
 }

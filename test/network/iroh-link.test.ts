@@ -28,7 +28,10 @@ const heldPingServer = (endpoint: Endpoint) =>
       while (true) {
         const incoming = yield* irohCall(() => endpoint.acceptNext(), IrohFailure.of)
         if (incoming === null) return
-        const conn = yield* irohCall(async () => (await incoming.accept()).connect(), IrohFailure.of)
+        // A dial for an ALPN this server does not speak (the link's first try) fails here alone.
+        const accepted = yield* Effect.result(irohCall(async () => (await incoming.accept()).connect(), IrohFailure.of))
+        if (accepted._tag === "Failure") continue
+        const conn = accepted.success
         yield* Effect.forkScoped(
           Effect.gen(function*() {
             while (true) {

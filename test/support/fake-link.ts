@@ -1,6 +1,7 @@
 import { Effect, PubSub } from "effect"
 import type { NodeId } from "../../src/message/types.ts"
 import { fixedRoute, PeerActor, type PeerActorOptions } from "../../src/peer/actor.ts"
+import { ProbeLedger } from "../../src/peer/delivery-ledger.ts"
 import type { Link, LinkSession } from "../../src/peer/link.ts"
 import type { TransportKind } from "../../src/domain/errors.ts"
 import type { TransportEvent } from "../../src/domain/events.ts"
@@ -12,7 +13,7 @@ export const fakeSession = (kind: TransportKind, write: LinkSession["write"] = (
   write,
   closed: Effect.never,
   rttMs: () => undefined,
-  confirmedAt: () => 0
+  ledger: new ProbeLedger(() => 0)
 })
 
 /**

@@ -5,7 +5,7 @@ import { DEFAULT_ELECTION_MAX_AGE_MS, maxAgeFor, QueuesConfig } from "../../src/
 import { PriorityClass } from "../../src/message/priority.ts"
 import { messagesDropped } from "../../src/metrics/metrics.ts"
 import type { Link } from "../../src/peer/link.ts"
-import { ConnectFailed } from "../../src/transport/errors.ts"
+import { ConnectFailed } from "../../src/domain/errors.ts"
 import { append, heartbeat, vote } from "../support/cluster.ts"
 import { actorOver, fakeSession } from "../support/fake-link.ts"
 import { counter } from "../support/metrics.ts"

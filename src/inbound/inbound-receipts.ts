@@ -1,0 +1,81 @@
+import { Effect, Queue, type Scope } from "effect"
+import { PriorityClass } from "../message/priority.ts"
+import type { RaftMessage } from "../message/types.ts"
+
+/**
+ * Where the receiving end of one connection (Iroh) or class stream (gRPC) reports what it has
+ * handled, for its sender's ledger (`peer/delivery-ledger.ts`).
+ */
+export interface Receipts {
+  /**
+   * `count` messages of `cls` were handled: taken by the application from the inbound
+   * mailbox, or dropped here with a counted reason. Never suspends: the application's
+   * receive calls it.
+   */
+  readonly handled: (cls: PriorityClass, count: number) => void
+}
+
+/**
+ * The units a sender counts a message in: one per message, except that a snapshot travels
+ * as chunks and counts once, with its last chunk (a transfer broken mid-way is retried whole
+ * by the sender, so its earlier chunks are nobody's message).
+ */
+export const receiptUnits = (cls: PriorityClass, message: RaftMessage): number => {
+  if (cls !== PriorityClass.Snapshot) return 1
+  const s = message.snapshot
+  return s === undefined || !s.totalSize || s.done === true ? 1 : 0
+}
+
+/** One class's cumulative count, as sent to the peer. */
+export interface ReceiptCount {
+  readonly cls: PriorityClass
+  readonly cumulative: number
+}
+
+/**
+ * Cumulative handled counts per class, sent by one fiber: `handled` only adds and rings a
+ * one-slot doorbell, so an acknowledgement never holds up the application's receive, and
+ * the takes made while one acknowledgement is being written go out together in the next.
+ * Sending stops at the first failure (the connection or stream is going away).
+ */
+export class ReceiptPump implements Receipts {
+  private readonly counts = [0, 0, 0, 0]
+  private readonly reported = [0, 0, 0, 0]
+
+  private constructor(private readonly doorbell: Queue.Queue<void>) {}
+
+  static make<E>(
+    send: (counts: ReadonlyArray<ReceiptCount>) => Effect.Effect<void, E>,
+    onFailure: (error: E) => Effect.Effect<void>
+  ): Effect.Effect<ReceiptPump, never, Scope.Scope> {
+    return Effect.gen(function*() {
+      const pump = new ReceiptPump(yield* Queue.sliding<void>(1))
+      yield* Effect.forkScoped(
+        Effect.forever(Effect.andThen(Queue.take(pump.doorbell), Effect.suspend(() => {
+          const changed = pump.unreported()
+          return changed.length === 0 ? Effect.void : send(changed)
+        }))).pipe(Effect.catch(onFailure)),
+        { startImmediately: true }
+      )
+      return pump
+    })
+  }
+
+  readonly handled = (cls: PriorityClass, count: number): void => {
+    if (count <= 0) return
+    this.counts[cls]! += count
+    Queue.offerUnsafe(this.doorbell, undefined)
+  }
+
+  private unreported(): Array<ReceiptCount> {
+    const changed: Array<ReceiptCount> = []
+    for (let cls = 0; cls < this.counts.length; cls++) {
+      const cumulative = this.counts[cls]!
+      if (cumulative !== this.reported[cls]) {
+        this.reported[cls] = cumulative
+        changed.push({ cls: cls as PriorityClass, cumulative })
+      }
+    }
+    return changed
+  }
+}
