@@ -66,12 +66,23 @@ export class InboundMailbox {
     return Queue.offerAll(queue, rejected).pipe(Effect.tap(() => Effect.sync(() => Queue.offerUnsafe(doorbell, undefined))), Effect.asVoid)
   }
 
+  /** Messages discarded since the last report: their connection ended before they were taken. */
+  private discarded = 0
+
   private pollOne(): RaftMessage | undefined {
     for (let cls = 0; cls < this.queues.length; cls++) {
-      const taken = Queue.takeUnsafe(this.queues[cls]!)
-      if (taken !== undefined && Exit.isSuccess(taken)) {
-        taken.value.receipts?.handled(cls as PriorityClass, 1)
-        return taken.value.message
+      const queue = this.queues[cls]!
+      while (true) {
+        const taken = Queue.takeUnsafe(queue)
+        if (taken === undefined || !Exit.isSuccess(taken)) break
+        const { message, receipts } = taken.value
+        if (receipts === undefined) return message
+        if (!receipts.open) {
+          this.discarded++
+          continue
+        }
+        receipts.handled(cls as PriorityClass, 1)
+        return message
       }
     }
     return undefined
@@ -88,6 +99,10 @@ export class InboundMailbox {
         const taken = Queue.takeUnsafe(queue)
         if (taken === undefined || !Exit.isSuccess(taken)) break
         const entry = taken.value
+        if (entry.receipts !== undefined && !entry.receipts.open) {
+          this.discarded++
+          continue
+        }
         out.push(entry.message)
         if (entry.receipts !== receipts) {
           receipts?.handled(cls as PriorityClass, run)
@@ -104,16 +119,30 @@ export class InboundMailbox {
   /** The next message, highest class first; waits when all queues are empty. */
   readonly receive: Effect.Effect<RaftMessage> = Effect.suspend(() => {
     const message = this.pollOne()
-    return message !== undefined ? Effect.succeed(message) : Effect.flatMap(Queue.take(this.doorbell), () => this.receive)
+    const next = message !== undefined ? Effect.succeed(message) : Effect.flatMap(Queue.take(this.doorbell), () => this.receive)
+    return this.withReport(next)
   })
 
   /** Up to `max` messages in priority order (at least one); waits when all queues are empty. */
   receiveBatch(max: number): Effect.Effect<ReadonlyArray<RaftMessage>> {
     return Effect.suspend(() => {
       const messages = this.pollMany(max)
-      return messages.length > 0
-        ? Effect.succeed(messages)
-        : Effect.flatMap(Queue.take(this.doorbell), () => this.receiveBatch(max))
+      return this.withReport(
+        messages.length > 0
+          ? Effect.succeed(messages)
+          : Effect.flatMap(Queue.take(this.doorbell), () => this.receiveBatch(max))
+      )
     })
+  }
+
+  /** Their senders counted them as lost (`link_failed`); here they are only logged. */
+  private withReport<A>(next: Effect.Effect<A>): Effect.Effect<A> {
+    const discarded = this.discarded
+    if (discarded === 0) return next
+    this.discarded = 0
+    return Effect.andThen(
+      Effect.logInfo(`discarded ${discarded} inbound message(s) whose connection ended before they were taken; their sender counted them as lost`),
+      next
+    )
   }
 }

@@ -13,6 +13,12 @@ export interface Receipts {
    * receive calls it.
    */
   readonly handled: (cls: PriorityClass, count: number) => void
+  /**
+   * False once the connection or stream is gone: its sender has counted everything it did
+   * not hear acknowledged as lost, so messages still waiting in the mailbox are discarded
+   * rather than delivered a second time in the accounting.
+   */
+  readonly open: boolean
 }
 
 /**
@@ -41,6 +47,7 @@ export interface ReceiptCount {
 export class ReceiptPump implements Receipts {
   private readonly counts = [0, 0, 0, 0]
   private readonly reported = [0, 0, 0, 0]
+  private ended = false
 
   private constructor(private readonly doorbell: Queue.Queue<void>) {}
 
@@ -50,6 +57,7 @@ export class ReceiptPump implements Receipts {
   ): Effect.Effect<ReceiptPump, never, Scope.Scope> {
     return Effect.gen(function*() {
       const pump = new ReceiptPump(yield* Queue.sliding<void>(1))
+      yield* Effect.addFinalizer(() => Effect.sync(() => void (pump.ended = true)))
       yield* Effect.forkScoped(
         Effect.forever(Effect.andThen(Queue.take(pump.doorbell), Effect.suspend(() => {
           const changed = pump.unreported()
@@ -59,6 +67,10 @@ export class ReceiptPump implements Receipts {
       )
       return pump
     })
+  }
+
+  get open(): boolean {
+    return !this.ended
   }
 
   readonly handled = (cls: PriorityClass, count: number): void => {
