@@ -2,8 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Queue } from "effect"
 import { join } from "node:path"
 import { messagesDropped } from "../../src/metrics/metrics.ts"
-import type { DropReason } from "../../src/transport/errors.ts"
-import type { RaftTransportService } from "../../src/transport/service.ts"
+import type { DropReason } from "../../src/domain/errors.ts"
+import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
 import { spawnChildNode } from "../support/child-node.ts"
 import { append, heartbeat, type Mode, nodeConfig, startNode, tempDir } from "../support/cluster.ts"
 import { counter } from "../support/metrics.ts"
@@ -29,7 +29,7 @@ const drops = (peer: number, cls: string) =>
   )
 
 const minus = (after: Record<DropReason, number>, before: Record<DropReason, number>) =>
-  Object.fromEntries(REASONS.map((r) => [r, after[r] - before[r]])) as Record<DropReason, number>
+  Object.fromEntries(REASONS.map((r) => [r, (after[r] ?? 0) - (before[r] ?? 0)])) as Record<DropReason, number>
 
 const total = (counts: Record<DropReason, number>) => REASONS.reduce((n, r) => n + counts[r], 0)
 
