@@ -5,7 +5,7 @@ import { className, PriorityClass } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
-import { ProbeLedger } from "../peer/delivery-ledger.ts"
+import { AckLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, describeCause, StreamFailed } from "../domain/errors.ts"
 import { encodeMessageBatch, maxPayloadInBatch, splitBatches } from "./batch-encoding.ts"
@@ -19,6 +19,7 @@ import {
   PING_PATH,
   type PingReply,
   type PingRequest,
+  STREAM_ACKED_PATH,
   STREAM_PATH
 } from "./service-definition.ts"
 
@@ -65,7 +66,7 @@ const PING_CLASS = PriorityClass.Heartbeat
 const nowMicros = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000)
 
 interface ClassStream {
-  readonly call: grpc.ClientWritableStream<Buffer>
+  readonly call: grpc.ClientWritableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Ack>
   /** Why the call ended, once it has. */
   ended: string | undefined
   readonly onEnd: Set<(reason: string) => void>
@@ -244,27 +245,73 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       markClosed(`${className(cls)} stream ended: ${reason}`)
     }
 
-    const open = (cls: PriorityClass): ClassStream => {
+    // The peer's acknowledgements, when it sends them (`StreamAcked`, found out at connect).
+    const acks = new AckLedger()
+    let acked = false
+
+    /**
+     * Opens a class stream: `StreamAcked` when the peer acknowledges, else `Stream`.
+     * `onUnimplemented`, when given, takes an UNIMPLEMENTED answer to `StreamAcked` (an older
+     * peer) instead of it ending the session.
+     */
+    const open = (cls: PriorityClass, withAcks = acked, onUnimplemented?: () => void): ClassStream => {
       const onEnd = new Set<(reason: string) => void>()
       let stream: ClassStream | undefined
       let early: string | undefined
       const end = (reason: string) => stream === undefined ? (early = reason) : endStream(cls, stream, reason)
-      const call = (cls === PriorityClass.Snapshot ? bulkClient : client).makeClientStreamRequest<Buffer, Ack>(
-        STREAM_PATH,
-        passThrough,
-        decodeAck,
-        metadata(cls),
-        {},
-        (error, ack) =>
-          end(error !== null ? statusText(error) : `closed by the peer after ${ack?.received ?? 0} message(s)`)
-      )
+      const owner = cls === PriorityClass.Snapshot ? bulkClient : client
+      let call: ClassStream["call"]
+      if (withAcks) {
+        const duplex = owner.makeBidiStreamRequest<Buffer, Ack>(STREAM_ACKED_PATH, passThrough, decodeAck, metadata(cls), {})
+        duplex.on("data", (ack: Ack) => acks.ack(cls, ack.received))
+        duplex.on("status", (status: grpc.StatusObject) => {
+          if (status.code === grpc.status.OK) end(`closed by the peer after ${acks.confirmed(cls)} acknowledged message(s)`)
+        })
+        call = duplex
+      } else {
+        call = owner.makeClientStreamRequest<Buffer, Ack>(
+          STREAM_PATH,
+          passThrough,
+          decodeAck,
+          metadata(cls),
+          {},
+          (error, ack) =>
+            end(error !== null ? statusText(error) : `closed by the peer after ${ack?.received ?? 0} message(s)`)
+        )
+      }
       // A writable without an 'error' listener would throw into the event loop.
-      call.on("error", (error: Error) => end(error.message))
+      call.on("error", (error: Error) => {
+        if (onUnimplemented !== undefined && (error as Partial<grpc.ServiceError>).code === grpc.status.UNIMPLEMENTED) {
+          if (streams[cls] === stream) streams[cls] = undefined
+          return onUnimplemented()
+        }
+        end(withAcks ? statusText(error as grpc.ServiceError) : error.message)
+      })
       stream = { call, ended: undefined, onEnd }
       streams[cls] = stream
       if (early !== undefined) endStream(cls, stream, early)
       return stream
     }
+
+    // Whether the peer acknowledges: the election stream is opened with acknowledgements at
+    // once, and the peer's response headers say yes, UNIMPLEMENTED that it is an older node.
+    acked = yield* Effect.callback<boolean>((resume) => {
+      let settled = false
+      const settle = (value: boolean) => {
+        if (settled) return
+        settled = true
+        resume(Effect.succeed(value))
+      }
+      const stream = open(PriorityClass.Election, true, () => settle(false))
+      stream.call.once("metadata", () => settle(true))
+      stream.onEnd.add(() => settle(false))
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: Math.max(1, options.connectTimeoutMs - (Date.now() - startedAt)),
+        orElse: () => Effect.fail(connectFailed(`no answer to StreamAcked within ${options.connectTimeoutMs} ms`))
+      })
+    )
+    if (closeReason !== undefined) return yield* Effect.fail(connectFailed(closeReason))
 
     /** One `MessageBatch`; completes once grpc-js accepted it (after 'drain' when buffered). */
     const writeOne = (cls: PriorityClass, stream: ClassStream, batch: Buffer): Effect.Effect<void, StreamFailed> =>
@@ -363,7 +410,7 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       write,
       closed: Deferred.await(closed),
       rttMs: probe.rttMs,
-      ledger: new ProbeLedger(probe.confirmedAt)
+      ledger: acked ? acks : new ProbeLedger(probe.confirmedAt)
     }
     return session
   })

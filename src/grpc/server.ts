@@ -10,6 +10,7 @@ import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { describeCause, TransportStartFailed } from "../domain/errors.ts"
 import { InboundDelivery } from "../inbound/inbound-delivery.ts"
+import { type Receipts, StreamReceipts } from "../inbound/inbound-receipts.ts"
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import type { PeerTable } from "../domain/peer-table.ts"
 import { type Ack, decodePingRequest, MetadataKey, type PingReply, raftTransportService } from "./service-definition.ts"
@@ -193,6 +194,18 @@ const hostOf = (bindAddress: string): string => {
   return colon < 0 ? bindAddress : bindAddress.slice(0, colon)
 }
 
+/** How a class stream call answers its caller (see `serveClassStream`). */
+interface StreamResponder {
+  /** Absent: the caller expects no acknowledgements. */
+  readonly receipts: Receipts | undefined
+  /** The call passed its checks. */
+  readonly admitted: () => void
+  /** Ends the call, OK (`null`) or with `status`; `received` messages were read. */
+  readonly finish: (status: Partial<grpc.StatusObject> | null, received: number) => void
+  /** The caller went away. */
+  readonly cancelled: () => void
+}
+
 interface ActiveCall {
   readonly peer: NodeId
   readonly finish: (status: Partial<grpc.StatusObject> | null) => void
@@ -260,10 +273,15 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         )
       )
 
-    const handleStream: grpc.handleClientStreamingCall<Buffer, Ack> = (call, callback) => {
+    /**
+     * One class stream call, `Stream` (answered once, at the end) or `StreamAcked` (answered
+     * as the receiver goes): `responder` is the difference.
+     */
+    const serveClassStream = (call: grpc.ServerReadableStream<Buffer, Ack>, method: string, responder: StreamResponder) => {
       const remote = call.getPeer()
-      const check = admit("Stream", call, true, callback)
+      const check = admit(method, call, true, (status) => responder.finish(status, 0))
       if (check === undefined) return
+      responder.admitted()
       const peer = check.peer
       const cls = check.cls ?? 0 // always set: the class was required
       const labels = { transport: "grpc", peer: String(peer), class: className(cls) }
@@ -273,7 +291,8 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         cls,
         transport: "grpc",
         mailbox: options.mailbox,
-        maxSnapshotBytes: options.maxSnapshotBytes
+        maxSnapshotBytes: options.maxSnapshotBytes,
+        receipts: responder.receipts
       })
       let finished = false
       let received = 0
@@ -283,8 +302,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
           if (finished) return
           finished = true
           calls.delete(active)
-          if (status === null) callback(null, { received })
-          else callback(status)
+          responder.finish(status, received)
         }
       }
       calls.add(active)
@@ -294,7 +312,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         if (finished) return
         if (options.peers.get(peer) === undefined) {
           const check = refused(grpc.status.PERMISSION_DENIED, "unknown_peer", `node ${peer} was removed from the peer table`)
-          run(refuse("Stream", check, remote))
+          run(refuse(method, check, remote))
           active.finish({ code: check.code, details: check.detail })
           return
         }
@@ -339,11 +357,41 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         if (finished) return // the client went away after we answered
         finished = true
         calls.delete(active)
+        responder.cancelled()
         run(Effect.logDebug(`${className(cls)} stream from peer ${peer} cancelled`).pipe(Effect.annotateLogs(labels)))
       })
       call.on("error", (error: Error) => {
         run(Effect.logDebug(`${className(cls)} stream from peer ${peer} failed: ${error.message}`).pipe(Effect.annotateLogs(labels)))
         active.finish({ code: grpc.status.INTERNAL, details: "stream error" })
+      })
+    }
+
+    const handleStream: grpc.handleClientStreamingCall<Buffer, Ack> = (call, callback) =>
+      serveClassStream(call, "Stream", {
+        receipts: undefined,
+        admitted: () => undefined,
+        finish: (status, received) => status === null ? callback(null, { received }) : callback(status),
+        cancelled: () => undefined
+      })
+
+    const handleStreamAcked: grpc.handleBidiStreamingCall<Buffer, Ack> = (call) => {
+      const receipts = new StreamReceipts((received) => void call.write({ received }))
+      serveClassStream(call, "StreamAcked", {
+        receipts,
+        // Headers before any acknowledgement: the caller learns at once that this node acknowledges.
+        admitted: () => call.sendMetadata(new grpc.Metadata()),
+        finish: (status) => {
+          if (status === null) {
+            // What was taken is acknowledged; what is still in the mailbox is discarded (the
+            // caller counts it as lost once the call has ended).
+            receipts.end(true)
+            call.end()
+          } else {
+            receipts.end(false)
+            call.emit("error", status)
+          }
+        },
+        cancelled: () => receipts.end(false)
       })
     }
 
@@ -362,7 +410,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
     const server = new grpc.Server({
       "grpc.max_receive_message_length": options.maxMessageBytes
     })
-    server.addService(raftTransportService, { Stream: handleStream, Ping: handlePing })
+    server.addService(raftTransportService, { Stream: handleStream, StreamAcked: handleStreamAcked, Ping: handlePing })
 
     const graceMs = options.shutdownGraceMs ?? 1000
     const port = yield* Effect.acquireRelease(

@@ -11,6 +11,7 @@ import { protoRoot } from "../message/codec.ts"
  */
 export const SERVICE_NAME = "raft.RaftTransport"
 export const STREAM_PATH = `/${SERVICE_NAME}/Stream`
+export const STREAM_ACKED_PATH = `/${SERVICE_NAME}/StreamAcked`
 export const PING_PATH = `/${SERVICE_NAME}/Ping`
 
 /** Call metadata keys (lower-case, as HTTP/2 requires). */
@@ -27,6 +28,11 @@ export const MetadataKey = {
   Token: "x-raft-token"
 } as const
 
+/**
+ * On `Stream`, the one reply: the messages read. On `StreamAcked`, one of many: the cumulative
+ * number of the stream's messages the receiver has handled (taken by its application, or
+ * dropped there with a counted reason; a snapshot counts once, with its last chunk).
+ */
 export interface Ack {
   readonly received: number
 }
@@ -78,6 +84,16 @@ export const raftTransportService = {
     originalName: "stream",
     requestStream: true,
     responseStream: false,
+    requestSerialize: passThrough,
+    requestDeserialize: passThrough,
+    responseSerialize: encodeAck,
+    responseDeserialize: decodeAck
+  },
+  StreamAcked: {
+    path: STREAM_ACKED_PATH,
+    originalName: "streamAcked",
+    requestStream: true,
+    responseStream: true,
     requestSerialize: passThrough,
     requestDeserialize: passThrough,
     responseSerialize: encodeAck,

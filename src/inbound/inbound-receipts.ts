@@ -32,6 +32,45 @@ export const receiptUnits = (cls: PriorityClass, message: RaftMessage): number =
   return s === undefined || !s.totalSize || s.done === true ? 1 : 0
 }
 
+/**
+ * The receipts of one class stream whose acknowledgements are written through a callback
+ * that never waits (a gRPC call's `write`): the takes of one event-loop turn go out as one.
+ */
+export class StreamReceipts implements Receipts {
+  private count = 0
+  private reported = 0
+  private scheduled = false
+  private ended = false
+
+  constructor(private readonly write: (cumulative: number) => void) {}
+
+  get open(): boolean {
+    return !this.ended
+  }
+
+  readonly handled = (_cls: PriorityClass, count: number): void => {
+    if (count <= 0 || this.ended) return
+    this.count += count
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(this.flush)
+  }
+
+  /** No more acknowledgements; `flush`: send the last count first. */
+  end(flush: boolean): void {
+    if (this.ended) return
+    if (flush) this.flush()
+    this.ended = true
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    if (this.ended || this.count === this.reported) return
+    this.reported = this.count
+    this.write(this.count)
+  }
+}
+
 /** One class's cumulative count, as sent to the peer. */
 export interface ReceiptCount {
   readonly cls: PriorityClass

@@ -132,4 +132,5 @@ const backlogKilled = (mode: Mode) =>
 
 describe("a receiver with a backlog is killed", () => {
   it.live("over iroh: sent = delivered + counted, exactly", () => backlogKilled("iroh"), { timeout: 120_000 })
+  it.live("over gRPC: sent = delivered + counted, exactly", () => backlogKilled("grpc"), { timeout: 120_000 })
 })
