@@ -381,15 +381,11 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         // Headers before any acknowledgement: the caller learns at once that this node acknowledges.
         admitted: () => call.sendMetadata(new grpc.Metadata()),
         finish: (status) => {
-          if (status === null) {
-            // What was taken is acknowledged; what is still in the mailbox is discarded (the
-            // caller counts it as lost once the call has ended).
-            receipts.end(true)
-            call.end()
-          } else {
-            receipts.end(false)
-            call.emit("error", status)
-          }
+          // What was taken is acknowledged, before the status; what is still in the mailbox is
+          // discarded (the caller counts it as lost once the call has ended).
+          receipts.end(true)
+          if (status === null) call.end()
+          else call.emit("error", status)
         },
         cancelled: () => receipts.end(false)
       })
