@@ -5,7 +5,7 @@ import { messagesDropped } from "../../src/metrics/metrics.ts"
 import type { DropReason } from "../../src/domain/errors.ts"
 import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
 import { spawnChildNode } from "../support/child-node.ts"
-import { append, heartbeat, type Mode, nodeConfig, startNode, tempDir } from "../support/cluster.ts"
+import { append, heartbeat, type Mode, nodeConfig, startNode, tempDir } from "../support/network-cluster.ts"
 import { counter } from "../support/metrics.ts"
 
 const REASONS: ReadonlyArray<DropReason> = [

@@ -6,7 +6,7 @@ import { PriorityClass } from "../../src/message/priority.ts"
 import { messagesDropped } from "../../src/metrics/metrics.ts"
 import type { Link } from "../../src/peer/link.ts"
 import { ConnectFailed } from "../../src/domain/errors.ts"
-import { append, heartbeat, vote } from "../support/cluster.ts"
+import { append, heartbeat, vote } from "../support/network-cluster.ts"
 import { actorOver, fakeSession } from "../support/fake-link.ts"
 import { counter } from "../support/metrics.ts"
 

@@ -6,7 +6,7 @@ import type { Receipts } from "../../src/inbound/inbound-receipts.ts"
 import { receiptUnits } from "../../src/inbound/inbound-receipts.ts"
 import { PriorityClass } from "../../src/message/priority.ts"
 import { AckLedger, ProbeLedger } from "../../src/peer/delivery-ledger.ts"
-import { append, heartbeat } from "../support/cluster.ts"
+import { append, heartbeat } from "../support/network-cluster.ts"
 
 describe("AckLedger", () => {
   it("counts as lost exactly what was written and not acknowledged, per class", () => {
