@@ -2,9 +2,11 @@ import { Deferred, Effect, type Scope } from "effect"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import { InboundDelivery } from "../inbound/inbound-delivery.ts"
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
+import type { Receipts } from "../inbound/inbound-receipts.ts"
 import { decodeMessage } from "../message/codec.ts"
 import { className, type PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
+import { AckLedger } from "../peer/delivery-ledger.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 
 /** The receiving end of a node on the in-memory network. */
@@ -53,6 +55,18 @@ export const makeMemoryLink = (fabric: MemoryFabric, from: NodeId, to: NodeId, m
       })
     yield* Effect.addFinalizer(() => close("session closed"))
     yield* fabric.track({ from, to, close })
+    // The receiver's application taking a message acknowledges it at once: no wire in between.
+    const acks = new AckLedger()
+    const handled = [0, 0, 0, 0]
+    const receipts: Receipts = {
+      handled: (cls, count) => {
+        handled[cls]! += count
+        acks.ack(cls, handled[cls]!)
+      },
+      get open() {
+        return closedBecause === undefined
+      }
+    }
     const deliveries = priorityClasses.map((cls) =>
       new InboundDelivery({
         self: target.self,
@@ -60,7 +74,8 @@ export const makeMemoryLink = (fabric: MemoryFabric, from: NodeId, to: NodeId, m
         cls,
         transport: "memory",
         mailbox: target.mailbox,
-        maxSnapshotBytes: target.maxSnapshotBytes
+        maxSnapshotBytes: target.maxSnapshotBytes,
+        receipts
       })
     )
     const lost = (cls: PriorityClass, cause: unknown) => new StreamFailed({ peer: to, transport: "memory", class: className(cls), cause })
@@ -89,8 +104,7 @@ export const makeMemoryLink = (fabric: MemoryFabric, from: NodeId, to: NodeId, m
       write,
       closed: Deferred.await(closed),
       rttMs: () => undefined,
-      // A write returns once its messages are in the receiver's mailbox: all are confirmed.
-      confirmedAt: () => performance.now()
+      ledger: acks
     }
     return session
   })
