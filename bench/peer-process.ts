@@ -8,6 +8,7 @@
 import { Cause, Effect, Exit, type LogLevel, References } from "effect"
 import { failoverGrpcRole, failoverIrohRole, failoverSenderRole } from "./phases/failover.ts"
 import { candidateRole, voterRole } from "./phases/vote-latency.ts"
+import { snapshotReceiverRole, snapshotSenderRole } from "./phases/compression.ts"
 import { type Msg, type ParentLink, type Role, TypedMailbox } from "./harness/ipc.ts"
 import { Probe, type Counters } from "./harness/probe.ts"
 import { rawReceiverRole, rawSenderRole } from "./phases/raw-ceiling.ts"
@@ -21,6 +22,8 @@ const roles: Record<string, Role> = {
   "transport-receiver": throughputReceiverRole,
   "vote-candidate": candidateRole,
   "vote-voter": voterRole,
+  "snapshot-sender": snapshotSenderRole,
+  "snapshot-receiver": snapshotReceiverRole,
   "failover-sender": failoverSenderRole,
   "failover-iroh": failoverIrohRole,
   "failover-grpc": failoverGrpcRole

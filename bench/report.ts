@@ -7,6 +7,7 @@ import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import type { AppendRatioResult } from "./phases/append-ratio.ts"
 import type { ClusterResult } from "./phases/cluster.ts"
 import type { CodecResults } from "./phases/codec.ts"
+import type { AppendKindResult, SnapshotTransferResult } from "./phases/compression.ts"
 import { type FailoverResult, type FailoverRun, medianMax } from "./phases/failover.ts"
 import type { MachineInfo } from "./harness/machine.ts"
 import type { PhaseOutcome } from "./harness/phase.ts"
@@ -43,6 +44,12 @@ export interface BenchReport {
   readonly failover: ReadonlyArray<PhaseOutcome<FailoverResult>>
   /** Three node processes (`src/node`) per transport: Raft KV over HTTP, commits and leader failover. */
   readonly cluster: Readonly<Record<ClusterTransportName, PhaseOutcome<ClusterResult>>>
+  /** Iroh compression: appends per payload kind on/off against the ceiling. */
+  readonly compressedAppends: PhaseOutcome<ReadonlyArray<AppendKindResult>>
+  /** A 20 MB KV snapshot's transfer time over Iroh, compression on and off. */
+  readonly compressedSnapshot: PhaseOutcome<SnapshotTransferResult>
+  /** The vote phase under a 20 MB KV JSON snapshot, compression on. */
+  readonly voteCompressed: PhaseOutcome<VoteLatencyResult>
 }
 
 type ClusterTransportName = "iroh" | "grpc"
@@ -53,7 +60,13 @@ const TARGETS = {
   heartbeatCodecNs: 2_000,
   appendRatioToCeiling: 0.85,
   heartbeatMsgsPerSec: 100_000,
-  voteP99LoadFactor: 3
+  voteP99LoadFactor: 3,
+  /** Compressed JSON appends over the raw ceiling's message rate at the same frame size. */
+  jsonAppendsToCeiling: 2.5,
+  /** Incompressible (base64) appends with compression on over off. */
+  incompressibleOnToOff: 0.95,
+  /** A 20 MB KV snapshot, uncompressed transfer time over compressed. */
+  snapshotSpeedup: 2.5
 } as const
 
 type Verdict = "pass" | "FAIL" | "info" | "failed (phase)" | "skipped"
@@ -240,6 +253,36 @@ const summaryRows = (r: BenchReport): Array<Row> => {
     ])
   )
 
+  const compression = phaseRows(r.compressedAppends, "Iroh compression, appends", "see §9", (appends) => {
+    const json = appends.find((a) => a.payload === "json")
+    const base64 = appends.find((a) => a.payload === "base64")
+    return [
+      ...(json === undefined ? [] : [{
+        metric: "JSON appends over Iroh, compressed, vs the raw ceiling's message rate",
+        value: `median of ${json.rounds.length} rounds ${num(json.onToCeiling, 2)} × the ceiling (${
+          json.rounds.map((x) => num(x.onToCeiling, 2)).join(", ")
+        }; off: ${num(json.offToCeiling, 2)} ×)`,
+        target: `≥ ${TARGETS.jsonAppendsToCeiling} ×`,
+        verdict: verdict(json.onToCeiling >= TARGETS.jsonAppendsToCeiling)
+      }]),
+      ...(base64 === undefined ? [] : [{
+        metric: "incompressible (base64-random) appends, compression on vs off",
+        value: `median of ${base64.rounds.length} rounds ${num(base64.onToOff, 2)} × (${base64.rounds.map((x) => num(x.onToOff, 2)).join(", ")})`,
+        target: `≥ ${TARGETS.incompressibleOnToOff} ×`,
+        verdict: verdict(base64.onToOff >= TARGETS.incompressibleOnToOff)
+      }])
+    ]
+  })
+  const snapshotTarget = `≥ ${TARGETS.snapshotSpeedup} ×`
+  const compressedSnapshot = phaseRows(r.compressedSnapshot, "KV snapshot over Iroh, off vs on", snapshotTarget, (s) => [{
+    metric: `${num(s.snapshotBytes / 1e6)} MB KV snapshot over Iroh, off vs on`,
+    value: `median ${ms(median(s.offMs))} vs ${ms(median(s.onMs))} = ${num(s.speedup, 2)} × faster`,
+    target: snapshotTarget,
+    verdict: verdict(s.speedup >= TARGETS.snapshotSpeedup)
+  }])
+  const voteCompressed = phaseRows(r.voteCompressed, "vote round trip, compressed KV snapshot", voteTarget, (v) =>
+    voteRttRows(v, " (compressed 20 MB KV JSON snapshot)", () => ""))
+
   return [
     ...codec,
     raw,
@@ -251,8 +294,45 @@ const summaryRows = (r: BenchReport): Array<Row> => {
     ...vote,
     ...voteGrpc,
     ...failover,
-    ...cluster
+    ...cluster,
+    ...compression,
+    ...compressedSnapshot,
+    ...voteCompressed
   ]
+}
+
+const compressionSection = (r: BenchReport, cores: number): string => {
+  const appends = r.compressedAppends
+  const snapshot = r.compressedSnapshot
+  return [
+    "Appends of each payload kind (`bench/phases/payloads.ts`: 16-byte request id + ~100 B value) with " +
+    "`compression.algorithm` \"zstd\" and \"none\", in rounds: each round runs a kind's on and off runs between two raw " +
+    "ceiling runs. The ceiling's message rate is the mean of those raw runs' MB/s over the mean uncompressed framed bytes " +
+    "per message. Medians over the rounds in bold, each round in brackets.",
+    "",
+    appends._tag !== "ok" ? notOkText(appends) : table(
+      ["payload", "framed B/msg", "rounds: on / ceiling", "off / ceiling", "on / off", "on msg/s (median)", "off msg/s (median)", "raw MB/s"],
+      appends.value.map((a) => [
+        a.payload,
+        num(a.framedBytesPerMessage, 1),
+        `**${num(a.onToCeiling, 2)}** (${a.rounds.map((r) => num(r.onToCeiling, 2)).join(", ")})`,
+        `${num(a.offToCeiling, 2)} (${a.rounds.map((r) => num(r.offToCeiling, 2)).join(", ")})`,
+        `**${num(a.onToOff, 2)}** (${a.rounds.map((r) => num(r.onToOff, 2)).join(", ")})`,
+        num(a.onMsgsPerSec),
+        num(a.offMsgsPerSec),
+        a.rounds.map((r) => `${num(r.rawBefore, 1)}-${num(r.rawAfter, 1)}`).join(", ")
+      ])
+    ),
+    "",
+    snapshot._tag !== "ok" ? notOkText(snapshot) :
+      `Snapshot transfer, ${num(snapshot.value.snapshotBytes / 1e6)} MB of KV JSON, send to delivery (pairs of processes alternate on, off): ` +
+      `on ${snapshot.value.onMs.map(ms).join(", ")}; off ${snapshot.value.offMs.map(ms).join(", ")}; ` +
+      `median off / median on = ${num(snapshot.value.speedup, 2)} ×.`,
+    "",
+    "Vote latency under the compressed KV snapshot:",
+    "",
+    voteSection(r.voteCompressed, cores)
+  ].join("\n")
 }
 
 const variantLabel = (f: FailoverResult): string =>
@@ -700,7 +780,10 @@ const failures = (r: BenchReport): string => {
     ["vote latency over gRPC", r.voteGrpc],
     ...r.voteSweep.map((o, i): [string, PhaseOutcome<unknown>] => [`vote latency sweep #${i + 1}`, o]),
     ...r.failover.map((o, i): [string, PhaseOutcome<unknown>] => [`failover variant #${i + 1}`, o]),
-    ...CLUSTER_TRANSPORTS.map(([key, label]): [string, PhaseOutcome<unknown>] => [`cluster over ${label}`, r.cluster[key]])
+    ...CLUSTER_TRANSPORTS.map(([key, label]): [string, PhaseOutcome<unknown>] => [`cluster over ${label}`, r.cluster[key]]),
+    ["compression, appends", r.compressedAppends],
+    ["compression, snapshot transfer", r.compressedSnapshot],
+    ["vote latency, compressed snapshot", r.voteCompressed]
   ]
   const errors: Array<readonly [string, string]> = [
     ...list.flatMap(([name, o]) => (o._tag === "failed" ? [[name, o.error] as const] : [])),
@@ -793,6 +876,10 @@ export const renderReport = (r: BenchReport): string => {
     "## 8. Cluster (3 node processes, Raft KV over HTTP)",
     "",
     clusterSection(r, m.cpus),
+    "",
+    "## 9. Compression on Iroh",
+    "",
+    compressionSection(r, m.cpus),
     "",
     "## Failures",
     "",

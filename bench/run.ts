@@ -16,7 +16,9 @@
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,
- *   vote-sweep, failover, cluster (both transports). E.g. `BENCH_ONLY=cluster npm run bench`.
+ *   vote-sweep, failover, cluster (both transports), compression, compression-snapshot,
+ *   vote-compressed. E.g.
+ *   `BENCH_ONLY=cluster npm run bench`.
  */
 import { Effect } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -28,6 +30,7 @@ import type { ClusterTransport } from "../src/node/local-cluster.ts"
 import { clusterTransportBench } from "./phases/cluster.ts"
 import { runAppendRatio } from "./phases/append-ratio.ts"
 import { runCodecBench } from "./phases/codec.ts"
+import { COMPRESSION_ON, runCompressedAppends, runSnapshotTransfers } from "./phases/compression.ts"
 import { type KillSignal, runFailover } from "./phases/failover.ts"
 import { machineInfo } from "./harness/machine.ts"
 import { benchOnly, runPhase } from "./harness/phase.ts"
@@ -60,6 +63,10 @@ const FAILOVER_RUNS = 3
 /** Cluster phases: each client count's workload, and leader kills per transport. */
 const CLUSTER_LOAD_MS = 3_000
 const CLUSTER_FAILOVER_RUNS = 3
+/** Compression: rounds of on/off append runs per payload kind; pairs of snapshot processes per setting, transfers per pair. */
+const COMPRESSION_ROUNDS = 3
+const SNAPSHOT_PAIRS = 2
+const TRANSFERS_PER_PAIR = 2
 
 const program = Effect.gen(function*() {
   const startedAt = new Date()
@@ -147,6 +154,35 @@ const program = Effect.gen(function*() {
     )
   const cluster = { iroh: yield* clusterPhase("iroh"), grpc: yield* clusterPhase("grpc") }
 
+  const compressedAppends = yield* runPhase(
+    "compression",
+    `Iroh compression: appends of three payload kinds on/off between raw ceiling runs, ${COMPRESSION_ROUNDS} rounds`,
+    900_000,
+    runCompressedAppends({ ...FLOW, keyDir: join(keyDir, "compression"), rounds: COMPRESSION_ROUNDS })
+  )
+  const compressedSnapshot = yield* runPhase(
+    "compression-snapshot",
+    `Iroh compression: ${VOTES.snapshotBytes / 1e6} MB KV snapshot transfer on/off`,
+    300_000,
+    runSnapshotTransfers({
+      keyDir: join(keyDir, "compression-snapshot"),
+      snapshotBytes: VOTES.snapshotBytes,
+      snapshotPairs: SNAPSHOT_PAIRS,
+      transfersPerPair: TRANSFERS_PER_PAIR
+    })
+  )
+  const voteCompressed = yield* runPhase(
+    "vote-compressed",
+    `vote latency, idle and under a ${VOTES.snapshotBytes / 1e6} MB KV JSON snapshot, compression on`,
+    90_000,
+    runVoteLatency({
+      keyDir: join(keyDir, "vote-compressed"),
+      ...VOTES,
+      snapshotData: "kv-json",
+      compression: COMPRESSION_ON["compression"] as Record<string, unknown>
+    })
+  )
+
   const report: BenchReport = {
     command: "npm run bench",
     startedAt,
@@ -164,7 +200,10 @@ const program = Effect.gen(function*() {
     voteGrpc,
     voteSweep,
     failover,
-    cluster
+    cluster,
+    compressedAppends,
+    compressedSnapshot,
+    voteCompressed
   }
   const markdown = renderReport(report)
   yield* Effect.sync(() => {

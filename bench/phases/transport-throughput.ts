@@ -6,6 +6,9 @@
  * batch waiting and nothing is dropped; a `MessageDropped` is still counted if it happens).
  * The receiver counts with `receiveBatch(1000)`. The rate is the receiver's count over a
  * steady window.
+ *
+ * Appends carry the shipped bench pattern by default, or one of the payload kinds of
+ * `payloads.ts` (the compression phase), with config overrides for both nodes.
  */
 import { Effect, Metric } from "effect"
 import { encodeMessage } from "../../src/message/codec.ts"
@@ -14,7 +17,17 @@ import { PriorityClass } from "../../src/message/priority.ts"
 import { MessageType, type RaftMessage } from "../../src/message/types.ts"
 import * as M from "../../src/metrics/metrics.ts"
 import { type FirstMsg, type PeerProcessFailed, type Role, runFromStartToStop } from "../harness/ipc.ts"
-import { type BenchMode, meetPeer, modeOverrides, onReceived, parseMode, startLoopbackNode } from "../harness/loopback-node.ts"
+import {
+  type BenchMode,
+  type ConfigOverrides,
+  meetPeer,
+  modeOverrides,
+  onReceived,
+  parseMode,
+  parseOverrides,
+  startLoopbackNode
+} from "../harness/loopback-node.ts"
+import { type PayloadKind, payloadPool } from "./payloads.ts"
 import { spawnPair } from "../harness/peer-processes.ts"
 import { counterDelta, type ProbeWindow } from "../harness/probe.ts"
 import { perSecond } from "../harness/stats.ts"
@@ -30,7 +43,7 @@ const BURST = 256
 const appendData = new Uint8Array(APPEND_DATA_BYTES).map((_, i) => (i * 7) & 0xff)
 
 /** The message of each kind, numbered `seq` (index or commit), as a Raft leader would make it. */
-const benchMessage = (kind: ThroughputKind, seq: number): RaftMessage =>
+const benchMessage = (kind: ThroughputKind, seq: number, data: Uint8Array = appendData): RaftMessage =>
   kind === "append"
     ? {
       msgType: MessageType.Append,
@@ -40,26 +53,35 @@ const benchMessage = (kind: ThroughputKind, seq: number): RaftMessage =>
       logTerm: 3,
       index: seq,
       commit: seq,
-      entries: [{ term: 3, index: seq + 1, data: appendData }]
+      entries: [{ term: 3, index: seq + 1, data }]
     }
     : { msgType: MessageType.Heartbeat, from: SENDER, to: RECEIVER, term: 3, commit: seq }
 
-/** Framed size (length prefix + protobuf) of a typical message of the kind. */
-const framedBytesOf = (kind: ThroughputKind): number =>
-  FRAME_HEADER_LENGTH + encodeMessage(benchMessage(kind, 1_000_000)).length
+/** The entry data appends carry: the fixed pattern, or a pool of one payload kind (cycled). */
+const dataPool = (payload: PayloadKind | undefined): ReadonlyArray<Uint8Array> =>
+  payload === undefined ? [appendData] : payloadPool(payload)
+
+/** Mean framed size (length prefix + protobuf) of the messages of the kind, uncompressed. */
+const framedBytesOf = (kind: ThroughputKind, payload?: PayloadKind): number => {
+  const pool = dataPool(payload)
+  let total = 0
+  for (const data of pool) total += FRAME_HEADER_LENGTH + encodeMessage(benchMessage(kind, 1_000_000, data)).length
+  return total / pool.length
+}
 
 const parseArgs = (args: ReadonlyArray<string>) => {
-  const [keyDir, kind, mode] = args
+  const [keyDir, kind, mode, payload, overrides] = args
   if (keyDir === undefined || (kind !== "append" && kind !== "heartbeat")) {
-    throw new Error(`expected <keyDir> <append|heartbeat> [iroh|grpc], got ${JSON.stringify(args)}`)
+    throw new Error(`expected <keyDir> <append|heartbeat> [iroh|grpc] [payload] [overrides-json], got ${JSON.stringify(args)}`)
   }
-  return { keyDir, kind: kind as ThroughputKind, mode: parseMode(mode) }
+  const payloadKind = payload === undefined || payload === "" ? undefined : payload as PayloadKind
+  return { keyDir, kind: kind as ThroughputKind, mode: parseMode(mode), payload: payloadKind, overrides: parseOverrides(overrides) }
 }
 
 export const throughputReceiverRole: Role = (parent) =>
   Effect.gen(function*() {
-    const { keyDir, kind, mode } = parseArgs(parent.args)
-    const node = yield* startLoopbackNode(RECEIVER, keyDir, modeOverrides(mode))
+    const { keyDir, kind, mode, overrides } = parseArgs(parent.args)
+    const node = yield* startLoopbackNode(RECEIVER, keyDir, { ...modeOverrides(mode), ...overrides })
     const expected = kind === "append" ? MessageType.Append : MessageType.Heartbeat
     let msgs = 0
     let batches = 0
@@ -79,8 +101,9 @@ export const throughputReceiverRole: Role = (parent) =>
 
 export const throughputSenderRole: Role = (parent) =>
   Effect.gen(function*() {
-    const { keyDir, kind, mode } = parseArgs(parent.args)
-    const node = yield* startLoopbackNode(SENDER, keyDir, modeOverrides(mode))
+    const { keyDir, kind, mode, payload, overrides } = parseArgs(parent.args)
+    const node = yield* startLoopbackNode(SENDER, keyDir, { ...modeOverrides(mode), ...overrides })
+    const pool = dataPool(payload)
     const cls = kind === "append" ? PriorityClass.Append : PriorityClass.Heartbeat
     const capacity = node.config.queues[kind].capacity
     const highWater = Math.max(1, Math.floor(capacity / 2))
@@ -109,7 +132,8 @@ export const throughputSenderRole: Role = (parent) =>
             continue
           }
           for (let i = 0; i < room; i++) {
-            const outcome = yield* Effect.exit(node.transport.send(RECEIVER, benchMessage(kind, seq++)))
+            const data = pool[seq % pool.length]!
+            const outcome = yield* Effect.exit(node.transport.send(RECEIVER, benchMessage(kind, seq++, data)))
             if (outcome._tag === "Failure") {
               rejected++
               break
@@ -152,15 +176,25 @@ export interface ThroughputOptions extends FlowOptions {
   /** Both nodes' mode: "iroh" (the default) or "grpc". */
   readonly mode?: BenchMode
   readonly keyDir: string
+  /** Append entry data of this kind instead of the fixed pattern. */
+  readonly payload?: PayloadKind
+  /** Config tables for both nodes, on top of the mode's. */
+  readonly overrides?: ConfigOverrides
 }
 
 export const runTransportThroughput = (options: ThroughputOptions): Effect.Effect<ThroughputResult, PeerProcessFailed> =>
   Effect.scoped(
     Effect.gen(function*() {
       const mode = options.mode ?? "iroh"
-      const [receiver, sender] = yield* spawnPair("transport-receiver", "transport-sender", [options.keyDir, options.kind, mode])
+      const [receiver, sender] = yield* spawnPair("transport-receiver", "transport-sender", [
+        options.keyDir,
+        options.kind,
+        mode,
+        options.payload ?? "",
+        JSON.stringify(options.overrides ?? {})
+      ])
       const { receiver: rw, sender: sw, ...measured } = yield* measureFlow(receiver, sender, options)
-      const framed = framedBytesOf(options.kind)
+      const framed = framedBytesOf(options.kind, options.payload)
       const writes = counterDelta(sw, "writes")
       const windows = measured.windows.map((w) => ({
         msgsPerSec: perSecond(w.deltas[0]!["msgs"] ?? 0, w.ms),

@@ -25,6 +25,7 @@ import {
 import { spawnPair } from "../harness/peer-processes.ts"
 import { counterDelta, epochNow, machineCoresBusy, machineCpuMark, type ProbeWindow } from "../harness/probe.ts"
 import { mbPerSecond, type Summary, summarize } from "../harness/stats.ts"
+import { kvSnapshotJson } from "./payloads.ts"
 
 const CANDIDATE = 1
 const VOTER = 2
@@ -46,7 +47,11 @@ interface VotesCommand extends Msg {
    * assembles and delivers it) and not only the middle of its stream.
    */
   readonly afterSnapshotWrittenMs: number
+  /** What the snapshot holds: a sparse pattern (the default) or a KV store's JSON (`payloads.ts`). */
+  readonly snapshotData?: SnapshotData
 }
+
+export type SnapshotData = "pattern" | "kv-json"
 
 /** One answered vote: its number, when it was sent and when its answer was received (epoch ms). */
 type VoteSample = readonly [seq: number, sentAt: number, answeredAt: number]
@@ -176,8 +181,8 @@ export const candidateRole: Role = (parent) =>
       let snapshotsQueued = 0
       let feeder: Fiber.Fiber<unknown, unknown> | undefined
       if (command.snapshotBytes > 0) {
-        const data = new Uint8Array(command.snapshotBytes)
-        for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff
+        const data = command.snapshotData === "kv-json" ? kvSnapshotJson(command.snapshotBytes) : new Uint8Array(command.snapshotBytes)
+        if (command.snapshotData !== "kv-json") for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff
         const snapshot: RaftMessage = {
           msgType: MessageType.Snapshot,
           from: CANDIDATE,
@@ -264,6 +269,9 @@ export interface VoteLatencyOptions {
   readonly votes: number
   readonly spacingMs: number
   readonly snapshotBytes: number
+  readonly snapshotData?: SnapshotData
+  /** `[transport.compression]` for both nodes; absent: the shipped default. */
+  readonly compression?: Readonly<Record<string, unknown>>
 }
 
 export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteLatencyResult, PeerProcessFailed> =>
@@ -275,7 +283,8 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
         batching: {
           ...options.batching,
           ...(options.snapshotChunkBytes === undefined ? {} : { snapshot_chunk_bytes: options.snapshotChunkBytes })
-        }
+        },
+        ...(options.compression === undefined ? {} : { compression: options.compression })
       }
       const [voter, candidate] = yield* spawnPair("vote-voter", "vote-candidate", [options.keyDir, JSON.stringify(overrides)])
       // The chunk size and paces the nodes run with, defaults included, as their own config decodes them.
@@ -298,7 +307,8 @@ export const runVoteLatency = (options: VoteLatencyOptions): Effect.Effect<VoteL
             snapshotBytes,
             snapshotLeadMs: 100,
             drainMs: 5_000,
-            afterSnapshotWrittenMs: 500
+            afterSnapshotWrittenMs: 500,
+            snapshotData: options.snapshotData ?? "pattern"
           }
           const m0 = machineCpuMark()
           yield* voter.probeStart

@@ -319,6 +319,28 @@ export const BatchingConfig = table({
 export type BatchingConfig = typeof BatchingConfig.Type
 
 // -----------------------------------------------------------------------------
+// [transport.compression]
+// -----------------------------------------------------------------------------
+
+export const CompressionAlgorithm = Schema.Literals(["zstd", "none"])
+export type CompressionAlgorithm = typeof CompressionAlgorithm.Type
+/** Votes and heartbeats are never compressed: latency first. */
+export const CompressibleClass = Schema.Literals(["append", "snapshot"])
+export type CompressibleClass = typeof CompressibleClass.Type
+
+/** Per-write compression on Iroh wire version 2 (docs/configuration.md; defaults from bench/compression.ts). */
+export const CompressionConfig = table({
+  algorithm: orDefault(CompressionAlgorithm, "zstd"),
+  level: orDefault(intBetween(1, 19), 1),
+  min_batch_bytes: orDefault(intAtLeast(0), 4096),
+  min_saving: orDefault(numberBetween(0, 0.9), 0.1),
+  classes: orDefault(Schema.Array(CompressibleClass), ["append", "snapshot"]),
+  /** Snapshot chunk size while snapshot chunks are shrinking: about the wire bytes of an uncompressed default chunk. */
+  snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 16384)
+})
+export type CompressionConfig = typeof CompressionConfig.Type
+
+// -----------------------------------------------------------------------------
 // [transport.queues]
 // -----------------------------------------------------------------------------
 
@@ -402,6 +424,7 @@ const transportFields = {
   grpc_config: orEmptyTable(GrpcConfigInput),
   strategy: orEmptyTable(StrategyConfigInput),
   batching: orEmptyTable(BatchingConfig),
+  compression: orEmptyTable(CompressionConfig),
   queues: orEmptyTable(QueuesConfig),
   reconnect: orEmptyTable(ReconnectConfig),
   peers: orDefault(Schema.Array(PeerConfig), [])
@@ -431,6 +454,7 @@ export const TransportConfigResolved = Schema.toType(
       grpc_config: GrpcConfig,
       strategy: StrategyConfig,
       batching: Schema.toType(BatchingConfig),
+      compression: Schema.toType(CompressionConfig),
       queues: Schema.toType(QueuesConfig),
       reconnect: Schema.toType(ReconnectConfig),
       peers: Schema.Array(Schema.toType(PeerConfig))
@@ -523,6 +547,13 @@ const rules = (c: Resolved): Array<Schema.FilterIssue> => {
       path: ["batching", "snapshot_chunk_bytes"],
       issue:
         `Expected a value less than max_frame_bytes (${c.max_frame_bytes}), got ${c.batching.snapshot_chunk_bytes}`
+    })
+  }
+  if (c.compression.snapshot_chunk_bytes >= c.max_frame_bytes) {
+    issues.push({
+      path: ["compression", "snapshot_chunk_bytes"],
+      issue:
+        `Expected a value less than max_frame_bytes (${c.max_frame_bytes}), got ${c.compression.snapshot_chunk_bytes}`
     })
   }
   if (c.batching.max_snapshot_bytes < c.batching.snapshot_chunk_bytes) {

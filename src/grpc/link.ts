@@ -353,7 +353,7 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       )
     }
 
-    const write = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>): Effect.Effect<void, StreamFailed> =>
+    const write = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>): Effect.Effect<number, StreamFailed> =>
       Effect.suspend(() => {
         if (closeReason !== undefined) return Effect.fail(streamFailed(cls, `session closed: ${closeReason}`))
         let stream = streams[cls]
@@ -366,9 +366,17 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
         }
         const { batches, oversize } = splitBatches(payloads, options.maxMessageBytes)
         const s = stream
-        const writes = batches.length === 1
-          ? writeOne(cls, s, encodeMessageBatch(batches[0]!))
-          : Effect.forEach(batches, (batch) => writeOne(cls, s, encodeMessageBatch(batch)), { discard: true })
+        let wireBytes = 0
+        const writeBatch = (batch: ReadonlyArray<Uint8Array>) => {
+          const encoded = encodeMessageBatch(batch)
+          wireBytes += encoded.length
+          return writeOne(cls, s, encoded)
+        }
+        // `wireBytes` is read once the writes ran: it is summed as they go.
+        const writes = Effect.map(
+          batches.length === 1 ? writeBatch(batches[0]!) : Effect.forEach(batches, writeBatch, { discard: true }),
+          () => wireBytes
+        )
         return oversize === 0 ? writes : Effect.andThen(dropOversize(cls, oversize), writes)
       })
 

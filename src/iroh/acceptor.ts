@@ -1,5 +1,6 @@
 import { Effect, FiberSet, Metric, type Scope } from "effect"
-import { decodeRead } from "../message/codec.ts"
+import { BlockDecoder } from "../message/blocks.ts"
+import { decodeBlockRead, type DecodedRead, decodeRead } from "../message/codec.ts"
 import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
 import { className } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
@@ -12,13 +13,14 @@ import { ACK_PREAMBLE, encodeAcks } from "./ack-stream.ts"
 import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
 import {
   ACK_STREAM_PRIORITY,
-  ALPN_ACKED_TEXT,
-  ALPN_TEXT,
   ErrorCode,
   irohCall,
   IrohFailure,
   irohErrorMessage,
-  READ_CHUNK_BYTES
+  protocolOfAlpn,
+  protocolsOf,
+  READ_CHUNK_BYTES,
+  type WireVersion
 } from "./protocol.ts"
 
 export interface AcceptorOptions {
@@ -28,6 +30,8 @@ export interface AcceptorOptions {
   readonly mailbox: InboundMailbox
   readonly maxFrameBytes: number
   readonly maxSnapshotBytes: number
+  /** The wire versions accepted; must match what the endpoint advertises (default: all). */
+  readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
 }
 
 /** Inbound connections by peer, so removing a peer can close what it dialled. */
@@ -64,13 +68,25 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const connections = new InboundConnections()
     const { endpoint, peers } = options
 
-    const readStream = (peer: NodeId, stream: RecvStream, receipts: Receipts | undefined) =>
+    const protocols = protocolsOf(options.wireVersions)
+
+    /** A stream's decoder: frames on version 1, blocks of frames on version 2. */
+    const streamDecoder = (version: WireVersion): (chunk: Uint8Array) => DecodedRead => {
+      if (version === 1) {
+        const decoder = new FrameDecoder(options.maxFrameBytes)
+        return (chunk) => decodeRead(decoder, chunk)
+      }
+      const decoder = new BlockDecoder(options.maxFrameBytes)
+      return (chunk) => decodeBlockRead(decoder, chunk)
+    }
+
+    const readStream = (peer: NodeId, version: WireVersion, stream: RecvStream, receipts: Receipts | undefined) =>
       Effect.gen(function*() {
         const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of).pipe(
           // A stream that ends inside its preamble is bad input (a short preamble), not a quiet end.
           Effect.catch((e) => e.message.startsWith("FinishedEarly") ? Effect.succeed(new Uint8Array(0)) : Effect.fail(e))
         )
-        const cls = parsePreamble(head)
+        const cls = parsePreamble(head, version)
         if (typeof cls !== "number") {
           yield* inboundError("bad_preamble")
           yield* Effect.logWarning(`closing inbound stream from peer ${peer}: ${cls.message}`)
@@ -86,12 +102,12 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           maxSnapshotBytes: options.maxSnapshotBytes,
           receipts
         })
-        const decoder = new FrameDecoder(options.maxFrameBytes)
+        const decode = streamDecoder(version)
         while (true) {
           const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
           if (chunk.length === 0) return // the sender finished the stream
           yield* delivery.countBytes(chunk.length)
-          const { messages, failure } = decodeRead(decoder, chunk)
+          const { messages, failure } = decode(chunk)
           yield* delivery.deliver(messages)
           if (failure !== undefined) {
             const tooLarge = failure._tag === "FrameTooLarge"
@@ -143,15 +159,15 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         )
       })
 
-    const serveConnection = (peer: NodeId, connection: Connection, acked: boolean) =>
+    const serveConnection = (peer: NodeId, connection: Connection, version: WireVersion, acked: boolean) =>
       Effect.gen(function*() {
         connections.add(peer, connection)
-        yield* Effect.logDebug(`accepted connection from peer ${peer}${acked ? " (acknowledged)" : ""}`)
+        yield* Effect.logDebug(`accepted connection from peer ${peer} (wire version ${version}${acked ? ", acknowledged" : ""})`)
         yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
         const receipts = acked ? yield* ackStream(peer, connection) : undefined
         while (true) {
           const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
-          yield* FiberSet.run(fibers, readStream(peer, stream, receipts), { startImmediately: true })
+          yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts), { startImmediately: true })
         }
       }).pipe(
         Effect.scoped,
@@ -162,7 +178,8 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const handshake = (incoming: IrohIncoming) =>
       Effect.gen(function*() {
         const { connection, alpn } = yield* irohCall(() => incoming.accept(), IrohFailure.of)
-        if (alpn !== ALPN_TEXT && alpn !== ALPN_ACKED_TEXT) {
+        const protocol = protocolOfAlpn(alpn, protocols)
+        if (protocol === undefined) {
           connection.close(ErrorCode.UnknownEndpoint, "unknown alpn")
           yield* refused("bad_alpn")
           return yield* Effect.logWarning(`refused inbound connection with ALPN ${JSON.stringify(alpn)}`)
@@ -174,7 +191,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           yield* refused("unknown_endpoint")
           return yield* Effect.logWarning(`refused inbound connection from endpoint ${remote}: not in the peer table`)
         }
-        yield* serveConnection(peer, connection, alpn === ALPN_ACKED_TEXT)
+        yield* serveConnection(peer, connection, protocol.version, protocol.acked)
       }).pipe(
         Effect.catch((error) =>
           Effect.andThen(refused("handshake"), Effect.logWarning(`inbound handshake failed: ${irohErrorMessage(error)}`))

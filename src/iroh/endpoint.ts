@@ -4,7 +4,7 @@ import { bindEndpoint } from "./binding.ts"
 import { directHost } from "./direct-host.ts"
 import type { IrohHost, RelayModeSetting } from "./host.ts"
 import { loadOrCreateSecretKey } from "./identity.ts"
-import { ACCEPTED_ALPNS, ALPN, irohErrorMessage, PING_BYTES } from "./protocol.ts"
+import { ALPN, alpnBytes, irohErrorMessage, PING_BYTES, protocolsOf, type WireVersion } from "./protocol.ts"
 import { startWorkerHost } from "./worker-host.ts"
 
 export type { RelayModeSetting } from "./host.ts"
@@ -16,6 +16,8 @@ export interface IrohEndpointOptions {
   readonly relayMode: RelayModeSetting
   /** Run the binding in a worker thread (see `worker-host.ts`); false: on this thread. */
   readonly workerThread: boolean
+  /** The wire versions accepted (all by default; fewer only to stand in for an older node in tests). */
+  readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
 }
 
 /**
@@ -29,7 +31,7 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
       : yield* loadOrCreateSecretKey(options.keyFile).pipe(
         Effect.mapError((cause) => new TransportStartFailed({ transport: "iroh", cause }))
       )
-    const bind = { bindAddress: options.bindAddress, secretKey, relayMode: options.relayMode, alpn: ALPN, acceptAlpns: ACCEPTED_ALPNS }
+    const bind = { bindAddress: options.bindAddress, secretKey, relayMode: options.relayMode, alpn: ALPN, acceptAlpns: protocolsOf(options.wireVersions).map(alpnBytes) }
     const host = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async (): Promise<IrohHost> =>

@@ -1,5 +1,7 @@
-import { Deferred, Effect } from "effect"
-import { preamble } from "../message/framing.ts"
+import { Clock, Deferred, Effect, Metric } from "effect"
+import { maxBlockRawBytes } from "../message/blocks.ts"
+import { FRAME_HEADER_LENGTH, preamble } from "../message/framing.ts"
+import * as M from "../metrics/metrics.ts"
 import { className, PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
@@ -7,17 +9,21 @@ import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-le
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
+import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
 import type { DialAddress, IrohConnection, IrohHost, IrohSendStream } from "./host.ts"
 import {
-  ALPN,
-  ALPN_ACKED,
+  ALPN_REFUSAL_MEMORY_MS,
+  alpnBytes,
   ErrorCode,
   irohCall,
   IrohFailure,
   irohErrorMessage,
   isAlpnRefusal,
+  protocolsOf,
   READ_CHUNK_BYTES,
-  STREAM_PRIORITY
+  STREAM_PRIORITY,
+  type WireProtocol,
+  type WireVersion
 } from "./protocol.ts"
 
 export interface IrohLinkOptions {
@@ -31,16 +37,12 @@ export interface IrohLinkOptions {
   readonly probeTimeoutMs: number
   /** Consecutive failed pings after which the session is reported closed. */
   readonly probeFailuresBeforeClose: number
-}
-
-/** Dials with acknowledgements, and without them when the peer is too old to know them. */
-const dial = async (endpoint: IrohHost, addr: DialAddress): Promise<{ readonly connection: IrohConnection; readonly acked: boolean }> => {
-  try {
-    return { connection: await endpoint.connect(addr, ALPN_ACKED), acked: true }
-  } catch (error) {
-    if (!isAlpnRefusal(irohErrorMessage(error))) throw error
-    return { connection: await endpoint.connect(addr, ALPN), acked: false }
-  }
+  /** Wire versions to dial (default: all this build speaks), newest first. */
+  readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
+  /** What to compress on a version 2 connection (default: nothing). */
+  readonly compression?: CompressionOptions | undefined
+  /** `max_frame_bytes`: a block never carries more than one frame of this size (`message/blocks.ts`). */
+  readonly maxFrameBytes?: number | undefined
 }
 
 /**
@@ -77,6 +79,38 @@ const readAcks = (peer: NodeId, connection: IrohConnection, ledger: AckLedger) =
  */
 export const makeIrohLink = (options: IrohLinkOptions): Link => {
   const { endpoint, peer, connectTimeoutMs } = options
+  const protocols = protocolsOf(options.wireVersions)
+  const compression = options.compression ?? noCompression
+  const maxBlockRaw = maxBlockRawBytes(options.maxFrameBytes ?? Number.MAX_SAFE_INTEGER)
+  /** When the peer last refused each protocol (an older node): see `ALPN_REFUSAL_MEMORY_MS`. */
+  const refusedAt = new Map<string, number>()
+  const versionRefused = Metric.withAttributes(M.connectionFailures, { peer: String(peer), transport: "iroh", kind: "version_refused" })
+
+  /**
+   * Dials the newest protocol the peer has not refused lately, and the next one when it
+   * refuses (docs/design.md, "Wire format (version 2)"). Any other failure ends the attempt:
+   * it says nothing about versions.
+   */
+  const dial = (addr: DialAddress) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const candidates = protocols.filter((p, i) =>
+        i === protocols.length - 1 || now - (refusedAt.get(p.alpn) ?? Number.NEGATIVE_INFINITY) >= ALPN_REFUSAL_MEMORY_MS
+      )
+      for (let i = 0;; i++) {
+        const protocol: WireProtocol = candidates[i]!
+        const attempt = yield* Effect.result(irohCall(() => endpoint.connect(addr, alpnBytes(protocol)), (cause) => cause))
+        if (attempt._tag === "Success") return { connection: attempt.success as IrohConnection, protocol }
+        const cause = attempt.failure
+        if (i === candidates.length - 1 || !isAlpnRefusal(cause)) {
+          return yield* new ConnectFailed({ peer, transport: "iroh", cause })
+        }
+        refusedAt.set(protocol.alpn, yield* Clock.currentTimeMillis)
+        yield* Metric.update(versionRefused, 1)
+        yield* Effect.logInfo(`peer ${peer} does not speak ${protocol.alpn}; dialling ${candidates[i + 1]!.alpn}`)
+      }
+    })
+
   return {
     kind: "iroh",
     connect: Effect.gen(function*() {
@@ -87,10 +121,10 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
       // shut down while a dial hangs must not wait for the dial's timeout.
       const timedOut = Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
-      const { connection, acked } = yield* irohCall(
-        () => dial(endpoint, addr),
-        (cause) => new ConnectFailed({ peer, transport: "iroh", cause })
-      ).pipe(Effect.timeoutOrElse({ duration: connectTimeoutMs, orElse: () => timedOut }))
+      const { connection, protocol } = yield* dial(addr).pipe(
+        Effect.timeoutOrElse({ duration: connectTimeoutMs, orElse: () => timedOut })
+      )
+      const { version, acked } = protocol
       yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, "")))
 
       // All four streams are opened, prioritised and announced (preamble) with the connection,
@@ -101,7 +135,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         () =>
           Promise.all(priorityClasses.map(async (cls) => {
             const stream = await connection.openUni(STREAM_PRIORITY[cls]!)
-            await stream.writeFrames([], preamble(cls))
+            await stream.writeFrames([], preamble(cls, version))
             return stream
           })),
         (cause) => new ConnectFailed({ peer, transport: "iroh", cause: `opening the class streams failed: ${cause}` })
@@ -119,11 +153,13 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       const markClosed = (reason: string) =>
         Effect.andThen(Effect.sync(() => rejectWrites(new Error(`connection closed: ${reason}`))), Deferred.succeed(closed, reason))
 
-      const write = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>) =>
+      const send = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) =>
         irohCall(
-          () => Promise.race([streams[cls]!.writeFrames(payloads), writesEnded]),
+          () => Promise.race([streams[cls]!.writeFrames(payloads, lead), writesEnded]),
           (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })
         )
+      const blocks = version === 1 ? undefined : writeBlocks(send, compression, maxBlockRaw)
+      const write = blocks?.write ?? writeV1(send)
 
       const pingFailed = (cause: string) => new StreamFailed({ peer, transport: "iroh", class: className(PriorityClass.Election), cause })
       const ping = Effect.gen(function*() {
@@ -166,6 +202,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         // Frames are bounded by max_frame_bytes, which the actor applies itself.
         maxPayloadBytes: Number.POSITIVE_INFINITY,
         write,
+        snapshotChunkBytes: blocks?.snapshotChunkBytes,
         closed: Deferred.await(closed),
         // The probe's estimate only, as for gRPC: its first answer comes within a round trip
         // of connecting. QUIC's own `rtt()` right after a handshake can be far off (79 ms on
@@ -176,4 +213,62 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       return session
     })
   }
+}
+
+type Send = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) => Effect.Effect<void, StreamFailed>
+
+/** Version 1: the frames as they are. */
+const writeV1 = (send: Send): LinkSession["write"] => (cls, payloads, framedBytes) => Effect.as(send(cls, payloads), framedBytes)
+
+/**
+ * Version 2: each write is one block (`message/blocks.ts`), compressed when that pays, with
+ * its bytes before and after counted per class. A write above `maxBlockRaw` (a batch cap set
+ * above `max_frame_bytes`) goes as several blocks, so the receiver's bound holds.
+ */
+const writeBlocks = (
+  send: Send,
+  compression: CompressionOptions,
+  maxBlockRaw: number
+): { readonly write: LinkSession["write"]; readonly snapshotChunkBytes: () => number | undefined } => {
+  const encoders = priorityClasses.map((cls) => new BlockEncoder(cls, compression))
+  const metrics = priorityClasses.map((cls) => {
+    const labels = { class: className(cls), transport: "iroh" }
+    return {
+      framed: Metric.withAttributes(M.compressionFramedBytes, labels),
+      wire: Metric.withAttributes(M.compressionWireBytes, labels),
+      didNotShrink: Metric.withAttributes(M.batchesUncompressed, { ...labels, reason: "did_not_shrink" }),
+      backingOff: Metric.withAttributes(M.batchesUncompressed, { ...labels, reason: "backing_off" })
+    }
+  })
+  const writeBlock = Effect.fnUntraced(function*(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, framedBytes: number) {
+    const block = encoders[cls]!.encode(payloads, framedBytes)
+    yield* send(cls, block.payloads, block.lead)
+    const m = metrics[cls]!
+    yield* Metric.update(m.framed, block.framedBytes)
+    yield* Metric.update(m.wire, block.wireBytes)
+    if (block.outcome === "did_not_shrink") yield* Metric.update(m.didNotShrink, 1)
+    else if (block.outcome === "backing_off") yield* Metric.update(m.backingOff, 1)
+    return block.wireBytes
+  })
+  const snapshots = encoders[PriorityClass.Snapshot]!
+  const snapshotChunkBytes = () => snapshots.shrinking ? compression.snapshotChunkBytes : undefined
+  const write: LinkSession["write"] = (cls, payloads, framedBytes) => {
+    if (framedBytes <= maxBlockRaw) return writeBlock(cls, payloads, framedBytes)
+    return Effect.gen(function*() {
+      let wireBytes = 0
+      let start = 0
+      while (start < payloads.length) {
+        let bytes = 0
+        let end = start
+        while (end < payloads.length && (end === start || bytes + FRAME_HEADER_LENGTH + payloads[end]!.length <= maxBlockRaw)) {
+          bytes += FRAME_HEADER_LENGTH + payloads[end]!.length
+          end++
+        }
+        wireBytes += yield* writeBlock(cls, payloads.slice(start, end), bytes)
+        start = end
+      }
+      return wireBytes
+    })
+  }
+  return { write, snapshotChunkBytes }
 }

@@ -1,26 +1,65 @@
 import { Data, Effect } from "effect"
 import { messageOf as irohErrorMessage } from "./binding.ts"
 
-const alpnBytes = (text: string): Array<number> => Array.from(new TextEncoder().encode(text))
-
-/** ALPN of wire format version 1 (docs/design.md, "Wire format"). */
-export const ALPN_TEXT = "raft-transport/1"
-export const ALPN: Array<number> = alpnBytes(ALPN_TEXT)
+const utf8 = (text: string): Array<number> => Array.from(new TextEncoder().encode(text))
 
 /**
- * ALPN of version 1 with delivery acknowledgements: the class streams are as in version 1,
- * and the accepting side opens one uni stream back to the dialler carrying, per class, the
- * cumulative count of messages it has handled (`ack-stream.ts`). Dialled first; a peer that
- * refuses it (an older node) is dialled again with version 1.
+ * Wire protocols, one per ALPN, and how a pair agrees on one (docs/design.md, "Wire format
+ * (version 2)"). Two things vary between them:
+ * - `version`, the framing of the class streams, repeated in each stream's preamble
+ *   (`message/framing.ts`): 1, frames (`u32` length + message) straight on the stream; 2,
+ *   blocks (`message/blocks.ts`), a header with flags (compressed) and room for later
+ *   per-block fields around the frames of one write;
+ * - `acked`: the accepting side opens one uni stream back to the dialler carrying, per class,
+ *   the cumulative count of messages it has handled (`ack-stream.ts`).
+ *
+ * An endpoint advertises every protocol it speaks. QUIC lets the dialler ask for only one, so a
+ * link dials the newest first and, when the peer refuses it (TLS alert 120,
+ * `no_application_protocol`: an older node), the next; it remembers a refusal for
+ * `ALPN_REFUSAL_MEMORY_MS`, so redials in that window start with the older one.
  */
-export const ALPN_ACKED_TEXT = "raft-transport/1+ack"
-export const ALPN_ACKED: Array<number> = alpnBytes(ALPN_ACKED_TEXT)
+export type WireVersion = 1 | 2
 
-/** Every ALPN an endpoint accepts. */
-export const ACCEPTED_ALPNS: ReadonlyArray<ReadonlyArray<number>> = [ALPN_ACKED, ALPN]
+export interface WireProtocol {
+  readonly alpn: string
+  readonly version: WireVersion
+  readonly acked: boolean
+}
+
+/** Newest first: the order a dialler tries them in. */
+export const WIRE_PROTOCOLS: ReadonlyArray<WireProtocol> = [
+  { alpn: "raft-transport/2", version: 2, acked: true },
+  { alpn: "raft-transport/1+ack", version: 1, acked: true },
+  { alpn: "raft-transport/1", version: 1, acked: false }
+]
+
+/** The protocols of these framing versions (all by default), newest first. */
+export const protocolsOf = (versions?: ReadonlyArray<WireVersion>): ReadonlyArray<WireProtocol> =>
+  versions === undefined ? WIRE_PROTOCOLS : WIRE_PROTOCOLS.filter((p) => versions.includes(p.version))
+
+/** The protocol an accepted connection's ALPN names, if it is one of `protocols`. */
+export const protocolOfAlpn = (alpn: string, protocols: ReadonlyArray<WireProtocol> = WIRE_PROTOCOLS): WireProtocol | undefined =>
+  protocols.find((p) => p.alpn === alpn)
+
+export const alpnBytes = (protocol: WireProtocol): Array<number> => utf8(protocol.alpn)
+
+/** ALPN of wire format version 1 without acknowledgements, for tests and tools that speak only it. */
+export const ALPN_TEXT = "raft-transport/1"
+export const ALPN: Array<number> = utf8(ALPN_TEXT)
+
+/** ALPN of version 1 with delivery acknowledgements. */
+export const ALPN_ACKED_TEXT = "raft-transport/1+ack"
+export const ALPN_ACKED: Array<number> = utf8(ALPN_ACKED_TEXT)
+
+/** Every ALPN an endpoint accepts by default. */
+export const ACCEPTED_ALPNS: ReadonlyArray<ReadonlyArray<number>> = WIRE_PROTOCOLS.map(alpnBytes)
 
 /** How a dial to a node that does not speak the asked-for ALPN fails (TLS alert 120). */
-export const isAlpnRefusal = (message: string): boolean => message.includes("peer doesn't support any known protocol")
+export const isAlpnRefusal = (message: string): boolean =>
+  /no_?application_?protocol|NoApplicationProtocol|doesn't support any known protocol|error 120\b/i.test(message)
+
+/** How long a peer that refused a protocol is dialled with the older one without trying again. */
+export const ALPN_REFUSAL_MEMORY_MS = 60_000
 
 /**
  * QUIC stream priorities by class: higher is sent first when the congestion window is the

@@ -1,5 +1,6 @@
 import protobuf from "protobufjs"
 import { fileURLToPath } from "node:url"
+import type { BlockDecoder } from "./blocks.ts"
 import { DecodeFailed, type FrameTooLarge } from "./errors.ts"
 import type { FrameDecoder } from "./framing.ts"
 import type { RaftMessage } from "./types.ts"
@@ -120,21 +121,37 @@ export interface DecodedRead {
  * failure arrived intact and in order, so it is returned with it.
  */
 export const decodeRead = (decoder: FrameDecoder, chunk: Uint8Array): DecodedRead => {
-  const spans = decoder.pushSpans(chunk)
   const messages: Array<RaftMessage> = []
-  if (spans.length > 0) {
-    const reader = protobuf.Reader.create(decoder.bytes)
-    for (let i = 0; i < spans.length; i += 2) {
-      reader.pos = spans[i]!
-      reader.len = spans[i + 1]!
-      try {
-        messages.push(MessageCodec.decode(reader) as unknown as RaftMessage)
-      } catch (cause) {
-        return { messages, failure: new DecodeFailed({ cause }) }
-      }
+  const spans = decoder.pushSpans(chunk)
+  const failure = decodeSpans(decoder.bytes, spans, messages)
+  return { messages, failure: failure ?? decoder.tooLarge }
+}
+
+/** Decodes the frames at `spans` in `bytes` into `messages`; the failure that stopped it, if any. */
+const decodeSpans = (bytes: Uint8Array, spans: ReadonlyArray<number>, messages: Array<RaftMessage>): DecodeFailed | undefined => {
+  if (spans.length === 0) return undefined
+  const reader = protobuf.Reader.create(bytes)
+  for (let i = 0; i < spans.length; i += 2) {
+    reader.pos = spans[i]!
+    reader.len = spans[i + 1]!
+    try {
+      messages.push(MessageCodec.decode(reader) as unknown as RaftMessage)
+    } catch (cause) {
+      return new DecodeFailed({ cause })
     }
   }
-  return { messages, failure: decoder.tooLarge }
+  return undefined
+}
+
+/** `decodeRead` for a wire version 2 stream (`blocks.ts`). */
+export const decodeBlockRead = (decoder: BlockDecoder, chunk: Uint8Array): DecodedRead => {
+  const read = decoder.push(chunk)
+  const messages: Array<RaftMessage> = []
+  for (const segment of read.segments) {
+    const failure = decodeSpans(segment.bytes, segment.spans, messages)
+    if (failure !== undefined) return { messages, failure }
+  }
+  return { messages, failure: read.failure }
 }
 
 export const encodeBatch = (messages: ReadonlyArray<RaftMessage>): Uint8Array =>

@@ -2,20 +2,26 @@ import { bytesToArray } from "./byte-arrays.ts"
 import { BadPreamble, FrameTooLarge } from "./errors.ts"
 import { isPriorityClass, type PriorityClass } from "./priority.ts"
 
+/** Wire version 1: frames straight on the stream. Version 2 wraps them in blocks (`blocks.ts`). */
 export const WIRE_VERSION = 1
 export const PREAMBLE_LENGTH = 4
 export const FRAME_HEADER_LENGTH = 4
 const MAGIC_R = 0x52 // "R"
 const MAGIC_T = 0x54 // "T"
 
-export const preamble = (cls: PriorityClass): Uint8Array => Uint8Array.of(MAGIC_R, MAGIC_T, WIRE_VERSION, cls)
+/**
+ * A class stream opens with `R`, `T`, the wire version and the class. The version repeats
+ * the connection's ALPN (`iroh/protocol.ts`), so a stream is read by what it says it carries.
+ */
+export const preamble = (cls: PriorityClass, version: number = WIRE_VERSION): Uint8Array =>
+  Uint8Array.of(MAGIC_R, MAGIC_T, version, cls)
 
-/** Returns the stream's class, or the reason the preamble is not ours. */
-export const parsePreamble = (bytes: ArrayLike<number>): PriorityClass | BadPreamble => {
+/** Returns the stream's class, or the reason the preamble is not ours (or not `version`). */
+export const parsePreamble = (bytes: ArrayLike<number>, version: number = WIRE_VERSION): PriorityClass | BadPreamble => {
   const b = Array.from(bytes)
   if (b.length !== PREAMBLE_LENGTH) return new BadPreamble({ bytes: b, reason: "short" })
   if (b[0] !== MAGIC_R || b[1] !== MAGIC_T) return new BadPreamble({ bytes: b, reason: "bad magic" })
-  if (b[2] !== WIRE_VERSION) return new BadPreamble({ bytes: b, reason: `unsupported version ${b[2]}` })
+  if (b[2] !== version) return new BadPreamble({ bytes: b, reason: `version ${b[2]} on a version ${version} connection` })
   const cls = b[3]!
   return isPriorityClass(cls) ? cls : new BadPreamble({ bytes: b, reason: `unknown class ${cls}` })
 }

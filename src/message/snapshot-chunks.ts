@@ -2,17 +2,22 @@ import type { RaftMessage, Snapshot } from "./types.ts"
 
 /**
  * The chunks of a snapshot message, made one at a time as the writer asks for them: messages
- * of at most `chunkBytes` of snapshot data each. Built all at once, a 20 MB snapshot in 4 KiB
+ * of at most `chunkBytes` of snapshot data each (asked again for each chunk when a function:
+ * the receiver reassembles by offset, so chunks of one transfer may differ in size). Built all at once, a 20 MB snapshot in 4 KiB
  * chunks is ~4,900 messages and 2.5-6 ms of main-thread time before the first write (votes
  * wait), then garbage that outlives the young generation.
  */
-export function* snapshotChunks(message: RaftMessage, chunkBytes: number, transferId: number): Generator<RaftMessage> {
+export function* snapshotChunks(
+  message: RaftMessage,
+  chunkBytes: number | (() => number),
+  transferId: number
+): Generator<RaftMessage> {
   const snapshot = message.snapshot
   const data = snapshot?.data ?? new Uint8Array(0)
   const totalSize = data.length
   let offset = 0
   do {
-    const end = Math.min(totalSize, offset + chunkBytes)
+    const end = Math.min(totalSize, offset + (typeof chunkBytes === "number" ? chunkBytes : chunkBytes()))
     const chunk: Snapshot = {
       data: data.subarray(offset, end),
       ...(snapshot?.metadata !== undefined ? { metadata: snapshot.metadata } : {}),

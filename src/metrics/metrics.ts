@@ -50,6 +50,19 @@ export const inboundRefused = Metric.counter("raft_transport_inbound_refused_tot
 export const inboundErrors = Metric.counter("raft_transport_inbound_errors_total", {
   description: "Inbound streams closed for bad input, by transport and kind (bad_preamble, frame_too_large, decode_failed)"
 })
+/** `raft_transport_compression_framed_bytes_total` (counter): framed bytes of Iroh wire version 2 writes before compression, by class and transport. */
+export const compressionFramedBytes = Metric.counter("raft_transport_compression_framed_bytes_total", {
+  description: "Framed bytes of the writes on links that can compress (wire version 2), before compression, by class and transport"
+})
+/** `raft_transport_compression_wire_bytes_total` (counter): the bytes those writes put on the wire, by class and transport. */
+export const compressionWireBytes = Metric.counter("raft_transport_compression_wire_bytes_total", {
+  description: "Bytes the same writes put on the wire, block headers included, by class and transport"
+})
+/** `raft_transport_batches_uncompressed_total` (counter): writes of a compressed class sent as they are, by class, transport and reason. */
+export const batchesUncompressed = Metric.counter("raft_transport_batches_uncompressed_total", {
+  description:
+    "Writes of a compressed class sent as they are, by class, transport and reason (did_not_shrink: tried; backing_off: skipped after writes that did not shrink)"
+})
 /** `raft_transport_snapshots_sent_total` (counter): whole snapshots written, by peer and transport. */
 export const snapshotsSent = Metric.counter("raft_transport_snapshots_sent_total", {
   description: "Whole snapshots written, by peer and transport"

@@ -24,12 +24,22 @@ export interface LinkSession {
    * the batch framing); the actor drops larger ones as `too_large` before writing.
    */
   readonly maxPayloadBytes: number
-  /** Writes already-encoded message payloads of one class as a single write call. */
+  /**
+   * Writes already-encoded message payloads of one class as a single write call, and says how
+   * many bytes that put on the wire (fewer than `framedBytes` when the link compressed them):
+   * snapshot pacing counts those, since the per-byte cost of a transport is in them.
+   */
   readonly write: (
     cls: PriorityClass,
     payloads: ReadonlyArray<Uint8Array>,
     framedBytes: number
-  ) => Effect.Effect<void, StreamFailed>
+  ) => Effect.Effect<number, StreamFailed>
+  /**
+   * The snapshot chunk size this session asks for now, when it differs from the actor's: a
+   * link whose snapshot chunks are shrinking takes larger ones (`[transport.compression]
+   * snapshot_chunk_bytes`), so each write still puts about as many bytes on the wire.
+   */
+  readonly snapshotChunkBytes?: (() => number | undefined) | undefined
   /** Completes when the underlying connection closes, with a description of why. */
   readonly closed: Effect.Effect<string>
   /** Smoothed round-trip time of the connection in ms, when the transport knows it. */

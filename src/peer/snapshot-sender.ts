@@ -55,7 +55,10 @@ export const writeSnapshotChunks = Effect.fnUntraced(function*(
   let chunks = 0
   let bytes = 0
   let due = yield* Clock.currentTimeMillis
-  for (const chunk of snapshotChunks(snapshot, chunkBytes, transferId)) {
+  const chunkSize = session.snapshotChunkBytes === undefined
+    ? chunkBytes
+    : () => session.snapshotChunkBytes?.() ?? chunkBytes
+  for (const chunk of snapshotChunks(snapshot, chunkSize, transferId)) {
     chunks++
     const now = yield* Clock.currentTimeMillis
     const rate = paceAt(now)
@@ -68,11 +71,12 @@ export const writeSnapshotChunks = Effect.fnUntraced(function*(
     }
     // Encoded after the wait: slab bytes are for writing at once.
     const payload = encodePayload(chunk)
-    if (rate > 0) due += ((FRAME_HEADER_LENGTH + payload.length) / rate) * 1000
     const written = yield* Effect.result(
       session.write(PriorityClass.Snapshot, [payload], FRAME_HEADER_LENGTH + payload.length)
     )
     if (Result.isFailure(written)) return { chunks, bytes, failure: written.failure } satisfies ChunkTrain
+    // Paced by the bytes on the wire: a compressed chunk costs the transport only those.
+    if (rate > 0) due += (written.success / rate) * 1000
     bytes += FRAME_HEADER_LENGTH + payload.length
   }
   return { chunks, bytes, failure: undefined } satisfies ChunkTrain

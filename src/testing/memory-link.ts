@@ -93,10 +93,11 @@ export const makeMemoryLink = (fabric: MemoryFabric, from: NodeId, to: NodeId, m
         const delivery = deliveries[cls]!
         yield* delivery.countBytes(framedBytes)
         // A cut while the receiver's queue is full ends the write as a broken stream would.
-        return yield* Effect.raceFirst(
+        yield* Effect.raceFirst(
           delivery.deliver(messages),
           Effect.flatMap(Deferred.await(closed), (why) => Effect.fail(lost(cls, why)))
         )
+        return framedBytes
       })
     const session: LinkSession = {
       kind: "memory",

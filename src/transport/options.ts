@@ -11,8 +11,9 @@ import type { GrpcLinkOptions } from "../grpc/link.ts"
 import type { GrpcServerOptions } from "../grpc/server.ts"
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import type { IrohEndpointOptions } from "../iroh/endpoint.ts"
+import type { CompressionOptions } from "../iroh/block-encoder.ts"
 import type { IrohLinkOptions } from "../iroh/link.ts"
-import { priorityClasses } from "../message/priority.ts"
+import { PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { PeerActorOptions } from "../peer/actor.ts"
 import type { PeerTable } from "../domain/peer-table.ts"
@@ -65,10 +66,22 @@ const probeOptions = (config: TransportConfig) => ({
   probeFailuresBeforeClose: config.strategy.probe_failures
 })
 
+/** `[transport.compression]` as the Iroh links take it. */
+export const compressionOptions = (config: TransportConfig): CompressionOptions => ({
+  algorithm: config.compression.algorithm,
+  level: config.compression.level,
+  minBatchBytes: config.compression.min_batch_bytes,
+  minSaving: config.compression.min_saving,
+  classes: config.compression.classes.map((name) => name === "append" ? PriorityClass.Append : PriorityClass.Snapshot),
+  snapshotChunkBytes: config.compression.snapshot_chunk_bytes
+})
+
 export const irohLinkOptions = (
   config: TransportConfig
 ): Omit<IrohLinkOptions, "endpoint" | "peer" | "address"> => ({
   connectTimeoutMs: config.iroh_config.connect_timeout_ms,
+  compression: compressionOptions(config),
+  maxFrameBytes: config.max_frame_bytes,
   ...probeOptions(config)
 })
 

@@ -17,6 +17,7 @@ import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
 import { makeIrohEndpoint } from "../iroh/endpoint.ts"
 import type { IrohHost } from "../iroh/host.ts"
 import { makeIrohLink } from "../iroh/link.ts"
+import type { WireVersion } from "../iroh/protocol.ts"
 import { classify, className } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
@@ -36,6 +37,12 @@ import {
   routerOptions
 } from "./options.ts"
 
+/** What only tests set: not part of the configuration. */
+export interface TransportInternals {
+  /** The Iroh wire versions this node speaks (default: all), to stand in for an older node. */
+  readonly irohWireVersions?: ReadonlyArray<WireVersion>
+}
+
 /**
  * The transport a decoded config describes, in the caller's scope: the Iroh endpoint and its
  * acceptor, the gRPC server, and one actor per peer with its links and router. Closing the
@@ -51,7 +58,8 @@ import {
  * ```
  */
 export const makeRaftTransport = (
-  config: TransportConfig
+  config: TransportConfig,
+  internals: TransportInternals = {}
 ): Effect.Effect<RaftTransportService, TransportStartFailed, Scope.Scope> =>
   Effect.gen(function*() {
     const self = config.node_id
@@ -66,7 +74,7 @@ export const makeRaftTransport = (
     const usesIroh = config.enabled && config.mode !== "grpc" && config.iroh_config.enabled
     const usesGrpc = config.enabled && config.mode !== "iroh" && config.grpc_config.enabled
     const iroh: IrohHost | undefined = usesIroh
-      ? yield* makeIrohEndpoint(irohEndpointOptions(config))
+      ? yield* makeIrohEndpoint({ ...irohEndpointOptions(config), wireVersions: internals.irohWireVersions })
       : undefined
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh,
@@ -74,7 +82,8 @@ export const makeRaftTransport = (
       peers: table,
       mailbox,
       maxFrameBytes: config.max_frame_bytes,
-      maxSnapshotBytes: config.batching.max_snapshot_bytes
+      maxSnapshotBytes: config.batching.max_snapshot_bytes,
+      wireVersions: internals.irohWireVersions
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
     const grpc: GrpcServer | undefined = usesGrpc
@@ -91,7 +100,8 @@ export const makeRaftTransport = (
             const address = table.get(peer)
             return address === undefined ? undefined : dialAddressOf(address)
           },
-          ...irohLinkOptions(config)
+          ...irohLinkOptions(config),
+          wireVersions: internals.irohWireVersions
         }))
       }
       if (grpc !== undefined) {

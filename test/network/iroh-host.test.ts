@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { makeIrohEndpoint } from "../../src/iroh/endpoint.ts"
+import { ALPN } from "../../src/iroh/protocol.ts"
 
 const hosts = [{ workerThread: false, name: "on the calling thread" }, { workerThread: true, name: "in a worker thread" }]
 
@@ -28,7 +29,7 @@ describe.each(hosts)("the Iroh host $name", ({ workerThread }) => {
       yield* Scope.close(scope, Exit.void)
       expect(yield* Effect.promise(() => accepting)).toBeNull()
       const dial = yield* Effect.promise(() =>
-        host.connect({ endpointId: host.endpointId, addresses: ["127.0.0.1:9"] }).then(() => "connected", () => "refused")
+        host.connect({ endpointId: host.endpointId, addresses: ["127.0.0.1:9"] }, ALPN).then(() => "connected", () => "refused")
       )
       expect(dial).toBe("refused")
     }))

@@ -51,7 +51,11 @@ describe("message age", () => {
     Effect.gen(function*() {
       let up = false
       const written: Array<number> = []
-      const session = fakeSession("iroh", (_cls, payloads) => Effect.sync(() => void written.push(payloads.length)))
+      const session = fakeSession("iroh", (_cls, payloads, bytes) =>
+        Effect.sync(() => {
+          written.push(payloads.length)
+          return bytes
+        }))
       const link: Link = {
         kind: "iroh",
         connect: Effect.suspend(() =>

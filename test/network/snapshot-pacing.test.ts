@@ -31,8 +31,13 @@ const chunkGaps = (
 ) =>
   Effect.gen(function*() {
     const writes: Array<number> = []
-    const session = fakeSession("iroh", (cls) =>
-      cls === PriorityClass.Snapshot ? Effect.map(Clock.currentTimeMillis, (now) => void writes.push(now)) : Effect.void)
+    const session = fakeSession("iroh", (cls, _payloads, bytes) =>
+      cls === PriorityClass.Snapshot
+        ? Effect.map(Clock.currentTimeMillis, (now) => {
+          writes.push(now)
+          return bytes
+        })
+        : Effect.succeed(bytes))
     const link: Link = { kind: "iroh", connect: Effect.succeed(session) }
     const activity = new ElectionActivity(1000)
     const actor = yield* actorOver(2, link, {

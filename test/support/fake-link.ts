@@ -7,7 +7,10 @@ import type { TransportKind } from "../../src/domain/errors.ts"
 import type { TransportEvent } from "../../src/domain/events.ts"
 
 /** An in-memory session that never closes, with `write` as given (by default, accept at once). */
-export const fakeSession = (kind: TransportKind, write: LinkSession["write"] = () => Effect.void): LinkSession => ({
+export const fakeSession = (
+  kind: TransportKind,
+  write: LinkSession["write"] = (_cls, _payloads, framedBytes) => Effect.succeed(framedBytes)
+): LinkSession => ({
   kind,
   maxPayloadBytes: Number.POSITIVE_INFINITY,
   write,

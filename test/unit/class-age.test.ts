@@ -30,7 +30,11 @@ describe("age limits per class", () => {
     Effect.gen(function*() {
       let up = false
       const written: Array<{ readonly cls: PriorityClass; readonly count: number }> = []
-      const session = fakeSession("iroh", (cls, payloads) => Effect.sync(() => void written.push({ cls, count: payloads.length })))
+      const session = fakeSession("iroh", (cls, payloads, bytes) =>
+        Effect.sync(() => {
+          written.push({ cls, count: payloads.length })
+          return bytes
+        }))
       const link: Link = {
         kind: "iroh",
         connect: Effect.suspend(() =>

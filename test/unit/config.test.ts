@@ -70,6 +70,14 @@ describe("config: defaults", () => {
           election_window_ms: 1000,
           max_snapshot_bytes: 1024 * 1024 * 1024
         },
+        compression: {
+          algorithm: "zstd",
+          level: 1,
+          min_batch_bytes: 4096,
+          min_saving: 0.1,
+          classes: ["append", "snapshot"],
+          snapshot_chunk_bytes: 16384
+        },
         queues: {
           election: { capacity: 256, overflow: "drop_oldest" },
           heartbeat: { capacity: 1024, overflow: "drop_oldest" },
