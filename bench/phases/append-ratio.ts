@@ -11,6 +11,7 @@ import type { PeerProcessFailed } from "../harness/ipc.ts"
 import { runRawCeiling } from "./raw-ceiling.ts"
 import { median } from "../harness/stats.ts"
 import { runTransportThroughput } from "./transport-throughput.ts"
+import { COMPRESSION_OFF } from "./compression.ts"
 import type { FlowOptions } from "../harness/windows.ts"
 
 interface AppendRatioPair {
@@ -37,7 +38,13 @@ export const runAppendRatio = (
     let rawBefore = yield* raw
     const pairs: Array<AppendRatioPair> = []
     for (let i = 0; i < options.pairs; i++) {
-      const append = yield* runTransportThroughput({ ...options, kind: "append", keyDir: join(options.keyDir, `pair-${i}`) })
+      const append = yield* runTransportThroughput({
+        ...options,
+        kind: "append",
+        keyDir: join(options.keyDir, `pair-${i}`),
+        // The ratio is the transport's own cost against the raw ceiling at the same bytes.
+        overrides: COMPRESSION_OFF
+      })
       const rawAfter = yield* raw
       pairs.push({
         rawBefore,
