@@ -5,7 +5,7 @@
  */
 import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import type { AppendRatioResult } from "./phases/append-ratio.ts"
-import type { ClusterResult } from "./phases/cluster.ts"
+import { type ClusterResult, type EtcdResult, versusEtcd, versusEtcdTable } from "./phases/cluster.ts"
 import type { CodecResults } from "./phases/codec.ts"
 import type { AppendKindResult, SnapshotTransferResult } from "./phases/compression.ts"
 import { type FailoverResult, type FailoverRun, medianMax } from "./phases/failover.ts"
@@ -43,7 +43,10 @@ export interface BenchReport {
   /** Dual-mode failover, one outcome per variant (kill signal, probe interval). */
   readonly failover: ReadonlyArray<PhaseOutcome<FailoverResult>>
   /** Three node processes (`src/node`) per transport: Raft KV over HTTP, commits and leader failover. */
-  readonly cluster: Readonly<Record<ClusterTransportName, PhaseOutcome<ClusterResult>>>
+  readonly cluster: Readonly<Record<ClusterTransportName, PhaseOutcome<ClusterResult>>> & {
+    /** etcd under the same client and workload, measured right before them. */
+    readonly etcd: PhaseOutcome<EtcdResult>
+  }
   /** Iroh compression: appends per payload kind on/off against the ceiling. */
   readonly compressedAppends: PhaseOutcome<ReadonlyArray<AppendKindResult>>
   /** A 20 MB KV snapshot's transfer time over Iroh, compression on and off. */
@@ -145,6 +148,15 @@ const voteRttRows = (v: VoteLatencyResult, over: string, note: (phase: "idle" | 
 }
 
 const clusterFailover = (c: ClusterResult): string => `median ${ms(median(c.failoverMs))}, max ${ms(Math.max(...c.failoverMs))}`
+
+/** ours / etcd for each figure, in one row (a ratio measured in one run is the figure). */
+const etcdRatioRows = (etcd: PhaseOutcome<EtcdResult>, label: string, c: ClusterResult): Array<Row> => {
+  if (etcd._tag !== "ok" || etcd.value._tag !== "measured") return []
+  return [info(
+    `cluster over ${label} / etcd (same run): puts/s, p50, p99, CPU per put (1 and 64 clients), idle CPU`,
+    versusEtcd(etcd.value, c).map((v) => `${v.metric} ${v.ratio.toFixed(2)}x`).join("; ")
+  )]
+}
 
 const failoverNotRun = (r: BenchReport): boolean => r.failover.every((o) => o._tag === "skipped")
 
@@ -249,7 +261,8 @@ const summaryRows = (r: BenchReport): Array<Row> => {
       info(
         `cluster over ${label}: failover, leader SIGKILL → a new leader commits`,
         `${clusterFailover(c)} (${c.failoverMs.length} runs)`
-      )
+      ),
+      ...etcdRatioRows(r.cluster.etcd, label, c)
     ])
   )
 
@@ -748,12 +761,13 @@ const clusterSection = (r: BenchReport, cores: number): string => {
       `#### ${label}`,
       "",
       table(
-        ["clients", "commits/s", "PUT latency p50", "PUT latency p99", "commits / errors", "measured"],
+        ["clients", "commits/s", "PUT latency p50", "PUT latency p99", "CPU per put", "commits / errors", "measured"],
         c.loads.map((l) => [
           String(l.clients),
           num(l.commitsPerSec),
           ms(l.p50),
           ms(l.p99),
+          `${num(l.cpuUsPerPut)} µs`,
           `${num(l.commits)} / ${num(l.errors)}`,
           `${num(l.durationMs / 1000, 1)} s`
         ])
@@ -764,7 +778,25 @@ const clusterSection = (r: BenchReport, cores: number): string => {
       ""
     ]
   })
-  return [intro, "", ...perTransport].join("\n").trimEnd()
+  const e = r.cluster.etcd
+  const ours = CLUSTER_TRANSPORTS.flatMap(([key, label]) => {
+    const o = r.cluster[key]
+    return o._tag === "ok" ? [{ label, loads: o.value }] : []
+  })
+  const versus = e._tag !== "ok"
+    ? ["#### Against etcd", "", notOkText(e)]
+    : e.value._tag === "absent"
+    ? ["#### Against etcd", "", `Not measured: ${e.value.note}.`]
+    : [
+      "#### Against etcd",
+      "",
+      `${e.value.version}, three members on loopback with their defaults (WAL fsynced before a put is acknowledged), ` +
+      "driven by the same HTTP client and workload through its v3 JSON gateway, right before our clusters. CPU is that " +
+      "of the three member processes (`/proc/<pid>/stat`, 10 ms ticks); idle: a leader, no clients, over 3 s.",
+      "",
+      ...versusEtcdTable(e.value, ours)
+    ]
+  return [intro, "", ...perTransport, ...versus].join("\n").trimEnd()
 }
 
 const failures = (r: BenchReport): string => {
@@ -780,6 +812,7 @@ const failures = (r: BenchReport): string => {
     ["vote latency over gRPC", r.voteGrpc],
     ...r.voteSweep.map((o, i): [string, PhaseOutcome<unknown>] => [`vote latency sweep #${i + 1}`, o]),
     ...r.failover.map((o, i): [string, PhaseOutcome<unknown>] => [`failover variant #${i + 1}`, o]),
+    ["cluster: etcd", r.cluster.etcd],
     ...CLUSTER_TRANSPORTS.map(([key, label]): [string, PhaseOutcome<unknown>] => [`cluster over ${label}`, r.cluster[key]]),
     ["compression, appends", r.compressedAppends],
     ["compression, snapshot transfer", r.compressedSnapshot],

@@ -16,7 +16,7 @@
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,
- *   vote-sweep, failover, cluster (both transports), compression, compression-snapshot,
+ *   vote-sweep, failover, cluster (etcd when on PATH, then both transports), compression, compression-snapshot,
  *   vote-compressed. E.g.
  *   `BENCH_ONLY=cluster npm run bench`.
  */
@@ -27,7 +27,7 @@ import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import type { ClusterTransport } from "../src/node/local-cluster.ts"
-import { clusterTransportBench } from "./phases/cluster.ts"
+import { clusterTransportBench, etcdClusterBench } from "./phases/cluster.ts"
 import { runAppendRatio } from "./phases/append-ratio.ts"
 import { runCodecBench } from "./phases/codec.ts"
 import { COMPRESSION_ON, runCompressedAppends, runSnapshotTransfers } from "./phases/compression.ts"
@@ -143,19 +143,17 @@ const program = Effect.gen(function*() {
     ))
 
   // Last: three node processes per transport, the whole Raft KV path (HTTP → Raft → disk → apply).
+  const clusterLoads = { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [1, 64] }
   const clusterPhase = (transport: ClusterTransport) =>
     runPhase(
       "cluster",
       `cluster: 3 node processes over ${transport}, 1 and 64 clients, ${CLUSTER_FAILOVER_RUNS} leader kills`,
       120_000,
-      clusterTransportBench(transport, {
-        durationMs: CLUSTER_LOAD_MS,
-        warmupMs: WARMUP_MS,
-        concurrency: [1, 64],
-        failoverRuns: CLUSTER_FAILOVER_RUNS
-      })
+      clusterTransportBench(transport, { ...clusterLoads, failoverRuns: CLUSTER_FAILOVER_RUNS })
     )
-  const cluster = { iroh: yield* clusterPhase("iroh"), grpc: yield* clusterPhase("grpc") }
+  // etcd right before ours, same client and workload: the ratios are the cluster figures.
+  const etcd = yield* runPhase("cluster", "cluster: 3 etcd members (the yardstick), 1 and 64 clients", 120_000, etcdClusterBench(clusterLoads))
+  const cluster = { etcd, iroh: yield* clusterPhase("iroh"), grpc: yield* clusterPhase("grpc") }
 
   const compressedAppends = yield* runPhase(
     "compression",

@@ -19,9 +19,12 @@ import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
+import { performance } from "node:perf_hooks"
 import { pathToFileURL } from "node:url"
 import { type ClusterTransport, LocalCluster } from "../../src/node/local-cluster.ts"
-import { leaderThenAny, measureFailover, runWorkload, type WorkloadResult } from "../../src/node/workload.ts"
+import { type KvCluster, leaderThenAny, measureFailover, runWorkload, type WorkloadResult } from "../../src/node/workload.ts"
+import { EtcdCluster, etcdBinary, type EtcdError, etcdVersion } from "../harness/etcd-cluster.ts"
+import { processesCpuMs } from "../harness/process-cpu.ts"
 import { median } from "../harness/stats.ts"
 
 export interface ClusterBenchOptions {
@@ -29,13 +32,10 @@ export interface ClusterBenchOptions {
   /** Length of each throughput measurement (default 5 s). */
   readonly durationMs?: number
   readonly warmupMs?: number
+  /** How long the idle cluster's CPU is measured (default 3 s; the kernel counts in 10 ms ticks). */
+  readonly idleMs?: number
   readonly concurrency?: ReadonlyArray<number>
   readonly failoverRuns?: number
-}
-
-export interface ClusterBenchRow {
-  readonly metric: string
-  readonly value: string
 }
 
 /** One throughput measurement: `clients` concurrent HTTP clients for `durationMs`. */
@@ -49,11 +49,24 @@ export interface ClusterLoad {
   readonly p50: number
   readonly p99: number
   readonly errors: number
+  /** CPU time of the cluster's member processes per acknowledged PUT, µs. */
+  readonly cpuUsPerPut: number
 }
 
-export interface ClusterResult {
-  readonly transport: ClusterTransport
+/** What is measured of any cluster, ours or etcd: an idle second, then each client count. */
+export interface ClusterLoads {
+  /** CPU time of the member processes while the cluster is idle (a leader, no clients), ms per second. */
+  readonly idleCpuMsPerSec: number
   readonly loads: ReadonlyArray<ClusterLoad>
+}
+
+/** etcd measured the same way, right before our clusters (skipped when no `etcd` is on PATH). */
+export type EtcdResult =
+  | ({ readonly _tag: "measured"; readonly version: string } & ClusterLoads)
+  | { readonly _tag: "absent"; readonly note: string }
+
+export interface ClusterResult extends ClusterLoads {
+  readonly transport: ClusterTransport
   /** Leader SIGKILL → the first write acknowledged by the survivors, one per run, ms. */
   readonly failoverMs: ReadonlyArray<number>
 }
@@ -63,8 +76,9 @@ const progress = (line: string) => Effect.sync(() => void process.stderr.write(`
 const fmtMs = (x: number) => (Number.isNaN(x) ? "-" : x < 10 ? x.toFixed(2) : x.toFixed(1))
 const fmtRate = (x: number) => Math.round(x).toLocaleString("en-US")
 
-const loadOf = (clients: number, r: WorkloadResult): ClusterLoad => ({
+const loadOf = (clients: number, r: WorkloadResult, cpuMs: number): ClusterLoad => ({
   clients,
+  cpuUsPerPut: r.puts === 0 ? Number.NaN : (cpuMs * 1000) / r.puts,
   durationMs: r.durationMs,
   commits: r.puts,
   commitsPerSec: (r.puts * 1000) / r.durationMs,
@@ -77,9 +91,73 @@ const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOption
   transports: options.transports ?? ["iroh", "grpc"],
   durationMs: options.durationMs ?? 5000,
   warmupMs: options.warmupMs ?? 1000,
+  idleMs: options.idleMs ?? 3000,
   concurrency: options.concurrency ?? [1, 64],
   failoverRuns: options.failoverRuns ?? 3
 })
+
+/**
+ * The measurements every cluster gets, ours and etcd alike: CPU of the members over `idleMs`
+ * with no clients (after a second to settle), a warm-up with 8 clients, then each client count
+ * for `durationMs` with the members' CPU over it.
+ */
+const measureLoads = (
+  kv: KvCluster,
+  pids: ReadonlyArray<number>,
+  leader: () => number,
+  options: Pick<Required<ClusterBenchOptions>, "concurrency" | "durationMs" | "warmupMs" | "idleMs">,
+  label: string
+) =>
+  Effect.gen(function*() {
+    yield* Effect.sleep(1000)
+    const idle0 = processesCpuMs(pids)
+    const idleT0 = performance.now()
+    yield* Effect.sleep(options.idleMs)
+    const idleCpuMsPerSec = ((processesCpuMs(pids) - idle0) * 1000) / (performance.now() - idleT0)
+    yield* progress(`${label}: idle cluster CPU ${fmtMs(idleCpuMsPerSec)} ms/s`)
+    const load = (clients: number, ms: number) =>
+      runWorkload({
+        cluster: kv,
+        clients,
+        durationMs: ms,
+        readBack: false,
+        keysPerClient: 1000,
+        valueBytes: 100,
+        requestTimeoutMs: 5000,
+        target: leaderThenAny(kv, leader)
+      })
+    yield* load(8, options.warmupMs)
+    const loads: Array<ClusterLoad> = []
+    for (const clients of options.concurrency) {
+      const cpu0 = processesCpuMs(pids)
+      const workload = yield* load(clients, options.durationMs)
+      const result = loadOf(clients, workload, processesCpuMs(pids) - cpu0)
+      loads.push(result)
+      yield* progress(
+        `${label}: ${clients} client(s): ${fmtRate(result.commitsPerSec)} commits/s, p50 ${fmtMs(result.p50)} ms, ` +
+          `p99 ${fmtMs(result.p99)} ms, CPU ${Math.round(result.cpuUsPerPut)} µs/put`
+      )
+    }
+    return { idleCpuMsPerSec, loads } satisfies ClusterLoads
+  })
+
+/** etcd (the `etcd` on PATH) under the same measurements, or why it was not run. */
+export const etcdClusterBench = (options: ClusterBenchOptions = {}): Effect.Effect<EtcdResult, EtcdError> =>
+  Effect.gen(function*() {
+    const binary = etcdBinary()
+    if (binary === undefined) {
+      yield* progress("no etcd on PATH: etcd not measured (apt-get install etcd-server)")
+      return { _tag: "absent", note: "no `etcd` binary on PATH (Debian: `apt-get install etcd-server`)" } as const
+    }
+    const version = yield* etcdVersion(binary)
+    const dir = mkdtempSync(join(tmpdir(), "raft-cluster-bench-etcd-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+    const etcd = yield* EtcdCluster.make(binary, dir)
+    const leader = yield* etcd.waitForLeader()
+    yield* progress(`etcd (${version}): 3 members up, leader member ${leader}`)
+    const measured = yield* measureLoads(etcd, etcd.pids, () => leader, withDefaults(options), "etcd")
+    return { _tag: "measured", version, ...measured } as const
+  }).pipe(Effect.scoped)
 
 /** Three nodes up with an agreed leader; their directory is removed when the scope closes. */
 const startCluster = (transport: ClusterTransport) =>
@@ -97,32 +175,13 @@ const startCluster = (transport: ClusterTransport) =>
  */
 export const clusterTransportBench = (transport: ClusterTransport, options: ClusterBenchOptions = {}) =>
   Effect.gen(function*() {
-    const { concurrency, durationMs, failoverRuns, warmupMs } = withDefaults(options)
+    const { concurrency, durationMs, failoverRuns, idleMs, warmupMs } = withDefaults(options)
     const { cluster, leader: first } = yield* startCluster(transport)
     let leader = first
     yield* progress(`${transport}: 3 nodes up, leader node ${leader}`)
 
-    const load = (clients: number, ms: number) =>
-      runWorkload({
-        cluster,
-        clients,
-        durationMs: ms,
-        readBack: false,
-        keysPerClient: 1000,
-        valueBytes: 100,
-        requestTimeoutMs: 5000,
-        target: leaderThenAny(cluster, () => leader)
-      })
-    yield* load(8, warmupMs)
-    const loads: Array<ClusterLoad> = []
-    for (const clients of concurrency) {
-      const result = loadOf(clients, yield* load(clients, durationMs))
-      loads.push(result)
-      yield* progress(
-        `${transport}: ${clients} client(s): ${fmtRate(result.commitsPerSec)} commits/s, p50 ${fmtMs(result.p50)} ms, p99 ${fmtMs(result.p99)} ms`
-      )
-    }
-
+    const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
+    const measured = yield* measureLoads(cluster, pids, () => leader, { concurrency, durationMs, warmupMs, idleMs }, transport)
     const failoverMs: Array<number> = []
     for (let run = 0; run < failoverRuns; run++) {
       const victim = leader
@@ -134,11 +193,64 @@ export const clusterTransportBench = (transport: ClusterTransport, options: Clus
       yield* cluster.start(victim)
       yield* cluster.waitForLeader()
     }
-    return { transport, loads, failoverMs } satisfies ClusterResult
+    return { transport, ...measured, failoverMs } satisfies ClusterResult
   }).pipe(Effect.scoped)
 
-const render = (results: ReadonlyArray<ClusterResult>, options: Required<ClusterBenchOptions>) => {
-  const rows: Array<ClusterBenchRow> = []
+/** One line of the comparison with etcd: both values and ours / etcd. */
+export interface VersusEtcd {
+  readonly metric: string
+  readonly etcd: string
+  readonly ours: string
+  /** ours / etcd. */
+  readonly ratio: number
+  /** Whether a ratio above 1 is better (throughput) or worse (latency, CPU). */
+  readonly higherIsBetter: boolean
+}
+
+/** Our cluster against etcd, per client count measured by both, and idle. */
+export const versusEtcd = (etcd: ClusterLoads, ours: ClusterLoads): Array<VersusEtcd> => {
+  const lines: Array<VersusEtcd> = []
+  for (const o of ours.loads) {
+    const e = etcd.loads.find((l) => l.clients === o.clients)
+    if (e === undefined) continue
+    const c = `${o.clients} client${o.clients === 1 ? "" : "s"}`
+    lines.push(
+      { metric: `puts/s, ${c}`, etcd: fmtRate(e.commitsPerSec), ours: fmtRate(o.commitsPerSec), ratio: o.commitsPerSec / e.commitsPerSec, higherIsBetter: true },
+      { metric: `PUT p50 ms, ${c}`, etcd: fmtMs(e.p50), ours: fmtMs(o.p50), ratio: o.p50 / e.p50, higherIsBetter: false },
+      { metric: `PUT p99 ms, ${c}`, etcd: fmtMs(e.p99), ours: fmtMs(o.p99), ratio: o.p99 / e.p99, higherIsBetter: false },
+      {
+        metric: `CPU of the 3 members per acknowledged put, µs, ${c}`,
+        etcd: fmtRate(e.cpuUsPerPut),
+        ours: fmtRate(o.cpuUsPerPut),
+        ratio: o.cpuUsPerPut / e.cpuUsPerPut,
+        higherIsBetter: false
+      }
+    )
+  }
+  lines.push({
+    metric: "CPU of the idle 3-member cluster, ms/s",
+    etcd: fmtMs(etcd.idleCpuMsPerSec),
+    ours: fmtMs(ours.idleCpuMsPerSec),
+    ratio: ours.idleCpuMsPerSec / etcd.idleCpuMsPerSec,
+    higherIsBetter: false
+  })
+  return lines
+}
+
+/** A Markdown table of `versusEtcd` for each of our transports (columns: etcd, then each transport and its ratio). */
+export const versusEtcdTable = (etcd: ClusterLoads, ours: ReadonlyArray<{ readonly label: string; readonly loads: ClusterLoads }>): Array<string> => {
+  if (ours.length === 0) return []
+  const per = ours.map((o) => versusEtcd(etcd, o.loads))
+  const header = ["", "etcd", ...ours.flatMap((o) => [o.label, `${o.label} / etcd`])]
+  const lines = [`| ${header.join(" | ")} |`, `|---|${header.slice(1).map(() => "---:").join("|")}|`]
+  per[0]!.forEach((row, i) => {
+    const cells = [row.metric, row.etcd, ...per.flatMap((p) => [p[i]?.ours ?? "-", p[i] === undefined ? "-" : `${p[i]!.ratio.toFixed(2)}x`])]
+    lines.push(`| ${cells.join(" | ")} |`)
+  })
+  return lines
+}
+
+const render = (etcd: EtcdResult, results: ReadonlyArray<ClusterResult>, options: Required<ClusterBenchOptions>) => {
   const lines: Array<string> = [
     "## Cluster: Raft key-value nodes over HTTP",
     "",
@@ -146,15 +258,18 @@ const render = (results: ReadonlyArray<ClusterResult>, options: Required<Cluster
     `leader's HTTP API, each acknowledged once committed and applied; Raft log on disk (sync = "batch"). ` +
     `${options.durationMs / 1000} s per measurement.`,
     "",
-    "| transport | clients | commits/s | p50 ms | p99 ms | errors |",
-    "|---|---:|---:|---:|---:|---:|"
+    "| cluster | clients | commits/s | p50 ms | p99 ms | CPU µs/put | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|"
   ]
-  for (const r of results) {
-    for (const l of r.loads) {
-      lines.push(`| ${r.transport} | ${l.clients} | ${fmtRate(l.commitsPerSec)} | ${fmtMs(l.p50)} | ${fmtMs(l.p99)} | ${l.errors} |`)
-      rows.push({ metric: `cluster ${r.transport}: commits/s, ${l.clients} client(s)`, value: fmtRate(l.commitsPerSec) })
-      rows.push({ metric: `cluster ${r.transport}: PUT latency p50 / p99, ${l.clients} client(s)`, value: `${fmtMs(l.p50)} / ${fmtMs(l.p99)} ms` })
-    }
+  const row = (name: string, l: ClusterLoad) =>
+    `| ${name} | ${l.clients} | ${fmtRate(l.commitsPerSec)} | ${fmtMs(l.p50)} | ${fmtMs(l.p99)} | ${fmtRate(l.cpuUsPerPut)} | ${l.errors} |`
+  if (etcd._tag === "measured") for (const l of etcd.loads) lines.push(row(`etcd ${etcd.version.replace(/^etcd Version: /, "")}`, l))
+  for (const r of results) for (const l of r.loads) lines.push(row(r.transport, l))
+  lines.push("")
+  if (etcd._tag === "measured") {
+    lines.push("Against etcd, measured in the same run:", "", ...versusEtcdTable(etcd, results.map((r) => ({ label: r.transport, loads: r }))))
+  } else {
+    lines.push(`etcd not measured: ${etcd.note}.`)
   }
   lines.push(
     "",
@@ -169,28 +284,26 @@ const render = (results: ReadonlyArray<ClusterResult>, options: Required<Cluster
     lines.push(
       `| ${r.transport} | ${r.failoverMs.length} | ${fmtMs(m)} | ${fmtMs(Math.min(...r.failoverMs))} | ${fmtMs(Math.max(...r.failoverMs))} |`
     )
-    rows.push({ metric: `cluster ${r.transport}: failover (kill leader → first write), median`, value: `${fmtMs(m)} ms` })
   }
-  return { markdown: `${lines.join("\n")}\n`, rows }
+  return `${lines.join("\n")}\n`
 }
 
-/** The benchmark as an Effect: every node process is killed if it is interrupted. */
+/** The benchmark as an Effect (etcd first, then each transport): every process is killed if it is interrupted. */
 export const clusterBench = (options: ClusterBenchOptions = {}) =>
   Effect.gen(function*() {
     const full = withDefaults(options)
+    const etcd = yield* etcdClusterBench(full)
     const results: Array<ClusterResult> = []
     for (const transport of full.transports) results.push(yield* clusterTransportBench(transport, full))
-    return render(results, full)
+    return render(etcd, results, full)
   })
 
-export const runClusterBench = (
-  options: ClusterBenchOptions = {}
-): Promise<{ markdown: string; rows: Array<{ metric: string; value: string }> }> => Effect.runPromise(clusterBench(options))
+export const runClusterBench = (options: ClusterBenchOptions = {}): Promise<string> => Effect.runPromise(clusterBench(options))
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   NodeRuntime.runMain(
     clusterBench().pipe(
-      Effect.flatMap(({ markdown }) => Effect.sync(() => void process.stdout.write(markdown))),
+      Effect.flatMap((markdown) => Effect.sync(() => void process.stdout.write(markdown))),
       Effect.catch((error) =>
         Effect.sync(() => {
           process.stderr.write(`cluster bench failed: ${error.message}\n`)

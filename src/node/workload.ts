@@ -6,6 +6,17 @@
 import { Clock, Deferred, Effect, Fiber, Result } from "effect"
 import type { HttpReply, LocalCluster, NodeUnreachable } from "./local-cluster.ts"
 
+/**
+ * What a workload drives: a key-value cluster behind HTTP (`LocalCluster`, or another store with
+ * the same client, as the benchmark's etcd). `put` and `get` answer 200 once the operation is done.
+ */
+export interface KvCluster {
+  readonly put: (id: number, key: string, value: string, timeoutMs?: number) => Effect.Effect<HttpReply, NodeUnreachable>
+  readonly get: (id: number, key: string, timeoutMs?: number) => Effect.Effect<HttpReply, NodeUnreachable>
+  /** Ids of the members that run. */
+  readonly running: () => ReadonlyArray<number>
+}
+
 /** The `p`-th percentile (0-100) of samples sorted ascending, nearest rank; NaN when empty. */
 export const percentileOfSorted = (sorted: ReadonlyArray<number>, p: number): number => {
   if (sorted.length === 0) return Number.NaN
@@ -38,7 +49,7 @@ export class Latencies {
 }
 
 export interface WorkloadOptions {
-  readonly cluster: LocalCluster
+  readonly cluster: KvCluster
   readonly clients: number
   readonly durationMs: number
   /** The node client `client` talks to on its `attempt`-th try (after a failure it moves on). */
@@ -95,7 +106,7 @@ const okBody = (reply: Effect.Effect<HttpReply, NodeUnreachable>): Effect.Effect
  * A `target` for `runWorkload`: `leader()` first; after a failure (an election, say), the running
  * nodes in turn, as followers forward to the leader.
  */
-export const leaderThenAny = (cluster: LocalCluster, leader: () => number) => (client: number, attempt: number): number => {
+export const leaderThenAny = (cluster: KvCluster, leader: () => number) => (client: number, attempt: number): number => {
   if (attempt === 0) return leader()
   const running = cluster.running()
   return running[(client + attempt) % running.length] ?? leader()

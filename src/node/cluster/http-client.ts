@@ -13,7 +13,7 @@ export interface HttpReply {
 /** One HTTP request to a node's API; connection errors and timeouts are `NodeUnreachable`. */
 export const request = (
   node: { readonly id: number; readonly http: string },
-  method: "GET" | "PUT" | "DELETE",
+  method: "GET" | "PUT" | "DELETE" | "POST",
   path: string,
   options: { readonly body?: string; readonly timeoutMs?: number } = {}
 ): Effect.Effect<HttpReply, NodeUnreachable> =>
