@@ -391,6 +391,41 @@ export const ReconnectConfig = table({
 export type ReconnectConfig = typeof ReconnectConfig.Type
 
 // -----------------------------------------------------------------------------
+// [transport.limits]
+// -----------------------------------------------------------------------------
+
+/**
+ * What a remote can make this node hold, each bounded (docs/design.md, "Security and limits").
+ * The defaults fit what Raft traffic needs with room to spare: a peer's link uses one Iroh
+ * connection (two gRPC ones: snapshots have their own) with the four class streams and a probe.
+ */
+export const LimitsConfig = table({
+  /** Inbound connections (open or in their handshake) per transport. */
+  max_connections: orDefault(intAtLeast(1), 256),
+  /** Inbound connections of one peer per transport; one more replaces the oldest. */
+  max_connections_per_peer: orDefault(intAtLeast(1), 2),
+  /** Streams held open per connection (four class streams and the probe). */
+  max_streams_per_connection: orDefault(intAtLeast(5), 5),
+  /** Time for a connection's handshake (gRPC: up to its first admitted call) and a stream's preamble. */
+  handshake_timeout_ms: orDefault(intAtLeast(1), 5000),
+  /** A gRPC connection without calls, an Iroh stream stuck inside a frame, a stalled snapshot transfer. */
+  idle_timeout_ms: orDefault(intAtLeast(1), 60_000),
+  /** gRPC connections are closed (after a grace of `handshake_timeout_ms`) at this age; 0 never. */
+  grpc_max_connection_age_ms: orDefault(intAtLeast(0), 0),
+  /** Messages in one gRPC `MessageBatch`. */
+  max_batch_messages: orDefault(intAtLeast(1), 1024),
+  /** Entries in one message. */
+  max_message_entries: orDefault(intAtLeast(1), 4096),
+  /** Entries in one gRPC `MessageBatch`, over all its messages. */
+  max_batch_entries: orDefault(intAtLeast(1), 65_536),
+  /** Snapshot bytes held by all transfers under way, node-wide (one transfer per peer). */
+  max_snapshot_receive_bytes: orDefault(intAtLeast(1), 1024 * 1024 * 1024),
+  /** Refusals are logged once per reason per interval, with their count. */
+  refusal_log_interval_ms: orDefault(intAtLeast(1), 10_000)
+})
+export type LimitsConfig = typeof LimitsConfig.Type
+
+// -----------------------------------------------------------------------------
 // [[transport.peers]]
 // -----------------------------------------------------------------------------
 
@@ -407,7 +442,11 @@ export type PeerConfig = typeof PeerConfig.Type
 // [transport]
 // -----------------------------------------------------------------------------
 
-export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+/**
+ * Raft's largest message is an append of `max_append_bytes` (1 MiB by default) plus one entry
+ * over it; snapshots travel in chunks. 4 MiB also matches gRPC's `max_message_bytes`.
+ */
+export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 /** Frames carry a u32 length prefix. */
 export const MAX_FRAME_BYTES_LIMIT = 0xffff_ffff
 
@@ -427,6 +466,7 @@ const transportFields = {
   compression: orEmptyTable(CompressionConfig),
   queues: orEmptyTable(QueuesConfig),
   reconnect: orEmptyTable(ReconnectConfig),
+  limits: orEmptyTable(LimitsConfig),
   peers: orDefault(Schema.Array(PeerConfig), [])
 }
 
@@ -457,6 +497,7 @@ export const TransportConfigResolved = Schema.toType(
       compression: Schema.toType(CompressionConfig),
       queues: Schema.toType(QueuesConfig),
       reconnect: Schema.toType(ReconnectConfig),
+      limits: Schema.toType(LimitsConfig),
       peers: Schema.Array(Schema.toType(PeerConfig))
     })
   )
@@ -561,6 +602,13 @@ const rules = (c: Resolved): Array<Schema.FilterIssue> => {
       path: ["batching", "max_snapshot_bytes"],
       issue:
         `Expected a value greater than or equal to snapshot_chunk_bytes (${c.batching.snapshot_chunk_bytes}), got ${c.batching.max_snapshot_bytes}`
+    })
+  }
+
+  if (c.batching.max_batch > c.limits.max_batch_messages) {
+    issues.push({
+      path: ["batching", "max_batch"],
+      issue: `Expected a value at most limits.max_batch_messages (${c.limits.max_batch_messages}), got ${c.batching.max_batch}`
     })
   }
 

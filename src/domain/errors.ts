@@ -22,6 +22,12 @@ export type DropReason =
   | "wrong_class"
   | "peer_removed"
   | "snapshot_failed"
+  /** Inbound: a peer's partial transfer, dropped when it started another. */
+  | "snapshot_replaced"
+  /** Inbound: a partial transfer with no data for `idle_timeout_ms`, evicted when memory was needed. */
+  | "snapshot_stalled"
+  /** Inbound: a transfer whose next chunk did not fit in `max_snapshot_receive_bytes`. */
+  | "snapshot_memory"
   | "too_large"
   | "transport_disabled"
 

@@ -3,16 +3,21 @@ import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js"
 import { Cause, Effect, Exit, FiberSet, Metric, type Scope } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { readFileSync } from "node:fs"
-import { decodeBatch } from "../message/codec.ts"
+import * as net from "node:net"
+import { defaultInboundLimits, type InboundShared, makeInboundShared } from "../inbound/inbound-limits.ts"
+import { decodeSpans } from "../message/codec.ts"
+import { scanBatch } from "../message/decode-limits.ts"
 import { DecodeFailed } from "../message/errors.ts"
 import { className, isPriorityClass, type PriorityClass } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
+import { makeRefusalLog } from "../metrics/refusal-log.ts"
 import { describeCause, TransportStartFailed } from "../domain/errors.ts"
 import { InboundDelivery } from "../inbound/inbound-delivery.ts"
 import { type Receipts, StreamReceipts } from "../inbound/inbound-receipts.ts"
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import type { PeerTable } from "../domain/peer-table.ts"
+import { ConnectionGuard, listenAll, splitBindAddress } from "./connection-guard.ts"
 import { type Ack, decodePingRequest, MetadataKey, type PingReply, raftTransportService } from "./service-definition.ts"
 
 export interface GrpcServerTls {
@@ -41,6 +46,8 @@ export interface GrpcServerOptions {
   /** `grpc.max_receive_message_length`: the largest `MessageBatch` accepted. */
   readonly maxMessageBytes: number
   readonly maxSnapshotBytes: number
+  /** Limits, snapshot budget and refusal log shared with the Iroh acceptor; absent: defaults of its own. */
+  readonly inbound?: InboundShared | undefined
   /** How long a graceful shutdown may take before open calls are cut (default 1000 ms). */
   readonly shutdownGraceMs?: number | undefined
 }
@@ -170,9 +177,6 @@ export const checkCallMetadata = (
   return { _tag: "Accepted", peer: from, cls }
 }
 
-const refusedCounter = (reason: RefuseReason) =>
-  Metric.withAttributes(M.inboundRefused, { transport: "grpc", reason })
-const decodeFailedCounter = Metric.withAttributes(M.inboundErrors, { transport: "grpc", kind: "decode_failed" })
 const deliveryFailedCounter = Metric.withAttributes(M.inboundErrors, { transport: "grpc", kind: "delivery_failed" })
 
 const serverCredentials = (tls: GrpcServerTls | undefined): Effect.Effect<grpc.ServerCredentials, TransportStartFailed> =>
@@ -200,16 +204,21 @@ interface StreamResponder {
   readonly receipts: Receipts | undefined
   /** The call passed its checks. */
   readonly admitted: () => void
-  /** Ends the call, OK (`null`) or with `status`; `received` messages were read. */
-  readonly finish: (status: Partial<grpc.StatusObject> | null, received: number) => void
+  /** Ends the call, OK (`null`) or with `status`; `delivered` messages were handed to the mailbox. */
+  readonly finish: (status: Partial<grpc.StatusObject> | null, delivered: number) => void
   /** The caller went away. */
   readonly cancelled: () => void
 }
 
 interface ActiveCall {
   readonly peer: NodeId
+  readonly cls: PriorityClass
   readonly finish: (status: Partial<grpc.StatusObject> | null) => void
 }
+
+/** grpc-js's status text for a message over `grpc.max_receive_message_length`. */
+const isOversize = (status: { readonly code: grpc.status; readonly details?: string | undefined }): boolean =>
+  status.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(status.details ?? "")
 
 /**
  * The gRPC server of this node: `raft.RaftTransport/Stream` calls, one per peer and class,
@@ -220,12 +229,22 @@ interface ActiveCall {
  * client certificate is required, that the caller holds *some* certificate of the CA, not
  * which node it is). Every message's `from` is still checked against that claimed sender.
  *
+ * Limits (`[transport.limits]`): connections are taken by a `ConnectionGuard` (a cap, a
+ * handshake timeout, per-peer connections), grpc-js closes connections idle or old and caps
+ * streams per connection, a newer call of a peer's class replaces the older, and a batch is
+ * checked against the decode caps before it is decoded, a slice at a time.
+ *
  * Backpressure: while a batch waits for room in the mailbox, its call is paused, so grpc-js
  * stops reading and HTTP/2 flow control slows the sender; nothing is dropped.
  */
 export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcServer, TransportStartFailed, Scope.Scope> =>
   Effect.gen(function*() {
     const credentials = yield* serverCredentials(options.tls)
+    const inbound = options.inbound ?? (yield* makeInboundShared(defaultInboundLimits))
+    const { limits } = inbound
+    const intervalMs = limits.refusalLogIntervalMs
+    const refusedLog = makeRefusalLog<string>({ counter: M.inboundRefused, attributes: { transport: "grpc" }, intervalMs })
+    const errorLog = makeRefusalLog<string>({ counter: M.inboundErrors, attributes: { transport: "grpc" }, reasonKey: "kind", intervalMs })
     // Effects started from grpc-js callbacks run as fibers of this set: they share the
     // caller's context (logger, metrics) and are interrupted when the server's scope closes.
     const run = yield* FiberSet.makeRuntime<never, void, never>()
@@ -238,13 +257,10 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       bindIdentity: options.tls?.bindIdentity
     }
 
-    const refuse = (method: string, check: CallRefused, remote: string) =>
-      Effect.andThen(
-        Metric.update(refusedCounter(check.reason), 1),
-        Effect.logWarning(`refused gRPC ${method} call from ${remote}: ${check.detail}`).pipe(
-          Effect.annotateLogs({ transport: "grpc", reason: check.reason })
-        )
-      )
+    const refuse = (reason: string, detail: string) => run(refusedLog.refuse(reason, detail))
+    const error = (kind: string, detail: string) => run(errorLog.refuse(kind, detail))
+
+    const guard = new ConnectionGuard(limits, refuse)
 
     const callerCertificateId = (call: { getAuthContext(): AuthContext | null }): NodeId | undefined =>
       options.tls?.bindIdentity === true
@@ -259,19 +275,14 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       reject: (status: { code: grpc.status; details: string }) => void
     ): CallAccepted | undefined => {
       const check = checkCallMetadata(call.metadata, ctx, requireClass, callerCertificateId(call))
-      if (check._tag === "Accepted") return check
-      run(refuse(method, check, call.getPeer()))
+      if (check._tag === "Accepted") {
+        guard.admitted(call.getPeer(), check.peer)
+        return check
+      }
+      refuse(check.reason, `refused gRPC ${method} call from ${call.getPeer()}: ${check.detail}`)
       reject({ code: check.code, details: check.detail })
       return undefined
     }
-
-    const countDecodeFailure = (detail: string, annotations: Record<string, string>) =>
-      run(
-        Effect.andThen(
-          Metric.update(decodeFailedCounter, 1),
-          Effect.logWarning(detail).pipe(Effect.annotateLogs({ transport: "grpc", ...annotations, kind: "decode_failed" }))
-        )
-      )
 
     /**
      * One class stream call, `Stream` (answered once, at the end) or `StreamAcked` (answered
@@ -292,42 +303,79 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         transport: "grpc",
         mailbox: options.mailbox,
         maxSnapshotBytes: options.maxSnapshotBytes,
+        snapshotBudget: inbound.snapshotBudget,
+        refusalLogIntervalMs: intervalMs,
         receipts: responder.receipts
       })
       let finished = false
-      let received = 0
+      /** Messages handed to the mailbox: what the `Ack` reports (not those dropped). */
+      let delivered = 0
+      const ended = () => {
+        finished = true
+        calls.delete(active)
+        run(delivery.end)
+      }
       const active: ActiveCall = {
         peer,
+        cls,
         finish: (status) => {
           if (finished) return
-          finished = true
-          calls.delete(active)
-          responder.finish(status, received)
+          ended()
+          responder.finish(status, delivered)
+        }
+      }
+      // One call per peer and class: a sender opens a new one only after giving up the old.
+      for (const other of calls) {
+        if (other.peer === peer && other.cls === cls) {
+          other.finish({ code: grpc.status.CANCELLED, details: "replaced by a newer call" })
+          refuse("call_replaced", `a newer ${className(cls)} call of peer ${peer} replaced the older one`)
         }
       }
       calls.add(active)
       run(Effect.logDebug(`accepted ${className(cls)} stream from peer ${peer} (${remote})`).pipe(Effect.annotateLogs(labels)))
 
+      const closeFor = (kind: string, code: grpc.status, detail: string) => {
+        error(kind, `closing ${className(cls)} stream from peer ${peer}: ${detail}`)
+        active.finish({ code, details: detail })
+      }
+
+      /** Checks the caps, then decodes and delivers a slice at a time, yielding between. */
+      const receive = (batch: Buffer): Effect.Effect<void> =>
+        Effect.gen(function*() {
+          yield* delivery.countBytes(batch.length)
+          const spans = scanBatch(batch, limits.decode)
+          if (!Array.isArray(spans)) {
+            return spans._tag === "DecodeLimitExceeded"
+              ? closeFor(limitKind[spans.limit], grpc.status.RESOURCE_EXHAUSTED, spans.message)
+              : closeFor("decode_failed", grpc.status.INVALID_ARGUMENT, `undecodable MessageBatch: ${spans.message}`)
+          }
+          let from = 0
+          while (from < spans.length) {
+            const messages: Array<RaftMessage> = []
+            const slice = decodeSpans(batch, spans, from, limits.decode.maxMessageEntries, messages)
+            delivered += yield* delivery.deliver(messages)
+            if (slice.failure !== undefined) {
+              return closeFor("decode_failed", grpc.status.INVALID_ARGUMENT, `undecodable MessageBatch: ${slice.failure.message}`)
+            }
+            from = slice.next
+            if (from < spans.length) {
+              yield* Effect.yieldNow
+              if (finished) return
+            }
+          }
+        })
+
       call.on("data", (batch: Buffer) => {
         if (finished) return
         if (options.peers.get(peer) === undefined) {
-          const check = refused(grpc.status.PERMISSION_DENIED, "unknown_peer", `node ${peer} was removed from the peer table`)
-          run(refuse(method, check, remote))
-          active.finish({ code: check.code, details: check.detail })
+          const detail = `node ${peer} was removed from the peer table`
+          refuse("unknown_peer", `refused gRPC ${method} call from ${remote}: ${detail}`)
+          active.finish({ code: grpc.status.PERMISSION_DENIED, details: detail })
           return
         }
-        let messages: ReadonlyArray<RaftMessage>
-        try {
-          messages = decodeBatch(batch)
-        } catch (cause) {
-          countDecodeFailure(`closing ${className(cls)} stream from peer ${peer}: ${new DecodeFailed({ cause }).message}`, labels)
-          active.finish({ code: grpc.status.INVALID_ARGUMENT, details: "undecodable MessageBatch" })
-          return
-        }
-        received += messages.length
         // `deliver` runs inside the fiber: a throw in this grpc-js callback would surface as an
         // unhandled rejection, which ends a Node process. A defect ends this call instead.
-        const fiber = run(Effect.andThen(delivery.countBytes(batch.length), Effect.suspend(() => delivery.deliver(messages))))
+        const fiber = run(receive(batch))
         const failed = (exit: Exit.Failure<void, never>) => {
           if (Cause.hasInterruptsOnly(exit.cause)) return // the server is shutting down
           run(Effect.andThen(
@@ -336,7 +384,8 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
           ))
           active.finish({ code: grpc.status.INTERNAL, details: "delivery failed" })
         }
-        // Usually done synchronously; when the mailbox is full, stop reading until it is not.
+        // Usually done synchronously; when the mailbox is full or a long batch yields, stop
+        // reading until it is done.
         const exit = fiber.pollUnsafe()
         if (exit === undefined) {
           call.pause()
@@ -351,12 +400,11 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       call.on("end", () => {
         if (finished) return
         active.finish(null)
-        run(Effect.logDebug(`${className(cls)} stream from peer ${peer} ended after ${received} message(s)`).pipe(Effect.annotateLogs(labels)))
+        run(Effect.logDebug(`${className(cls)} stream from peer ${peer} ended after ${delivered} message(s)`).pipe(Effect.annotateLogs(labels)))
       })
       call.on("cancelled", () => {
         if (finished) return // the client went away after we answered
-        finished = true
-        calls.delete(active)
+        ended()
         responder.cancelled()
         run(Effect.logDebug(`${className(cls)} stream from peer ${peer} cancelled`).pipe(Effect.annotateLogs(labels)))
       })
@@ -370,7 +418,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       serveClassStream(call, "Stream", {
         receipts: undefined,
         admitted: () => undefined,
-        finish: (status, received) => status === null ? callback(null, { received }) : callback(status),
+        finish: (status, delivered) => status === null ? callback(null, { received: delivered }) : callback(status),
         cancelled: () => undefined
       })
 
@@ -398,26 +446,45 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
         const request = decodePingRequest(call.request)
         callback(null, { sentAtMicros: request.sentAtMicros })
       } catch (cause) {
-        countDecodeFailure(`bad Ping from peer ${check.peer}: ${new DecodeFailed({ cause }).message}`, { peer: String(check.peer) })
+        error("decode_failed", `bad Ping from peer ${check.peer}: ${new DecodeFailed({ cause }).message}`)
         callback({ code: grpc.status.INVALID_ARGUMENT, details: "undecodable PingRequest" })
       }
     }
 
+    // grpc-js ends a call whose message is over `max_receive_message_length` by itself, past
+    // every handler and interceptor: only the base call's own `sendStatus` sees it.
+    const countOversize: grpc.ServerInterceptor = (_method, call) => {
+      const sendStatus = call.sendStatus.bind(call)
+      call.sendStatus = (status) => {
+        if (isOversize(status)) {
+          error("message_too_large", `gRPC call from ${call.getPeer()} ended: ${status.details}`)
+        }
+        sendStatus(status)
+      }
+      return new grpc.ServerInterceptingCall(call)
+    }
+
     const server = new grpc.Server({
-      "grpc.max_receive_message_length": options.maxMessageBytes
+      "grpc.max_receive_message_length": options.maxMessageBytes,
+      "grpc.max_concurrent_streams": limits.maxStreamsPerConnection,
+      "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
+      ...(limits.grpcMaxConnectionAgeMs > 0
+        ? { "grpc.max_connection_age_ms": limits.grpcMaxConnectionAgeMs, "grpc.max_connection_age_grace_ms": limits.handshakeTimeoutMs }
+        : {}),
+      interceptors: [countOversize]
     })
     server.addService(raftTransportService, { Stream: handleStream, StreamAcked: handleStreamAcked, Ping: handlePing })
+    const injector = server.createConnectionInjector(credentials)
+    const onSocket = (socket: net.Socket) => {
+      if (guard.accept(socket)) injector.injectConnection(socket)
+    }
 
     const graceMs = options.shutdownGraceMs ?? 1000
-    const port = yield* Effect.acquireRelease(
-      Effect.callback<number, TransportStartFailed>((resume) => {
-        server.bindAsync(options.bindAddress, credentials, (error, port) => {
-          if (error !== null) {
-            resume(Effect.fail(new TransportStartFailed({ transport: "grpc", cause: `bind ${options.bindAddress}: ${error.message}` })))
-          } else {
-            resume(Effect.succeed(port))
-          }
-        })
+    const { host, port: askedPort } = splitBindAddress(options.bindAddress)
+    const { port, servers: listeners } = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => listenAll(host, askedPort, onSocket),
+        catch: (cause) => new TransportStartFailed({ transport: "grpc", cause: `bind ${options.bindAddress}: ${describeCause(cause)}` })
       }),
       () =>
         Effect.gen(function*() {
@@ -425,6 +492,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
           // grpc-js finish, cutting what is left after the grace period.
           const open = [...calls]
           for (const c of open) c.finish({ code: grpc.status.UNAVAILABLE, details: "server shutting down" })
+          for (const listener of listeners) listener.close()
           yield* Effect.callback<void>((resume) => {
             let done = false
             const complete = () => {
@@ -434,11 +502,14 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
               resume(Effect.void)
             }
             const timer = setTimeout(() => {
+              injector.destroy()
               server.forceShutdown()
               complete()
             }, graceMs)
+            injector.drain(graceMs)
             server.tryShutdown(() => complete())
           })
+          guard.destroyAll()
           yield* Effect.logDebug(`gRPC server on ${options.bindAddress} stopped (${open.length} stream(s) ended)`)
         })
     )
@@ -456,3 +527,10 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       }
     }
   })
+
+/** The inbound error kind each decode cap is counted under. */
+const limitKind = {
+  max_batch_messages: "too_many_messages",
+  max_message_entries: "too_many_entries",
+  max_batch_entries: "too_many_entries"
+} as const

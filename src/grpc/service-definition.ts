@@ -5,8 +5,8 @@ import { protoRoot } from "../message/codec.ts"
  * The hand-written gRPC description of `service raft.RaftTransport` (proto/raft.proto).
  *
  * No proto-loader: `MessageBatch` goes over the wire as raw bytes (built from the
- * already-encoded `raft.Message` payloads on the client, decoded with `decodeBatch` on the
- * server), and the small `Ack` / `PingRequest` / `PingReply` messages use the protobufjs types
+ * already-encoded `raft.Message` payloads on the client; on the server, checked against the
+ * decode caps and decoded a slice at a time), and the small `Ack` / `PingRequest` / `PingReply` messages use the protobufjs types
  * of `protoRoot`, so there is one protobuf runtime in the process and no `Long`.
  */
 export const SERVICE_NAME = "raft.RaftTransport"

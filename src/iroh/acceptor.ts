@@ -1,13 +1,16 @@
-import { Effect, FiberSet, Metric, type Scope } from "effect"
-import { BlockDecoder } from "../message/blocks.ts"
-import { decodeBlockRead, type DecodedRead, decodeRead } from "../message/codec.ts"
+import { Effect, FiberSet, Metric, Option, type Scope } from "effect"
+import type { PeerTable } from "../domain/peer-table.ts"
+import { InboundDelivery } from "../inbound/inbound-delivery.ts"
+import { defaultInboundLimits, type InboundShared, makeInboundShared } from "../inbound/inbound-limits.ts"
+import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
+import { BlockDecoder, type FrameSpans } from "../message/blocks.ts"
+import { decodeSpans } from "../message/codec.ts"
+import type { DecodeFailed, FrameTooLarge } from "../message/errors.ts"
 import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
 import { className } from "../message/priority.ts"
-import type { NodeId } from "../message/types.ts"
+import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
-import { InboundDelivery } from "../inbound/inbound-delivery.ts"
-import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
-import type { PeerTable } from "../domain/peer-table.ts"
+import { makeRefusalLog } from "../metrics/refusal-log.ts"
 import { type Receipts, ReceiptPump } from "../inbound/inbound-receipts.ts"
 import { ACK_PREAMBLE, encodeAcks } from "./ack-stream.ts"
 import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
@@ -17,6 +20,7 @@ import {
   irohCall,
   IrohFailure,
   irohErrorMessage,
+  isAlpnRefusal,
   protocolOfAlpn,
   protocolsOf,
   READ_CHUNK_BYTES,
@@ -30,11 +34,44 @@ export interface AcceptorOptions {
   readonly mailbox: InboundMailbox
   readonly maxFrameBytes: number
   readonly maxSnapshotBytes: number
+  /** Limits and snapshot budget shared with the gRPC server; absent: defaults of its own. */
+  readonly inbound?: InboundShared | undefined
   /** The wire versions accepted; must match what the endpoint advertises (default: all). */
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
 }
 
-/** Inbound connections by peer, so removing a peer can close what it dialled. */
+/** One read's whole frames, as spans over one or more buffers, and what ends the stream. */
+interface StreamRead {
+  readonly segments: ReadonlyArray<FrameSpans>
+  readonly failure: DecodeFailed | FrameTooLarge | undefined
+}
+
+/** A stream's framing: frames on version 1, blocks of frames on version 2. */
+interface StreamFraming {
+  readonly push: (chunk: Uint8Array) => StreamRead
+  /** Bytes held for an incomplete frame or block. */
+  readonly pending: () => number
+}
+
+const streamFraming = (version: WireVersion, maxFrameBytes: number): StreamFraming => {
+  if (version === 1) {
+    const decoder = new FrameDecoder(maxFrameBytes)
+    return {
+      push: (chunk) => {
+        const spans = decoder.pushSpans(chunk)
+        return { segments: [{ bytes: decoder.bytes, spans }], failure: decoder.tooLarge }
+      },
+      pending: () => decoder.pending
+    }
+  }
+  const decoder = new BlockDecoder(maxFrameBytes)
+  return { push: (chunk) => decoder.push(chunk), pending: () => decoder.pending }
+}
+
+/**
+ * Inbound connections by peer, oldest first, so removing a peer can close what it dialled and
+ * a peer over `max_connections_per_peer` loses its oldest.
+ */
 export class InboundConnections {
   private readonly byPeer = new Map<NodeId, Set<Connection>>()
 
@@ -45,7 +82,22 @@ export class InboundConnections {
   }
 
   remove(peer: NodeId, connection: Connection): void {
-    this.byPeer.get(peer)?.delete(connection)
+    const set = this.byPeer.get(peer)
+    set?.delete(connection)
+    if (set?.size === 0) this.byPeer.delete(peer)
+  }
+
+  count(peer: NodeId): number {
+    return this.byPeer.get(peer)?.size ?? 0
+  }
+
+  /** Closes and forgets the peer's oldest connection. */
+  closeOldest(peer: NodeId): void {
+    const set = this.byPeer.get(peer)
+    const oldest = set?.values().next().value
+    if (oldest === undefined) return
+    set!.delete(oldest)
+    oldest.close(ErrorCode.Replaced, "replaced by a newer connection")
   }
 
   closeAll(peer: NodeId): void {
@@ -54,44 +106,49 @@ export class InboundConnections {
   }
 }
 
-const refused = (reason: string) => Metric.update(Metric.withAttributes(M.inboundRefused, { transport: "iroh", reason }), 1)
-const inboundError = (kind: string) => Metric.update(Metric.withAttributes(M.inboundErrors, { transport: "iroh", kind }), 1)
+const deliveryFailed = Metric.withAttributes(M.inboundErrors, { transport: "iroh", kind: "delivery_failed" })
 
 /**
  * The accept loop: authenticate each connection by its endpoint id against the peer table,
- * then read every uni stream it opens. Every per-connection and per-stream fiber lives in a
- * FiberSet of the acceptor's scope; a failure in one never reaches the others.
+ * then read every uni stream it opens, within `[transport.limits]`: connections in total and
+ * per peer, streams per connection, handshake and idle timeouts, decode caps. Every
+ * per-connection and per-stream fiber lives in a FiberSet of the acceptor's scope; a failure
+ * in one never reaches the others.
  */
 export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConnections, never, Scope.Scope> =>
   Effect.gen(function*() {
     const fibers = yield* FiberSet.make()
     const connections = new InboundConnections()
     const { endpoint, peers } = options
-
+    const inbound = options.inbound ?? (yield* makeInboundShared(defaultInboundLimits))
+    const { limits } = inbound
+    const intervalMs = limits.refusalLogIntervalMs
+    const refusedLog = makeRefusalLog<string>({ counter: M.inboundRefused, attributes: { transport: "iroh" }, intervalMs })
+    const errorLog = makeRefusalLog<string>({ counter: M.inboundErrors, attributes: { transport: "iroh" }, reasonKey: "kind", intervalMs })
+    const maxUniStreams = limits.maxStreamsPerConnection - 1 // one is the probe's bi stream
     const protocols = protocolsOf(options.wireVersions)
+    /** Connections open or in their handshake. */
+    let open = 0
 
-    /** A stream's decoder: frames on version 1, blocks of frames on version 2. */
-    const streamDecoder = (version: WireVersion): (chunk: Uint8Array) => DecodedRead => {
-      if (version === 1) {
-        const decoder = new FrameDecoder(options.maxFrameBytes)
-        return (chunk) => decodeRead(decoder, chunk)
-      }
-      const decoder = new BlockDecoder(options.maxFrameBytes)
-      return (chunk) => decodeBlockRead(decoder, chunk)
-    }
+    const refused = (reason: string, detail: string) => refusedLog.refuse(reason, detail)
+    const inboundError = (kind: string, detail: string) => errorLog.refuse(kind, detail)
+    const stop = (stream: RecvStream, code: bigint) => irohCall(() => stream.stop(code), IrohFailure.of).pipe(Effect.ignore)
 
     const readStream = (peer: NodeId, version: WireVersion, stream: RecvStream, receipts: Receipts | undefined) =>
       Effect.gen(function*() {
         const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of).pipe(
           // A stream that ends inside its preamble is bad input (a short preamble), not a quiet end.
-          Effect.catch((e) => e.message.startsWith("FinishedEarly") ? Effect.succeed(new Uint8Array(0)) : Effect.fail(e))
+          Effect.catch((e) => e.message.startsWith("FinishedEarly") ? Effect.succeed(new Uint8Array(0)) : Effect.fail(e)),
+          Effect.timeoutOption(limits.handshakeTimeoutMs)
         )
-        const cls = parsePreamble(head, version)
+        if (Option.isNone(head)) {
+          yield* inboundError("handshake_timeout", `closing inbound stream from peer ${peer}: no preamble within ${limits.handshakeTimeoutMs} ms`)
+          return yield* stop(stream, ErrorCode.Limit)
+        }
+        const cls = parsePreamble(head.value, version)
         if (typeof cls !== "number") {
-          yield* inboundError("bad_preamble")
-          yield* Effect.logWarning(`closing inbound stream from peer ${peer}: ${cls.message}`)
-          yield* irohCall(() => stream.stop(ErrorCode.BadPreamble), IrohFailure.of)
-          return
+          yield* inboundError("bad_preamble", `closing inbound stream from peer ${peer}: ${cls.message}`)
+          return yield* stop(stream, ErrorCode.BadPreamble)
         }
         const delivery = new InboundDelivery({
           self: options.self,
@@ -100,23 +157,59 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           transport: "iroh",
           mailbox: options.mailbox,
           maxSnapshotBytes: options.maxSnapshotBytes,
+          snapshotBudget: inbound.snapshotBudget,
+          refusalLogIntervalMs: intervalMs,
           receipts
         })
-        const decode = streamDecoder(version)
-        while (true) {
-          const chunk = yield* irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
-          if (chunk.length === 0) return // the sender finished the stream
-          yield* delivery.countBytes(chunk.length)
-          const { messages, failure } = decode(chunk)
-          yield* delivery.deliver(messages)
-          if (failure !== undefined) {
-            const tooLarge = failure._tag === "FrameTooLarge"
-            yield* inboundError(tooLarge ? "frame_too_large" : "decode_failed")
-            yield* Effect.logWarning(`closing ${className(cls)} stream from peer ${peer}: ${failure.message}`)
-            yield* irohCall(() => stream.stop(tooLarge ? ErrorCode.FrameTooLarge : ErrorCode.DecodeFailed), IrohFailure.of)
-            return
+        const decoder = streamFraming(version, options.maxFrameBytes)
+        const closing = (kind: string, code: bigint, detail: string) =>
+          Effect.andThen(inboundError(kind, `closing ${className(cls)} stream from peer ${peer}: ${detail}`), stop(stream, code))
+        yield* Effect.gen(function*() {
+          while (true) {
+            const read = irohCall(() => stream.read(READ_CHUNK_BYTES[cls]!), IrohFailure.of)
+            // A quiet class stream is normal (no election for hours); one stuck inside a frame is not.
+            const next = decoder.pending() === 0 ? Effect.map(read, Option.some) : Effect.timeoutOption(read, limits.idleTimeoutMs)
+            const chunk = yield* next
+            if (Option.isNone(chunk)) {
+              return yield* closing("idle_timeout", ErrorCode.Limit, `no data for ${limits.idleTimeoutMs} ms inside a frame`)
+            }
+            if (chunk.value.length === 0) {
+              // The sender finished the stream.
+              if (decoder.pending() > 0) yield* inboundError("truncated_frame", `${className(cls)} stream from peer ${peer} ended inside a frame`)
+              return
+            }
+            yield* delivery.countBytes(chunk.value.length)
+            const framed = decoder.push(chunk.value)
+            // Decoded and delivered a slice at a time, yielding between: one read of small frames
+            // must not hold the event loop (decodeSpans bounds a slice).
+            for (const { bytes, spans } of framed.segments) {
+              let from = 0
+              while (from < spans.length) {
+                const messages: Array<RaftMessage> = []
+                const slice = decodeSpans(bytes, spans, from, limits.decode.maxMessageEntries, messages)
+                yield* delivery.deliver(messages)
+                if (slice.failure !== undefined) {
+                  const kind = slice.failure._tag === "DecodeLimitExceeded" ? "too_many_entries" : "decode_failed"
+                  return yield* closing(kind, slice.failure._tag === "DecodeLimitExceeded" ? ErrorCode.Limit : ErrorCode.DecodeFailed, slice.failure.message)
+                }
+                from = slice.next
+                if (from < spans.length) yield* Effect.yieldNow
+              }
+            }
+            if (framed.failure !== undefined) {
+              return framed.failure._tag === "FrameTooLarge"
+                ? yield* closing("frame_too_large", ErrorCode.FrameTooLarge, framed.failure.message)
+                : yield* closing("decode_failed", ErrorCode.DecodeFailed, framed.failure.message)
+            }
           }
-        }
+        }).pipe(
+          Effect.tapError(() =>
+            decoder.pending() > 0
+              ? inboundError("truncated_frame", `${className(cls)} stream from peer ${peer} was reset inside a frame`)
+              : Effect.void
+          ),
+          Effect.ensuring(delivery.end)
+        )
       }).pipe(
         // A reset or lost connection ends the stream; the connection handler reports the loss.
         Effect.catch((error) => Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`)),
@@ -124,18 +217,26 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         // flow control with nothing said): report it and stop the stream, which the sender sees.
         Effect.catchDefect((defect) =>
           Effect.andThen(
-            Effect.andThen(inboundError("delivery_failed"), Effect.logError(`closing inbound stream from peer ${peer}: delivery failed`, defect)),
-            irohCall(() => stream.stop(ErrorCode.Internal), IrohFailure.of).pipe(Effect.ignore)
+            Effect.andThen(
+              Metric.update(deliveryFailed, 1),
+              Effect.logError(`closing inbound stream from peer ${peer}: delivery failed`, defect)
+            ),
+            stop(stream, ErrorCode.Internal)
           )
         )
       )
 
     // Pings: the dialler opens a bi stream and we echo it (see `answerPings`).
     const answerPings = (peer: NodeId, connection: Connection) =>
-      irohCall(() => connection.answerPings(), IrohFailure.of).pipe(
+      irohCall(() => connection.answerPings({ maxConcurrent: 1, timeoutMs: limits.handshakeTimeoutMs }), IrohFailure.of).pipe(
         Effect.flatMap((answers) =>
-          answers.failed === 0 ? Effect.void : Effect.logDebug(
-            `${answers.failed} of ${answers.failed + answers.answered} pings from peer ${peer} not answered (last: ${answers.lastFailure})`
+          Effect.andThen(
+            answers.refused === 0
+              ? Effect.void
+              : refusedLog.refuse("too_many_streams", `stopped ${answers.refused} ping(s) of peer ${peer} beyond one at a time`, answers.refused),
+            answers.failed === 0 ? Effect.void : Effect.logDebug(
+              `${answers.failed} of ${answers.failed + answers.answered} pings from peer ${peer} not answered (last: ${answers.lastFailure})`
+            )
           )
         ),
         Effect.catch(() => Effect.void) // ends with the connection, which serveConnection reports
@@ -161,13 +262,27 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
 
     const serveConnection = (peer: NodeId, connection: Connection, version: WireVersion, acked: boolean) =>
       Effect.gen(function*() {
+        if (connections.count(peer) >= limits.maxConnectionsPerPeer) {
+          connections.closeOldest(peer)
+          yield* refused("connection_replaced", `peer ${peer} opened more than ${limits.maxConnectionsPerPeer} connection(s): its oldest is closed`)
+        }
         connections.add(peer, connection)
+        connection.limitStreams(maxUniStreams, 1)
         yield* Effect.logDebug(`accepted connection from peer ${peer} (wire version ${version}${acked ? ", acknowledged" : ""})`)
         yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
         const receipts = acked ? yield* ackStream(peer, connection) : undefined
+        let streams = 0
         while (true) {
           const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
-          yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts), { startImmediately: true })
+          if (streams >= maxUniStreams) {
+            yield* refused("too_many_streams", `stopping a stream from peer ${peer}: ${maxUniStreams} are open on its connection`)
+            yield* stop(stream, ErrorCode.Limit)
+            continue
+          }
+          streams++
+          yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts).pipe(Effect.ensuring(Effect.sync(() => streams--))), {
+            startImmediately: true
+          })
         }
       }).pipe(
         Effect.scoped,
@@ -177,25 +292,35 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
 
     const handshake = (incoming: IrohIncoming) =>
       Effect.gen(function*() {
-        const { connection, alpn } = yield* irohCall(() => incoming.accept(), IrohFailure.of)
+        // Not interruptible in the binding: a handshake that completes after its timeout is closed then.
+        const accepting = incoming.accept()
+        const accepted = yield* irohCall(() => accepting, IrohFailure.of).pipe(Effect.timeoutOption(limits.handshakeTimeoutMs))
+        if (Option.isNone(accepted)) {
+          accepting.then(({ connection }) => connection.close(ErrorCode.Limit, "handshake timeout"), () => undefined)
+          return yield* refused("handshake_timeout", `inbound handshake not done within ${limits.handshakeTimeoutMs} ms`)
+        }
+        const { connection, alpn } = accepted.value
         const protocol = protocolOfAlpn(alpn, protocols)
         if (protocol === undefined) {
           connection.close(ErrorCode.UnknownEndpoint, "unknown alpn")
-          yield* refused("bad_alpn")
-          return yield* Effect.logWarning(`refused inbound connection with ALPN ${JSON.stringify(alpn)}`)
+          return yield* refused("bad_alpn", `refused inbound connection with ALPN ${JSON.stringify(alpn)}`)
         }
         const remote = connection.remoteId
         const peer = peers.peerForEndpoint(remote)
         if (peer === undefined || peer === options.self) {
           connection.close(ErrorCode.UnknownEndpoint, "unknown endpoint")
-          yield* refused("unknown_endpoint")
-          return yield* Effect.logWarning(`refused inbound connection from endpoint ${remote}: not in the peer table`)
+          return yield* refused("unknown_endpoint", `refused inbound connection from endpoint ${remote}: not in the peer table`)
         }
         yield* serveConnection(peer, connection, protocol.version, protocol.acked)
       }).pipe(
-        Effect.catch((error) =>
-          Effect.andThen(refused("handshake"), Effect.logWarning(`inbound handshake failed: ${irohErrorMessage(error)}`))
-        )
+        Effect.catch((error) => {
+          const message = irohErrorMessage(error)
+          // A dialler offering none of our ALPNs fails the TLS handshake itself (alert 120).
+          return isAlpnRefusal(message)
+            ? refused("bad_alpn", `refused inbound connection: ${message}`)
+            : refused("handshake", `inbound handshake failed: ${message}`)
+        }),
+        Effect.ensuring(Effect.sync(() => open--))
       )
 
     yield* FiberSet.run(
@@ -204,6 +329,12 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         while (true) {
           const incoming = yield* irohCall(() => endpoint.acceptNext(), IrohFailure.of)
           if (incoming === null) return yield* Effect.logDebug("iroh endpoint closed; accept loop ends")
+          if (open >= limits.maxConnections) {
+            yield* irohCall(() => incoming.refuse(), IrohFailure.of).pipe(Effect.ignore)
+            yield* refused("too_many_connections", `refused an inbound connection: ${limits.maxConnections} are open`)
+            continue
+          }
+          open++
           yield* FiberSet.run(fibers, handshake(incoming), { startImmediately: true })
         }
       }).pipe(Effect.catch((error) => Effect.logError(`iroh accept loop failed: ${irohErrorMessage(error)}`))),

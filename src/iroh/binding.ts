@@ -103,9 +103,19 @@ export const pingOnce = async (connection: NativeConnection, bytes: ReadonlyArra
   if (echo.length !== bytes.length) throw new Error("short ping echo")
 }
 
+export interface PingAnswerLimits {
+  readonly maxConcurrent: number
+  readonly timeoutMs: number
+}
+
+/** Stops a ping stream the answerer will not (or no longer) serve. */
+const PING_REFUSED = 9n
+
 export interface PingAnswers {
   readonly answered: number
   readonly failed: number
+  /** Pings stopped because `maxConcurrent` were already being answered. */
+  readonly refused: number
   /** Why the last failed answer failed. */
   readonly lastFailure: string | undefined
 }
@@ -115,11 +125,25 @@ export interface PingAnswers {
  * that never finishes one ping cannot hold up the next; failures are counted for the caller
  * to report, since a ping answer that fails only means the pinger will time out.
  */
-export const answerPings = async (connection: NativeConnection, pingLength: number): Promise<PingAnswers> => {
+export const answerPings = async (
+  connection: NativeConnection,
+  pingLength: number,
+  limits: PingAnswerLimits
+): Promise<PingAnswers> => {
   let answered = 0
   let failed = 0
+  let refused = 0
+  let active = 0
   let lastFailure: string | undefined
-  const answer = async (bi: Awaited<ReturnType<NativeConnection["acceptBi"]>>) => {
+  type Bi = Awaited<ReturnType<NativeConnection["acceptBi"]>>
+  const stop = (bi: Bi) => {
+    bi.recv.stop(PING_REFUSED).catch(() => undefined)
+    bi.send.reset(PING_REFUSED).catch(() => undefined)
+  }
+  const answer = async (bi: Bi) => {
+    active++
+    // A ping whose bytes never come must not hold its stream (and a slot) forever.
+    const timer = setTimeout(() => stop(bi), limits.timeoutMs)
     try {
       const bytes = await bi.recv.readExact(pingLength)
       await bi.send.writeAll(bytes)
@@ -128,6 +152,9 @@ export const answerPings = async (connection: NativeConnection, pingLength: numb
     } catch (error) {
       failed++
       lastFailure = messageOf(error)
+    } finally {
+      clearTimeout(timer)
+      active--
     }
   }
   while (true) {
@@ -135,7 +162,12 @@ export const answerPings = async (connection: NativeConnection, pingLength: numb
     try {
       bi = await connection.acceptBi()
     } catch (error) {
-      return { answered, failed, lastFailure }
+      return { answered, failed, refused, lastFailure }
+    }
+    if (active >= limits.maxConcurrent) {
+      refused++
+      stop(bi)
+      continue
     }
     void answer(bi) // settles on its own and never rejects: failures are counted above
   }

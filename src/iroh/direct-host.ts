@@ -32,7 +32,11 @@ const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray
   openUni: async (priority) => sendStream(await openPrioritisedUni(connection, priority)),
   acceptUni: async () => recvStream(await connection.acceptUni()),
   ping: () => pingOnce(connection, pingBytes),
-  answerPings: () => answerPings(connection, pingBytes.length),
+  answerPings: (limits) => answerPings(connection, pingBytes.length, limits),
+  limitStreams: (uni, bi) => {
+    connection.setMaxConcurrentUniStreams(BigInt(uni))
+    connection.setMaxConcurrentBiStreams(BigInt(bi))
+  },
   closed: () => connection.closed(),
   close: (code, reason) => closeConnection(connection, code, reason)
 })
@@ -54,7 +58,8 @@ export const directHost = (endpoint: NativeEndpoint, alpn: ReadonlyArray<number>
         accept: async () => {
           const { connection, alpn } = await completeHandshake(incoming)
           return { connection: directConnection(connection, pingBytes), alpn }
-        }
+        },
+        refuse: () => incoming.refuse()
       }
     },
     close: () => endpoint.close(),

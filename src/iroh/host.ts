@@ -7,7 +7,7 @@
  * Promises here behave like the binding's: they cannot be cancelled, and a pending one
  * settles when its stream, connection or endpoint closes.
  */
-import type { PingAnswers } from "./binding.ts"
+import type { PingAnswerLimits, PingAnswers } from "./binding.ts"
 
 import type { DialAddress } from "./addressing.ts"
 
@@ -36,8 +36,13 @@ export interface IrohConnection {
   readonly acceptUni: () => Promise<IrohRecvStream>
   /** One round trip on a fresh bi stream that the other side echoes (`answerPings`). */
   readonly ping: () => Promise<void>
-  /** Echoes the other side's pings until the connection closes. */
-  readonly answerPings: () => Promise<PingAnswers>
+  /**
+   * Echoes the other side's pings until the connection closes: at most `limits.maxConcurrent`
+   * at a time (more are stopped at once), each given `limits.timeoutMs` to arrive.
+   */
+  readonly answerPings: (limits: PingAnswerLimits) => Promise<PingAnswers>
+  /** Caps the streams the other side may have open at once (QUIC stream credit). */
+  readonly limitStreams: (uni: number, bi: number) => void
   /** Settles with the reason once the connection has closed. */
   readonly closed: () => Promise<string>
   readonly close: (code: bigint, reason: string) => void
@@ -46,6 +51,8 @@ export interface IrohConnection {
 export interface IrohIncoming {
   /** Completes the handshake; `alpn` is what the dialler asked for. */
   readonly accept: () => Promise<{ readonly connection: IrohConnection; readonly alpn: string }>
+  /** Refuses the connection before any handshake work (the node is at its connection cap). */
+  readonly refuse: () => Promise<void>
 }
 
 export interface IrohHost {

@@ -80,7 +80,11 @@ export const ErrorCode = {
   PeerRemoved: 5n,
   Shutdown: 6n,
   /** The receiver failed to handle what it read (a bug, not the sender's fault). */
-  Internal: 7n
+  Internal: 7n,
+  /** A limit of `[transport.limits]` was reached (connections, streams, timeouts, decode caps). */
+  Limit: 8n,
+  /** The peer opened a newer connection that took this one's place. */
+  Replaced: 9n
 } as const
 
 /** A ping is these bytes on a fresh bi stream, echoed back by the receiver. */

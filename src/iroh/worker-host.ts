@@ -84,7 +84,10 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
     },
     acceptUni: async () => recvStream(await call("acceptUni", { connection })),
     ping: () => call("ping", { connection }),
-    answerPings: () => call("answerPings", { connection }),
+    answerPings: (limits) => call("answerPings", { connection, limits }),
+    limitStreams: (uni, bi) => {
+      if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "limitStreams", connection, uni, bi } as Request)
+    },
     closed: () => call("closed", { connection }),
     close: (code, reason) => {
       if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "closeConnection", connection, code, reason } as Request)
@@ -115,7 +118,8 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
         accept: async () => {
           const info = await call("accept", { incoming })
           return { connection: connectionOf(info.connection, info.remoteId), alpn: info.alpn }
-        }
+        },
+        refuse: () => call("refuse", { incoming })
       }
     },
     close: async () => {

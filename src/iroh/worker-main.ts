@@ -126,7 +126,18 @@ const handlers: Handlers = {
     return addStream(connection, (h) => recvStreams.set(h, { stream, ahead: undefined }))
   },
   ping: ({ connection }) => pingOnce(need(connections, connection, "connection").connection, pingBytes),
-  answerPings: ({ connection }) => answerPings(need(connections, connection, "connection").connection, pingBytes.length),
+  answerPings: ({ connection, limits }) => answerPings(need(connections, connection, "connection").connection, pingBytes.length, limits),
+  limitStreams: async ({ connection, uni, bi }) => {
+    const state = connections.get(connection)
+    if (state === undefined) return
+    state.connection.setMaxConcurrentUniStreams(BigInt(uni))
+    state.connection.setMaxConcurrentBiStreams(BigInt(bi))
+  },
+  refuse: async ({ incoming }) => {
+    const pending = need(incomings, incoming, "incoming connection")
+    incomings.delete(incoming)
+    await pending.refuse()
+  },
   closed: ({ connection }) => need(connections, connection, "connection").connection.closed(),
   closeConnection: async ({ connection, code, reason }) => {
     const state = connections.get(connection)

@@ -3,7 +3,7 @@
  * (`worker-main.ts`). Binding objects stay in the worker and are named by numeric handles;
  * bytes cross as `Uint8Array`s whose buffers are transferred, not copied.
  */
-import type { BindOptions, EndpointFacts, PingAnswers } from "./binding.ts"
+import type { BindOptions, EndpointFacts, PingAnswerLimits, PingAnswers } from "./binding.ts"
 import type { DialAddress } from "./host.ts"
 
 /** Each operation's arguments and result. */
@@ -16,7 +16,15 @@ export interface Operations {
   readonly openUni: { readonly args: { readonly connection: number; readonly priority: number }; readonly result: number }
   readonly acceptUni: { readonly args: { readonly connection: number }; readonly result: number }
   readonly ping: { readonly args: { readonly connection: number }; readonly result: void }
-  readonly answerPings: { readonly args: { readonly connection: number }; readonly result: PingAnswers }
+  readonly answerPings: {
+    readonly args: { readonly connection: number; readonly limits: PingAnswerLimits }
+    readonly result: PingAnswers
+  }
+  readonly limitStreams: {
+    readonly args: { readonly connection: number; readonly uni: number; readonly bi: number }
+    readonly result: void
+  }
+  readonly refuse: { readonly args: { readonly incoming: number }; readonly result: void }
   readonly closed: { readonly args: { readonly connection: number }; readonly result: string }
   readonly closeConnection: {
     readonly args: { readonly connection: number; readonly code: bigint; readonly reason: string }

@@ -1,7 +1,8 @@
 import protobuf from "protobufjs"
 import { fileURLToPath } from "node:url"
 import type { BlockDecoder } from "./blocks.ts"
-import { DecodeFailed, type FrameTooLarge } from "./errors.ts"
+import { countEntries } from "./decode-limits.ts"
+import { DecodeFailed, DecodeLimitExceeded, type FrameTooLarge } from "./errors.ts"
 import type { FrameDecoder } from "./framing.ts"
 import type { RaftMessage } from "./types.ts"
 import { installFastUint64 } from "./varint64.ts"
@@ -111,44 +112,101 @@ export interface DecodedRead {
   /** The messages the read completed, in stream order, up to any failure. */
   readonly messages: Array<RaftMessage>
   /** What ends the stream, if anything: an undecodable frame, or a header above the maximum. */
-  readonly failure: DecodeFailed | FrameTooLarge | undefined
+  readonly failure: DecodeFailed | FrameTooLarge | DecodeLimitExceeded | undefined
 }
 
 /**
- * Feeds one read to a stream's frame decoder and decodes the frames it completes, all through
- * one reader whose bounds are moved frame by frame: no view and no reader per message. Each
- * frame is bounded by its own end, exactly as if it were decoded alone. What decoded before a
- * failure arrived intact and in order, so it is returned with it.
+ * Bytes decoded before a long decode yields the event loop (each message counts 16 more, for
+ * its object): at most 16 K objects, about 1-2 ms of protobufjs work on the benchmark machine
+ * (bench/tools/decode-limits.ts), so no single input holds the loop for longer.
  */
-export const decodeRead = (decoder: FrameDecoder, chunk: Uint8Array): DecodedRead => {
-  const messages: Array<RaftMessage> = []
-  const spans = decoder.pushSpans(chunk)
-  const failure = decodeSpans(decoder.bytes, spans, messages)
-  return { messages, failure: failure ?? decoder.tooLarge }
+export const DECODE_SLICE_BYTES = 32 * 1024
+
+export interface DecodedSlice {
+  /** Index in `spans` where the next slice starts (`spans.length` when all are done). */
+  readonly next: number
+  readonly failure: DecodeFailed | DecodeLimitExceeded | undefined
 }
 
-/** Decodes the frames at `spans` in `bytes` into `messages`; the failure that stopped it, if any. */
-const decodeSpans = (bytes: Uint8Array, spans: ReadonlyArray<number>, messages: Array<RaftMessage>): DecodeFailed | undefined => {
-  if (spans.length === 0) return undefined
-  const reader = protobuf.Reader.create(bytes)
-  for (let i = 0; i < spans.length; i += 2) {
-    reader.pos = spans[i]!
-    reader.len = spans[i + 1]!
-    try {
-      messages.push(MessageCodec.decode(reader) as unknown as RaftMessage)
-    } catch (cause) {
-      return new DecodeFailed({ cause })
+/**
+ * Decodes the messages at `spans` (`[start, end, ...]` in `buf`) from index `from` into `out`,
+ * until about `DECODE_SLICE_BYTES` are decoded, all through one reader whose bounds are moved
+ * frame by frame: no view and no reader per message. Each frame is bounded by its own end,
+ * exactly as if it were decoded alone. A message long enough to hold more than
+ * `maxMessageEntries` entries (two bytes each at least) has them counted first.
+ */
+export const decodeSpans = (
+  buf: Uint8Array,
+  spans: ReadonlyArray<number>,
+  from: number,
+  maxMessageEntries: number,
+  out: Array<RaftMessage>
+): DecodedSlice => {
+  if (from >= spans.length) return { next: from, failure: undefined }
+  const reader = protobuf.Reader.create(buf)
+  const mayExceed = 2 * (maxMessageEntries + 1)
+  let bytes = 0
+  let i = from
+  for (; i < spans.length && bytes < DECODE_SLICE_BYTES; i += 2) {
+    const start = spans[i]!
+    const end = spans[i + 1]!
+    if (end - start >= mayExceed && countEntries(buf, start, end, maxMessageEntries) > maxMessageEntries) {
+      return { next: i, failure: new DecodeLimitExceeded({ limit: "max_message_entries", max: maxMessageEntries }) }
     }
+    reader.pos = start
+    reader.len = end
+    try {
+      out.push(MessageCodec.decode(reader) as unknown as RaftMessage)
+    } catch (cause) {
+      return { next: i, failure: new DecodeFailed({ cause }) }
+    }
+    bytes += end - start + 16
+  }
+  return { next: i, failure: undefined }
+}
+
+/** Decodes every message at `spans` in `bytes` into `messages`, slice after slice; the failure that stopped it. */
+const decodeAllSpans = (
+  bytes: Uint8Array,
+  spans: ReadonlyArray<number>,
+  maxMessageEntries: number,
+  messages: Array<RaftMessage>
+): DecodeFailed | DecodeLimitExceeded | undefined => {
+  let from = 0
+  while (from < spans.length) {
+    const slice = decodeSpans(bytes, spans, from, maxMessageEntries, messages)
+    if (slice.failure !== undefined) return slice.failure
+    from = slice.next
   }
   return undefined
 }
 
+/**
+ * Feeds one read to a stream's frame decoder and decodes every frame it completes, in one go
+ * (the acceptor decodes slice by slice with `decodeSpans` instead). What decoded before a
+ * failure arrived intact and in order, so it is returned with it.
+ */
+export const decodeRead = (
+  decoder: FrameDecoder,
+  chunk: Uint8Array,
+  maxMessageEntries: number = Number.MAX_SAFE_INTEGER
+): DecodedRead => {
+  const spans = decoder.pushSpans(chunk)
+  const messages: Array<RaftMessage> = []
+  const failure = decodeAllSpans(decoder.bytes, spans, maxMessageEntries, messages)
+  return { messages, failure: failure ?? decoder.tooLarge }
+}
+
 /** `decodeRead` for a wire version 2 stream (`blocks.ts`). */
-export const decodeBlockRead = (decoder: BlockDecoder, chunk: Uint8Array): DecodedRead => {
+export const decodeBlockRead = (
+  decoder: BlockDecoder,
+  chunk: Uint8Array,
+  maxMessageEntries: number = Number.MAX_SAFE_INTEGER
+): DecodedRead => {
   const read = decoder.push(chunk)
   const messages: Array<RaftMessage> = []
   for (const segment of read.segments) {
-    const failure = decodeSpans(segment.bytes, segment.spans, messages)
+    const failure = decodeAllSpans(segment.bytes, segment.spans, maxMessageEntries, messages)
     if (failure !== undefined) return { messages, failure }
   }
   return { messages, failure: read.failure }

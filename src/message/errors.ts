@@ -28,3 +28,14 @@ export class DecodeFailed extends Data.TaggedError("DecodeFailed")<{
     return `undecodable message: ${String(this.cause)}`
   }
 }
+
+/** An input would decode into more objects than the limits allow (see `decode-limits.ts`). */
+export class DecodeLimitExceeded extends Data.TaggedError("DecodeLimitExceeded")<{
+  /** What is over: `max_batch_messages`, `max_message_entries` or `max_batch_entries`. */
+  readonly limit: "max_batch_messages" | "max_message_entries" | "max_batch_entries"
+  readonly max: number
+}> {
+  override get message() {
+    return `input exceeds ${this.limit} (${this.max})`
+  }
+}

@@ -23,7 +23,7 @@ export const bytesReceived = Metric.counter("raft_transport_bytes_received_total
 /** `raft_transport_messages_dropped_total` (counter): messages not delivered, by peer, class and reason (a `DropReason`). */
 export const messagesDropped = Metric.counter("raft_transport_messages_dropped_total", {
   description:
-    "Messages dropped, by peer, class and reason (queue_full, expired, link_failed, forged_from, misaddressed, peer_removed, snapshot_failed, too_large)"
+    "Messages dropped, by peer, class and reason (queue_full, expired, link_failed, forged_from, misaddressed, wrong_class, peer_removed, snapshot_failed, snapshot_replaced, snapshot_stalled, snapshot_memory, too_large, transport_disabled)"
 })
 /** `raft_transport_batch_messages` (histogram): messages per link write, by class. */
 export const batchSize = Metric.histogram("raft_transport_batch_messages", {
@@ -42,13 +42,19 @@ export const connectionAttempts = Metric.counter("raft_transport_connection_atte
 export const connectionFailures = Metric.counter("raft_transport_connection_failures_total", {
   description: "Outbound connection attempts that failed or connections lost, by peer, transport and kind"
 })
-/** `raft_transport_inbound_refused_total` (counter): inbound connections refused, by transport and reason (unknown_endpoint, bad_alpn, handshake). */
+/** `raft_transport_inbound_refused_total` (counter): inbound connections, streams and calls refused, by transport and reason. */
 export const inboundRefused = Metric.counter("raft_transport_inbound_refused_total", {
-  description: "Inbound connections refused, by transport and reason (unknown_endpoint, bad_alpn, handshake)"
+  description:
+    "Inbound connections, streams and calls refused, by transport and reason (Iroh unknown_endpoint, bad_alpn, handshake; gRPC wrong_cluster, bad_token, bad_metadata, unknown_peer, cert_mismatch, call_replaced; both too_many_connections, connection_replaced, handshake_timeout; Iroh too_many_streams)"
 })
-/** `raft_transport_inbound_errors_total` (counter): inbound streams closed for bad input, by transport and kind (bad_preamble, frame_too_large, decode_failed). */
+/** `raft_transport_inbound_errors_total` (counter): inbound streams and calls closed for bad input, by transport and kind. */
 export const inboundErrors = Metric.counter("raft_transport_inbound_errors_total", {
-  description: "Inbound streams closed for bad input, by transport and kind (bad_preamble, frame_too_large, decode_failed)"
+  description:
+    "Inbound streams and calls closed for bad input, by transport and kind (bad_preamble, frame_too_large, message_too_large, decode_failed, too_many_messages, too_many_entries, handshake_timeout, idle_timeout, truncated_frame, truncated_snapshot, delivery_failed)"
+})
+/** `raft_transport_snapshot_receive_bytes` (gauge): memory held by snapshot transfers under way, node-wide. */
+export const snapshotReceiveBytes = Metric.gauge("raft_transport_snapshot_receive_bytes", {
+  description: "Memory held by snapshot transfers under way, node-wide (bounded by max_snapshot_receive_bytes)"
 })
 /** `raft_transport_compression_framed_bytes_total` (counter): framed bytes of Iroh wire version 2 writes before compression, by class and transport. */
 export const compressionFramedBytes = Metric.counter("raft_transport_compression_framed_bytes_total", {

@@ -8,13 +8,19 @@ import { Clock, Effect, type LogLevel, Metric } from "effect"
  * reason per interval, however fast it comes.
  */
 export interface RefusalLog<Reason extends string> {
-  /** Counts one refusal under `reason`; logs `detail` unless a line for `reason` went out within the interval. */
-  readonly refuse: (reason: Reason, detail: string) => Effect.Effect<void>
+  /**
+   * Counts a refusal under `reason` (`count` of them when one input is refused as several, such
+   * as the messages of a batch); logs `detail` unless a line for `reason` went out within the
+   * interval.
+   */
+  readonly refuse: (reason: Reason, detail: string, count?: number) => Effect.Effect<void>
 }
 
 export interface RefusalLogOptions<Reason extends string> {
   /** The counter, incremented with the attribute `reason` (plus `attributes`). */
   readonly counter: Metric.Counter<number>
+  /** The attribute that names the reason, when the counter calls it otherwise (default `reason`). */
+  readonly reasonKey?: string
   readonly attributes?: Readonly<Record<string, string>>
   /** Least time between two lines of one reason. */
   readonly intervalMs: number
@@ -35,19 +41,19 @@ export const makeRefusalLog = <Reason extends string>(options: RefusalLogOptions
   const stateOf = (reason: Reason): ReasonState => {
     let state = states.get(reason)
     if (state === undefined) {
-      const counter = Metric.withAttributes(options.counter, { ...options.attributes, reason })
+      const counter = Metric.withAttributes(options.counter, { ...options.attributes, [options.reasonKey ?? "reason"]: reason })
       state = { counter, loggedAt: Number.NEGATIVE_INFINITY, unlogged: 0 }
       states.set(reason, state)
     }
     return state
   }
   return {
-    refuse: (reason, detail) =>
+    refuse: (reason, detail, n = 1) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const state = stateOf(reason)
-        const count = Metric.update(state.counter, 1)
+        const count = Metric.update(state.counter, n)
         if (now - state.loggedAt < options.intervalMs) {
-          state.unlogged++
+          state.unlogged += n
           return count
         }
         const earlier = state.unlogged

@@ -9,6 +9,7 @@ import type { TransportEvent } from "../domain/events.ts"
 import type { PeerAddress } from "../domain/peer-table.ts"
 import type { GrpcLinkOptions } from "../grpc/link.ts"
 import type { GrpcServerOptions } from "../grpc/server.ts"
+import type { InboundLimits, InboundShared } from "../inbound/inbound-limits.ts"
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import type { IrohEndpointOptions } from "../iroh/endpoint.ts"
 import type { CompressionOptions } from "../iroh/block-encoder.ts"
@@ -27,6 +28,25 @@ export const peerAddressOf = (peer: TransportConfig["peers"][number]): PeerAddre
   grpcAddress: peer.grpc_address
 })
 
+export const inboundLimits = (config: TransportConfig): InboundLimits => {
+  const l = config.limits
+  return {
+    maxConnections: l.max_connections,
+    maxConnectionsPerPeer: l.max_connections_per_peer,
+    maxStreamsPerConnection: l.max_streams_per_connection,
+    handshakeTimeoutMs: l.handshake_timeout_ms,
+    idleTimeoutMs: l.idle_timeout_ms,
+    grpcMaxConnectionAgeMs: l.grpc_max_connection_age_ms,
+    decode: {
+      maxBatchMessages: l.max_batch_messages,
+      maxMessageEntries: l.max_message_entries,
+      maxBatchEntries: l.max_batch_entries
+    },
+    maxSnapshotReceiveBytes: l.max_snapshot_receive_bytes,
+    refusalLogIntervalMs: l.refusal_log_interval_ms
+  }
+}
+
 export const irohEndpointOptions = (config: TransportConfig): IrohEndpointOptions => ({
   bindAddress: config.iroh_config.bind_address,
   keyFile: config.iroh_config.key_file,
@@ -38,7 +58,8 @@ export const grpcServerOptions = (
   config: TransportConfig,
   token: string | undefined,
   peers: PeerTable,
-  mailbox: InboundMailbox
+  mailbox: InboundMailbox,
+  inbound: InboundShared
 ): GrpcServerOptions => {
   const tls = config.grpc_config.tls
   return {
@@ -56,7 +77,8 @@ export const grpcServerOptions = (
     peers,
     mailbox,
     maxMessageBytes: config.grpc_config.max_message_bytes,
-    maxSnapshotBytes: config.batching.max_snapshot_bytes
+    maxSnapshotBytes: config.batching.max_snapshot_bytes,
+    inbound
   }
 }
 

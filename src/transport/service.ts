@@ -11,6 +11,7 @@ import { type PeerAddress, PeerTable } from "../domain/peer-table.ts"
 import type { RaftTransportService } from "../domain/raft-transport.ts"
 import { makeGrpcLink } from "../grpc/link.ts"
 import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
+import { makeInboundShared } from "../inbound/inbound-limits.ts"
 import { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
 import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
@@ -31,6 +32,7 @@ import {
   actorOptions,
   grpcLinkOptions,
   grpcServerOptions,
+  inboundLimits,
   irohEndpointOptions,
   irohLinkOptions,
   peerAddressOf,
@@ -76,6 +78,8 @@ export const makeRaftTransport = (
     const iroh: IrohHost | undefined = usesIroh
       ? yield* makeIrohEndpoint({ ...irohEndpointOptions(config), wireVersions: internals.irohWireVersions })
       : undefined
+    // One set of limits, one snapshot budget and one refusal log for both transports.
+    const shared = yield* makeInboundShared(inboundLimits(config))
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh,
       self,
@@ -83,11 +87,12 @@ export const makeRaftTransport = (
       mailbox,
       maxFrameBytes: config.max_frame_bytes,
       maxSnapshotBytes: config.batching.max_snapshot_bytes,
-      wireVersions: internals.irohWireVersions
+      wireVersions: internals.irohWireVersions,
+      inbound: shared
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
     const grpc: GrpcServer | undefined = usesGrpc
-      ? yield* runGrpcServer(grpcServerOptions(config, token, table, mailbox))
+      ? yield* runGrpcServer(grpcServerOptions(config, token, table, mailbox, shared))
       : undefined
 
     const linksFor = (peer: NodeId): ReadonlyArray<Link> => {

@@ -35,7 +35,7 @@ describe("config: defaults", () => {
         cluster_id: "default",
         enabled: true,
         bind_address: "0.0.0.0:0",
-        max_frame_bytes: 16 * 1024 * 1024,
+        max_frame_bytes: 4 * 1024 * 1024,
         iroh_config: {
           enabled: true,
           bind_address: "0.0.0.0:0",
@@ -86,6 +86,19 @@ describe("config: defaults", () => {
           inbound_capacity: 8192
         },
         reconnect: { initial_backoff_ms: 50, max_backoff_ms: 5000, jitter: 0.2 },
+        limits: {
+          max_connections: 256,
+          max_connections_per_peer: 2,
+          max_streams_per_connection: 5,
+          handshake_timeout_ms: 5000,
+          idle_timeout_ms: 60_000,
+          grpc_max_connection_age_ms: 0,
+          max_batch_messages: 1024,
+          max_message_entries: 4096,
+          max_batch_entries: 65_536,
+          max_snapshot_receive_bytes: 1024 * 1024 * 1024,
+          refusal_log_interval_ms: 10_000
+        },
         peers: []
       })
       // Optional fields without a default stay absent.

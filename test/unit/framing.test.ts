@@ -10,7 +10,7 @@ import {
   preamble
 } from "../../src/message/framing.ts"
 import { classify, PriorityClass } from "../../src/message/priority.ts"
-import { SnapshotAssembler, snapshotChunks } from "../../src/message/snapshot-chunks.ts"
+import { SnapshotAssembler, snapshotChunks, unlimitedSnapshotMemory } from "../../src/message/snapshot-chunks.ts"
 import { MessageType, type RaftMessage } from "../../src/message/types.ts"
 
 const msg = (i: number): RaftMessage => ({
@@ -203,7 +203,7 @@ describe("snapshot chunks", () => {
     const m: RaftMessage = { msgType: MessageType.Snapshot, to: 2, from: 1, snapshot: { data, metadata: { index: 5, term: 1 } } }
     const chunks = [...snapshotChunks(m, 1024, 7)]
     expect(chunks).toHaveLength(10)
-    const assembler = new SnapshotAssembler(1 << 20)
+    const assembler = new SnapshotAssembler(1 << 20, 1, unlimitedSnapshotMemory, Date.now)
     const results = chunks.map((c) => assembler.push(decodeMessage(encodeMessage(c))))
     const last = results.at(-1)!
     expect(results.slice(0, -1).every((r) => r._tag === "Pending")).toBe(true)
@@ -211,9 +211,9 @@ describe("snapshot chunks", () => {
     expect(Array.from(last.message.snapshot!.data)).toEqual(Array.from(data))
     expect(last.message.snapshot!.metadata!.index).toBe(5)
 
-    const gap = new SnapshotAssembler(1 << 20)
+    const gap = new SnapshotAssembler(1 << 20, 1, unlimitedSnapshotMemory, Date.now)
     gap.push(chunks[0]!)
     expect(gap.push(chunks[2]!)).toMatchObject({ _tag: "Broken" })
-    expect(new SnapshotAssembler(100).push(chunks[0]!)).toMatchObject({ _tag: "Broken" })
+    expect(new SnapshotAssembler(100, 1, unlimitedSnapshotMemory, Date.now).push(chunks[0]!)).toMatchObject({ _tag: "Broken" })
   })
 })

@@ -39,3 +39,14 @@ describe("refusal log", () => {
       ])
     }))
 })
+
+describe("refusal log: several at once, another attribute name", () => {
+  it.effect("counts a refusal of n as n, under the counter's own reason attribute", () =>
+    Effect.gen(function*() {
+      const errors = Metric.counter("test_refusal_log_kind_total", { description: "refusal-log test" })
+      const log = makeRefusalLog<"x">({ counter: errors, attributes: { transport: "t" }, reasonKey: "kind", intervalMs: 1000 })
+      yield* log.refuse("x", "x of 5", 5)
+      yield* log.refuse("x", "x of 2", 2)
+      expect(yield* counter(errors, { transport: "t", kind: "x" })).toBe(7)
+    }))
+})
