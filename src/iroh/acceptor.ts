@@ -109,6 +109,14 @@ export class InboundConnections {
 const deliveryFailed = Metric.withAttributes(M.inboundErrors, { transport: "iroh", kind: "delivery_failed" })
 
 /**
+ * Pings answered at once per connection (more are stopped). A ping is a bi stream per probe
+ * interval, alive until answered or timed out; under load an answer can outlast an interval,
+ * and a second ping refused or held back for stream credit would count as missed, so a live
+ * link would be declared dead. Four cover a probe timeout of four intervals.
+ */
+const PINGS_AT_ONCE = 4
+
+/**
  * The accept loop: authenticate each connection by its endpoint id against the peer table,
  * then read every uni stream it opens, within `[transport.limits]`: connections in total and
  * per peer, streams per connection, handshake and idle timeouts, decode caps. Every
@@ -228,12 +236,12 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
 
     // Pings: the dialler opens a bi stream and we echo it (see `answerPings`).
     const answerPings = (peer: NodeId, connection: Connection) =>
-      irohCall(() => connection.answerPings({ maxConcurrent: 1, timeoutMs: limits.handshakeTimeoutMs }), IrohFailure.of).pipe(
+      irohCall(() => connection.answerPings({ maxConcurrent: PINGS_AT_ONCE, timeoutMs: limits.handshakeTimeoutMs }), IrohFailure.of).pipe(
         Effect.flatMap((answers) =>
           Effect.andThen(
             answers.refused === 0
               ? Effect.void
-              : refusedLog.refuse("too_many_streams", `stopped ${answers.refused} ping(s) of peer ${peer} beyond one at a time`, answers.refused),
+              : refusedLog.refuse("too_many_streams", `stopped ${answers.refused} ping(s) of peer ${peer} beyond ${PINGS_AT_ONCE} at a time`, answers.refused),
             answers.failed === 0 ? Effect.void : Effect.logDebug(
               `${answers.failed} of ${answers.failed + answers.answered} pings from peer ${peer} not answered (last: ${answers.lastFailure})`
             )
@@ -267,7 +275,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           yield* refused("connection_replaced", `peer ${peer} opened more than ${limits.maxConnectionsPerPeer} connection(s): its oldest is closed`)
         }
         connections.add(peer, connection)
-        connection.limitStreams(maxUniStreams, 1)
+        connection.limitStreams(maxUniStreams, PINGS_AT_ONCE)
         yield* Effect.logDebug(`accepted connection from peer ${peer} (wire version ${version}${acked ? ", acknowledged" : ""})`)
         yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
         const receipts = acked ? yield* ackStream(peer, connection) : undefined
