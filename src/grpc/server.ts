@@ -43,6 +43,8 @@ export interface GrpcServerOptions {
   readonly maxSnapshotBytes: number
   /** How long a graceful shutdown may take before open calls are cut (default 1000 ms). */
   readonly shutdownGraceMs?: number | undefined
+  /** Told of every admitted call's sender: a peer that calls is up (see `Connector.wake`). */
+  readonly onPeerSeen?: ((peer: NodeId) => Effect.Effect<void>) | undefined
 }
 
 export interface GrpcServer {
@@ -259,7 +261,10 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       reject: (status: { code: grpc.status; details: string }) => void
     ): CallAccepted | undefined => {
       const check = checkCallMetadata(call.metadata, ctx, requireClass, callerCertificateId(call))
-      if (check._tag === "Accepted") return check
+      if (check._tag === "Accepted") {
+        if (options.onPeerSeen !== undefined) run(options.onPeerSeen(check.peer))
+        return check
+      }
       run(refuse(method, check, call.getPeer()))
       reject({ code: check.code, details: check.detail })
       return undefined

@@ -1,4 +1,5 @@
 import {
+  activityOf,
   answerPings,
   closeConnection,
   completeHandshake,
@@ -10,6 +11,7 @@ import {
   type NativeSendStream,
   openPrioritisedUni,
   pingOnce,
+  remoteAddressesOf,
   ticketOf
 } from "./binding.ts"
 import { arrayToBytes } from "../message/byte-arrays.ts"
@@ -34,6 +36,8 @@ const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray
   ping: () => pingOnce(connection, pingBytes),
   answerPings: () => answerPings(connection, pingBytes.length),
   closed: () => connection.closed(),
+  activity: async () => activityOf(connection),
+  remoteAddresses: async () => remoteAddressesOf(connection),
   close: (code, reason) => closeConnection(connection, code, reason)
 })
 

@@ -7,7 +7,7 @@
  * Promises here behave like the binding's: they cannot be cancelled, and a pending one
  * settles when its stream, connection or endpoint closes.
  */
-import type { PingAnswers } from "./binding.ts"
+import type { ConnectionActivity, PingAnswers } from "./binding.ts"
 
 import type { DialAddress } from "./addressing.ts"
 
@@ -40,6 +40,10 @@ export interface IrohConnection {
   readonly answerPings: () => Promise<PingAnswers>
   /** Settles with the reason once the connection has closed. */
   readonly closed: () => Promise<string>
+  /** Datagrams sent and received so far (see `activityOf`). */
+  readonly activity: () => Promise<ConnectionActivity>
+  /** The peer's IP addresses with an open path, the selected one first (see `remoteAddressesOf`). */
+  readonly remoteAddresses: () => Promise<ReadonlyArray<string>>
   readonly close: (code: bigint, reason: string) => void
 }
 

@@ -86,6 +86,8 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
     ping: () => call("ping", { connection }),
     answerPings: () => call("answerPings", { connection }),
     closed: () => call("closed", { connection }),
+    activity: () => call("activity", { connection }),
+    remoteAddresses: () => call("remoteAddresses", { connection }),
     close: (code, reason) => {
       if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "closeConnection", connection, code, reason } as Request)
     }

@@ -7,6 +7,7 @@
 import { parentPort } from "node:worker_threads"
 import { arrayToBytes, bytesToArray } from "../message/byte-arrays.ts"
 import {
+  activityOf,
   answerPings,
   bindEndpoint,
   closeConnection,
@@ -20,7 +21,8 @@ import {
   type NativeRecvStream,
   type NativeSendStream,
   openPrioritisedUni,
-  pingOnce
+  pingOnce,
+  remoteAddressesOf
 } from "./binding.ts"
 import { NO_REPLY, type Operation, type Operations, ownsBuffer, type Reply, type Request } from "./worker-protocol.ts"
 
@@ -128,6 +130,8 @@ const handlers: Handlers = {
   ping: ({ connection }) => pingOnce(need(connections, connection, "connection").connection, pingBytes),
   answerPings: ({ connection }) => answerPings(need(connections, connection, "connection").connection, pingBytes.length),
   closed: ({ connection }) => need(connections, connection, "connection").connection.closed(),
+  activity: async ({ connection }) => activityOf(need(connections, connection, "connection").connection),
+  remoteAddresses: async ({ connection }) => remoteAddressesOf(need(connections, connection, "connection").connection),
   closeConnection: async ({ connection, code, reason }) => {
     const state = connections.get(connection)
     if (state !== undefined) closeConnection(state.connection, code, reason)

@@ -3,7 +3,7 @@
  * (`worker-main.ts`). Binding objects stay in the worker and are named by numeric handles;
  * bytes cross as `Uint8Array`s whose buffers are transferred, not copied.
  */
-import type { BindOptions, EndpointFacts, PingAnswers } from "./binding.ts"
+import type { BindOptions, ConnectionActivity, EndpointFacts, PingAnswers } from "./binding.ts"
 import type { DialAddress } from "./host.ts"
 
 /** Each operation's arguments and result. */
@@ -18,6 +18,8 @@ export interface Operations {
   readonly ping: { readonly args: { readonly connection: number }; readonly result: void }
   readonly answerPings: { readonly args: { readonly connection: number }; readonly result: PingAnswers }
   readonly closed: { readonly args: { readonly connection: number }; readonly result: string }
+  readonly activity: { readonly args: { readonly connection: number }; readonly result: ConnectionActivity }
+  readonly remoteAddresses: { readonly args: { readonly connection: number }; readonly result: ReadonlyArray<string> }
   readonly closeConnection: {
     readonly args: { readonly connection: number; readonly code: bigint; readonly reason: string }
     readonly result: void

@@ -78,10 +78,11 @@ export const compressionOptions = (config: TransportConfig): CompressionOptions 
 
 export const irohLinkOptions = (
   config: TransportConfig
-): Omit<IrohLinkOptions, "endpoint" | "peer" | "address"> => ({
+): Omit<IrohLinkOptions, "endpoint" | "peer" | "address" | "learned"> => ({
   connectTimeoutMs: config.iroh_config.connect_timeout_ms,
   compression: compressionOptions(config),
   maxFrameBytes: config.max_frame_bytes,
+  darkAfterMs: config.strategy.dark_after_ms,
   ...probeOptions(config)
 })
 
@@ -115,6 +116,7 @@ export const routerOptions = (
   strategy: config.strategy.raft_transport,
   classRoutes: config.strategy.class_routes,
   fallbackToGrpc: config.strategy.fallback_to_grpc,
+  recoveryHoldDownMs: config.strategy.recovery_hold_down_ms,
   events
 })
 

@@ -16,6 +16,7 @@ import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
 import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
 import { makeIrohEndpoint } from "../iroh/endpoint.ts"
 import type { IrohHost } from "../iroh/host.ts"
+import { LearnedAddresses } from "../iroh/learned-addresses.ts"
 import { makeIrohLink } from "../iroh/link.ts"
 import type { WireVersion } from "../iroh/protocol.ts"
 import { classify, className } from "../message/priority.ts"
@@ -76,6 +77,18 @@ export const makeRaftTransport = (
     const iroh: IrohHost | undefined = usesIroh
       ? yield* makeIrohEndpoint({ ...irohEndpointOptions(config), wireVersions: internals.irohWireVersions })
       : undefined
+    const actors = new PeerActors()
+    /** Per peer, where its Iroh connections (either way) last reached it; one per peer table entry. */
+    const learned = new Map<NodeId, LearnedAddresses>()
+    const learnedFor = (peer: NodeId): LearnedAddresses => {
+      let entry = learned.get(peer)
+      if (entry === undefined) learned.set(peer, entry = new LearnedAddresses())
+      return entry
+    }
+    /** A peer that reached this node is up: its links stop backing off. */
+    const peerSeen = (via: string) => (peer: NodeId): Effect.Effect<void> =>
+      Effect.suspend(() => actors.get(peer)?.wake(`peer ${peer} connected over ${via}`) ?? Effect.void)
+
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh,
       self,
@@ -83,11 +96,13 @@ export const makeRaftTransport = (
       mailbox,
       maxFrameBytes: config.max_frame_bytes,
       maxSnapshotBytes: config.batching.max_snapshot_bytes,
-      wireVersions: internals.irohWireVersions
+      wireVersions: internals.irohWireVersions,
+      onPeerSeen: peerSeen("iroh"),
+      learnedFor: (peer) => (actors.has(peer) ? learnedFor(peer) : undefined)
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
     const grpc: GrpcServer | undefined = usesGrpc
-      ? yield* runGrpcServer(grpcServerOptions(config, token, table, mailbox))
+      ? yield* runGrpcServer({ ...grpcServerOptions(config, token, table, mailbox), onPeerSeen: peerSeen("grpc") })
       : undefined
 
     const linksFor = (peer: NodeId): ReadonlyArray<Link> => {
@@ -100,6 +115,7 @@ export const makeRaftTransport = (
             const address = table.get(peer)
             return address === undefined ? undefined : dialAddressOf(address)
           },
+          learned: learnedFor(peer),
           ...irohLinkOptions(config),
           wireVersions: internals.irohWireVersions
         }))
@@ -110,11 +126,10 @@ export const makeRaftTransport = (
       return links
     }
 
-    const actors = new PeerActors()
-
     const stopPeer = (id: NodeId) =>
       Effect.suspend(() => {
         if (!actors.has(id)) return Effect.void
+        learned.delete(id)
         inbound?.closeAll(id)
         grpc?.closePeer(id)
         return actors.stop(id)
@@ -125,7 +140,7 @@ export const makeRaftTransport = (
         yield* stopPeer(address.id)
         table.set(address)
         const peerScope = yield* Scope.fork(scope)
-        const router = yield* PeerRouter.make(routerOptions(config, address.id, events))
+        const router = yield* PeerRouter.make(routerOptions(config, address.id, events)).pipe(Scope.provide(peerScope))
         const actor = yield* PeerActor.make({
           ...actorOptions(config, electionActivity),
           peer: address.id,
@@ -134,6 +149,13 @@ export const makeRaftTransport = (
           events,
           onLinkState: (kind, up, cause) => router.linkState(kind, up, cause)
         }).pipe(Scope.provide(peerScope))
+        const irohConnector = actor.connector("iroh")
+        if (irohConnector !== undefined && config.strategy.dark_after_ms > 0) {
+          // Heard within a quarter of the dark threshold: a path that went dark since is found
+          // by the watch soon after the traffic returns, well inside an election timeout.
+          const recent = Math.max(1, Math.floor(config.strategy.dark_after_ms / 4))
+          router.setRecoveryCheck(() => irohConnector.heardWithin(recent))
+        }
         if (config.mode === "dual") {
           yield* superviseDualPeer(actor, router, config.strategy.probe_interval_ms).pipe(Scope.provide(peerScope))
         }
