@@ -11,7 +11,6 @@ import type { PeerTable } from "../domain/peer-table.ts"
 import { type Receipts, ReceiptPump } from "../inbound/inbound-receipts.ts"
 import { ACK_PREAMBLE, encodeAcks } from "./ack-stream.ts"
 import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
-import { type LearnedAddresses, watchRemoteAddresses } from "./learned-addresses.ts"
 import {
   ACK_STREAM_PRIORITY,
   ErrorCode,
@@ -35,8 +34,6 @@ export interface AcceptorOptions {
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
   /** Told of every accepted connection's peer: a peer that dials is up (see `Connector.wake`). */
   readonly onPeerSeen?: ((peer: NodeId) => Effect.Effect<void>) | undefined
-  /** Where each peer's inbound connections reach it now; outbound redials try those too. */
-  readonly learnedFor?: ((peer: NodeId) => LearnedAddresses | undefined) | undefined
 }
 
 /** Inbound connections by peer, so removing a peer can close what it dialled. */
@@ -170,15 +167,6 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         yield* Effect.logDebug(`accepted connection from peer ${peer} (wire version ${version}${acked ? ", acknowledged" : ""})`)
         yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
         const receipts = acked ? yield* ackStream(peer, connection) : undefined
-        const learned = options.learnedFor?.(peer)
-        if (learned !== undefined) {
-          const configured = peers.get(peer)?.irohAddresses ?? []
-          // A child of this fiber: it ends with the connection.
-          yield* Effect.forkChild(
-            watchRemoteAddresses(connection, configured, learned).pipe(Effect.annotateLogs({ peer: String(peer), transport: "iroh" })),
-            { startImmediately: true }
-          )
-        }
         while (true) {
           const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
           yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts), { startImmediately: true })

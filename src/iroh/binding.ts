@@ -112,17 +112,6 @@ export const activityOf = (connection: NativeConnection): ConnectionActivity => 
   return { txDatagrams: stats.udpTxDatagrams, rxDatagrams: stats.udpRxDatagrams, rttMs: connection.rtt() ?? undefined }
 }
 
-/**
- * The peer's direct (IP) addresses this connection has open paths to, the selected one
- * first: what the connection learned, which may differ from what was dialled (the peer
- * moved, or announced another address).
- */
-export const remoteAddressesOf = (connection: NativeConnection): ReadonlyArray<string> =>
-  connection.paths()
-    .filter((path) => path.isIp)
-    .sort((a, b) => Number(b.isSelected) - Number(a.isSelected))
-    .map((path) => path.remoteAddr)
-
 /** One ping: a fresh bi stream carrying `bytes`, which the peer echoes back. */
 export const pingOnce = async (connection: NativeConnection, bytes: ReadonlyArray<number>): Promise<void> => {
   const bi = await connection.openBi()

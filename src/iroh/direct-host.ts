@@ -11,7 +11,6 @@ import {
   type NativeSendStream,
   openPrioritisedUni,
   pingOnce,
-  remoteAddressesOf,
   ticketOf
 } from "./binding.ts"
 import { arrayToBytes } from "../message/byte-arrays.ts"
@@ -37,7 +36,6 @@ const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray
   answerPings: () => answerPings(connection, pingBytes.length),
   closed: () => connection.closed(),
   activity: async () => activityOf(connection),
-  remoteAddresses: async () => remoteAddressesOf(connection),
   close: (code, reason) => closeConnection(connection, code, reason)
 })
 

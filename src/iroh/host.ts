@@ -42,8 +42,6 @@ export interface IrohConnection {
   readonly closed: () => Promise<string>
   /** Datagrams sent and received so far (see `activityOf`). */
   readonly activity: () => Promise<ConnectionActivity>
-  /** The peer's IP addresses with an open path, the selected one first (see `remoteAddressesOf`). */
-  readonly remoteAddresses: () => Promise<ReadonlyArray<string>>
   readonly close: (code: bigint, reason: string) => void
 }
 

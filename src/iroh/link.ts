@@ -12,7 +12,6 @@ import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
 import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
 import type { DialAddress, IrohConnection, IrohHost, IrohSendStream } from "./host.ts"
-import { type LearnedAddresses, watchRemoteAddresses, withLearned } from "./learned-addresses.ts"
 import {
   ALPN_REFUSAL_MEMORY_MS,
   alpnBytes,
@@ -47,8 +46,6 @@ export interface IrohLinkOptions {
   readonly maxFrameBytes?: number | undefined
   /** Silence after an unanswered send that closes the session as dark (0: pings only; see `DarkWatch`). */
   readonly darkAfterMs: number
-  /** Where the peer was last seen, by this link's connections and its inbound ones; dials try it too. */
-  readonly learned: LearnedAddresses
 }
 
 /** How often the dark watch reads the connection's counters, at most. */
@@ -123,11 +120,10 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
   return {
     kind: "iroh",
     connect: Effect.gen(function*() {
-      const configured = options.address()
-      if (configured === undefined) {
+      const addr = options.address()
+      if (addr === undefined) {
         return yield* new ConnectFailed({ peer, transport: "iroh", cause: "no iroh endpoint id or ticket for this peer" })
       }
-      const addr = withLearned(configured, options.learned.get())
       // Not acquireRelease: its acquire step cannot be interrupted, and a peer removed or a node
       // shut down while a dial hangs must not wait for the dial's timeout.
       const timedOut = Effect.fail(new ConnectFailed({ peer, transport: "iroh", cause: `timed out after ${connectTimeoutMs} ms` }))
@@ -238,12 +234,6 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           { startImmediately: true }
         )
       }
-      yield* Effect.forkScoped(
-        watchRemoteAddresses(connection, configured.addresses, options.learned).pipe(
-          Effect.annotateLogs({ peer: String(peer), transport: "iroh" })
-        ),
-        { startImmediately: true }
-      )
 
       const session: LinkSession = {
         kind: "iroh",

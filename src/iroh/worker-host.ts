@@ -87,7 +87,6 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
     answerPings: () => call("answerPings", { connection }),
     closed: () => call("closed", { connection }),
     activity: () => call("activity", { connection }),
-    remoteAddresses: () => call("remoteAddresses", { connection }),
     close: (code, reason) => {
       if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "closeConnection", connection, code, reason } as Request)
     }

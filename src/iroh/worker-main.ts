@@ -21,8 +21,7 @@ import {
   type NativeRecvStream,
   type NativeSendStream,
   openPrioritisedUni,
-  pingOnce,
-  remoteAddressesOf
+  pingOnce
 } from "./binding.ts"
 import { NO_REPLY, type Operation, type Operations, ownsBuffer, type Reply, type Request } from "./worker-protocol.ts"
 
@@ -131,7 +130,6 @@ const handlers: Handlers = {
   answerPings: ({ connection }) => answerPings(need(connections, connection, "connection").connection, pingBytes.length),
   closed: ({ connection }) => need(connections, connection, "connection").connection.closed(),
   activity: async ({ connection }) => activityOf(need(connections, connection, "connection").connection),
-  remoteAddresses: async ({ connection }) => remoteAddressesOf(need(connections, connection, "connection").connection),
   closeConnection: async ({ connection, code, reason }) => {
     const state = connections.get(connection)
     if (state !== undefined) closeConnection(state.connection, code, reason)

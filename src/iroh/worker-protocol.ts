@@ -19,7 +19,6 @@ export interface Operations {
   readonly answerPings: { readonly args: { readonly connection: number }; readonly result: PingAnswers }
   readonly closed: { readonly args: { readonly connection: number }; readonly result: string }
   readonly activity: { readonly args: { readonly connection: number }; readonly result: ConnectionActivity }
-  readonly remoteAddresses: { readonly args: { readonly connection: number }; readonly result: ReadonlyArray<string> }
   readonly closeConnection: {
     readonly args: { readonly connection: number; readonly code: bigint; readonly reason: string }
     readonly result: void

@@ -16,7 +16,6 @@ import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
 import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
 import { makeIrohEndpoint } from "../iroh/endpoint.ts"
 import type { IrohHost } from "../iroh/host.ts"
-import { LearnedAddresses } from "../iroh/learned-addresses.ts"
 import { makeIrohLink } from "../iroh/link.ts"
 import type { WireVersion } from "../iroh/protocol.ts"
 import { classify, className } from "../message/priority.ts"
@@ -78,13 +77,6 @@ export const makeRaftTransport = (
       ? yield* makeIrohEndpoint({ ...irohEndpointOptions(config), wireVersions: internals.irohWireVersions })
       : undefined
     const actors = new PeerActors()
-    /** Per peer, where its Iroh connections (either way) last reached it; one per peer table entry. */
-    const learned = new Map<NodeId, LearnedAddresses>()
-    const learnedFor = (peer: NodeId): LearnedAddresses => {
-      let entry = learned.get(peer)
-      if (entry === undefined) learned.set(peer, entry = new LearnedAddresses())
-      return entry
-    }
     /** A peer that reached this node is up: its links stop backing off. */
     const peerSeen = (via: string) => (peer: NodeId): Effect.Effect<void> =>
       Effect.suspend(() => actors.get(peer)?.wake(`peer ${peer} connected over ${via}`) ?? Effect.void)
@@ -97,8 +89,7 @@ export const makeRaftTransport = (
       maxFrameBytes: config.max_frame_bytes,
       maxSnapshotBytes: config.batching.max_snapshot_bytes,
       wireVersions: internals.irohWireVersions,
-      onPeerSeen: peerSeen("iroh"),
-      learnedFor: (peer) => (actors.has(peer) ? learnedFor(peer) : undefined)
+      onPeerSeen: peerSeen("iroh")
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
     const grpc: GrpcServer | undefined = usesGrpc
@@ -115,7 +106,6 @@ export const makeRaftTransport = (
             const address = table.get(peer)
             return address === undefined ? undefined : dialAddressOf(address)
           },
-          learned: learnedFor(peer),
           ...irohLinkOptions(config),
           wireVersions: internals.irohWireVersions
         }))
@@ -129,7 +119,6 @@ export const makeRaftTransport = (
     const stopPeer = (id: NodeId) =>
       Effect.suspend(() => {
         if (!actors.has(id)) return Effect.void
-        learned.delete(id)
         inbound?.closeAll(id)
         grpc?.closePeer(id)
         return actors.stop(id)

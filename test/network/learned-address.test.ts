@@ -4,6 +4,7 @@
  * opened a path to node 2's own bound address (Iroh announces it inside the connection).
  * The relay then goes away for good and node 2 restarts on its own address with its key:
  * the redial must use the address the live connection learned, not the dead one forever.
+ * (The Iroh endpoint keeps what its connections learned; these tests hold it to that.)
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Queue, Scope } from "effect"
