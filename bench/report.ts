@@ -349,7 +349,10 @@ const compressionSection = (r: BenchReport, cores: number): string => {
 }
 
 const variantLabel = (f: FailoverResult): string =>
-  `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, probe interval and timeout ${f.probeIntervalMs} ms`
+  `${f.signal === "SIGTERM" ? "SIGTERM (graceful close)" : "SIGKILL (dark path)"}, ` +
+  (f.darkAfterMs > 0
+    ? `dark watch ${f.darkAfterMs} ms, probes every ${f.probeIntervalMs} ms`
+    : `probes alone: every ${f.probeIntervalMs} ms, timeout ${f.probeTimeoutMs} ms`)
 
 /** The ceiling for the single-run rows (the target's verdict is `appendRatio`): the median of the undisturbed windows of both raw runs. */
 const ceilingOf = (r: BenchReport): number => {
@@ -682,8 +685,9 @@ const failoverSection = (r: BenchReport): string => {
     "node with a key file and a gRPC-only node. The sender's peer-table entry for 2 has the first one's endpoint id and " +
     "address and the second one's gRPC address. The sender sends a 100 B append every 1 ms (absolute schedule), index " +
     "1, 2, 3, ..., with its send time in `term`. After 1 s of steady delivery over Iroh the Iroh process is killed at T: " +
-    "SIGTERM closes its scope (the endpoint closes its connections), SIGKILL leaves a dark path that only the sender's probes " +
-    "(`strategy.probe_interval_ms`; a ping slower than max(1000 ms, the interval) fails, three failures close the link) detect.",
+    "SIGTERM closes its scope (the endpoint closes its connections), SIGKILL leaves a dark path that the sender detects: " +
+    "by the dark watch (`strategy.dark_after_ms`: nothing received that long after a send) or, with it off, by its probes " +
+    "(`strategy.probe_interval_ms`; three pings unanswered within `probe_timeout_ms` close the link).",
     "",
     "- **first gRPC delivery**: T → the first message out of the gRPC node's `receiveBatch`.",
     "- **FellBack**: T → the sender's `FellBack` event on `transport.events`.",

@@ -54,11 +54,20 @@ const APPEND_RATIO_PAIRS = 5
  */
 const VOTES = DEFAULT_VOTES
 const SWEEP_CHUNK_BYTES = [4 * 1024, 64 * 1024]
-/** Dual-mode failover: how the Iroh half of the peer dies, and the sender's probe interval. */
-const FAILOVER_VARIANTS: ReadonlyArray<{ readonly signal: KillSignal; readonly probeIntervalMs: number }> = [
-  { signal: "SIGTERM", probeIntervalMs: 1000 },
-  { signal: "SIGKILL", probeIntervalMs: 1000 },
-  { signal: "SIGKILL", probeIntervalMs: 200 }
+/**
+ * Dual-mode failover: how the Iroh half of the peer dies, and the sender's dark-path settings:
+ * shipped (pings every 250 ms, the dark watch at 200 ms), and probes alone (dark_after_ms 0)
+ * with 1 s pings for comparison.
+ */
+const FAILOVER_VARIANTS: ReadonlyArray<{
+  readonly signal: KillSignal
+  readonly probeIntervalMs: number
+  readonly probeTimeoutMs: number
+  readonly darkAfterMs: number
+}> = [
+  { signal: "SIGTERM", probeIntervalMs: 250, probeTimeoutMs: 1000, darkAfterMs: 200 },
+  { signal: "SIGKILL", probeIntervalMs: 250, probeTimeoutMs: 1000, darkAfterMs: 200 },
+  { signal: "SIGKILL", probeIntervalMs: 1000, probeTimeoutMs: 1000, darkAfterMs: 0 }
 ]
 const FAILOVER_RUNS = 3
 /** Cluster phases: each client count's workload, and leader kills per transport. */
@@ -126,15 +135,17 @@ const program = Effect.gen(function*() {
       runVoteLatency({ keyDir: join(keyDir, `vote-${chunk}`), ...VOTES, snapshotChunkBytes: chunk })
     ))
 
-  const failover = yield* Effect.forEach(FAILOVER_VARIANTS, ({ signal, probeIntervalMs }) =>
+  const failover = yield* Effect.forEach(FAILOVER_VARIANTS, ({ signal, probeIntervalMs, probeTimeoutMs, darkAfterMs }) =>
     runPhase(
       "failover",
-      `failover: ${signal} of the Iroh peer, probe_interval_ms = probe_timeout_ms = ${probeIntervalMs}, ${FAILOVER_RUNS} runs`,
+      `failover: ${signal} of the Iroh peer, probes every ${probeIntervalMs} ms (timeout ${probeTimeoutMs} ms), dark_after_ms = ${darkAfterMs}, ${FAILOVER_RUNS} runs`,
       180_000,
       runFailover({
-        keyDir: join(keyDir, `failover-${signal}-${probeIntervalMs}`),
+        keyDir: join(keyDir, `failover-${signal}-${probeIntervalMs}-${darkAfterMs}`),
         signal,
         probeIntervalMs,
+        probeTimeoutMs,
+        darkAfterMs,
         runs: FAILOVER_RUNS,
         warmupMs: WARMUP_MS,
         afterMs: 500,

@@ -148,13 +148,15 @@ export const failoverGrpcRole: Role = (parent) =>
 /** The dual-mode sender: one append per millisecond to peer 2, and the events it sees. */
 export const failoverSenderRole: Role = (parent) =>
   Effect.gen(function*() {
-    const [keyDir, probeInterval] = parent.args
-    const probeIntervalMs = Number(probeInterval)
-    if (keyDir === undefined || !Number.isSafeInteger(probeIntervalMs)) throw new Error("expected <keyDir> <probeIntervalMs>")
+    const [keyDir, ...numbers] = parent.args
+    const [probeIntervalMs, probeTimeoutMs, darkAfterMs] = numbers.map(Number)
+    if (keyDir === undefined || ![probeIntervalMs, probeTimeoutMs, darkAfterMs].every((n) => Number.isSafeInteger(n))) {
+      throw new Error("expected <keyDir> <probeIntervalMs> <probeTimeoutMs> <darkAfterMs>")
+    }
     const node = yield* startLoopbackNode(SENDER, keyDir, {
       ...modeOverrides("dual"),
-      // The probe's timeout follows its interval: 1000 ms is the shipped default for both.
-      strategy: { probe_interval_ms: probeIntervalMs, probe_timeout_ms: probeIntervalMs }
+      // darkAfterMs 0 leaves dark paths to the probes alone.
+      strategy: { probe_interval_ms: probeIntervalMs, probe_timeout_ms: probeTimeoutMs, dark_after_ms: darkAfterMs }
     })
     const events: Array<{ tag: string; at: number; detail: string }> = []
     let fellBackAt: number | undefined
@@ -275,6 +277,9 @@ export type FailoverRunOutcome =
 export interface FailoverResult {
   readonly signal: KillSignal
   readonly probeIntervalMs: number
+  readonly probeTimeoutMs: number
+  /** The sender's `strategy.dark_after_ms` (0: probes alone). */
+  readonly darkAfterMs: number
   readonly runs: ReadonlyArray<FailoverRunOutcome>
 }
 
@@ -282,6 +287,8 @@ export interface FailoverOptions {
   readonly keyDir: string
   readonly signal: KillSignal
   readonly probeIntervalMs: number
+  readonly probeTimeoutMs: number
+  readonly darkAfterMs: number
   readonly runs: number
   /** Steady sending over Iroh before the kill. */
   readonly warmupMs: number
@@ -318,7 +325,7 @@ const runOnce = (
       const logFile = join(runDir, "iroh-received.log")
       const irohRx = yield* spawnPeer("failover-iroh", [runDir, logFile])
       const grpcRx = yield* spawnPeer("failover-grpc", [runDir])
-      const sender = yield* spawnPeer("failover-sender", [runDir, String(options.probeIntervalMs)])
+      const sender = yield* spawnPeer("failover-sender", [runDir, ...[options.probeIntervalMs, options.probeTimeoutMs, options.darkAfterMs].map(String)])
       const [i, g, s] = yield* Effect.all(
         [irohRx.next<ReadyMsg>("ready"), grpcRx.next<ReadyMsg>("ready"), sender.next<ReadyMsg>("ready")],
         { concurrency: 3 }
@@ -405,7 +412,13 @@ export const runFailover = (options: FailoverOptions): Effect.Effect<FailoverRes
       }
       runs.push(outcome)
     }
-    return { signal: options.signal, probeIntervalMs: options.probeIntervalMs, runs }
+    return {
+      signal: options.signal,
+      probeIntervalMs: options.probeIntervalMs,
+      probeTimeoutMs: options.probeTimeoutMs,
+      darkAfterMs: options.darkAfterMs,
+      runs
+    }
   })
 
 /** Median and max of a measure over the successful runs. */

@@ -284,9 +284,13 @@ const strategyFields = {
   /** Absent: `always_grpc` when mode is `"grpc"`, `always_iroh` otherwise. */
   raft_transport: Schema.optionalKey(RaftTransportStrategy),
   fallback_to_grpc: orDefault(Schema.Boolean, true),
-  probe_interval_ms: orDefault(intAtLeast(1), 1000),
+  probe_interval_ms: orDefault(intAtLeast(1), 250),
   probe_timeout_ms: orDefault(intAtLeast(1), 1000),
   probe_failures: orDefault(intAtLeast(1), 3),
+  /** Iroh: silence after an unanswered send that declares the path dark (0: pings only). */
+  dark_after_ms: orDefault(intAtLeast(0), 200),
+  /** Dual mode: how long Iroh must stay up after a fallback before traffic returns to it. */
+  recovery_hold_down_ms: orDefault(intAtLeast(0), 1000),
   class_routes: orEmptyTable(ClassRoutes)
 }
 /** The `[transport.strategy]` table as written (`raft_transport` not yet resolved). */

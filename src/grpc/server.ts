@@ -50,6 +50,8 @@ export interface GrpcServerOptions {
   readonly inbound?: InboundShared | undefined
   /** How long a graceful shutdown may take before open calls are cut (default 1000 ms). */
   readonly shutdownGraceMs?: number | undefined
+  /** Told of every admitted call's sender: a peer that calls is up (see `Connector.wake`). */
+  readonly onPeerSeen?: ((peer: NodeId) => Effect.Effect<void>) | undefined
 }
 
 export interface GrpcServer {
@@ -277,6 +279,7 @@ export const runGrpcServer = (options: GrpcServerOptions): Effect.Effect<GrpcSer
       const check = checkCallMetadata(call.metadata, ctx, requireClass, callerCertificateId(call))
       if (check._tag === "Accepted") {
         guard.admitted(call.getPeer(), check.peer)
+        if (options.onPeerSeen !== undefined) run(options.onPeerSeen(check.peer))
         return check
       }
       refuse(check.reason, `refused gRPC ${method} call from ${call.getPeer()}: ${check.detail}`)

@@ -38,6 +38,8 @@ export interface AcceptorOptions {
   readonly inbound?: InboundShared | undefined
   /** The wire versions accepted; must match what the endpoint advertises (default: all). */
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
+  /** Told of every accepted connection's peer: a peer that dials is up (see `Connector.wake`). */
+  readonly onPeerSeen?: ((peer: NodeId) => Effect.Effect<void>) | undefined
 }
 
 /** One read's whole frames, as spans over one or more buffers, and what ends the stream. */
@@ -319,6 +321,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           connection.close(ErrorCode.UnknownEndpoint, "unknown endpoint")
           return yield* refused("unknown_endpoint", `refused inbound connection from endpoint ${remote}: not in the peer table`)
         }
+        if (options.onPeerSeen !== undefined) yield* options.onPeerSeen(peer)
         yield* serveConnection(peer, connection, protocol.version, protocol.acked)
       }).pipe(
         Effect.catch((error) => {

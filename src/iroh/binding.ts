@@ -94,6 +94,24 @@ export const endpointAddrOf = (dial: DialAddress): InstanceType<typeof EndpointA
   return new EndpointAddr(EndpointId.fromString(dial.endpointId), null, [...dial.addresses])
 }
 
+/** UDP datagrams sent and received on a connection so far, over all its paths. */
+export interface ConnectionActivity {
+  readonly txDatagrams: number
+  readonly rxDatagrams: number
+  /** QUIC's own smoothed RTT (measured in the network stack, free of event-loop delays). */
+  readonly rttMs: number | undefined
+}
+
+/**
+ * The connection's datagram counters: QUIC acknowledges every ack-eliciting packet within its
+ * max ack delay (25 ms), in the peer's Rust stack and not its JS thread, so a connection that
+ * sent and received nothing back for much longer than a round trip has a dark path.
+ */
+export const activityOf = (connection: NativeConnection): ConnectionActivity => {
+  const stats = connection.stats()
+  return { txDatagrams: stats.udpTxDatagrams, rxDatagrams: stats.udpRxDatagrams, rttMs: connection.rtt() ?? undefined }
+}
+
 /** One ping: a fresh bi stream carrying `bytes`, which the peer echoes back. */
 export const pingOnce = async (connection: NativeConnection, bytes: ReadonlyArray<number>): Promise<void> => {
   const bi = await connection.openBi()

@@ -1,4 +1,5 @@
 import {
+  activityOf,
   answerPings,
   closeConnection,
   completeHandshake,
@@ -38,6 +39,7 @@ const directConnection = (connection: NativeConnection, pingBytes: ReadonlyArray
     connection.setMaxConcurrentBiStreams(BigInt(bi))
   },
   closed: () => connection.closed(),
+  activity: async () => activityOf(connection),
   close: (code, reason) => closeConnection(connection, code, reason)
 })
 

@@ -7,7 +7,7 @@
  * Promises here behave like the binding's: they cannot be cancelled, and a pending one
  * settles when its stream, connection or endpoint closes.
  */
-import type { PingAnswerLimits, PingAnswers } from "./binding.ts"
+import type { ConnectionActivity, PingAnswerLimits, PingAnswers } from "./binding.ts"
 
 import type { DialAddress } from "./addressing.ts"
 
@@ -45,6 +45,8 @@ export interface IrohConnection {
   readonly limitStreams: (uni: number, bi: number) => void
   /** Settles with the reason once the connection has closed. */
   readonly closed: () => Promise<string>
+  /** Datagrams sent and received so far (see `activityOf`). */
+  readonly activity: () => Promise<ConnectionActivity>
   readonly close: (code: bigint, reason: string) => void
 }
 

@@ -6,6 +6,7 @@ import { className, PriorityClass, priorityClasses } from "../message/priority.t
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
+import { DarkWatch } from "../peer/dark-watch.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
@@ -43,7 +44,12 @@ export interface IrohLinkOptions {
   readonly compression?: CompressionOptions | undefined
   /** `max_frame_bytes`: a block never carries more than one frame of this size (`message/blocks.ts`). */
   readonly maxFrameBytes?: number | undefined
+  /** Silence after an unanswered send that closes the session as dark (0: pings only; see `DarkWatch`). */
+  readonly darkAfterMs: number
 }
+
+/** How often the dark watch reads the connection's counters, at most. */
+const DARK_SAMPLE_MS = 25
 
 /**
  * Feeds the peer's acknowledgements into `ledger` until the connection ends. A malformed
@@ -153,9 +159,14 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       const markClosed = (reason: string) =>
         Effect.andThen(Effect.sync(() => rejectWrites(new Error(`connection closed: ${reason}`))), Deferred.succeed(closed, reason))
 
+      const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs }, performance.now())
+      const watching = options.darkAfterMs > 0
       const send = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) =>
         irohCall(
-          () => Promise.race([streams[cls]!.writeFrames(payloads, lead), writesEnded]),
+          () => {
+            if (watching) watch.noteSent(performance.now())
+            return Promise.race([streams[cls]!.writeFrames(payloads, lead), writesEnded])
+          },
           (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })
         )
       const blocks = version === 1 ? undefined : writeBlocks(send, compression, maxBlockRaw)
@@ -164,6 +175,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       const pingFailed = (cause: string) => new StreamFailed({ peer, transport: "iroh", class: className(PriorityClass.Election), cause })
       const ping = Effect.gen(function*() {
         const started = performance.now()
+        if (watching) watch.noteSent(started)
         yield* irohCall(() => connection.ping(), pingFailed)
         return performance.now() - started
       }).pipe(
@@ -197,6 +209,32 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         ledger = new ProbeLedger(probe.confirmedAt)
       }
 
+      if (watching) {
+        const sampleMs = Math.max(5, Math.min(DARK_SAMPLE_MS, Math.floor(options.darkAfterMs / 8)))
+        yield* Effect.forkScoped(
+          Effect.gen(function*() {
+            while (!Deferred.isDoneUnsafe(closed)) {
+              // The time of asking, not of the answer: the counters are at least that recent.
+              const askedAt = performance.now()
+              const activity = yield* irohCall(() => connection.activity(), pingFailed)
+              const verdict = watch.sample(askedAt, activity)
+              if (verdict._tag === "Dark") {
+                const reason = `dark path: nothing received for ${Math.round(verdict.silentMs)} ms after a send`
+                yield* Metric.update(Metric.withAttributes(M.darkPaths, { peer: String(peer) }), 1)
+                yield* Effect.logWarning(`iroh link to peer ${peer}: ${reason}`)
+                return yield* markClosed(reason)
+              }
+              yield* Effect.sleep(sampleMs)
+            }
+          }).pipe(
+            // The counters fail only once the connection is gone, which `closed` reports.
+            Effect.catch((error) => Effect.logDebug(`dark watch of peer ${peer} ended: ${error.message}`)),
+            Effect.annotateLogs({ peer: String(peer), transport: "iroh" })
+          ),
+          { startImmediately: true }
+        )
+      }
+
       const session: LinkSession = {
         kind: "iroh",
         // Frames are bounded by max_frame_bytes, which the actor applies itself.
@@ -208,7 +246,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         // of connecting. QUIC's own `rtt()` right after a handshake can be far off (79 ms on
         // loopback after a reconnect), and one such value moves an adaptive route and back.
         rttMs: probe.rttMs,
-        ledger
+        ledger,
+        heardAt: watching ? () => watch.heardAt : undefined
       }
       return session
     })

@@ -89,6 +89,7 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
       if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "limitStreams", connection, uni, bi } as Request)
     },
     closed: () => call("closed", { connection }),
+    activity: () => call("activity", { connection }),
     close: (code, reason) => {
       if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "closeConnection", connection, code, reason } as Request)
     }

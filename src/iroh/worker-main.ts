@@ -7,6 +7,7 @@
 import { parentPort } from "node:worker_threads"
 import { arrayToBytes, bytesToArray } from "../message/byte-arrays.ts"
 import {
+  activityOf,
   answerPings,
   bindEndpoint,
   closeConnection,
@@ -139,6 +140,7 @@ const handlers: Handlers = {
     await pending.refuse()
   },
   closed: ({ connection }) => need(connections, connection, "connection").connection.closed(),
+  activity: async ({ connection }) => activityOf(need(connections, connection, "connection").connection),
   closeConnection: async ({ connection, code, reason }) => {
     const state = connections.get(connection)
     if (state !== undefined) closeConnection(state.connection, code, reason)

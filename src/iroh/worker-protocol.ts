@@ -3,7 +3,7 @@
  * (`worker-main.ts`). Binding objects stay in the worker and are named by numeric handles;
  * bytes cross as `Uint8Array`s whose buffers are transferred, not copied.
  */
-import type { BindOptions, EndpointFacts, PingAnswerLimits, PingAnswers } from "./binding.ts"
+import type { BindOptions, ConnectionActivity, EndpointFacts, PingAnswerLimits, PingAnswers } from "./binding.ts"
 import type { DialAddress } from "./host.ts"
 
 /** Each operation's arguments and result. */
@@ -26,6 +26,7 @@ export interface Operations {
   }
   readonly refuse: { readonly args: { readonly incoming: number }; readonly result: void }
   readonly closed: { readonly args: { readonly connection: number }; readonly result: string }
+  readonly activity: { readonly args: { readonly connection: number }; readonly result: ConnectionActivity }
   readonly closeConnection: {
     readonly args: { readonly connection: number; readonly code: bigint; readonly reason: string }
     readonly result: void

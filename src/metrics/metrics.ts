@@ -100,6 +100,12 @@ export const routeChanges = Metric.counter("raft_transport_route_changes_total",
 export const reconnects = Metric.counter("raft_transport_reconnects_total", {
   description: "Sessions established after an earlier one was lost, by peer and transport"
 })
+export const reconnectWakeups = Metric.counter("raft_transport_reconnect_wakeups_total", {
+  description: "Backoffs ended early because the peer connected to this node or a send came after a quiet spell, by peer and transport"
+})
+export const darkPaths = Metric.counter("raft_transport_dark_paths_total", {
+  description: "Iroh connections declared dark (nothing received from the peer within dark_after_ms of an unanswered packet), by peer"
+})
 /** `raft_transport_link_up` (gauge): 1 while a peer's link on a transport has a live session, else 0, by peer and transport. */
 export const linkUp = Metric.gauge("raft_transport_link_up", {
   description: "1 while a peer's link on a transport has a live session, else 0, by peer and transport"

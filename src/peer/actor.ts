@@ -153,6 +153,11 @@ export class PeerActor {
     }
   }
 
+  /** Ends every link's backoff: the peer showed it is up (see `Connector.wake`). */
+  wake(reason: string): Effect.Effect<void> {
+    return Effect.forEach(this.connectors.values(), (c) => c.wake(reason), { discard: true })
+  }
+
   connector(kind: TransportKind): Connector | undefined {
     return this.connectors.get(kind)
   }

@@ -49,4 +49,9 @@ export interface LinkSession {
    * them, else by answered probes. What is unconfirmed when the session is lost is counted.
    */
   readonly ledger: DeliveryLedger
+  /**
+   * `performance.now()` when the peer was last heard from on this session (any datagram), for
+   * transports that can tell (Iroh's dark watch); recovery after a fallback waits for it.
+   */
+  readonly heardAt?: (() => number) | undefined
 }

@@ -1,4 +1,4 @@
-import { Effect, Metric, PubSub } from "effect"
+import { Effect, Metric, PubSub, Scope } from "effect"
 import type { ClassRoutes, RaftTransportStrategy, TransportMode } from "../config/schema.ts"
 import { className, type PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
@@ -7,6 +7,9 @@ import type { TransportKind } from "../domain/errors.ts"
 import type { TransportEvent } from "../domain/events.ts"
 import { preferredTransport, type RttEstimates } from "./strategy.ts"
 
+/** How often a recovery past its hold-down looks again whether the Iroh link is healthy. */
+const RECOVERY_CHECK_MS = 10
+
 export interface RouterOptions {
   readonly peer: NodeId
   readonly mode: TransportMode
@@ -14,6 +17,11 @@ export interface RouterOptions {
   readonly classRoutes: ClassRoutes
   readonly fallbackToGrpc: boolean
   readonly events: PubSub.PubSub<TransportEvent>
+  /**
+   * After a fallback, how long the Iroh link must stay up before traffic returns to it
+   * (0 or absent: at once). A route then changes at most once per this interval and back.
+   */
+  readonly recoveryHoldDownMs?: number | undefined
 }
 
 /**
@@ -24,26 +32,46 @@ export interface RouterOptions {
  * peer on a gRPC link that went down: it returns to Iroh until gRPC is back and faster. Every
  * change is an event, a log line and a counter; writers read `route` before each batch, so a
  * change applies to the next write.
+ *
+ * Fallback is immediate, recovery held down: a link that comes back must stay up for
+ * `recoveryHoldDownMs` before traffic returns to it. On a path flapping 2 s up / 2 s dark a
+ * route that followed every "up" went back to Iroh and fell back again within the same cycle;
+ * held down, it moves at most once per interval each way, and a path that keeps flapping
+ * keeps the peer on gRPC.
  */
 export class PeerRouter {
   private preferred: TransportKind
   private irohDown: string | undefined
+  /** Bumped by every Iroh state change: a pending recovery runs only if it is still current. */
+  private irohChanges = 0
   private readonly routes: Array<TransportKind>
+  /** Asked when a hold-down ends: is the Iroh link up and heard from just now? */
+  private irohHealthy: () => boolean = () => true
 
-  constructor(private readonly options: RouterOptions) {
+  private constructor(private readonly options: RouterOptions, private readonly scope: Scope.Scope) {
     this.preferred = options.mode === "grpc" || options.strategy._tag === "always_grpc" ? "grpc" : "iroh"
     this.routes = priorityClasses.map((cls) => this.compute(cls))
   }
 
-  static make(options: RouterOptions): Effect.Effect<PeerRouter> {
-    return Effect.suspend(() => {
-      const router = new PeerRouter(options)
+  /** A router whose pending recoveries end with the scope (the peer's). */
+  static make(options: RouterOptions): Effect.Effect<PeerRouter, never, Scope.Scope> {
+    return Effect.flatMap(Effect.scope, (scope) => {
+      const router = new PeerRouter(options, scope)
       return Effect.as(router.publishGauges(), router)
     })
   }
 
   route(cls: PriorityClass): TransportKind {
     return this.routes[cls]!
+  }
+
+  /**
+   * What a recovery checks once its hold-down is over: the link can be up by its state while
+   * its path went dark a moment ago, not yet detected (it carries only probes while the
+   * traffic is on gRPC). Recovery waits until the check holds or the link goes down.
+   */
+  setRecoveryCheck(healthy: () => boolean): void {
+    this.irohHealthy = healthy
   }
 
   /** True when a failed Iroh link would move this class to gRPC rather than wait for Iroh. */
@@ -61,6 +89,7 @@ export class PeerRouter {
       if (this.options.mode !== "dual" || !this.options.fallbackToGrpc) return Effect.void
       const peer = this.options.peer
       const labels = { peer: String(peer) }
+      this.irohChanges++
       if (!up && this.irohDown === undefined) {
         this.irohDown = cause
         return Effect.all([
@@ -71,15 +100,39 @@ export class PeerRouter {
         ], { discard: true })
       }
       if (up && this.irohDown !== undefined) {
-        this.irohDown = undefined
-        return Effect.all([
-          Metric.update(Metric.withAttributes(M.recoveries, labels), 1),
-          Effect.logInfo(`peer ${peer}: iroh recovered, traffic returns to it`),
-          PubSub.publish(this.options.events, { _tag: "Recovered", peer }),
-          this.recompute("recovery")
-        ], { discard: true })
+        const holdDown = this.options.recoveryHoldDownMs ?? 0
+        if (holdDown === 0) return this.recover()
+        const change = this.irohChanges
+        return Effect.andThen(
+          Effect.logInfo(`peer ${peer}: iroh is back; traffic returns to it if it stays up for ${holdDown} ms`),
+          Effect.forkIn(Effect.andThen(Effect.sleep(holdDown), this.recoverWhenHealthy(change)), this.scope, { startImmediately: true })
+        )
       }
       return Effect.void
+    })
+  }
+
+  /** Recovers once `irohHealthy` holds, unless Iroh's state changed since `change`. */
+  private recoverWhenHealthy(change: number): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      while (change === self.irohChanges && self.irohDown !== undefined) {
+        if (self.irohHealthy()) return yield* self.recover()
+        yield* Effect.sleep(RECOVERY_CHECK_MS)
+      }
+    })
+  }
+
+  private recover(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const peer = this.options.peer
+      this.irohDown = undefined
+      return Effect.all([
+        Metric.update(Metric.withAttributes(M.recoveries, { peer: String(peer) }), 1),
+        Effect.logInfo(`peer ${peer}: iroh recovered, traffic returns to it`),
+        PubSub.publish(this.options.events, { _tag: "Recovered", peer }),
+        this.recompute("recovery")
+      ], { discard: true })
     })
   }
 

@@ -104,6 +104,7 @@ export const irohLinkOptions = (
   connectTimeoutMs: config.iroh_config.connect_timeout_ms,
   compression: compressionOptions(config),
   maxFrameBytes: config.max_frame_bytes,
+  darkAfterMs: config.strategy.dark_after_ms,
   ...probeOptions(config)
 })
 
@@ -137,6 +138,7 @@ export const routerOptions = (
   strategy: config.strategy.raft_transport,
   classRoutes: config.strategy.class_routes,
   fallbackToGrpc: config.strategy.fallback_to_grpc,
+  recoveryHoldDownMs: config.strategy.recovery_hold_down_ms,
   events
 })
 

@@ -80,6 +80,11 @@ export const makeRaftTransport = (
       : undefined
     // One set of limits, one snapshot budget and one refusal log for both transports.
     const shared = yield* makeInboundShared(inboundLimits(config))
+    const actors = new PeerActors()
+    /** A peer that reached this node is up: its links stop backing off. */
+    const peerSeen = (via: string) => (peer: NodeId): Effect.Effect<void> =>
+      Effect.suspend(() => actors.get(peer)?.wake(`peer ${peer} connected over ${via}`) ?? Effect.void)
+
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh,
       self,
@@ -88,11 +93,12 @@ export const makeRaftTransport = (
       maxFrameBytes: config.max_frame_bytes,
       maxSnapshotBytes: config.batching.max_snapshot_bytes,
       wireVersions: internals.irohWireVersions,
-      inbound: shared
+      inbound: shared,
+      onPeerSeen: peerSeen("iroh")
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
     const grpc: GrpcServer | undefined = usesGrpc
-      ? yield* runGrpcServer(grpcServerOptions(config, token, table, mailbox, shared))
+      ? yield* runGrpcServer({ ...grpcServerOptions(config, token, table, mailbox, shared), onPeerSeen: peerSeen("grpc") })
       : undefined
 
     const linksFor = (peer: NodeId): ReadonlyArray<Link> => {
@@ -115,8 +121,6 @@ export const makeRaftTransport = (
       return links
     }
 
-    const actors = new PeerActors()
-
     const stopPeer = (id: NodeId) =>
       Effect.suspend(() => {
         if (!actors.has(id)) return Effect.void
@@ -130,7 +134,7 @@ export const makeRaftTransport = (
         yield* stopPeer(address.id)
         table.set(address)
         const peerScope = yield* Scope.fork(scope)
-        const router = yield* PeerRouter.make(routerOptions(config, address.id, events))
+        const router = yield* PeerRouter.make(routerOptions(config, address.id, events)).pipe(Scope.provide(peerScope))
         const actor = yield* PeerActor.make({
           ...actorOptions(config, electionActivity),
           peer: address.id,
@@ -139,6 +143,13 @@ export const makeRaftTransport = (
           events,
           onLinkState: (kind, up, cause) => router.linkState(kind, up, cause)
         }).pipe(Scope.provide(peerScope))
+        const irohConnector = actor.connector("iroh")
+        if (irohConnector !== undefined && config.strategy.dark_after_ms > 0) {
+          // Heard within a quarter of the dark threshold: a path that went dark since is found
+          // by the watch soon after the traffic returns, well inside an election timeout.
+          const recent = Math.max(1, Math.floor(config.strategy.dark_after_ms / 4))
+          router.setRecoveryCheck(() => irohConnector.heardWithin(recent))
+        }
         if (config.mode === "dual") {
           yield* superviseDualPeer(actor, router, config.strategy.probe_interval_ms).pipe(Scope.provide(peerScope))
         }

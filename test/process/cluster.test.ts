@@ -40,24 +40,32 @@ for (const transport of ["iroh", "grpc"] as const) {
         expect(second.term).toBeGreaterThan(leader.term)
         expect(yield* getAll(cluster, second.id, first)).toEqual(first.map(valueOf))
 
-        // The old leader comes back as a follower and catches up.
+        // The old leader comes back and catches up. Leadership may move meanwhile: on a loaded
+        // 2-core machine a node's event loop stalls for hundreds of ms, longer than the
+        // election timeout, and the leader steps down (check-quorum) or a follower campaigns.
+        // Those are correct elections; what must hold is that everyone agrees on a leader
+        // and the old leader has applied everything committed before it came back.
         yield* cluster.start(leader.id)
-        yield* eventually("old leader caught up", statusOf(cluster, leader.id), (s) =>
-          s.role === "follower" && s.leader === second.id && s.appliedIndex >= second.commitIndex)
+        yield* eventually("old leader caught up, all three agreeing on a leader", cluster.statuses(1000), (all) =>
+          agreedLeader(all, 3) !== undefined &&
+          (all.find((s) => s.id === leader.id)?.appliedIndex ?? -1) >= second.commitIndex)
 
         // A follower goes down; compaction passes the end of its log while it is away.
-        const follower = survivors.find((id) => id !== second.id)!
+        const current = yield* cluster.waitForLeader()
+        const follower = cluster.ids.find((id) => id !== current.id)!
         const before = yield* statusOf(cluster, follower)
         yield* cluster.kill(follower, "SIGKILL")
+        const up = cluster.ids.filter((id) => id !== follower)
         const third = keyRange("b", 0, 150)
-        yield* putAll(cluster, second.id, third, valueOf)
-        const leaderNow = yield* statusOf(cluster, second.id)
+        // Written through whichever survivor leads (a follower forwards to it).
+        yield* putAll(cluster, current.id, third, valueOf)
+        const leaderNow = yield* cluster.waitForLeader({ among: up })
         expect(leaderNow.snapshotIndex).toBeGreaterThan(before.lastLogIndex)
         yield* cluster.start(follower)
         const caughtUp = yield* eventually("restarted follower caught up", statusOf(cluster, follower), (s) =>
           s.appliedIndex >= leaderNow.commitIndex)
         expect(caughtUp.events.snapshotsInstalled).toBeGreaterThanOrEqual(1)
-        expect(caughtUp.events.lastSnapshotInstalled?.from).toBe(second.id)
+        expect(up).toContain(caughtUp.events.lastSnapshotInstalled?.from)
         expect(caughtUp.snapshotIndex).toBeGreaterThanOrEqual(leaderNow.snapshotIndex)
         // Reads through the restarted follower (forwarded to the leader) see everything.
         expect(yield* getAll(cluster, follower, [...first.slice(0, 10), ...third.slice(-10)])).toEqual(

@@ -1,5 +1,6 @@
 import { Deferred, Effect, Queue, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import type { LocalAddress } from "../../src/domain/raft-transport.ts"
@@ -11,6 +12,8 @@ export interface Received {
   readonly type: number
   readonly index: number
   readonly commit: number
+  /** `performance.now()` in this process when the child reported it. */
+  readonly at: number
 }
 
 export interface ChildNode {
@@ -23,24 +26,48 @@ export interface ChildNode {
   readonly outputEnded: Effect.Effect<void>
   /** SIGTERM (graceful: the endpoint closes its connections) or SIGKILL (the path goes dark). */
   readonly stop: (signal: "SIGTERM" | "SIGKILL") => Effect.Effect<void>
+  /** SIGSTOP (true) or SIGCONT: the process and its sockets stay, nothing answers. */
+  readonly pause: (paused: boolean) => Effect.Effect<void>
 }
 
 /**
+ * The `[transport]` table of an Iroh-only child node `nodeId` bound to `bind`, with its key in
+ * `dir` (the same key across restarts) and `parent` (the test's node 1) as its one peer.
+ */
+export const irohChildTable = (
+  nodeId: number,
+  bind: string,
+  dir: string,
+  parent: LocalAddress
+): Record<string, unknown> => ({
+  mode: "iroh",
+  node_id: nodeId,
+  bind_address: bind,
+  iroh_config: { key_file: join(dir, `node${nodeId}.key`), relay_mode: "disabled" },
+  peers: [{ id: parent.nodeId, iroh_endpoint_id: parent.iroh!.endpointId, iroh_addresses: parent.iroh!.addresses }]
+})
+
+/**
  * Starts `test/support/echo-node.ts` (or another node script there, given `args` after the
- * transport table) in a child process; killed when the scope closes.
+ * transport table) in a child process; killed when the scope closes. `wrap` prefixes the
+ * command (`ip netns exec <ns>`, which execs it: the pid stays the node's).
  */
 export const spawnChildNode = (
   transportTable: Record<string, unknown>,
-  options: { readonly script?: string; readonly args?: ReadonlyArray<string> } = {}
+  options: {
+    readonly script?: string
+    readonly args?: ReadonlyArray<string>
+    readonly wrap?: (argv: ReadonlyArray<string>) => ReadonlyArray<string>
+  } = {}
 ): Effect.Effect<ChildNode, Error, Scope.Scope> =>
   Effect.gen(function*() {
     const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
+      Effect.sync(() => {
         // `--import tsx` rather than the tsx CLI: one process, so SIGKILL really kills the node.
-        spawn(process.execPath, ["--import", "tsx", script(options.script ?? "echo-node"), JSON.stringify(transportTable), ...(options.args ?? [])], {
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-      ),
+        const argv = [process.execPath, "--import", "tsx", script(options.script ?? "echo-node"), JSON.stringify(transportTable), ...(options.args ?? [])]
+        const [command, ...args] = options.wrap?.(argv) ?? argv
+        return spawn(command!, args, { stdio: ["ignore", "pipe", "pipe"] })
+      }),
       (c) => Effect.sync(() => void (c.exitCode === null && c.kill("SIGKILL")))
     )
     const exited = yield* Deferred.make<void>()
@@ -54,9 +81,9 @@ export const spawnChildNode = (
     child.stderr!.on("data", (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)))
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (!line.startsWith("{")) return
-      const parsed = JSON.parse(line) as { ready?: LocalAddress; received?: Received }
+      const parsed = JSON.parse(line) as { ready?: LocalAddress; received?: Omit<Received, "at"> }
       if (parsed.ready !== undefined) Deferred.doneUnsafe(ready, Effect.succeed(parsed.ready))
-      else if (parsed.received !== undefined) Queue.offerUnsafe(received, parsed.received)
+      else if (parsed.received !== undefined) Queue.offerUnsafe(received, { ...parsed.received, at: performance.now() })
       else Queue.offerUnsafe(lines, parsed)
     })
     child.once("exit", (code) => Deferred.doneUnsafe(ready, Effect.fail(new Error(`child exited (${code}): ${stderr}`))))
@@ -74,6 +101,7 @@ export const spawnChildNode = (
           if (child.exitCode !== null) return Effect.void
           child.kill(signal)
           return Deferred.await(exited)
-        })
+        }),
+      pause: (paused) => Effect.sync(() => void child.kill(paused ? "SIGSTOP" : "SIGCONT"))
     }
   })

@@ -23,12 +23,13 @@ export const testRaft = {
 export const startCluster = (
   transport: ClusterTransport,
   nodes: number,
-  raft: Record<string, unknown> = {}
+  raft: Record<string, unknown> = {},
+  transportOverrides: Record<string, unknown> = {}
 ): Effect.Effect<LocalCluster, Error, Scope.Scope> =>
   Effect.gen(function*() {
     const dir = tempDir("raft-cluster-test-")
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-    const cluster = yield* LocalCluster.make({ dir, nodes, transport, raft: { ...testRaft, ...raft } })
+    const cluster = yield* LocalCluster.make({ dir, nodes, transport, raft: { ...testRaft, ...raft }, transportOverrides })
     yield* cluster.startAll()
     return cluster
   })

@@ -52,9 +52,11 @@ describe("config: defaults", () => {
         strategy: {
           raft_transport: { _tag: "always_iroh" },
           fallback_to_grpc: true,
-          probe_interval_ms: 1000,
+          probe_interval_ms: 250,
           probe_timeout_ms: 1000,
           probe_failures: 3,
+          dark_after_ms: 200,
+          recovery_hold_down_ms: 1000,
           class_routes: {}
         },
         batching: {

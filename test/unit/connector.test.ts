@@ -101,3 +101,65 @@ describe("connector", () => {
       expect(connector.state).toBe("connected")
     }).pipe(Effect.scoped))
 })
+
+/** Every step waits the whole 5 s: a backoff that has grown to `max_backoff_ms`. */
+const slow = { initialMs: 5000, maxMs: 5000, jitter: 0 }
+
+describe("connector wake-up", () => {
+  it.effect("the peer connecting to this node ends the backoff: the waiting writer dials at once", () =>
+    Effect.gen(function*() {
+      const { link, state } = flakyLink()
+      const connector = yield* Connector.make(2, link, slow, yield* PubSub.unbounded<TransportEvent>())
+      yield* Effect.forkScoped(connector.acquire, { startImmediately: true })
+      expect(state.dials).toBe(1)
+      yield* TestClock.adjust("1 second")
+      expect(state.dials).toBe(1)
+      state.up = true
+      yield* connector.wake("peer 2 connected over grpc")
+      yield* TestClock.adjust("1 millis")
+      expect(state.dials).toBe(2)
+      expect(connector.state).toBe("connected")
+      // Connected: waking is a no-op.
+      yield* connector.wake("again")
+      expect(state.dials).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.effect("a woken dial that fails again backs off from the start of the schedule", () =>
+    Effect.gen(function*() {
+      const { link, state } = flakyLink()
+      const connector = yield* Connector.make(2, link, { initialMs: 100, maxMs: 5000, jitter: 0 }, yield* PubSub.unbounded<TransportEvent>())
+      yield* Effect.forkScoped(connector.acquire, { startImmediately: true })
+      // 100, 200, 400, 800 ms: five dials by 1.5 s, the next one due 1.6 s later.
+      yield* TestClock.adjust("1500 millis")
+      expect(state.dials).toBe(5)
+      yield* connector.wake("peer seen")
+      yield* TestClock.adjust("1 millis")
+      expect(state.dials).toBe(6)
+      yield* TestClock.adjust("100 millis")
+      expect(state.dials).toBe(7)
+    }).pipe(Effect.scoped))
+
+  it.effect("the first send after a quiet spell dials at once; a link in steady use keeps its backoff", () =>
+    Effect.gen(function*() {
+      const { link, state } = flakyLink()
+      const connector = yield* Connector.make(2, link, slow, yield* PubSub.unbounded<TransportEvent>())
+      // A writer whose class then went elsewhere: nobody waits on the backoff afterwards.
+      expect(yield* connector.acquireWhile(() => state.dials < 1)).toBeUndefined()
+      expect(state.dials).toBe(1)
+      yield* TestClock.adjust("500 millis")
+      // Within a second of the failure: the backoff holds.
+      const early = yield* Effect.forkScoped(connector.acquireWhile(() => state.dials < 2), { startImmediately: true })
+      yield* TestClock.adjust("1 millis")
+      expect(state.dials).toBe(1)
+      yield* TestClock.adjust("4600 millis")
+      expect(state.dials).toBe(2)
+      yield* Fiber.await(early)
+      // Two seconds of quiet after that failure: the next send dials at once.
+      yield* TestClock.adjust("2 seconds")
+      state.up = true
+      yield* Effect.forkScoped(connector.acquire, { startImmediately: true })
+      yield* TestClock.adjust("1 millis")
+      expect(state.dials).toBe(3)
+      expect(connector.state).toBe("connected")
+    }).pipe(Effect.scoped))
+})

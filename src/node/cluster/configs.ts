@@ -29,6 +29,8 @@ export interface LayoutOptions {
   readonly transport: ClusterTransport
   /** Extra keys for every node's `[raft]` table (`voters` and `data_dir` are set here). */
   readonly raft?: Record<string, unknown>
+  /** Keys for every node's `[transport]` table that replace the ones set here (e.g. `reconnect`). */
+  readonly transportOverrides?: Record<string, unknown>
 }
 
 /**
@@ -81,7 +83,8 @@ export const writeClusterConfigs = (options: LayoutOptions): Effect.Effect<Reado
           ...(spec.grpc !== undefined ? { grpc_config: { bind_address: spec.grpc } } : {}),
           reconnect: { initial_backoff_ms: 20, max_backoff_ms: 500 },
           strategy: { probe_interval_ms: 250 },
-          peers
+          peers,
+          ...options.transportOverrides
         },
         raft: { voters: ids, data_dir: spec.dataDir, ...options.raft },
         http: { bind_address: spec.http }

@@ -1,0 +1,97 @@
+/**
+ * Dark-path detection from what the transport already counts, instead of missed pings.
+ *
+ * QUIC acknowledges every ack-eliciting packet within its max ack delay (25 ms), in the
+ * peer's network stack rather than its application thread. So once this side has sent
+ * something that must be answered (a write or a ping) and datagrams went out after it, a
+ * live path brings datagrams back within about a round trip; a path that brings nothing back
+ * for `darkAfterMs` is dark. Pings on a timeout needed `probe_failures × probe_timeout_ms`
+ * (3 s by default, 4 s measured) and, on a path that came back, failed anyway while QUIC sat
+ * out its retransmission backoff (a false dark path 1.2-1.4 s into an up period); datagrams
+ * coming back say the path is up the moment it is.
+ *
+ * Pure state: the owner feeds it sends and counter samples with their clock times.
+ */
+export interface DarkWatchOptions {
+  /** Nothing received for this long after an unanswered send declares the path dark. */
+  readonly darkAfterMs: number
+}
+
+/** Datagram counters of a connection at one moment. */
+export interface ActivitySample {
+  readonly txDatagrams: number
+  readonly rxDatagrams: number
+  /**
+   * The transport's own RTT estimate, if it has one. QUIC's, measured in its network stack,
+   * not a ping's: a ping's round trip also holds both event loops' delays (200 ms and more
+   * on a loaded machine), which would raise the threshold for no reason.
+   */
+  readonly rttMs?: number | undefined
+}
+
+/** Where a path stands after a sample: fine, or dark with how long it has been silent. */
+export type DarkVerdict =
+  | { readonly _tag: "Alive" }
+  | { readonly _tag: "Dark"; readonly silentMs: number }
+
+const alive: DarkVerdict = { _tag: "Alive" }
+
+/**
+ * The floor on the silence that counts as dark, given the path's smoothed RTT: two round
+ * trips plus the ack delay of both ends, so a slow but live path is never taken for a dark one.
+ */
+export const darkAfterFor = (configuredMs: number, rttMs: number | undefined): number =>
+  rttMs === undefined ? configuredMs : Math.max(configuredMs, Math.ceil(2 * rttMs + 50))
+
+export class DarkWatch {
+  private rx: number | undefined
+  private tx: number | undefined
+  /** When the first send not yet followed by anything received was made. */
+  private unansweredSince: number | undefined
+  /** `tx` as of the last sample before `unansweredSince`: datagrams must go out after it. */
+  private txAtUnanswered: number | undefined
+  private lastHeardAt: number
+
+  /** `now`: when the connection was established (it was heard from then). */
+  constructor(private readonly options: DarkWatchOptions, now: number) {
+    this.lastHeardAt = now
+  }
+
+  /** When a sample last saw datagrams arrive. */
+  get heardAt(): number {
+    return this.lastHeardAt
+  }
+
+  /** Something that the peer must acknowledge was handed to the connection at `now`. */
+  noteSent(now: number): void {
+    if (this.unansweredSince !== undefined) return
+    this.unansweredSince = now
+    this.txAtUnanswered = this.tx
+  }
+
+  /**
+   * A sample of the counters at `now`. Dark when a send has waited `darkAfterMs` (raised for
+   * a slow path, see `darkAfterFor`) with datagrams sent since and none received.
+   */
+  sample(now: number, activity: ActivitySample): DarkVerdict {
+    const heard = this.rx !== undefined && activity.rxDatagrams > this.rx
+    this.rx = activity.rxDatagrams
+    this.tx = activity.txDatagrams
+    if (heard) {
+      this.lastHeardAt = now
+      this.unansweredSince = undefined
+      this.txAtUnanswered = undefined
+      return alive
+    }
+    const since = this.unansweredSince
+    if (since === undefined) return alive
+    // Nothing went out yet (flow control, congestion window): nothing can have come back, and
+    // the wait for an answer starts no earlier than now.
+    if (this.txAtUnanswered !== undefined && activity.txDatagrams <= this.txAtUnanswered) {
+      this.unansweredSince = now
+      return alive
+    }
+    const silentMs = now - since
+    return silentMs >= darkAfterFor(this.options.darkAfterMs, activity.rttMs) ? { _tag: "Dark", silentMs } : alive
+  }
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest"
+import { DarkWatch, darkAfterFor } from "../../src/peer/dark-watch.ts"
+
+const counts = (txDatagrams: number, rxDatagrams: number) => ({ txDatagrams, rxDatagrams })
+
+describe("dark watch", () => {
+  it("a send followed by datagrams out and nothing back for darkAfterMs is a dark path", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    expect(watch.sample(0, counts(10, 10))._tag).toBe("Alive")
+    watch.noteSent(5)
+    expect(watch.sample(25, counts(11, 10))._tag).toBe("Alive")
+    expect(watch.sample(200, counts(13, 10))._tag).toBe("Alive")
+    expect(watch.sample(205, counts(13, 10))).toEqual({ _tag: "Dark", silentMs: 200 })
+  })
+
+  it("anything received answers every send before it", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    watch.sample(0, counts(10, 10))
+    watch.noteSent(5)
+    expect(watch.sample(150, counts(12, 11))._tag).toBe("Alive")
+    // Nothing sent since: silence is not darkness.
+    expect(watch.sample(1000, counts(12, 11))._tag).toBe("Alive")
+    watch.noteSent(1000)
+    expect(watch.sample(1199, counts(13, 11))._tag).toBe("Alive")
+    expect(watch.sample(1200, counts(13, 11))._tag).toBe("Dark")
+  })
+
+  it("a send that could not go out (flow control) is not yet waiting for an answer", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    watch.sample(0, counts(10, 10))
+    watch.noteSent(5)
+    expect(watch.sample(500, counts(10, 10))._tag).toBe("Alive")
+    expect(watch.sample(525, counts(11, 10))._tag).toBe("Alive")
+    expect(watch.sample(699, counts(11, 10))._tag).toBe("Alive")
+    expect(watch.sample(700, counts(11, 10))._tag).toBe("Dark")
+  })
+
+  it("a slow path gets two round trips and both ack delays", () => {
+    expect(darkAfterFor(200, undefined)).toBe(200)
+    expect(darkAfterFor(200, 40)).toBe(200)
+    expect(darkAfterFor(200, 150)).toBe(350)
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    watch.sample(0, counts(10, 10))
+    watch.noteSent(0)
+    expect(watch.sample(300, { ...counts(11, 10), rttMs: 150 })._tag).toBe("Alive")
+    expect(watch.sample(350, { ...counts(11, 10), rttMs: 150 })._tag).toBe("Dark")
+  })
+})
