@@ -22,6 +22,9 @@ import type { RaftEvent, RaftStatus } from "./events.ts"
 import { makeInboundGuard } from "./inbound-guard.ts"
 import { Membership } from "./membership.ts"
 import { contextKey } from "./messages.ts"
+import { type PendingProposal, PendingRequests, type ProposeError, type ReadError } from "./pending-requests.ts"
+
+export type { ProposeError, ReadError } from "./pending-requests.ts"
 import type { StateMachine } from "./state-machine.ts"
 import type { RaftStorage, SnapshotRecord } from "./storage.ts"
 
@@ -31,10 +34,6 @@ export interface RequestOptions {
   readonly timeoutMs?: number | undefined
 }
 
-/** How a proposal can fail: no leader, no commit in time, or known lost. */
-export type ProposeError = NotLeader | NoQuorum | ProposalDropped
-/** How a linearizable read can fail: no leader, or no quorum confirmed it in time. */
-export type ReadError = NotLeader | NoQuorum
 
 /** A running Raft node applying committed entries to a `StateMachine<R>`. */
 export interface RaftNode<R> {
@@ -73,30 +72,8 @@ export interface RaftNodeOptions<R> {
   readonly stateMachine: StateMachine<R>
 }
 
-interface PendingProposal<R> {
-  readonly deferred: Deferred.Deferred<R, ProposeError>
-  readonly deadline: number
-  readonly timeoutMs: number
-  /** Set when appended by this node as leader: another entry at this index means it was lost. */
-  readonly index: number | undefined
-  /** Set while forwarded: to whom, and what to send on if that node refuses it. */
-  readonly forwarded?: { readonly to: NodeId; readonly data: Uint8Array; readonly context: Uint8Array; readonly hops: number }
-}
-
 /** How many times a refused forwarded proposal is sent on to the next known leader. */
 const MAX_FORWARD_HOPS = 3
-
-interface PendingRead {
-  readonly deadline: number
-  readonly timeoutMs: number
-  /** The request id, sent again when the read is asked of a new leader. */
-  readonly context: Uint8Array
-  /** Who was asked for the read index: this node as leader, else the leader it believed in. */
-  askedOf: NodeId | undefined
-  index: number | undefined
-  readonly run: () => void
-  readonly fail: (error: ReadError) => void
-}
 
 type Input<R> =
   | { readonly _tag: "Messages"; readonly messages: ReadonlyArray<RaftMessage> }
@@ -186,9 +163,8 @@ export const makeRaftNode = <R>(
 
     const mailbox = yield* Queue.bounded<Input<R>>(MAILBOX_CAPACITY)
     const events = yield* PubSub.sliding<RaftEvent>({ capacity: 1024, replay: EVENT_REPLAY })
-    const proposals = new Map<string, PendingProposal<R>>()
-    const proposalAt = new Map<number, string>()
-    const reads = new Map<string, PendingRead>()
+    const pending = new PendingRequests<R>()
+    const { proposals, proposalAt, reads } = pending
 
     /** A fresh request id: the bytes that travel in a context, and the key it is tracked by. */
     const newRequest = () => {
@@ -207,38 +183,15 @@ export const makeRaftNode = <R>(
         ...(detail !== undefined ? { detail } : {})
       })
 
-    const settleProposal = (key: string, exit: Exit.Exit<R, ProposeError>) => {
-      const p = proposals.get(key)
-      if (p === undefined) return
-      proposals.delete(key)
-      if (p.index !== undefined) proposalAt.delete(p.index)
-      Deferred.doneUnsafe(p.deferred, exit)
-    }
-    const failProposal = (key: string, error: ProposeError) => settleProposal(key, Exit.fail(error))
-
-    const failRead = (key: string, error: ReadError) => {
-      const r = reads.get(key)
-      if (r === undefined) return
-      reads.delete(key)
-      r.fail(error)
-    }
-
-    const failAll = (reason: string) => {
-      for (const key of proposals.keys()) {
-        failProposal(key, new ProposalDropped({ node: id, term: core.term, reason }))
-      }
-      for (const key of reads.keys()) failRead(key, new NotLeader({ node: id, term: core.term, leader: undefined }))
-    }
-
-    /** Requests past their deadline fail with `NoQuorum`: the caller never waits forever. */
-    const expire = (now: number) => {
-      for (const [key, p] of proposals) {
-        if (p.deadline <= now) failProposal(key, noQuorum("propose", p.timeoutMs, now))
-      }
-      for (const [key, r] of reads) {
-        if (r.deadline <= now) failRead(key, noQuorum("read", r.timeoutMs, now))
-      }
-    }
+    const settleProposal = (key: string, exit: Exit.Exit<R, ProposeError>) => pending.settleProposal(key, exit)
+    const failProposal = (key: string, error: ProposeError) => pending.failProposal(key, error)
+    const failRead = (key: string, error: ReadError) => pending.failRead(key, error)
+    const failAll = (reason: string) =>
+      pending.failAll(
+        () => new ProposalDropped({ node: id, term: core.term, reason }),
+        () => new NotLeader({ node: id, term: core.term, leader: undefined })
+      )
+    const expire = (now: number) => pending.expire(now, (operation, timeoutMs) => noQuorum(operation, timeoutMs, now))
 
     /** Appends (as leader) or forwards a proposal and records it as pending; fails it at once otherwise. */
     const propose = (
@@ -252,11 +205,10 @@ export const makeRaftNode = <R>(
       const outcome = core.propose(data, context, now)
       switch (outcome._tag) {
         case "Appended":
-          proposals.set(key, { ...request, index: outcome.index })
-          proposalAt.set(outcome.index, key)
+          pending.addProposal(key, { ...request, index: outcome.index })
           return
         case "Forwarded":
-          proposals.set(key, { ...request, index: undefined, forwarded: { to: outcome.leader, data, context, hops } })
+          pending.addProposal(key, { ...request, index: undefined, forwarded: { to: outcome.leader, data, context, hops } })
           return
         case "NotLeader":
           Deferred.doneUnsafe(request.deferred, Exit.fail(new NotLeader({ node: id, term: core.term, leader: undefined })))
