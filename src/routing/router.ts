@@ -145,6 +145,10 @@ export class PeerRouter {
         rtt.grpc === undefined ? Effect.void : Metric.update(Metric.withAttributes(M.rttMs, { peer, transport: "grpc" }), rtt.grpc)
       ], { discard: true })
       if (this.options.strategy._tag !== "adaptive" || this.options.mode !== "dual") return gauges
+      // While Iroh is down or held down after a fallback, its samples come from a dying or an
+      // untrusted new session (a loaded machine showed 50 ms pings right after a reconnect on
+      // a 25 ms path): the choice made before the fallback stands until Iroh has recovered.
+      if (this.irohDown !== undefined) return gauges
       const choice = preferredTransport(this.options.strategy, this.preferred, rtt)
       if (choice.transport === this.preferred) return gauges
       this.preferred = choice.transport
