@@ -1,4 +1,4 @@
-import { Effect, Exit, Queue } from "effect"
+import { Effect, Exit, Queue, Stream } from "effect"
 import { PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { RaftMessage } from "../message/types.ts"
 import type { ElectionActivity } from "../domain/election-activity.ts"
@@ -144,5 +144,10 @@ export class InboundMailbox {
       Effect.logInfo(`discarded ${discarded} inbound message(s) whose connection ended before they were taken; their sender counted them as lost`),
       next
     )
+  }
+
+  /** Inbound messages as a stream, in the order `receive` gives them. */
+  get messages(): Stream.Stream<RaftMessage> {
+    return Stream.fromEffectRepeat(this.receiveBatch(256)).pipe(Stream.flattenIterable)
   }
 }

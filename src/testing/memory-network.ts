@@ -151,7 +151,7 @@ export class MemoryNetwork {
         },
         receive: mailbox.receive,
         receiveBatch: (max) => mailbox.receiveBatch(max),
-        messages: Stream.fromEffectRepeat(mailbox.receiveBatch(256)).pipe(Stream.flattenIterable),
+        messages: mailbox.messages,
         events: Stream.fromPubSub(events),
         addPeer: (peer: PeerAddress) =>
           Effect.gen(function*() {

@@ -186,7 +186,7 @@ export const makeRaftTransport = (
       },
       receive: mailbox.receive,
       receiveBatch: (max) => mailbox.receiveBatch(max),
-      messages: Stream.fromEffectRepeat(mailbox.receiveBatch(256)).pipe(Stream.flattenIterable),
+      messages: mailbox.messages,
       events: Stream.fromPubSub(events),
       addPeer: (peer) =>
         Effect.gen(function*() {
