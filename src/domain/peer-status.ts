@@ -11,6 +11,11 @@ export interface LinkStatus {
   readonly consecutiveFailures: number
   readonly lastFailure: string | undefined
   readonly rttMs: number | undefined
+  /**
+   * Messages written on the current session that the peer has not confirmed taking yet: they
+   * are counted as `link_failed` if the session is lost now (0 while not connected).
+   */
+  readonly unconfirmed: number
 }
 
 /** A peer's links, queue depths and routes, as `peerStatus` and `peers` report them. */

@@ -146,7 +146,8 @@ export class PeerActor {
         state: c.state,
         consecutiveFailures: c.consecutiveFailures,
         lastFailure: c.lastFailure,
-        rttMs: c.rttMs()
+        rttMs: c.rttMs(),
+        unconfirmed: c.unconfirmed()
       })),
       queued: this.queues.map((q) => q.size),
       routes: priorityClasses.map((cls) => this.options.routes.route(cls))

@@ -116,6 +116,11 @@ export class Connector {
     return heardAt === undefined || performance.now() - heardAt() <= ms
   }
 
+  /** Messages written on the current session and not yet confirmed by the peer. */
+  unconfirmed(): number {
+    return this.live?.session.ledger.unconfirmed() ?? 0
+  }
+
   /** The current session's RTT, if connected and known. */
   rttMs(): number | undefined {
     return this.live?.session.rttMs()

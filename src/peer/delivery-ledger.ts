@@ -15,6 +15,8 @@ export interface DeliveryLedger {
    * was closed and that no acknowledgement covers.
    */
   written(cls: PriorityClass, count: number): number
+  /** Messages written on this session that the peer has not confirmed yet (0 once closed). */
+  unconfirmed(): number
   /**
    * Ends the ledger when its session is lost: per class, the messages written and never
    * confirmed. Later calls return zeros.
@@ -62,6 +64,11 @@ export class AckLedger implements DeliveryLedger {
     return this.acked[cls]!
   }
 
+  unconfirmed(): number {
+    if (this.surplus !== undefined) return 0
+    return this.sent.reduce((n, sent, cls) => n + Math.max(0, sent - this.acked[cls]!), 0)
+  }
+
   close(): ReadonlyArray<number> {
     if (this.surplus !== undefined) return zeros()
     this.surplus = this.acked.map((acked, cls) => Math.max(0, acked - this.sent[cls]!))
@@ -78,7 +85,7 @@ export class AckLedger implements DeliveryLedger {
 export class ProbeLedger implements DeliveryLedger {
   readonly acknowledged = false
   /** Writes not yet confirmed by an answered probe (oldest first). */
-  private readonly unconfirmed: Array<{ readonly at: number; readonly cls: PriorityClass; readonly count: number }> = []
+  private readonly pending: Array<{ readonly at: number; readonly cls: PriorityClass; readonly count: number }> = []
   private closed = false
 
   /** `confirmedAt`: `performance.now()` when the last answered probe was sent (0 before any). */
@@ -87,8 +94,14 @@ export class ProbeLedger implements DeliveryLedger {
   written(cls: PriorityClass, count: number): number {
     if (this.closed) return count
     this.dropConfirmed()
-    this.unconfirmed.push({ at: performance.now(), cls, count })
+    this.pending.push({ at: performance.now(), cls, count })
     return 0
+  }
+
+  unconfirmed(): number {
+    if (this.closed) return 0
+    this.dropConfirmed()
+    return this.pending.reduce((n, w) => n + w.count, 0)
   }
 
   close(): ReadonlyArray<number> {
@@ -96,13 +109,13 @@ export class ProbeLedger implements DeliveryLedger {
     if (this.closed) return lost
     this.closed = true
     this.dropConfirmed()
-    for (const w of this.unconfirmed) lost[w.cls]! += w.count
-    this.unconfirmed.length = 0
+    for (const w of this.pending) lost[w.cls]! += w.count
+    this.pending.length = 0
     return lost
   }
 
   private dropConfirmed(): void {
     const confirmed = this.confirmedAt()
-    while (this.unconfirmed.length > 0 && this.unconfirmed[0]!.at <= confirmed) this.unconfirmed.shift()
+    while (this.pending.length > 0 && this.pending[0]!.at <= confirmed) this.pending.shift()
   }
 }
