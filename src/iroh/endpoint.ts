@@ -21,6 +21,15 @@ export interface IrohEndpointOptions {
 }
 
 /**
+ * How long closing the endpoint may hold up the scope that owns it. Iroh waits for every
+ * connection to drain (three probe timeouts): 0-160 ms on loopback, but 10.7 s for a
+ * connection to a peer that was stopped for seconds (its round-trip estimate grew with the
+ * late acknowledgements). The connections' closes are sent at once; the drain only answers
+ * stray packets, and goes on in the background.
+ */
+const CLOSE_WAIT_MS = 1000
+
+/**
  * A bound Iroh endpoint, closed when the scope closes, on this thread or in a worker. Relays
  * are off unless configured (see `bindEndpoint`).
  */
@@ -39,7 +48,14 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
         catch: (cause) => new TransportStartFailed({ transport: "iroh", cause: irohErrorMessage(cause) })
       }),
       (host) =>
-        Effect.tryPromise(() => host.close()).pipe(
+        // `_signal`: the wait can be given up (see irohCall).
+        Effect.tryPromise((_signal) => host.close()).pipe(
+          Effect.timeoutOption(CLOSE_WAIT_MS),
+          Effect.flatMap((closed) =>
+            closed._tag === "Some" ? Effect.void : Effect.logInfo(
+              `the iroh endpoint is still closing after ${CLOSE_WAIT_MS} ms (its connections draining); not waiting for it`
+            )
+          ),
           Effect.catch((error) => Effect.logWarning(`closing the iroh endpoint failed: ${irohErrorMessage(error)}`))
         )
     )

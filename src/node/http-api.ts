@@ -298,7 +298,8 @@ const statusBody = (
           state: l.state,
           consecutiveFailures: l.consecutiveFailures,
           lastFailure: orNull(l.lastFailure),
-          rttMs: orNull(l.rttMs)
+          rttMs: orNull(l.rttMs),
+          unconfirmed: l.unconfirmed
         })),
         queued: Object.fromEntries(classNames.map((name, i) => [name, p.queued[i] ?? 0]))
       })),

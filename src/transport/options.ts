@@ -100,7 +100,7 @@ export const compressionOptions = (config: TransportConfig): CompressionOptions 
 
 export const irohLinkOptions = (
   config: TransportConfig
-): Omit<IrohLinkOptions, "endpoint" | "peer" | "address"> => ({
+): Omit<IrohLinkOptions, "endpoint" | "peer" | "address" | "abandoned"> => ({
   connectTimeoutMs: config.iroh_config.connect_timeout_ms,
   compression: compressionOptions(config),
   maxFrameBytes: config.max_frame_bytes,
