@@ -21,6 +21,11 @@ export { getMetrics, type HttpReply, type NodeStatus, type Sample } from "./clus
 
 export interface ClusterOptions extends LayoutOptions {
   readonly logLevel?: string
+  /**
+   * Extra Node flags for every node process, e.g. `--cpu-prof --cpu-prof-dir=<dir>` (Node
+   * refuses those in NODE_OPTIONS); a profile is written when a node exits on SIGTERM or SIGINT.
+   */
+  readonly nodeFlags?: ReadonlyArray<string>
 }
 
 /**
@@ -74,7 +79,7 @@ export class LocalCluster {
       if (existing !== undefined && existing.proc.running()) return existing.proc
       if (existing !== undefined) yield* Scope.close(existing.scope, Exit.void)
       const scope = yield* Scope.fork(this.scope)
-      const proc = yield* spawnNode(this.spec(id), this.options.logLevel).pipe(
+      const proc = yield* spawnNode(this.spec(id), this.options.logLevel, this.options.nodeFlags).pipe(
         Scope.provide(scope),
         Effect.onError(() => Scope.close(scope, Exit.void))
       )

@@ -4,8 +4,12 @@
  * (`propose`, `readIndex`), then take its `ready()` output and carry it out in order:
  *
  *   1. persist the hard state, the new entries and any installed snapshot;
- *   2. only then send the messages (votes and acknowledgements promise persisted state);
- *   3. apply newly committed entries, answer reads.
+ *   2. only then send the messages that promise persisted state (votes, acknowledgements);
+ *      a leader's appends may go out while its own write is in flight;
+ *   3. apply newly committed entries that are durable here, answer reads;
+ *
+ * and report each completed write with `persistedTo`: a leader counts itself in a quorum only
+ * for entries on its disk.
  *
  * Section references are to the extended Raft paper (Ongaro & Ousterhout) and, where marked,
  * to Ongaro's thesis.
@@ -331,6 +335,16 @@ export class RaftCore {
 
   appliedTo(index: number): void {
     this.log.appliedTo(index)
+  }
+
+  /**
+   * Storage made the log durable up to `index` (whose entry has `term`). The leader's own
+   * entries count toward a quorum from here on (thesis §10.2.1: it writes in parallel with
+   * replicating, and counts itself only once durable).
+   */
+  persistedTo(index: number, term: number): void {
+    this.log.stableTo(index, term)
+    if (this.role === "leader" && this.maybeCommit()) this.broadcastCommit = true
   }
 
   // ---------------------------------------------------------------------------
@@ -679,7 +693,7 @@ export class RaftCore {
    */
   private maybeCommit(): boolean {
     const n = this.config.membership.committedIndex((v) =>
-      v === this.id ? this.log.lastIndex() : (this.progress.get(v)?.match ?? 0)
+      v === this.id ? this.log.durable : (this.progress.get(v)?.match ?? 0)
     )
     if (n <= this.log.committed || this.log.term(n) !== this.term) return false
     this.log.commitTo(n)

@@ -20,19 +20,26 @@
  * advance: it is only a hint (a restarted node re-learns it from the leader), and writing it
  * each time would cost a rename and two fsyncs per batch.
  *
- * I/O is synchronous (node:fs `*Sync`): the node loop must not act before a write is durable
- * anyway, the order of writes is then obvious, and it keeps the node deterministic under the
- * test clock. The price is that an fsync blocks the event loop for its duration.
+ * Appending entries, the write of every round, runs on libuv's thread pool (`fs.write`), so
+ * the event loop goes on reading the network, heartbeating and answering while the disk works
+ * (a synchronous fdatasync here took 0.2 ms at p50 and 2.6 ms at p99, and held every fiber of
+ * the process meanwhile). The log is opened with `O_DSYNC` (unless `sync = "never"`): each write
+ * returns once its data is durable, one pool round trip instead of a write and an fdatasync.
+ * The node has at most one write in flight (`write-pipeline.ts`), so the order on disk is the
+ * order of the calls. The rare rest (hard-state and snapshot files, truncating a conflicting
+ * suffix, compaction) stays synchronous: it is ordered before the append it precedes, and an
+ * election or a snapshot is worth a short block.
  */
 import {
   closeSync,
-  fdatasyncSync,
+  constants,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
+  write as writeAsync,
   writeSync
 } from "node:fs"
 import { join } from "node:path"
@@ -74,6 +81,21 @@ const writeAll = (fd: number, bytes: Uint8Array): void => {
   let written = 0
   while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written)
 }
+
+/** `writeAll` on the thread pool; `onDone` gets the error, if any. */
+const writeAllAsync = (fd: number, bytes: Uint8Array, onDone: (error: NodeJS.ErrnoException | null) => void): void => {
+  const from = (at: number) =>
+    writeAsync(fd, bytes, at, bytes.length - at, null, (error, n) => {
+      if (error !== null) return onDone(error)
+      if (at + n < bytes.length) return from(at + n)
+      onDone(null)
+    })
+  from(0)
+}
+
+/** The log's flags: appending, and with `O_DSYNC` every write is durable when it returns. */
+const logFlags = (sync: SyncPolicy): number =>
+  constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (sync === "never" ? 0 : constants.O_DSYNC)
 
 const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0))
@@ -167,6 +189,8 @@ const persistedStateOf = (state: DirState): PersistedState => ({
 export class FileStorage implements RaftStorage {
   private fd: number
   private closed = false
+  /** Appends on the thread pool (at most one: the node writes one batch at a time). */
+  private appending = 0
   /** What `open` recovered, until the first write: the node's `load` right after need not read the log again. */
   private recovered: PersistedState | undefined
 
@@ -176,7 +200,7 @@ export class FileStorage implements RaftStorage {
     private hardState: HardState,
     private index: LogIndex
   ) {
-    this.fd = openSync(this.path(LOG), "a")
+    this.fd = openSync(this.path(LOG), logFlags(sync))
   }
 
   /** Opens (creating if needed) the storage in `dir` and recovers what it holds. */
@@ -221,9 +245,36 @@ export class FileStorage implements RaftStorage {
   }
 
   write(batch: WriteBatch): Effect.Effect<void, StorageError> {
-    return Effect.try({
-      try: () => this.writeUnsafe(batch),
-      catch: (cause) => cause instanceof StorageError ? cause : new StorageError({ operation: "write", path: this.dir, cause })
+    const fail = (cause: unknown) => cause instanceof StorageError ? cause : new StorageError({ operation: "write", path: this.dir, cause })
+    return Effect.suspend(() => {
+      let records: ReadonlyArray<Uint8Array>
+      try {
+        records = this.prepareUnsafe(batch)
+      } catch (cause) {
+        return Effect.fail(fail(cause))
+      }
+      const hardState = Effect.try({ try: () => this.writeHardStateUnsafe(batch), catch: fail })
+      if (records.length === 0) return hardState
+      const fd = this.fd
+      const chunks = this.sync === "always" ? records : [concat(records)]
+      const append = Effect.callback<void, StorageError>((resume) => {
+        this.appending++
+        const settle = (result: Effect.Effect<void, StorageError>) => {
+          // An interrupted node may have closed the storage meanwhile: the descriptor is closed
+          // only now, so no later open can reuse its number under this write.
+          if (--this.appending === 0 && this.closed) closeSync(fd)
+          resume(result)
+        }
+        const next = (i: number) => {
+          if (i === chunks.length) return settle(Effect.void)
+          writeAllAsync(fd, chunks[i]!, (error) => {
+            if (error !== null) return settle(Effect.fail(new StorageError({ operation: "append", path: this.path(LOG), cause: error })))
+            next(i + 1)
+          })
+        }
+        next(0)
+      })
+      return Effect.andThen(append, hardState)
     })
   }
 
@@ -235,7 +286,7 @@ export class FileStorage implements RaftStorage {
     return Effect.sync(() => {
       if (this.closed) return
       this.closed = true
-      closeSync(this.fd)
+      if (this.appending === 0) closeSync(this.fd)
     })
   }
 
@@ -243,14 +294,22 @@ export class FileStorage implements RaftStorage {
     return join(this.dir, name)
   }
 
-  private writeUnsafe(batch: WriteBatch): void {
+  /**
+   * The synchronous part of a write, in batch order: the snapshot, cutting a conflicting suffix,
+   * the index of the new records; returns the records to append.
+   */
+  private prepareUnsafe(batch: WriteBatch): ReadonlyArray<Uint8Array> {
     if (this.closed) throw new StorageError({ operation: "write", path: this.dir, cause: "storage is closed" })
     this.recovered = undefined
     if (batch.snapshot !== undefined) {
       this.writeFileAtomic(SNAPSHOT, encodeSnapshotRecord(batch.snapshot))
       this.compactTo(batch.snapshot.metadata)
     }
-    if (batch.entries !== undefined && batch.entries.length > 0) this.appendEntries(batch.entries)
+    return batch.entries !== undefined && batch.entries.length > 0 ? this.indexEntries(batch.entries) : []
+  }
+
+  /** The hard state after the entries; only a new term or vote (or a snapshot) is written. */
+  private writeHardStateUnsafe(batch: WriteBatch): void {
     const hs = batch.hardState
     if (hs !== undefined) {
       const changed = hs.term !== this.hardState.term || hs.vote !== this.hardState.vote
@@ -261,7 +320,8 @@ export class FileStorage implements RaftStorage {
     }
   }
 
-  private appendEntries(entries: ReadonlyArray<Entry>): void {
+  /** Cuts a conflicting suffix, records where each new entry will be; returns their records. */
+  private indexEntries(entries: ReadonlyArray<Entry>): ReadonlyArray<Uint8Array> {
     const first = entries[0]!.index
     const ix = this.index
     const count = ix.offsets.length
@@ -294,15 +354,7 @@ export class FileStorage implements RaftStorage {
       ix.terms.push(entries[i]!.term)
       ix.size += records[i]!.length
     }
-    if (this.sync === "always") {
-      for (const record of records) {
-        writeAll(this.fd, record)
-        fdatasyncSync(this.fd)
-      }
-    } else {
-      writeAll(this.fd, concat(records))
-      if (this.sync === "batch") fdatasyncSync(this.fd)
-    }
+    return records
   }
 
   /** Drops entries up to the snapshot (all of them if the log disagrees with it, §7). */
@@ -328,7 +380,7 @@ export class FileStorage implements RaftStorage {
     const retained = readFileSync(this.path(LOG)).subarray(start, ix.size)
     closeSync(this.fd)
     this.writeFileAtomic(LOG, retained)
-    this.fd = openSync(this.path(LOG), "a")
+    this.fd = openSync(this.path(LOG), logFlags(this.sync))
     this.index = {
       firstIndex: snapshot.index + 1,
       offsets: ix.offsets.slice(keepFrom).map((o) => o - start),

@@ -3,7 +3,9 @@
  * since, all in memory (compaction keeps this bounded), plus the commit and apply indexes.
  *
  * It also remembers the lowest index changed since the last `markStable()`, so the node knows
- * which suffix to hand to storage before acting on it.
+ * which suffix to hand to storage, and the last index known durable (`durable`): storage writes
+ * complete after the node has moved on (they run off its loop), so what was handed to storage
+ * and what is on disk differ while a write is in flight.
  */
 import type { Entry } from "../message/types.ts"
 
@@ -13,6 +15,11 @@ export class RaftLog {
   private unstableFrom: number
   committed: number
   applied: number
+  /**
+   * The last index whose entry (as this log holds it now) is on stable storage. A leader counts
+   * itself in a quorum only up to here (thesis §10.2.1); nothing past it is applied.
+   */
+  durable: number
 
   constructor(
     private snapIndex: number,
@@ -22,6 +29,7 @@ export class RaftLog {
   ) {
     this.entries = [...entries]
     this.unstableFrom = this.lastIndex() + 1
+    this.durable = this.lastIndex()
     // The persisted commit is a hint; it can never exceed what the log holds.
     this.committed = Math.min(Math.max(committed, snapIndex), this.lastIndex())
     this.applied = snapIndex
@@ -107,6 +115,8 @@ export class RaftLog {
           throw new Error(`conflict at committed index ${e.index} (committed ${this.committed})`)
         }
         this.entries.length = e.index - this.snapIndex - 1
+        // A write in flight may still land the replaced entries: they count for nothing.
+        this.durable = Math.min(this.durable, e.index - 1)
       }
       this.unstableFrom = Math.min(this.unstableFrom, e.index)
       this.entries.push(...entries.slice(k))
@@ -166,6 +176,16 @@ export class RaftLog {
     this.committed = Math.max(this.committed, index)
     this.applied = index
     this.unstableFrom = index + 1
+    this.durable = Math.min(this.durable, index)
+  }
+
+  /**
+   * A storage write that held the log up to `index`, whose entry had `term`, completed. If that
+   * entry was replaced meanwhile (another term at `index`, or gone), the write proves nothing:
+   * a later write carries the replacement (etcd raft's `stableTo` rule).
+   */
+  stableTo(index: number, term: number): void {
+    if (index > this.durable && index <= this.lastIndex() && this.term(index) === term) this.durable = index
   }
 
   /** Entries to persist before acting on them. */

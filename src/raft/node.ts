@@ -7,8 +7,10 @@
  * - client requests (propose, read, status), each with a `Deferred` for the reply.
  *
  * Per batch of inputs it steps the core, then carries out the core's `Ready` in the order
- * Raft requires: persist, send, apply (see `core.ts`). Requests carry their own deadline and
- * are failed by the ticker-driven check, so no caller waits forever.
+ * Raft requires: persist, send, apply (see `core.ts`). Persisting runs off the loop
+ * (`write-pipeline.ts`): the loop keeps going while a write is in flight, messages that promise
+ * durability wait for it, and its completion comes back through the mailbox. Requests carry
+ * their own deadline and are failed by the ticker-driven check, so no caller waits forever.
  */
 import { randomUUID } from "node:crypto"
 import { Cause, Clock, Deferred, Effect, Exit, PubSub, Queue, Random, type Scope, Stream } from "effect"
@@ -27,6 +29,7 @@ import { type PendingProposal, PendingRequests, type ProposeError, type ReadErro
 export type { ProposeError, ReadError } from "./pending-requests.ts"
 import type { StateMachine } from "./state-machine.ts"
 import type { RaftStorage, SnapshotRecord } from "./storage.ts"
+import { WritePipeline } from "./write-pipeline.ts"
 
 /** Per-call options of `propose` and `read`. */
 export interface RequestOptions {
@@ -93,6 +96,7 @@ type Input<R> =
   | { readonly _tag: "Status"; readonly deferred: Deferred.Deferred<RaftStatus> }
   | { readonly _tag: "Unreachable"; readonly peer: NodeId }
   | { readonly _tag: "Transfer"; readonly to: NodeId; readonly deferred: Deferred.Deferred<void, NotLeader> }
+  | { readonly _tag: "Persisted"; readonly seq: number; readonly exit: Exit.Exit<void, StorageError> }
 
 const MAILBOX_CAPACITY = 4096
 /** Events a late subscriber still receives (see `RaftNode.events`). */
@@ -162,6 +166,14 @@ export const makeRaftNode = <R>(
     }, persisted, yield* Clock.currentTimeMillis)
 
     const mailbox = yield* Queue.bounded<Input<R>>(MAILBOX_CAPACITY)
+    const writes = new WritePipeline({
+      storage,
+      scope: yield* Effect.scope,
+      hardState: persisted.hardState,
+      // Unbounded in effect: at most one write is in flight, so at most one completion waits.
+      notify: (seq, exit) => Effect.asVoid(Queue.offer(mailbox, { _tag: "Persisted", seq, exit })),
+      onDurable: (index, term) => core.persistedTo(index, term)
+    })
     const events = yield* PubSub.sliding<RaftEvent>({ capacity: 1024, replay: EVENT_REPLAY })
     const pending = new PendingRequests<R>()
     const { proposals, proposalAt, reads } = pending
@@ -277,6 +289,8 @@ export const makeRaftNode = <R>(
         case "Unreachable":
           core.reportUnreachable(input.peer, now)
           return
+        case "Persisted":
+          return // taken by the loop (it may fail it), never handled here
         case "Transfer": {
           const outcome = core.transferLeadership(input.to, now)
           Deferred.doneUnsafe(
@@ -347,11 +361,14 @@ export const makeRaftNode = <R>(
     /** Applies committed entries in log order (§5.3: "apply log[lastApplied] to state machine"). */
     const applyCommitted: Effect.Effect<void> = Effect.suspend(() => {
       const log = core.log
-      if (log.applied >= log.committed) return Effect.void
-      const upTo = Math.min(log.committed, log.applied + APPLY_CHUNK)
+      // Only what is on this node's disk too: a follower may learn an entry is committed
+      // before its own write of it completes.
+      const applicable = Math.min(log.committed, log.durable)
+      if (log.applied >= applicable) return Effect.void
+      const upTo = Math.min(applicable, log.applied + APPLY_CHUNK)
       for (let i = log.applied + 1; i <= upTo; i++) applyEntry(log.entry(i)!)
       core.appliedTo(upTo)
-      return upTo < log.committed ? Effect.andThen(Effect.yieldNow, applyCommitted) : Effect.void
+      return upTo < applicable ? Effect.andThen(Effect.yieldNow, applyCommitted) : Effect.void
     })
 
     const serveReads = () => {
@@ -363,38 +380,62 @@ export const makeRaftNode = <R>(
       }
     }
 
-    /** §7: snapshot the state machine and compact the log every `snapshot_threshold` entries. */
-    const maybeSnapshot = Effect.suspend(() => {
-      const log = core.log
-      if (log.applied - log.snapshotIndex < config.snapshot_threshold) return Effect.succeed<RaftEvent | undefined>(undefined)
-      const record: SnapshotRecord = {
-        metadata: { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() },
-        data: stateMachine.snapshot()
+    /**
+     * §7: snapshot the state machine and compact the log every `snapshot_threshold` entries.
+     * Compaction rewrites the log file, so the writes in flight finish first; the messages they
+     * held go out.
+     */
+    const maybeSnapshot = (now: number) =>
+      Effect.suspend(() => {
+        const log = core.log
+        if (log.applied - log.snapshotIndex < config.snapshot_threshold) return Effect.succeed<RaftEvent | undefined>(undefined)
+        const record: SnapshotRecord = {
+          metadata: { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() },
+          data: stateMachine.snapshot()
+        }
+        return writes.drain.pipe(
+          Effect.flatMap((released) => sendAll(released, now)),
+          Effect.andThen(writes.writeNow(
+            { snapshot: record, hardState: { term: core.term, vote: core.vote, commit: log.committed } },
+            log.lastIndex(),
+            log.lastTerm()
+          )),
+          Effect.map((): RaftEvent => {
+            core.snapshotTaken(record)
+            return { _tag: "SnapshotTaken", node: id, index: record.metadata.index, term: record.metadata.term, bytes: record.data.length }
+          })
+        )
+      })
+
+    /** The transport never blocks; a refused message is a lost message. */
+    const sendAll = Effect.fnUntraced(function*(messages: ReadonlyArray<RaftMessage>, now: number) {
+      for (const m of messages) {
+        yield* transport.send(m.to, m).pipe(Effect.catch((error) => onDropped(m, error, now)))
       }
-      return storage.write({ snapshot: record, hardState: { term: core.term, vote: core.vote, commit: log.committed } }).pipe(
-        Effect.map((): RaftEvent => {
-          core.snapshotTaken(record)
-          return { _tag: "SnapshotTaken", node: id, index: record.metadata.index, term: record.metadata.term, bytes: record.data.length }
-        })
-      )
     })
 
     // A generator function made once, not an `Effect.gen` closure per round: a generator
     // closure per call kept what it captured alive across scavenges in the benchmarks
     // (docs/design.md, "No generator closure per batch"); here that would be each round's `Ready`.
-    const carryOut = Effect.fnUntraced(function*(rd: Ready, now: number) {
+    const carryOut = Effect.fnUntraced(function*(rd: Ready, now: number, released: ReadonlyArray<RaftMessage>) {
       for (const note of rd.notes) yield* Effect.logDebug(note)
-      // 1. Persist before anything depends on it (votes, acknowledgements, applying).
-      if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
-        yield* storage.write({
-          ...(rd.snapshot !== undefined ? { snapshot: { metadata: rd.snapshot.metadata, data: rd.snapshot.data } } : {}),
+      // Messages whose write completed since the last round (Persisted inputs) go first.
+      yield* sendAll(released, now)
+      // 1-2. Persist before anything depends on it (votes, acknowledgements, applying), and send
+      // what does not wait for it. A leader's snapshot replaces the log: written in line.
+      const log = core.log
+      if (rd.snapshot !== undefined) {
+        yield* sendAll(yield* writes.drain, now)
+        yield* writes.writeNow({
+          snapshot: { metadata: rd.snapshot.metadata, data: rd.snapshot.data },
           ...(rd.entries.length > 0 ? { entries: rd.entries } : {}),
           ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {})
-        })
-      }
-      // 2. Send. The transport never blocks; a refused message is a lost message.
-      for (const m of rd.messages) {
-        yield* transport.send(m.to, m).pipe(Effect.catch((error) => onDropped(m, error, now)))
+        }, log.lastIndex(), log.lastTerm())
+        yield* sendAll(rd.messages, now)
+      } else {
+        const lastIndex = log.lastIndex()
+        const staged = { entries: rd.entries, hardState: rd.hardState, messages: rd.messages, lastIndex, lastTerm: log.lastTerm() }
+        yield* sendAll(yield* writes.stage(staged), now)
       }
       const published: Array<RaftEvent> = [...rd.events]
       // 3. Install a leader's snapshot, then apply what is committed.
@@ -416,7 +457,7 @@ export const makeRaftNode = <R>(
       }
       yield* applyCommitted
       serveReads()
-      const taken = yield* maybeSnapshot
+      const taken = yield* maybeSnapshot(now)
       if (taken !== undefined) published.push(taken)
       for (const e of published) {
         // Who leads is what an operator looks for first: role and leader changes at INFO.
@@ -430,9 +471,13 @@ export const makeRaftNode = <R>(
       while (true) {
         const inputs = yield* Queue.takeAll(mailbox)
         const now = yield* Clock.currentTimeMillis
-        for (const input of inputs) handle(input, now)
+        let released: ReadonlyArray<RaftMessage> = []
+        for (const input of inputs) {
+          if (input._tag !== "Persisted") handle(input, now)
+          else released = [...released, ...(yield* writes.completed(input.seq, input.exit))]
+        }
         reaskReads(now)
-        yield* carryOut(core.ready(), now)
+        yield* carryOut(core.ready(), now, released)
       }
     })
 

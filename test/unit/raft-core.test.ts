@@ -36,7 +36,12 @@ const makeCore = (id: number, state: Partial<PersistedState> = {}, preVote = tru
     entries: state.entries ?? []
   }, 0)
 
-const sent = (core: RaftCore): ReadonlyArray<RaftMessage> => core.ready().messages
+/** One round carried out as the node does: its writes complete, then what it sent. */
+const sent = (core: RaftCore): ReadonlyArray<RaftMessage> => {
+  const ready = core.ready()
+  core.persistedTo(core.log.lastIndex(), core.log.lastTerm())
+  return ready.messages
+}
 
 /** Makes `core` (node 1) leader with votes from node 2; returns the messages it then sent. */
 const elect = (core: RaftCore, now = 1_000) => {
@@ -169,6 +174,38 @@ describe("raft core", () => {
     expect(log.maybeAppend(1, 1, [e(2, 1), e(3, 2), e(4, 2)])).toBe(4)
     expect(log.slice(1, 4).map((x) => x.term)).toEqual([1, 1, 2, 2])
     expect(log.maybeAppend(3, 1, [])).toBeUndefined()
+  })
+
+  it("thesis §10.2.1: the leader replicates while its write is in flight and counts itself only once durable", () => {
+    const core = makeCore(1)
+    elect(core)
+    // Both followers hold the no-op, so their progress replicates (pipelines) from here.
+    for (const from of [2, 3]) core.step({ msgType: MessageType.AppendResponse, from, to: 1, term: core.term, index: 1 }, 1_000)
+    sent(core)
+    const proposed = core.propose(new Uint8Array([1]), new Uint8Array([9]), 1_000)
+    expect(proposed._tag).toBe("Appended")
+    const index = core.log.lastIndex()
+    const round = core.ready()
+    // The append goes out with the entry handed to storage, before the write completes.
+    expect(round.entries.map((x) => x.index)).toEqual([index])
+    expect(round.messages.some((m) => m.msgType === MessageType.Append && m.entries?.some((x) => x.index === index))).toBe(true)
+    // A follower's acknowledgement alone is one vote of three: no quorum without the leader's disk.
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: core.term, index }, 1_000)
+    core.ready()
+    expect(core.log.committed).toBe(index - 1)
+    core.persistedTo(index, core.term)
+    core.ready()
+    expect(core.log.committed).toBe(index)
+  })
+
+  it("a completed write of entries replaced since (§5.3) does not make their replacements durable", () => {
+    const log = new RaftLog(0, 0, [e(1, 1)], 1)
+    log.maybeAppend(1, 1, [e(2, 1), e(3, 1)])
+    log.maybeAppend(1, 1, [e(2, 2)]) // a new leader's entry replaces 2 and 3 while their write is in flight
+    log.stableTo(3, 1) // that write completes: entry 3 is gone, so it proves nothing
+    expect(log.durable).toBe(1)
+    log.stableTo(2, 2)
+    expect(log.durable).toBe(2)
   })
 
   it("refuses to truncate a committed entry (it would break Leader Completeness)", () => {

@@ -49,7 +49,11 @@ const tail = (file: string, chars = 3000): string => {
  * Starts a node process for `spec` and waits for its `ready` line. Its stderr (the logs) is
  * appended to `spec.logFile`. The process is SIGKILLed when the scope closes, if still running.
  */
-export const spawnNode = (spec: NodeSpec, logLevel = "info"): Effect.Effect<NodeProcess, ClusterError, Scope.Scope> =>
+export const spawnNode = (
+  spec: NodeSpec,
+  logLevel = "info",
+  nodeFlags: ReadonlyArray<string> = []
+): Effect.Effect<NodeProcess, ClusterError, Scope.Scope> =>
   Effect.gen(function*() {
     const child: ChildProcess = yield* Effect.acquireRelease(
       Effect.try({
@@ -58,7 +62,7 @@ export const spawnNode = (spec: NodeSpec, logLevel = "info"): Effect.Effect<Node
           try {
             return spawn(
               process.execPath,
-              [...nodeV8Flags(), ...(FROM_SOURCE ? ["--import", "tsx"] : []), MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
+              [...nodeV8Flags(), ...nodeFlags, ...(FROM_SOURCE ? ["--import", "tsx"] : []), MAIN, "run", "--config", spec.configFile, "--log-level", logLevel],
               { cwd: ROOT, stdio: ["ignore", "pipe", log] }
             )
           } finally {
