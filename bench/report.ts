@@ -755,7 +755,7 @@ const failoverSection = (r: BenchReport): string => {
 const clusterSection = (r: BenchReport, cores: number): string => {
   const intro = "Three node processes (`src/node/main.ts`, started by `src/node/local-cluster.ts`) on loopback, one fresh " +
     "cluster per transport, Raft log on disk (`sync = \"batch\"`), default `[raft]` timings (election timeout 300-600 ms, " +
-    `heartbeat 50 ms). The HTTP clients run in the benchmark process; nodes, clients and benchmark share the ${cores} cores, ` +
+    `heartbeat 100 ms). The HTTP clients run in the benchmark process; nodes, clients and benchmark share the ${cores} cores, ` +
     "so these are lower bounds for one machine per node."
   const perTransport = CLUSTER_TRANSPORTS.flatMap(([key, label]) => {
     const o = r.cluster[key]

@@ -128,7 +128,7 @@ const demo = (options: Options) =>
       raft: {
         election_timeout_min_ms: 300,
         election_timeout_max_ms: 600,
-        heartbeat_interval_ms: 50,
+        heartbeat_interval_ms: 100,
         snapshot_threshold: SNAPSHOT_THRESHOLD,
         proposal_timeout_ms: 3000
       }

@@ -274,7 +274,7 @@ const render = (etcd: EtcdResult, results: ReadonlyArray<ClusterResult>, options
   lines.push(
     "",
     "Failover: SIGKILL the leader, then a PUT to the survivors every 20 ms; time until the first one is acknowledged " +
-      "(election timeout 300-600 ms, heartbeat 50 ms).",
+      "(election timeout 300-600 ms, heartbeat 100 ms).",
     "",
     "| transport | runs | median ms | min ms | max ms |",
     "|---|---:|---:|---:|---:|"

@@ -144,9 +144,22 @@ const leaderChangesGauge = Metric.gauge("raft_node_leader_changes", {
 const snapshotsInstalledGauge = Metric.gauge("raft_node_snapshots_installed", {
   description: "Leader snapshots installed by this node since it started"
 })
-const httpRequests = Metric.counter("raft_node_http_requests_total", {
-  description: "Client API requests answered, by method and status"
-})
+const HTTP_REQUESTS = "raft_node_http_requests_total"
+const HTTP_REQUESTS_DESCRIPTION = "Client API requests answered, by method and status"
+/**
+ * One series per method and status, made once with its labels as attributes: a series made
+ * with `Metric.withAttributes` per request recomputed its key (sorted entries, JSON) each time.
+ */
+const httpRequestSeries = new Map<string, Metric.Metric<number, unknown>>()
+const httpRequestsSeries = (method: string, status: number): Metric.Metric<number, unknown> => {
+  const key = `${method} ${status}`
+  let series = httpRequestSeries.get(key)
+  if (series === undefined) {
+    series = Metric.counter(HTTP_REQUESTS, { description: HTTP_REQUESTS_DESCRIPTION, attributes: { method, status: String(status) } })
+    httpRequestSeries.set(key, series)
+  }
+  return series
+}
 
 /** Sets the node gauges from the current status, just before a scrape renders them. */
 const updateNodeGauges = (status: RaftStatus, counters: EventCounters) =>
@@ -491,7 +504,7 @@ export const serveHttpApi = (
     yield* server.serve(Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const response = yield* route(request)
-      yield* Metric.update(Metric.withAttributes(httpRequests, { method: request.method, status: String(response.status) }), 1)
+      yield* Metric.update(httpRequestsSeries(request.method, response.status), 1)
       return response
     }))
     return { address: httpAddress }

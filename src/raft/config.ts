@@ -27,7 +27,7 @@ const VoterId = intAtLeast(1)
 const raftFields = {
   election_timeout_min_ms: orDefault(intAtLeast(1), 300),
   election_timeout_max_ms: orDefault(intAtLeast(1), 600),
-  heartbeat_interval_ms: orDefault(intAtLeast(1), 50),
+  heartbeat_interval_ms: orDefault(intAtLeast(1), 100),
   max_inflight_appends: orDefault(intAtLeast(1), 8),
   max_entries_per_append: orDefault(intAtLeast(1), 256),
   /**
