@@ -50,7 +50,8 @@ describe("raft proposals forwarded to a former leader", () => {
       cluster.net.heal()
       const put = yield* Effect.forkChild(cluster.node(follower).put("k", "w", { timeoutMs: 10_000 }), { startImmediately: true })
       yield* cluster.waitFor(Effect.sync(() => proposes.length > 0), 100, "the forward", 1)
-      yield* TestClock.adjust("100 millis") // the new leader's heartbeats, held with the forward
+      // The new leader's heartbeats (a round at least), held with the forward.
+      yield* TestClock.adjust(2 * cluster.config.heartbeat_interval_ms)
       cluster.net.release()
 
       yield* cluster.waitFor(Effect.sync(() => put.pollUnsafe()), 1_000, "the proposal to commit", 1)
