@@ -147,7 +147,8 @@ const voteRttRows = (v: VoteLatencyResult, over: string, note: (phase: "idle" | 
   ]
 }
 
-const clusterFailover = (c: ClusterResult): string => `median ${ms(median(c.failoverMs))}, max ${ms(Math.max(...c.failoverMs))}`
+const clusterFailover = (c: ClusterResult): string =>
+  c.failoverMs.length === 0 ? "not run (BENCH_CPU_PROF)" : `median ${ms(median(c.failoverMs))}, max ${ms(Math.max(...c.failoverMs))}`
 
 /** ours / etcd for each figure, in one row (a ratio measured in one run is the figure). */
 const etcdRatioRows = (etcd: PhaseOutcome<EtcdResult>, label: string, c: ClusterResult): Array<Row> => {

@@ -10,7 +10,8 @@
  * - `BENCH_IROH_WORKER=1|0` sets `iroh_config.worker_thread` for the two-process phases' nodes.
  * - `BENCH_DEFAULT_GC=1` starts those peers without the launcher's `--single-threaded-gc`.
  * - `BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of each peer's probe windows there.
- *   (The cluster phase's nodes always get the launcher's defaults.)
+ *   The cluster phase's nodes run with `--cpu-prof` into `<dir>/cluster-<transport>` and are
+ *   stopped with SIGTERM after the loads (no failover runs).
  * - `BENCH_HEAP_PROF=<dir>` writes a sampling allocation profile of the same windows, garbage
  *   included; with `BENCH_HEAP_PROF_MINOR=0` only what outlived a scavenge.
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and

@@ -160,11 +160,19 @@ export const etcdClusterBench = (options: ClusterBenchOptions = {}): Effect.Effe
   }).pipe(Effect.scoped)
 
 /** Three nodes up with an agreed leader; their directory is removed when the scope closes. */
+/**
+ * `BENCH_CPU_PROF=<dir>`: the nodes run with `--cpu-prof` into `<dir>/cluster-<transport>`, and
+ * are stopped with SIGTERM (which writes the profiles) after the loads instead of being killed
+ * in failover runs.
+ */
+const cpuProfDir = process.env["BENCH_CPU_PROF"]
+
 const startCluster = (transport: ClusterTransport) =>
   Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), `raft-cluster-bench-${transport}-`))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-    const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn" })
+    const nodeFlags = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(cpuProfDir, `cluster-${transport}`)}`]
+    const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn", nodeFlags })
     yield* cluster.startAll()
     return { cluster, leader: (yield* cluster.waitForLeader()).id }
   })
@@ -183,7 +191,11 @@ export const clusterTransportBench = (transport: ClusterTransport, options: Clus
     const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
     const measured = yield* measureLoads(cluster, pids, () => leader, { concurrency, durationMs, warmupMs, idleMs }, transport)
     const failoverMs: Array<number> = []
-    for (let run = 0; run < failoverRuns; run++) {
+    if (cpuProfDir !== undefined) {
+      yield* Effect.forEach(cluster.running(), (id) => cluster.kill(id, "SIGTERM"), { discard: true })
+      yield* progress(`${transport}: CPU profiles in ${join(cpuProfDir, `cluster-${transport}`)}; no failover runs`)
+    }
+    for (let run = 0; run < (cpuProfDir === undefined ? failoverRuns : 0); run++) {
       const victim = leader
       const result = yield* measureFailover(cluster, victim, { everyMs: 20, attemptMs: 2000 })
       failoverMs.push(result.failoverMs)

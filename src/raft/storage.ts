@@ -3,9 +3,9 @@
  * the hard state (currentTerm, votedFor, and commitIndex as a hint), the log, and the latest
  * snapshot that replaced the log's prefix (§7).
  *
- * The node writes one `WriteBatch` per loop iteration and waits for it before it sends any
- * message that depends on it (a vote, an append acknowledgement): that is the "respond only
- * after persisting" rule of Figure 2.
+ * The node writes one `WriteBatch` at a time (`write-pipeline.ts`) and holds back every message
+ * that depends on it (a vote, an append acknowledgement) until it is durable: that is the
+ * "respond only after persisting" rule of Figure 2.
  */
 import type { Effect } from "effect"
 import type { Entry, NodeId, SnapshotMetadata } from "../message/types.ts"
@@ -59,7 +59,10 @@ export interface WriteBatch {
 export interface RaftStorage {
   /** Everything persisted, read once when the node starts. */
   readonly load: Effect.Effect<PersistedState, StorageError>
-  /** Makes the batch durable (per the sync policy) before returning. */
+  /**
+   * Makes the batch durable (per the sync policy) before it completes. The node never has two
+   * writes running: an implementation may do the I/O off the event loop.
+   */
   readonly write: (batch: WriteBatch) => Effect.Effect<void, StorageError>
   /** Releases files; the storage is unusable afterwards. */
   readonly close: Effect.Effect<void>
