@@ -148,6 +148,15 @@ export class RaftCore {
   // Inputs
   // ---------------------------------------------------------------------------
 
+  /**
+   * When `tick` next has something to do, for a node that is not the leader: its election
+   * deadline is its only timer. Undefined for a leader, whose timers are many (heartbeat,
+   * check quorum, stalled appends, transfer).
+   */
+  nextTimerAt(): number | undefined {
+    return this.role === "leader" ? undefined : this.electionDeadline
+  }
+
   tick(now: number): void {
     this.now = now
     if (this.role === "leader") {

@@ -191,6 +191,8 @@ export class FileStorage implements RaftStorage {
   private closed = false
   /** Appends on the thread pool (at most one: the node writes one batch at a time). */
   private appending = 0
+  /** `close` calls waiting for the appends on the pool to land. */
+  private readonly onIdle: Array<() => void> = []
   /** What `open` recovered, until the first write: the node's `load` right after need not read the log again. */
   private recovered: PersistedState | undefined
 
@@ -262,7 +264,10 @@ export class FileStorage implements RaftStorage {
         const settle = (result: Effect.Effect<void, StorageError>) => {
           // An interrupted node may have closed the storage meanwhile: the descriptor is closed
           // only now, so no later open can reuse its number under this write.
-          if (--this.appending === 0 && this.closed) closeSync(fd)
+          if (--this.appending === 0 && this.closed) {
+            closeSync(fd)
+            for (const wake of this.onIdle.splice(0)) wake()
+          }
           resume(result)
         }
         const next = (i: number) => {
@@ -282,11 +287,19 @@ export class FileStorage implements RaftStorage {
     return this.path(SNAPSHOT)
   }
 
+  /**
+   * Closes the log once an append on the pool has landed: the node that wrote it may be gone
+   * (interrupted), but the storage reopened in the same process must not see the file grow
+   * under it.
+   */
   get close(): Effect.Effect<void> {
-    return Effect.sync(() => {
-      if (this.closed) return
-      this.closed = true
-      if (this.appending === 0) closeSync(this.fd)
+    return Effect.callback<void>((resume) => {
+      if (!this.closed) {
+        this.closed = true
+        if (this.appending === 0) closeSync(this.fd)
+      }
+      if (this.appending === 0) return resume(Effect.void)
+      this.onIdle.push(() => resume(Effect.void))
     })
   }
 

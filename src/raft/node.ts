@@ -499,9 +499,22 @@ export const makeRaftNode = <R>(
         : Effect.void)
 
     const tickMs = Math.max(1, Math.min(Math.floor(config.heartbeat_interval_ms / 2), Math.floor(config.election_timeout_min_ms / 10)))
+    /**
+     * A follower with no request waiting has one timer, its election deadline, which every
+     * heartbeat pushes back: it sleeps until then, at most half the shortest election timeout
+     * (so a role taken meanwhile, which no deadline announces, is ticked within that), instead
+     * of waking every `tickMs` for nothing. Two of three nodes of an idle cluster then wake
+     * about 7 times a second instead of 33.
+     */
+    const idleTickMaxMs = Math.max(tickMs, Math.floor(config.election_timeout_min_ms / 2))
+    const nextTickIn = (now: number): number => {
+      const timer = core.nextTimerAt()
+      if (timer === undefined || proposals.size > 0 || reads.size > 0) return tickMs
+      return Math.max(1, Math.min(idleTickMaxMs, timer - now))
+    }
     const ticker = Effect.gen(function*() {
       while (true) {
-        yield* Effect.sleep(tickMs)
+        yield* Effect.sleep(nextTickIn(yield* Clock.currentTimeMillis))
         if (!(yield* Queue.offer(mailbox, { _tag: "Tick" }))) return
       }
     })
