@@ -51,8 +51,8 @@ export class InboundDelivery {
       : undefined
     if (this.assembler !== undefined) ctx.snapshotBudget?.register(this.assembler, ctx.transport)
     this.labels = { peer: String(ctx.peer), class: className(ctx.cls), transport: ctx.transport }
-    this.received = M.messagesReceivedSeries(this.labels)
-    this.bytes = M.bytesReceivedSeries(this.labels)
+    this.received = Metric.withAttributes(M.messagesReceived, this.labels)
+    this.bytes = Metric.withAttributes(M.bytesReceived, this.labels)
     this.snapshots = this.assembler === undefined
       ? undefined
       : Metric.withAttributes(M.snapshotsReceived, { peer: String(ctx.peer), transport: ctx.transport })

@@ -4,51 +4,36 @@ import { Metric } from "effect"
  * Every metric the transport keeps. Names follow Prometheus conventions; docs/metrics.md documents
  * each. Labelled series are built once per (peer, class) by the
  * actors that own them, so the hot path only calls `update`.
- *
- * The series updated per message are made with their labels as attributes (`*Series`), not
- * with `Metric.withAttributes`: that one adds the labels through the fiber context at each
- * update, and the base metric caches the series key of one label set only, so two peers
- * updated in turn recompute it (sorted entries, JSON) every time: 4% of a leader's CPU under
- * load in a profile of the cluster benchmark.
  */
-type Labels0 = Record<string, string>
-const counterDef = (name: string, description: string) => ({
-  metric: Metric.counter(name, { description }),
-  series: (labels: Labels0) => Metric.counter(name, { description, attributes: labels })
+export const messagesSent = Metric.counter("raft_transport_messages_sent_total", {
+  description: "Messages written to a link, by peer, class and transport"
 })
-const sent = counterDef("raft_transport_messages_sent_total", "Messages written to a link, by peer, class and transport")
-const sentBytes = counterDef("raft_transport_bytes_sent_total", "Framed bytes written to a link, by peer, class and transport")
-const received = counterDef("raft_transport_messages_received_total", "Messages delivered to the inbound queues, by peer, class and transport")
-const receivedBytes = counterDef("raft_transport_bytes_received_total", "Bytes read from inbound streams, by class and transport")
-/** `raft_transport_messages_sent_total` (counter): messages written to a link, by peer, class and transport. */
-export const messagesSent = sent.metric
-export const messagesSentSeries = sent.series
 /** `raft_transport_bytes_sent_total` (counter): framed bytes written to a link, by peer, class and transport. */
-export const bytesSent = sentBytes.metric
-export const bytesSentSeries = sentBytes.series
+export const bytesSent = Metric.counter("raft_transport_bytes_sent_total", {
+  description: "Framed bytes written to a link, by peer, class and transport"
+})
 /** `raft_transport_messages_received_total` (counter): messages delivered to the inbound queues, by peer, class and transport. */
-export const messagesReceived = received.metric
-export const messagesReceivedSeries = received.series
+export const messagesReceived = Metric.counter("raft_transport_messages_received_total", {
+  description: "Messages delivered to the inbound queues, by peer, class and transport"
+})
 /** `raft_transport_bytes_received_total` (counter): bytes read from inbound streams, by class and transport. */
-export const bytesReceived = receivedBytes.metric
-export const bytesReceivedSeries = receivedBytes.series
+export const bytesReceived = Metric.counter("raft_transport_bytes_received_total", {
+  description: "Bytes read from inbound streams, by class and transport"
+})
 /** `raft_transport_messages_dropped_total` (counter): messages not delivered, by peer, class and reason (a `DropReason`). */
 export const messagesDropped = Metric.counter("raft_transport_messages_dropped_total", {
   description:
     "Messages dropped, by peer, class and reason (queue_full, expired, link_failed, forged_from, misaddressed, wrong_class, peer_removed, snapshot_failed, snapshot_replaced, snapshot_stalled, snapshot_memory, too_large, transport_disabled)"
 })
-const batchSizeOptions = {
+/** `raft_transport_batch_messages` (histogram): messages per link write, by class. */
+export const batchSize = Metric.histogram("raft_transport_batch_messages", {
   description: "Messages per link write, by class",
   boundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-}
-/** `raft_transport_batch_messages` (histogram): messages per link write, by class. */
-export const batchSize = Metric.histogram("raft_transport_batch_messages", batchSizeOptions)
-export const batchSizeSeries = (labels: Labels0) =>
-  Metric.histogram("raft_transport_batch_messages", { ...batchSizeOptions, attributes: labels })
-const queueDepthOptions = { description: "Messages waiting in an outbound queue, by peer and class (sampled at each write)" }
+})
 /** `raft_transport_queue_depth` (gauge): messages waiting in an outbound queue, by peer and class (sampled at each write). */
-export const queueDepth = Metric.gauge("raft_transport_queue_depth", queueDepthOptions)
-export const queueDepthSeries = (labels: Labels0) => Metric.gauge("raft_transport_queue_depth", { ...queueDepthOptions, attributes: labels })
+export const queueDepth = Metric.gauge("raft_transport_queue_depth", {
+  description: "Messages waiting in an outbound queue, by peer and class (sampled at each write)"
+})
 /** `raft_transport_connection_attempts_total` (counter): outbound connection attempts, by peer and transport. */
 export const connectionAttempts = Metric.counter("raft_transport_connection_attempts_total", {
   description: "Outbound connection attempts, by peer and transport"
