@@ -31,6 +31,8 @@ export interface LayoutOptions {
   readonly raft?: Record<string, unknown>
   /** Keys for every node's `[transport]` table that replace the ones set here (e.g. `reconnect`). */
   readonly transportOverrides?: Record<string, unknown>
+  /** Keys for every node's `[transport.iroh_config]` table, added to its key file and addresses. */
+  readonly irohOverrides?: Record<string, unknown>
 }
 
 /**
@@ -78,7 +80,7 @@ export const writeClusterConfigs = (options: LayoutOptions): Effect.Effect<Reado
           cluster_id: "local-cluster",
           bind_address: "127.0.0.1:0",
           ...(spec.iroh !== undefined
-            ? { iroh_config: { key_file: spec.keyFile, relay_mode: "disabled", bind_address: spec.iroh } }
+            ? { iroh_config: { key_file: spec.keyFile, relay_mode: "disabled", bind_address: spec.iroh, ...options.irohOverrides } }
             : {}),
           ...(spec.grpc !== undefined ? { grpc_config: { bind_address: spec.grpc } } : {}),
           reconnect: { initial_backoff_ms: 20, max_backoff_ms: 500 },
