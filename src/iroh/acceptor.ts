@@ -261,7 +261,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
       )
 
     /**
-     * The acknowledgement stream of a connection that asked for it (`ALPN_ACKED`): what the
+     * The acknowledgement stream of a connection whose protocol has one (version 2): what the
      * application takes from the mailbox, and what is dropped here, is reported back to the
      * dialler, whose ledger counts the rest as lost if the connection fails.
      */

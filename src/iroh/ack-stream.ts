@@ -2,7 +2,7 @@ import { type PriorityClass, isPriorityClass } from "../message/priority.ts"
 import type { ReceiptCount } from "../inbound/inbound-receipts.ts"
 
 /**
- * The acknowledgement stream of an `ALPN_ACKED` connection: one uni stream from the accepting
+ * The acknowledgement stream of a version 2 connection: one uni stream from the accepting
  * side to the dialler, led by `ACK_PREAMBLE`, then 9-byte records: the class (1 byte) and the
  * cumulative number of that class's messages the receiver has handled on this connection
  * (u64 big-endian): taken by its application, or dropped there with a counted reason. A

@@ -29,7 +29,6 @@ export interface WireProtocol {
 /** Newest first: the order a dialler tries them in. */
 export const WIRE_PROTOCOLS: ReadonlyArray<WireProtocol> = [
   { alpn: "raft-transport/2", version: 2, acked: true },
-  { alpn: "raft-transport/1+ack", version: 1, acked: true },
   { alpn: "raft-transport/1", version: 1, acked: false }
 ]
 
@@ -46,10 +45,6 @@ export const alpnBytes = (protocol: WireProtocol): Array<number> => utf8(protoco
 /** ALPN of wire format version 1 without acknowledgements, for tests and tools that speak only it. */
 export const ALPN_TEXT = "raft-transport/1"
 export const ALPN: Array<number> = utf8(ALPN_TEXT)
-
-/** ALPN of version 1 with delivery acknowledgements. */
-export const ALPN_ACKED_TEXT = "raft-transport/1+ack"
-export const ALPN_ACKED: Array<number> = utf8(ALPN_ACKED_TEXT)
 
 /** Every ALPN an endpoint accepts by default. */
 export const ACCEPTED_ALPNS: ReadonlyArray<ReadonlyArray<number>> = WIRE_PROTOCOLS.map(alpnBytes)
