@@ -144,7 +144,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const inboundError = (kind: string, detail: string) => errorLog.refuse(kind, detail)
     const stop = (stream: RecvStream, code: bigint) => irohCall(() => stream.stop(code), IrohFailure.of).pipe(Effect.ignore)
 
-    const readStream = (peer: NodeId, version: WireVersion, connection: Connection, stream: RecvStream, receipts: Receipts | undefined) =>
+    const readStream = (peer: NodeId, version: WireVersion, stream: RecvStream, receipts: Receipts | undefined) =>
       Effect.gen(function*() {
         const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of).pipe(
           // A stream that ends inside its preamble is bad input (a short preamble), not a quiet end.
@@ -222,15 +222,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         )
       }).pipe(
         // A reset or lost connection ends the stream; the connection handler reports the loss.
-        // A dialler resets its class streams only when it abandons a dark connection, having
-        // counted what it did not hear acknowledged as lost: the connection is closed here, so
-        // what is still in the mailbox from it is discarded rather than delivered after all.
-        Effect.catch((error) =>
-          Effect.andThen(
-            Effect.sync(() => connection.close(ErrorCode.Abandoned, "a class stream was reset")),
-            Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`)
-          )
-        ),
+        Effect.catch((error) => Effect.logDebug(`inbound stream from peer ${peer} ended: ${irohErrorMessage(error)}`)),
         // A bug in delivery must not leave the stream open and unread (its sender would stall on
         // flow control with nothing said): report it and stop the stream, which the sender sees.
         Effect.catchDefect((defect) =>
@@ -298,7 +290,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
             continue
           }
           streams++
-          yield* FiberSet.run(fibers, readStream(peer, version, connection, stream, receipts).pipe(Effect.ensuring(Effect.sync(() => streams--))), {
+          yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts).pipe(Effect.ensuring(Effect.sync(() => streams--))), {
             startImmediately: true
           })
         }

@@ -18,9 +18,7 @@ import { encodeFramesToArray } from "../message/framing.ts"
 import type { IrohConnection, IrohHost, IrohRecvStream, IrohSendStream } from "./host.ts"
 
 const sendStream = (stream: NativeSendStream): IrohSendStream => ({
-  writeFrames: (payloads, lead) => stream.writeAll(encodeFramesToArray(payloads, lead)),
-  // Fails only when the stream is already gone, which is what was asked for.
-  reset: (code) => void stream.reset(code).catch(() => undefined)
+  writeFrames: (payloads, lead) => stream.writeAll(encodeFramesToArray(payloads, lead))
 })
 
 const recvStream = (stream: NativeRecvStream): IrohRecvStream => ({

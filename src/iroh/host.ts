@@ -19,11 +19,6 @@ export interface IrohSendStream {
    * `lead` (the stream preamble) when given.
    */
   readonly writeFrames: (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) => Promise<void>
-  /**
-   * Abandons the stream (QUIC RESET_STREAM): nothing unsent or unacknowledged is sent again,
-   * and its buffers are freed, without closing the connection.
-   */
-  readonly reset: (code: bigint) => void
 }
 
 export interface IrohRecvStream {

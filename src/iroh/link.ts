@@ -9,7 +9,6 @@ import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-le
 import { DarkWatch } from "../peer/dark-watch.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
-import type { AbandonedConnections } from "./abandoned-connections.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
 import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
 import type { DialAddress, IrohConnection, IrohHost, IrohSendStream } from "./host.ts"
@@ -47,8 +46,6 @@ export interface IrohLinkOptions {
   readonly maxFrameBytes?: number | undefined
   /** Silence after an unanswered send that closes the session as dark (0: pings only; see `DarkWatch`). */
   readonly darkAfterMs: number
-  /** Where a connection declared dark is left to end by itself, rather than closed. */
-  readonly abandoned: AbandonedConnections
 }
 
 /** How often the dark watch reads the connection's counters, at most. */
@@ -134,14 +131,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         Effect.timeoutOrElse({ duration: connectTimeoutMs, orElse: () => timedOut })
       )
       const { version, acked } = protocol
-      // A connection declared dark is not closed but abandoned (see `AbandonedConnections`).
-      let dark = false
-      let classStreams: ReadonlyArray<IrohSendStream> = []
-      yield* Effect.addFinalizer(() => {
-        if (!dark) return Effect.sync(() => connection.close(ErrorCode.Normal, ""))
-        for (const stream of classStreams) stream.reset(ErrorCode.Abandoned)
-        return options.abandoned.add(connection)
-      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, "")))
 
       // All four streams are opened, prioritised and announced (preamble) with the connection,
       // not on their first write: the first vote after a (re)connect then never waits for a
@@ -156,7 +146,6 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           })),
         (cause) => new ConnectFailed({ peer, transport: "iroh", cause: `opening the class streams failed: ${cause}` })
       ).pipe(Effect.timeoutOrElse({ duration: connectTimeoutMs, orElse: () => timedOut }))
-      classStreams = streams
       // Settled by whichever notices first: the connection's own close, or the probe declaring
       // the path dead. A write pending in the binding is failed with it at once: one on a
       // connection the peer closed could stay pending for up to ~100 ms (measured in the
@@ -169,7 +158,6 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       writesEnded.catch(() => undefined) // only ever raced against a write, never awaited alone
       const markClosed = (reason: string) =>
         Effect.andThen(Effect.sync(() => rejectWrites(new Error(`connection closed: ${reason}`))), Deferred.succeed(closed, reason))
-      const markDark = (reason: string) => Effect.andThen(Effect.sync(() => void (dark = true)), markClosed(reason))
 
       const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs }, performance.now())
       const watching = options.darkAfterMs > 0
@@ -208,7 +196,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         ping,
         intervalMs: options.probeIntervalMs,
         failuresBeforeDead: options.probeFailuresBeforeClose,
-        onDead: (reason) => markDark(reason).pipe(Effect.asVoid),
+        onDead: (reason) => markClosed(reason).pipe(Effect.asVoid),
         stopped: () => Deferred.isDoneUnsafe(closed)
       }, { peer: String(peer), transport: "iroh" })
 
@@ -234,7 +222,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
                 const reason = `dark path: nothing received for ${Math.round(verdict.silentMs)} ms after a send`
                 yield* Metric.update(Metric.withAttributes(M.darkPaths, { peer: String(peer) }), 1)
                 yield* Effect.logWarning(`iroh link to peer ${peer}: ${reason}`)
-                return yield* markDark(reason)
+                return yield* markClosed(reason)
               }
               yield* Effect.sleep(sampleMs)
             }

@@ -79,9 +79,7 @@ export const ErrorCode = {
   /** A limit of `[transport.limits]` was reached (connections, streams, timeouts, decode caps). */
   Limit: 8n,
   /** The peer opened a newer connection that took this one's place. */
-  Replaced: 9n,
-  /** The sender gave up on a dark connection: what it wrote and was not acknowledged is counted lost. */
-  Abandoned: 10n
+  Replaced: 9n
 } as const
 
 /** A ping is these bytes on a fresh bi stream, echoed back by the receiver. */

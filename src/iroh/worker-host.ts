@@ -79,9 +79,6 @@ export const startWorkerHost = async (options: BindOptions, pingBytes: ReadonlyA
         writeFrames: (payloads, lead) => {
           const bytes = encodeFrames(payloads, lead)
           return call("write", { stream, bytes }, ownsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : [])
-        },
-        reset: (code) => {
-          if (ended === undefined) worker.postMessage({ id: NO_REPLY, op: "reset", stream, code } as Request)
         }
       }
     },

@@ -156,11 +156,7 @@ const handlers: Handlers = {
     return arrayToBytes(result.chunk)
   },
   readExact: async ({ stream, bytes }) => arrayToBytes(await need(recvStreams, stream, "receive stream").stream.readExact(bytes)),
-  stop: ({ stream, code }) => need(recvStreams, stream, "receive stream").stream.stop(code),
-  // A stream already gone (its connection closed) is what was asked for.
-  reset: async ({ stream, code }) => {
-    await sendStreams.get(stream)?.reset(code).catch(() => undefined)
-  }
+  stop: ({ stream, code }) => need(recvStreams, stream, "receive stream").stream.stop(code)
 }
 
 const reply = (message: Reply, transfer: ReadonlyArray<ArrayBuffer>) => port.postMessage(message, [...transfer])

@@ -36,7 +36,6 @@ export interface Operations {
   readonly read: { readonly args: { readonly stream: number; readonly maxBytes: number }; readonly result: Uint8Array }
   readonly readExact: { readonly args: { readonly stream: number; readonly bytes: number }; readonly result: Uint8Array }
   readonly stop: { readonly args: { readonly stream: number; readonly code: bigint }; readonly result: void }
-  readonly reset: { readonly args: { readonly stream: number; readonly code: bigint }; readonly result: void }
 }
 
 export type Operation = keyof Operations

@@ -100,7 +100,7 @@ export const compressionOptions = (config: TransportConfig): CompressionOptions 
 
 export const irohLinkOptions = (
   config: TransportConfig
-): Omit<IrohLinkOptions, "endpoint" | "peer" | "address" | "abandoned"> => ({
+): Omit<IrohLinkOptions, "endpoint" | "peer" | "address"> => ({
   connectTimeoutMs: config.iroh_config.connect_timeout_ms,
   compression: compressionOptions(config),
   maxFrameBytes: config.max_frame_bytes,

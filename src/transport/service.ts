@@ -15,7 +15,6 @@ import { makeInboundShared } from "../inbound/inbound-limits.ts"
 import { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
 import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
-import { AbandonedConnections } from "../iroh/abandoned-connections.ts"
 import { makeIrohEndpoint } from "../iroh/endpoint.ts"
 import type { IrohHost } from "../iroh/host.ts"
 import { makeIrohLink } from "../iroh/link.ts"
@@ -79,8 +78,6 @@ export const makeRaftTransport = (
     const iroh: IrohHost | undefined = usesIroh
       ? yield* makeIrohEndpoint({ ...irohEndpointOptions(config), wireVersions: internals.irohWireVersions })
       : undefined
-    // Made after the endpoint, so its connections are closed before the endpoint is.
-    const abandoned = yield* AbandonedConnections.make
     // One set of limits, one snapshot budget and one refusal log for both transports.
     const shared = yield* makeInboundShared(inboundLimits(config))
     const actors = new PeerActors()
@@ -115,8 +112,7 @@ export const makeRaftTransport = (
             return address === undefined ? undefined : dialAddressOf(address)
           },
           ...irohLinkOptions(config),
-          wireVersions: internals.irohWireVersions,
-          abandoned
+          wireVersions: internals.irohWireVersions
         }))
       }
       if (grpc !== undefined) {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import iroh from "@number0/iroh"
 import { Effect } from "effect"
-import { AbandonedConnections } from "../../src/iroh/abandoned-connections.ts"
 import { makeIrohLink } from "../../src/iroh/link.ts"
 import { directHost } from "../../src/iroh/direct-host.ts"
 import { ALPN, IrohFailure, irohCall, PING_BYTES } from "../../src/iroh/protocol.ts"
@@ -69,8 +68,7 @@ describe("Iroh link", () => {
         probeTimeoutMs: 10_000,
         probeFailuresBeforeClose: 3,
         // Pings go unanswered for a while here: QUIC still acknowledges them, so the path is not dark.
-        darkAfterMs: 200,
-        abandoned: yield* AbandonedConnections.make
+        darkAfterMs: 200
       })
       const session = yield* link.connect
       // Connected, so QUIC has an RTT; no ping has been answered, so the link has none.
