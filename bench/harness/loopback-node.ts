@@ -52,6 +52,7 @@ export const loopbackConfig = (
       ...(workerOverride === undefined ? {} : { worker_thread: workerOverride === "1" })
     },
     reconnect: { initial_backoff_ms: 20, max_backoff_ms: 500 },
+    ...(process.env["BENCH_MAX_BATCH"] === undefined ? {} : { batching: { max_batch: Number(process.env["BENCH_MAX_BATCH"]) } }),
     ...overrides
   }).pipe(Effect.mapError((e) => new Error(e.message)))
 
