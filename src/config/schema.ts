@@ -306,7 +306,7 @@ export type StrategyConfig = typeof StrategyConfig.Type
 // -----------------------------------------------------------------------------
 
 export const BatchingConfig = table({
-  max_batch: orDefault(intAtLeast(1), 100),
+  max_batch: orDefault(intAtLeast(1), 400),
   max_batch_bytes: orDefault(intAtLeast(1024), 65536),
   max_linger_ms: orDefault(numberAtLeast(0), 10),
   max_age_ms: orDefault(numberAtLeast(1), 30000),

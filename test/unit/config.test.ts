@@ -60,7 +60,7 @@ describe("config: defaults", () => {
           class_routes: {}
         },
         batching: {
-          max_batch: 100,
+          max_batch: 400,
           max_batch_bytes: 65536,
           max_linger_ms: 10,
           max_age_ms: 30000,
@@ -314,7 +314,7 @@ describe("config: value forms", () => {
       expect(c.peers[0]?.grpc_address).toBe("127.0.0.1:50051")
       // `undefined` counts as absent in code.
       const d = yield* decodeTransportConfig({ node_id: 1, home_relay: undefined, batching: { max_batch: undefined } })
-      expect(d.batching.max_batch).toBe(100)
+      expect(d.batching.max_batch).toBe(400)
       const e = yield* Effect.flip(decodeTransportConfig({ node_id: 0 }))
       expect(e.path).toBe("transport.node_id")
     }))
