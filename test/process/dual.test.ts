@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { decodeTransportConfig } from "../../src/config/load.ts"
 import type { TransportEvent } from "../../src/domain/events.ts"
 import { PeerRouter } from "../../src/routing/router.ts"
+import { makeTestRouter } from "../support/router.ts"
 import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
 import { append, nodeConfig, receiveN, startNode, tempDir } from "../support/network-cluster.ts"
 import { awaitEvent } from "../support/events.ts"
@@ -82,18 +83,9 @@ describe("dual mode", () => {
 
 describe("adaptive routing", () => {
   /** An adaptive router for peer 2 (snapshots pinned to gRPC), and a subscription to its events. */
-  const makeRouter = Effect.gen(function*() {
-    const events = yield* PubSub.unbounded<TransportEvent>()
-    const sub = yield* PubSub.subscribe(events)
-    const router = yield* PeerRouter.make({
-      peer: 2,
-      mode: "dual",
-      strategy: { _tag: "adaptive", latency_threshold_ms: 50, hysteresis: 0.2 },
-      classRoutes: { snapshot: "grpc" },
-      fallbackToGrpc: true,
-      events
-    })
-    return { events, sub, router }
+  const makeRouter = makeTestRouter({
+    strategy: { _tag: "adaptive", latency_threshold_ms: 50, hysteresis: 0.2 },
+    classRoutes: { snapshot: "grpc" }
   })
 
   it.effect("switches when Iroh's RTT crosses the threshold, with hysteresis, and back", () =>

@@ -1,21 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, PubSub } from "effect"
 import { TestClock } from "effect/testing"
-import type { TransportEvent } from "../../src/domain/events.ts"
-import { PeerRouter } from "../../src/routing/router.ts"
+import { makeTestRouter } from "../support/router.ts"
 
 const makeRouter = Effect.gen(function*() {
-  const events = yield* PubSub.unbounded<TransportEvent>()
-  const sub = yield* PubSub.subscribe(events)
-  const router = yield* PeerRouter.make({
-    peer: 2,
-    mode: "dual",
-    strategy: { _tag: "always_iroh" },
-    classRoutes: {},
-    fallbackToGrpc: true,
-    recoveryHoldDownMs: 1000,
-    events
-  })
+  const { router, sub } = yield* makeTestRouter({ recoveryHoldDownMs: 1000 })
   const tags = Effect.map(PubSub.takeAll(sub), (all) => all.map((e) => e._tag).filter((t) => t === "FellBack" || t === "Recovered"))
   return { router, tags }
 })
