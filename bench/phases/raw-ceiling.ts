@@ -22,7 +22,14 @@ type RawEndpoint = InstanceType<typeof Endpoint>
 
 const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
 export const RAW_FRAME_BYTES = 64 * 1024
-export const RAW_READ_BYTES = 32 * 1024
+/**
+ * The receiver's read size: the binding returns each read as an `Array<number>` of this many
+ * elements, and V8 makes arrays of 16,384 or more the slow way (`bench/tools/array-cost.ts`);
+ * 12 KiB reads cost the receiver 64-71 ns a byte against 98-114 for 16,383 and 32 KiB. The
+ * ceiling is the binding at its best, so it reads 12 KiB, as the transport does;
+ * `BENCH_RAW_READ_BYTES` sets another size.
+ */
+export const RAW_READ_BYTES = Number(process.env["BENCH_RAW_READ_BYTES"] ?? 12 * 1024)
 
 const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRelease(
   Effect.tryPromise({

@@ -1,5 +1,5 @@
 /**
- * The receiver's JS work for an append stream, without the binding: pre-framed 64 KiB reads
+ * The receiver's JS work for an append stream, without the binding: pre-framed reads of the acceptor.s append read size
  * (as `Array<number>`, like the binding's) go through the same conversion, frame decoder,
  * codec, delivery checks, mailbox and `receiveBatch` as in `src/iroh/acceptor.ts`, with an
  * async boundary per read. What it costs per message, and what it allocates, shows with
@@ -14,6 +14,7 @@ import { decodeRead, encodeMessage } from "../../src/message/codec.ts"
 import { encodeFramesToArray, FrameDecoder } from "../../src/message/framing.ts"
 import { PriorityClass } from "../../src/message/priority.ts"
 import { MessageType } from "../../src/message/types.ts"
+import { READ_CHUNK_BYTES } from "../../src/iroh/protocol.ts"
 import { InboundDelivery } from "../../src/inbound/inbound-delivery.ts"
 import { InboundMailbox } from "../../src/inbound/inbound-mailbox.ts"
 
@@ -28,8 +29,8 @@ for (let seq = 1; payloads.length < 480; seq++) {
   }))
 }
 const stream = encodeFramesToArray(payloads)
-// Reads of 64 KiB that cut frames anywhere, as the binding's do.
-const READ = 64 * 1024
+// Reads of the size the acceptor asks for, cutting frames anywhere as the binding's do.
+const READ = READ_CHUNK_BYTES[PriorityClass.Append]!
 const reads: Array<Array<number>> = []
 const whole: Array<number> = []
 while (whole.length < 4 * READ) whole.push(...stream)

@@ -87,11 +87,13 @@ export const PING_BYTES: Array<number> = [0x52, 0x54, 0x50, 0x49, 0x4e, 0x47, 0x
 
 /**
  * Bytes asked of the binding per read, by class. The binding makes each read an
- * `Array<number>` (~60 ns per byte) on the thread that runs it, the event loop unless
- * `worker_thread` is on: appends read 64 KiB for throughput, the other classes
- * 8 KiB so a snapshot stream never holds the loop for more than ~0.5 ms at a time.
+ * `Array<number>` on the thread that runs it, the event loop unless `worker_thread` is on.
+ * Appends read 12 KiB: V8 makes arrays of 16,384 elements or more the slow way, and a 32 or
+ * 64 KiB read cost the receiving process 98-114 ns a byte against 64-71 at 12 KiB
+ * (`bench/tools/array-cost.ts`, the raw phase's `BENCH_RAW_READ_BYTES`). The other classes read
+ * 8 KiB, so a snapshot stream never holds the loop for more than ~0.5 ms at a time.
  */
-export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 64 * 1024, 8 * 1024]
+export const READ_CHUNK_BYTES: ReadonlyArray<number> = [8 * 1024, 8 * 1024, 12 * 1024, 8 * 1024]
 
 export { irohErrorMessage }
 

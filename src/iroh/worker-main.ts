@@ -5,7 +5,7 @@
  * imports only dependency-free modules.
  */
 import { parentPort } from "node:worker_threads"
-import { arrayToBytes, bytesToArray } from "../message/byte-arrays.ts"
+import { arrayToBytes, bytesToArray, transientArray } from "../message/byte-arrays.ts"
 import {
   activityOf,
   answerPings,
@@ -145,7 +145,7 @@ const handlers: Handlers = {
     const state = connections.get(connection)
     if (state !== undefined) closeConnection(state.connection, code, reason)
   },
-  write: ({ stream, bytes }) => need(sendStreams, stream, "send stream").writeAll(bytesToArray(bytes)),
+  write: ({ stream, bytes }) => need(sendStreams, stream, "send stream").writeAll(bytesToArray(bytes, transientArray(bytes.length))),
   read: async ({ stream, maxBytes }) => {
     const state = need(recvStreams, stream, "receive stream")
     const result = await (state.ahead ?? startRead(state.stream, maxBytes))

@@ -1,4 +1,4 @@
-import { bytesToArray } from "./byte-arrays.ts"
+import { bytesToArray, transientArray } from "./byte-arrays.ts"
 import { BadPreamble, FrameTooLarge } from "./errors.ts"
 import { isPriorityClass, type PriorityClass } from "./priority.ts"
 
@@ -34,15 +34,10 @@ export const framedLength = (payloads: ReadonlyArray<Uint8Array>): number => {
 }
 
 /**
- * Writes u32-BE length-prefixed frames into any indexable sink. One plain indexed loop serves
- * both the `Uint8Array` of gRPC and the pre-sized `Array<number>` that the Iroh binding takes,
- * so a batch is converted once, with no intermediate buffer (measured in bench/phases/codec.ts).
+ * Writes u32-BE length-prefixed frames into the pre-sized `Array<number>` that the Iroh binding
+ * takes, so a batch is converted once, with no intermediate buffer (bench/phases/codec.ts).
  */
-const writeFrames = <T extends { [i: number]: number }>(
-  payloads: ReadonlyArray<Uint8Array>,
-  out: T,
-  start: number
-): T => {
+const writeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, out: Array<number>, start: number): Array<number> => {
   let o = start
   for (const p of payloads) {
     const n = p.length
@@ -62,15 +57,28 @@ export const encodeFrames = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Ar
   const leadLength = lead?.length ?? 0
   const out = new Uint8Array(leadLength + framedLength(payloads))
   if (lead !== undefined) out.set(lead, 0)
-  return writeFrames(payloads, out, leadLength)
+  let o = leadLength
+  for (const p of payloads) {
+    const n = p.length
+    out[o] = (n >>> 24) & 0xff
+    out[o + 1] = (n >>> 16) & 0xff
+    out[o + 2] = (n >>> 8) & 0xff
+    out[o + 3] = n & 0xff
+    out.set(p, o + 4)
+    o += 4 + n
+  }
+  return out
 }
 
-/** Frames as the `Array<number>` the Iroh binding takes, optionally led by a preamble. */
+/**
+ * Frames as the `Array<number>` the Iroh binding takes, optionally led by a preamble. A large
+ * result is a `transientArray`: hand it to the binding at once, before anything else encodes.
+ */
 export const encodeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array): Array<number> => {
   const leadLength = lead?.length ?? 0
-  const out = new Array<number>(leadLength + framedLength(payloads))
+  const out = transientArray(leadLength + framedLength(payloads))
   if (lead !== undefined) bytesToArray(lead, out)
-  return writeFrames(payloads, out, leadLength)
+  return writeFramesToArray(payloads, out, leadLength)
 }
 
 /**
