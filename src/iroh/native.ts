@@ -2,13 +2,14 @@
  * The `@number0/iroh` binding, for every module of this package that calls it: importing it
  * from here turns off the backtraces Rust would otherwise attach to the binding's errors.
  *
- * With `RUST_BACKTRACE=1` in the environment (common on machines that build Rust), each error
- * the binding returns captures a backtrace, and turning it into a JS error symbolises it on a
- * thread of the binding's shared runtime: 50-280 ms each, under a lock that all of them take.
- * A connection's close fails every call pending on it at once, and the process's two runtime
- * threads then did nothing else for 130-290 ms: every other connection, of every endpoint,
- * stood still (docs/design.md, "Dark paths"). `RUST_LIB_BACKTRACE` governs these captures
- * only (a panic still prints its backtrace), and a value the user set is left alone.
+ * With `RUST_BACKTRACE=1` in the environment (common where Rust is built), each error the
+ * binding returns captures a backtrace, and turning it into a JS error symbolises it on a
+ * thread of the binding's shared runtime, under a lock they all take: up to 285 ms when its
+ * frames are not cached. A connection's close fails every call pending on it at once, and the
+ * process's runtime threads then did nothing else for 180-290 ms: every other connection, of
+ * every endpoint, stood still (docs/design.md, "Dark paths"). `RUST_LIB_BACKTRACE` governs
+ * these captures only (a panic still prints its backtrace); a value the user set is kept
+ * (`test/process/binding-backtrace.test.ts`).
  *
  * Set when this module loads, before any call can fail: Rust reads the variable once, at the
  * first capture. Node passes a main-thread assignment to the process environment, which the

@@ -7,7 +7,7 @@
  * With the shipped `dark_after_ms` the peer is declared dead about 200 ms after it stops, with
  * a backlog on its connection. The close fails every call still pending on that connection at
  * once; with Rust backtraces on, symbolising their backtraces held up the binding's runtime
- * threads, and with them every other connection in the process, for 130-290 ms
+ * threads, and with them every other connection in the process, for 180-290 ms
  * (`src/iroh/native.ts`). So the test turns them on (`RUST_BACKTRACE=1`) whatever the
  * environment says, before any binding call can fail: Rust reads it at its first backtrace.
  */
