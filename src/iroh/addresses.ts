@@ -1,4 +1,4 @@
-import iroh from "@number0/iroh"
+import iroh from "./native.ts"
 import type { PeerAddress } from "../domain/peer-table.ts"
 import type { DialAddress } from "./host.ts"
 

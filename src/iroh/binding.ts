@@ -1,9 +1,9 @@
 /**
  * The calls into `@number0/iroh` itself, shared by the in-thread host and the worker thread
  * (`worker-main.ts`). Node loads this file natively in the worker, so it imports nothing but
- * the binding and keeps to erasable TypeScript.
+ * the binding (through `native.ts`) and keeps to erasable TypeScript.
  */
-import iroh from "@number0/iroh"
+import iroh from "./native.ts"
 import type { DialAddress, RelayModeSetting } from "./addressing.ts"
 
 const { Endpoint, EndpointAddr, EndpointId, EndpointTicket, RelayMode, presetMinimal, presetN0 } = iroh
@@ -191,7 +191,10 @@ export const answerPings = async (
   }
 }
 
-/** The binding's errors carry a Rust backtrace after the first lines; keep the message. */
+/**
+ * The binding's errors carry a Rust backtrace after the first lines when the user turned
+ * them on (`native.ts`); keep the message.
+ */
 export const messageOf = (cause: unknown): string => {
   const text = cause instanceof Error ? cause.message : String(cause)
   const cut = text.indexOf("\n\nStack backtrace:")

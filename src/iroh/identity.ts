@@ -1,5 +1,5 @@
 import { Data, Effect } from "effect"
-import iroh from "@number0/iroh"
+import iroh from "./native.ts"
 import { open, readFile } from "node:fs/promises"
 import { describeCause } from "../domain/errors.ts"
 

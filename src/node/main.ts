@@ -24,7 +24,7 @@
  * must recover the node, docs/node.md), 130 after SIGINT / SIGTERM.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import iroh from "@number0/iroh"
+import iroh from "../iroh/native.ts"
 import { Data, Effect, Logger, type LogLevel, References, Schema } from "effect"
 import { existsSync, readFileSync } from "node:fs"
 import { SocketAddress } from "../config/schema.ts"

@@ -4,11 +4,12 @@
  * redialled, and none of that may hold up the votes to the two healthy peers. Their vote
  * latency while the third peer dies is compared with that of the same length of time before.
  *
- * With the shipped `dark_after_ms` the peer is declared dead about 200 ms after it stops.
- * Declared dead by pings instead (1 s timeouts, 3 misses: ~3 s of backlog on the dead
- * connection), its close and redial held up every other peer's votes 300-360 ms inside the
- * shared Iroh endpoint, with this event loop free; with 100 ms ping timeouts the healthy
- * peers' links were declared dead too on a loaded machine (votes held up 780 ms).
+ * With the shipped `dark_after_ms` the peer is declared dead about 200 ms after it stops, with
+ * a backlog on its connection. The close fails every call still pending on that connection at
+ * once; with Rust backtraces on, symbolising their backtraces held up the binding's runtime
+ * threads, and with them every other connection in the process, for 180-290 ms
+ * (`src/iroh/native.ts`). So the test turns them on (`RUST_BACKTRACE=1`) whatever the
+ * environment says, before any binding call can fail: Rust reads it at its first backtrace.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
@@ -17,6 +18,8 @@ import { irohChildTable, spawnChildNode } from "../support/child-node.ts"
 import { addressOf, append, nodeConfig, startNode, tempDir, vote } from "../support/network-cluster.ts"
 import { eventually } from "../support/eventually.ts"
 import { watchLoopDelay } from "../support/loop-delay.ts"
+
+process.env["RUST_BACKTRACE"] = "1"
 
 const SEND_EVERY_MS = 10
 /** 1 KB appends to the dying peer per vote: it dies with a backlog, as a follower would. */
@@ -40,12 +43,7 @@ const summary = (values: ReadonlyArray<number>): Latencies => {
 }
 
 describe("a dead peer does not stall the others (Iroh)", () => {
-  // Open (docs/design.md, "Dark paths"): closing the dead peer's connection holds up every
-  // other connection of the shared endpoint inside Iroh, 120-190 ms when closed within a
-  // second of the peer stopping (also with its streams reset first), 450 ms when closed 2.7 s
-  // after; leaving it open leaves the others untouched (worst vote 4-9 ms) but makes a dial to
-  // the same peer hang while it lives. Skipped until the close leaves the others alone.
-  it.live.skip("votes to two healthy peers keep their latency while the third is stopped and declared dead", () =>
+  it.live("votes to two healthy peers keep their latency while the third is stopped and declared dead", () =>
     Effect.gen(function*() {
       const dir = tempDir()
       const a = yield* startNode(yield* nodeConfig("iroh", 1, dir, { strategy: {} }))
@@ -120,5 +118,12 @@ describe("a dead peer does not stall the others (Iroh)", () => {
       // another in either window. The stall this guards against held back every vote for
       // 300-360 ms (a p99 of 300-550 ms), which no such stall explains.
       expect(fault.p99).toBeLessThanOrEqual(base.max + 5)
-    }).pipe(Effect.scoped), { timeout: 120_000 })
+    }).pipe(Effect.scoped), {
+    timeout: 120_000,
+    // The stall this guards against came with every close (10 of 10 attempts held the votes
+    // 150-360 ms), so a regression fails every attempt. Other processes loading this 2-core
+    // machine (load average 6-10) held votes 50-180 ms at random moments, in either window
+    // and far from the close, and failed 2-6 of 10 single attempts.
+    retry: 2
+  })
 })
