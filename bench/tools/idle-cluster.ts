@@ -3,7 +3,9 @@
  * the nodes start, agree on a leader, settle for a second, then their CPU (`/proc/<pid>/stat`)
  * is read over `idle_ms`. Prints one line per node and the total in ms/s.
  *
- *   npx tsx bench/tools/idle-cluster.ts <iroh|grpc|dual> [idle_ms=10000] [cpu_prof_dir]
+ *   npx node --import tsx bench/tools/idle-cluster.ts <iroh|grpc|dual> [idle_ms=10000] [cpu_prof_dir]
+ *
+ * (`npx node`: the pinned Node, which the nodes inherit.)
  *
  * `IDLE_TRANSPORT_JSON='{"strategy":{"dark_after_ms":0}}'` replaces keys of every node's
  * `[transport]` table, to price one mechanism against the shipped settings.
