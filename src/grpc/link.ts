@@ -53,6 +53,8 @@ export interface GrpcLinkOptions {
   readonly probeFailuresBeforeClose?: number | undefined
   /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
   readonly skipPingsWhileConfirmed?: boolean | undefined
+  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
+  readonly skipPingsWhileQuiet?: boolean | undefined
   /** How long closing a session waits for its streams to end cleanly (default 1000 ms). */
   readonly closeGraceMs?: number | undefined
 }
@@ -412,7 +414,8 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       failuresBeforeDead: probeFailuresBeforeClose,
       onDead: (reason) => Effect.sync(() => markClosed(reason)),
       stopped: () => closeReason !== undefined,
-      confirmations: acked && options.skipPingsWhileConfirmed === true ? acks.totals : undefined
+      confirmations: acked && options.skipPingsWhileConfirmed === true ? acks.totals : undefined,
+      skipWhileQuiet: options.skipPingsWhileQuiet
     }, { peer: String(peer), transport: "grpc" })
 
     const session: LinkSession = {

@@ -40,6 +40,8 @@ export interface IrohLinkOptions {
   readonly probeFailuresBeforeClose: number
   /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
   readonly skipPingsWhileConfirmed?: boolean | undefined
+  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
+  readonly skipPingsWhileQuiet?: boolean | undefined
   /** Wire versions to dial (default: all this build speaks), newest first. */
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
   /** What to compress on a version 2 connection (default: nothing). */
@@ -209,7 +211,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         failuresBeforeDead: options.probeFailuresBeforeClose,
         onDead: (reason) => markClosed(reason).pipe(Effect.asVoid),
         stopped: () => Deferred.isDoneUnsafe(closed),
-        confirmations: options.skipPingsWhileConfirmed === true ? acks?.totals : undefined
+        confirmations: options.skipPingsWhileConfirmed === true ? acks?.totals : undefined,
+        skipWhileQuiet: options.skipPingsWhileQuiet
       }, { peer: String(peer), transport: "iroh" })
       const ledger: DeliveryLedger = acks ?? new ProbeLedger(probe.confirmedAt)
 

@@ -24,6 +24,12 @@ export interface ProbeOptions<E> {
    * interval pings.
    */
   readonly confirmations?: ConfirmationCounts | undefined
+  /**
+   * An interval in which the session wrote nothing skips its ping too, within the same bound.
+   * For a peer reached over one transport only: no route waits on its idle link's liveness
+   * (a dual-mode link carrying nothing is what fallback and recovery read).
+   */
+  readonly skipWhileQuiet?: boolean | undefined
 }
 
 /**
@@ -59,8 +65,12 @@ export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
     let skipped = 0
     /** A confirmation count above this came for a write that ended after the interval began. */
     let mark = Number.POSITIVE_INFINITY
+    /** Messages written (and confirmed) when the interval began: unchanged, it was quiet. */
+    let quietMark = -1
+    const skips = (c: ConfirmationCounts): boolean =>
+      c.confirmed() > mark || (options.skipWhileQuiet === true && c.written() + c.confirmed() === quietMark)
     while (!options.stopped()) {
-      if (failures === 0 && skipped < maxSkips && confirmations !== undefined && confirmations.confirmed() > mark) {
+      if (failures === 0 && skipped < maxSkips && confirmations !== undefined && skips(confirmations)) {
         skipped++
       } else {
         skipped = 0
@@ -69,6 +79,7 @@ export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
       }
       // Confirmations can run ahead of the writes they cover (a write is counted when it ends).
       mark = confirmations === undefined ? Number.POSITIVE_INFINITY : Math.max(confirmations.written(), confirmations.confirmed())
+      quietMark = confirmations === undefined ? -1 : confirmations.written() + confirmations.confirmed()
       yield* Effect.sleep(failures === 0 ? options.intervalMs : Math.min(options.intervalMs, RETRY_AFTER_FAILURE_MS))
     }
   })

@@ -106,4 +106,27 @@ describe("link probe", () => {
       expect(pings).toBe(5)
       yield* Fiber.interrupt(fiber)
     }))
+
+  it.effect("a link that carries nothing pings once a second when told it may stay quiet, every interval otherwise", () =>
+    Effect.gen(function*() {
+      const run = (skipWhileQuiet: boolean) =>
+        Effect.gen(function*() {
+          let pings = 0
+          const fiber = yield* Effect.forkChild(runProbe({
+            ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
+            intervalMs: 250,
+            failuresBeforeDead: 3,
+            onSample: () => {},
+            onDead: () => Effect.void,
+            stopped: () => false,
+            confirmations: { written: () => 0, confirmed: () => 0 },
+            skipWhileQuiet
+          }))
+          yield* TestClock.adjust(2_100)
+          yield* Fiber.interrupt(fiber)
+          return pings
+        })
+      expect(yield* run(true)).toBe(3)
+      expect(yield* run(false)).toBe(9)
+    }))
 })
