@@ -14,6 +14,8 @@
  *   stopped with SIGTERM after the loads (no failover runs).
  * - `BENCH_HEAP_PROF=<dir>` writes a sampling allocation profile of the same windows, garbage
  *   included; with `BENCH_HEAP_PROF_MINOR=0` only what outlived a scavenge.
+ * - `BENCH_CLUSTER_IDLE_ONLY=1`: the cluster phase measures only the idle clusters (etcd and ours,
+ *   10 s each instead of 3 s), no loads and no failover runs.
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,
@@ -73,7 +75,8 @@ const FAILOVER_VARIANTS: ReadonlyArray<{
 const FAILOVER_RUNS = 3
 /** Cluster phases: each client count's workload, and leader kills per transport. */
 const CLUSTER_LOAD_MS = 3_000
-const CLUSTER_FAILOVER_RUNS = 3
+const CLUSTER_IDLE_ONLY = process.env["BENCH_CLUSTER_IDLE_ONLY"] === "1"
+const CLUSTER_FAILOVER_RUNS = CLUSTER_IDLE_ONLY ? 0 : 3
 /** Compression: rounds of on/off append runs per payload kind; pairs of snapshot processes per setting, transfers per pair. */
 const COMPRESSION_ROUNDS = 3
 const SNAPSHOT_PAIRS = 2
@@ -155,7 +158,9 @@ const program = Effect.gen(function*() {
     ))
 
   // Last: three node processes per transport, the whole Raft KV path (HTTP → Raft → disk → apply).
-  const clusterLoads = { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [1, 64] }
+  const clusterLoads = CLUSTER_IDLE_ONLY
+    ? { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [], idleMs: 10_000 }
+    : { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [1, 64] }
   const clusterPhase = (transport: ClusterTransport) =>
     runPhase(
       "cluster",

@@ -98,8 +98,8 @@ const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOption
 
 /**
  * The measurements every cluster gets, ours and etcd alike: CPU of the members over `idleMs`
- * with no clients (after a second to settle), a warm-up with 8 clients, then each client count
- * for `durationMs` with the members' CPU over it.
+ * with no clients (after a second to settle), then, when any client count is asked for, a warm-up
+ * with 8 clients and each client count for `durationMs` with the members' CPU over it.
  */
 const measureLoads = (
   kv: KvCluster,
@@ -126,7 +126,7 @@ const measureLoads = (
         requestTimeoutMs: 5000,
         target: leaderThenAny(kv, leader)
       })
-    yield* load(8, options.warmupMs)
+    if (options.concurrency.length > 0) yield* load(8, options.warmupMs)
     const loads: Array<ClusterLoad> = []
     for (const clients of options.concurrency) {
       const cpu0 = processesCpuMs(pids)

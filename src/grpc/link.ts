@@ -51,6 +51,10 @@ export interface GrpcLinkOptions {
   readonly probeTimeoutMs?: number | undefined
   /** Consecutive failed probes after which the session is reported closed (default 3). */
   readonly probeFailuresBeforeClose?: number | undefined
+  /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
+  readonly skipPingsWhileConfirmed?: boolean | undefined
+  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
+  readonly skipPingsWhileQuiet?: boolean | undefined
   /** How long closing a session waits for its streams to end cleanly (default 1000 ms). */
   readonly closeGraceMs?: number | undefined
 }
@@ -409,7 +413,9 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       intervalMs: probeIntervalMs,
       failuresBeforeDead: probeFailuresBeforeClose,
       onDead: (reason) => Effect.sync(() => markClosed(reason)),
-      stopped: () => closeReason !== undefined
+      stopped: () => closeReason !== undefined,
+      confirmations: acked && options.skipPingsWhileConfirmed === true ? acks.totals : undefined,
+      skipWhileQuiet: options.skipPingsWhileQuiet
     }, { peer: String(peer), transport: "grpc" })
 
     const session: LinkSession = {

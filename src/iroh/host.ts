@@ -45,7 +45,10 @@ export interface IrohConnection {
   readonly limitStreams: (uni: number, bi: number) => void
   /** Settles with the reason once the connection has closed. */
   readonly closed: () => Promise<string>
-  /** Datagrams sent and received so far (see `activityOf`). */
+  /**
+   * Datagrams sent and received so far (see `activityOf`), read when called: before anything
+   * handed to the connection after the call (the worker thread takes calls in order).
+   */
   readonly activity: () => Promise<ConnectionActivity>
   readonly close: (code: bigint, reason: string) => void
 }

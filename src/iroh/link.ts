@@ -6,10 +6,10 @@ import { className, PriorityClass, priorityClasses } from "../message/priority.t
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
-import { DarkWatch } from "../peer/dark-watch.ts"
 import { forkProbe } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
+import { type DarkSampler, forkDarkSampler } from "./dark-sampler.ts"
 import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
 import type { DialAddress, IrohConnection, IrohHost, IrohSendStream } from "./host.ts"
 import {
@@ -38,6 +38,10 @@ export interface IrohLinkOptions {
   readonly probeTimeoutMs: number
   /** Consecutive failed pings after which the session is reported closed. */
   readonly probeFailuresBeforeClose: number
+  /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
+  readonly skipPingsWhileConfirmed?: boolean | undefined
+  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
+  readonly skipPingsWhileQuiet?: boolean | undefined
   /** Wire versions to dial (default: all this build speaks), newest first. */
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
   /** What to compress on a version 2 connection (default: nothing). */
@@ -47,9 +51,6 @@ export interface IrohLinkOptions {
   /** Silence after an unanswered send that closes the session as dark (0: pings only; see `DarkWatch`). */
   readonly darkAfterMs: number
 }
-
-/** How often the dark watch reads the connection's counters, at most. */
-const DARK_SAMPLE_MS = 25
 
 /**
  * Feeds the peer's acknowledgements into `ledger` until the connection ends. A malformed
@@ -159,12 +160,19 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       const markClosed = (reason: string) =>
         Effect.andThen(Effect.sync(() => rejectWrites(new Error(`connection closed: ${reason}`))), Deferred.succeed(closed, reason))
 
-      const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs }, performance.now())
-      const watching = options.darkAfterMs > 0
+      const watch: DarkSampler | undefined = options.darkAfterMs > 0
+        ? yield* forkDarkSampler({
+          peer,
+          connection,
+          darkAfterMs: options.darkAfterMs,
+          stopped: () => Deferred.isDoneUnsafe(closed),
+          onDark: (reason) => markClosed(reason).pipe(Effect.asVoid)
+        })
+        : undefined
       const send = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) =>
         irohCall(
           () => {
-            if (watching) watch.noteSent(performance.now())
+            watch?.noteSent()
             return Promise.race([streams[cls]!.writeFrames(payloads, lead), writesEnded])
           },
           (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })
@@ -174,9 +182,12 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
 
       const pingFailed = (cause: string) => new StreamFailed({ peer, transport: "iroh", class: className(PriorityClass.Election), cause })
       const ping = Effect.gen(function*() {
-        const started = performance.now()
-        if (watching) watch.noteSent(started)
-        yield* irohCall(() => connection.ping(), pingFailed)
+        let started = 0
+        yield* irohCall(() => {
+          watch?.noteSent()
+          started = performance.now()
+          return connection.ping()
+        }, pingFailed)
         return performance.now() - started
       }).pipe(
         Effect.timeoutOrElse({
@@ -192,48 +203,18 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         ),
         { startImmediately: true }
       )
+      const acks = acked ? new AckLedger() : undefined
+      if (acks !== undefined) yield* Effect.forkScoped(readAcks(peer, connection, acks), { startImmediately: true })
       const probe = yield* forkProbe({
         ping,
         intervalMs: options.probeIntervalMs,
         failuresBeforeDead: options.probeFailuresBeforeClose,
         onDead: (reason) => markClosed(reason).pipe(Effect.asVoid),
-        stopped: () => Deferred.isDoneUnsafe(closed)
+        stopped: () => Deferred.isDoneUnsafe(closed),
+        confirmations: options.skipPingsWhileConfirmed === true ? acks?.totals : undefined,
+        skipWhileQuiet: options.skipPingsWhileQuiet
       }, { peer: String(peer), transport: "iroh" })
-
-      let ledger: DeliveryLedger
-      if (acked) {
-        const acks = new AckLedger()
-        yield* Effect.forkScoped(readAcks(peer, connection, acks), { startImmediately: true })
-        ledger = acks
-      } else {
-        ledger = new ProbeLedger(probe.confirmedAt)
-      }
-
-      if (watching) {
-        const sampleMs = Math.max(5, Math.min(DARK_SAMPLE_MS, Math.floor(options.darkAfterMs / 8)))
-        yield* Effect.forkScoped(
-          Effect.gen(function*() {
-            while (!Deferred.isDoneUnsafe(closed)) {
-              // The time of asking, not of the answer: the counters are at least that recent.
-              const askedAt = performance.now()
-              const activity = yield* irohCall(() => connection.activity(), pingFailed)
-              const verdict = watch.sample(askedAt, activity)
-              if (verdict._tag === "Dark") {
-                const reason = `dark path: nothing received for ${Math.round(verdict.silentMs)} ms after a send`
-                yield* Metric.update(Metric.withAttributes(M.darkPaths, { peer: String(peer) }), 1)
-                yield* Effect.logWarning(`iroh link to peer ${peer}: ${reason}`)
-                return yield* markClosed(reason)
-              }
-              yield* Effect.sleep(sampleMs)
-            }
-          }).pipe(
-            // The counters fail only once the connection is gone, which `closed` reports.
-            Effect.catch((error) => Effect.logDebug(`dark watch of peer ${peer} ended: ${error.message}`)),
-            Effect.annotateLogs({ peer: String(peer), transport: "iroh" })
-          ),
-          { startImmediately: true }
-        )
-      }
+      const ledger: DeliveryLedger = acks ?? new ProbeLedger(probe.confirmedAt)
 
       const session: LinkSession = {
         kind: "iroh",
@@ -247,7 +228,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         // loopback after a reconnect), and one such value moves an adaptive route and back.
         rttMs: probe.rttMs,
         ledger,
-        heardAt: watching ? () => watch.heardAt : undefined
+        heardAt: watch?.heardAt
       }
       return session
     })

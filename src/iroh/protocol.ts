@@ -100,11 +100,12 @@ export { irohErrorMessage }
 /**
  * A binding call as an interruptible Effect. The binding's promises cannot be cancelled, so
  * interruption just stops waiting (the pending native call ends when its stream, connection
- * or endpoint closes). Without the `signal` parameter `Effect.tryPromise` would wait for the
- * promise on interruption, and a read on a quiet stream would hold a scope open forever.
+ * or endpoint closes), as for any `Effect.tryPromise`: a read on a quiet stream never holds a
+ * scope open. No `AbortSignal` is asked for, since nothing could act on it, and every read,
+ * write and counter sample would make one.
  */
 export const irohCall = <A, E>(call: () => Promise<A>, onError: (message: string) => E): Effect.Effect<A, E> =>
-  Effect.tryPromise({ try: (_signal) => call(), catch: (cause) => onError(irohErrorMessage(cause)) })
+  Effect.tryPromise({ try: () => call(), catch: (cause) => onError(irohErrorMessage(cause)) })
 
 /** A binding call failed where no more specific error applies (inbound streams, accepts). */
 export class IrohFailure extends Data.TaggedError("IrohFailure")<{ readonly message: string }> {

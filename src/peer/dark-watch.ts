@@ -10,7 +10,10 @@
  * out its retransmission backoff (a false dark path 1.2-1.4 s into an up period); datagrams
  * coming back say the path is up the moment it is.
  *
- * Pure state: the owner feeds it sends and counter samples with their clock times.
+ * Pure state: the owner feeds it sends and counter samples with their clock times. Samples
+ * are needed only while a send waits for an answer: the owner takes a baseline right before
+ * the send that starts a wait (`noteSent` says which one), then samples until `waiting` is
+ * false, and reads nothing while the connection has nothing outstanding.
  */
 export interface DarkWatchOptions {
   /** Nothing received for this long after an unanswered send declares the path dark. */
@@ -57,16 +60,37 @@ export class DarkWatch {
     this.lastHeardAt = now
   }
 
-  /** When a sample last saw datagrams arrive. */
+  /** When a sample last saw datagrams arrive: the last answer to a send, as samples run only then. */
   get heardAt(): number {
     return this.lastHeardAt
   }
 
-  /** Something that the peer must acknowledge was handed to the connection at `now`. */
-  noteSent(now: number): void {
-    if (this.unansweredSince !== undefined) return
+  /** A send is waiting for anything to come back. */
+  get waiting(): boolean {
+    return this.unansweredSince !== undefined
+  }
+
+  /**
+   * Something that the peer must acknowledge is handed to the connection at `now`. True when
+   * it starts a wait: the owner then reads the counters before handing it over and passes
+   * them to `rebase`, so that nothing received before the send counts as its answer.
+   */
+  noteSent(now: number): boolean {
+    if (this.unansweredSince !== undefined) return false
     this.unansweredSince = now
     this.txAtUnanswered = this.tx
+    return true
+  }
+
+  /**
+   * The counters as of just before the send that started the wait. Datagrams received since
+   * the previous sample arrived before that send, at a time nobody knows, so they neither
+   * answer it nor move `heardAt`.
+   */
+  rebase(activity: ActivitySample): void {
+    this.rx = activity.rxDatagrams
+    this.tx = activity.txDatagrams
+    if (this.unansweredSince !== undefined) this.txAtUnanswered = activity.txDatagrams
   }
 
   /**

@@ -25,6 +25,15 @@ export interface DeliveryLedger {
 }
 
 const zeros = (): Array<number> => [0, 0, 0, 0]
+const sum = (counts: ReadonlyArray<number>): number => counts[0]! + counts[1]! + counts[2]! + counts[3]!
+
+/** Cumulative counts of one session, all classes together: what the probe reads (`peer/probe.ts`). */
+export interface ConfirmationCounts {
+  /** Messages handed to writes that have ended. */
+  readonly written: () => number
+  /** Messages the peer confirmed it took. */
+  readonly confirmed: () => number
+}
 
 /**
  * Confirmation by the peer's acknowledgements: per class stream, the receiver reports the
@@ -42,6 +51,8 @@ export class AckLedger implements DeliveryLedger {
   private readonly acked = zeros()
   /** Set by `close`: per class, acknowledgements beyond the writes recorded by then. */
   private surplus: Array<number> | undefined
+
+  readonly totals: ConfirmationCounts = { written: () => sum(this.sent), confirmed: () => sum(this.acked) }
 
   written(cls: PriorityClass, count: number): number {
     const surplus = this.surplus

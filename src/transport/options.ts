@@ -85,7 +85,11 @@ export const grpcServerOptions = (
 const probeOptions = (config: TransportConfig) => ({
   probeIntervalMs: config.strategy.probe_interval_ms,
   probeTimeoutMs: config.strategy.probe_timeout_ms,
-  probeFailuresBeforeClose: config.strategy.probe_failures
+  probeFailuresBeforeClose: config.strategy.probe_failures,
+  // The adaptive strategy compares both links' ping RTTs every interval: keep them fresh.
+  skipPingsWhileConfirmed: config.strategy.raft_transport._tag !== "adaptive",
+  // Fallback and recovery read a dual-mode link's liveness while it carries nothing.
+  skipPingsWhileQuiet: config.mode !== "dual"
 })
 
 /** `[transport.compression]` as the Iroh links take it. */

@@ -45,4 +45,31 @@ describe("dark watch", () => {
     expect(watch.sample(300, { ...counts(11, 10), rttMs: 150 })._tag).toBe("Alive")
     expect(watch.sample(350, { ...counts(11, 10), rttMs: 150 })._tag).toBe("Dark")
   })
+
+  it("reads nothing between waits: a baseline before the send that starts one, samples until it is answered", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    expect(watch.noteSent(0)).toBe(true)
+    expect(watch.noteSent(3)).toBe(false)
+    watch.rebase(counts(10, 10))
+    expect(watch.sample(25, counts(11, 12))._tag).toBe("Alive")
+    expect(watch.waiting).toBe(false)
+    expect(watch.heardAt).toBe(25)
+    // Idle for a second; what arrived meanwhile came before the next send, so it answers nothing.
+    expect(watch.noteSent(1000)).toBe(true)
+    watch.rebase(counts(14, 20))
+    expect(watch.heardAt).toBe(25)
+    expect(watch.sample(1025, counts(15, 20))._tag).toBe("Alive")
+    expect(watch.waiting).toBe(true)
+    expect(watch.sample(1200, counts(16, 20))).toEqual({ _tag: "Dark", silentMs: 200 })
+  })
+
+  it("after the baseline, a send held back by flow control waits for datagrams to leave", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    watch.noteSent(0)
+    watch.rebase(counts(10, 10))
+    // Flow control held the send back: the wait starts when datagrams leave.
+    expect(watch.sample(300, counts(10, 10))._tag).toBe("Alive")
+    expect(watch.sample(325, counts(11, 10))._tag).toBe("Alive")
+    expect(watch.sample(500, counts(11, 10))).toEqual({ _tag: "Dark", silentMs: 200 })
+  })
 })

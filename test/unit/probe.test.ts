@@ -50,4 +50,83 @@ describe("link probe", () => {
       expect(samples).toBe(1)
       expect(dead).toBe(false)
     }))
+
+  it.effect("confirmations of writes made in an interval stand in for its ping, up to one ping a second", () =>
+    Effect.gen(function*() {
+      let pings = 0
+      let written = 0
+      let confirmed = 0
+      let flowing = true
+      // A heartbeat every 100 ms, confirmed at once while the path carries traffic.
+      const traffic = Effect.forever(Effect.andThen(Effect.sleep(100), Effect.sync(() => {
+        if (!flowing) return
+        written++
+        confirmed++
+      })))
+      yield* Effect.forkChild(traffic)
+      const fiber = yield* Effect.forkChild(runProbe({
+        ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
+        intervalMs: 250,
+        failuresBeforeDead: 3,
+        onSample: () => {},
+        onDead: () => Effect.void,
+        stopped: () => false,
+        confirmations: { written: () => written, confirmed: () => confirmed }
+      }))
+      yield* TestClock.adjust(4_100)
+      // The first ping at start, then one every fourth interval (RTT_REFRESH_MS).
+      expect(pings).toBe(5)
+      // Traffic stops: after the interval it was last confirmed in, every interval pings again.
+      flowing = false
+      yield* TestClock.adjust(250)
+      pings = 0
+      yield* TestClock.adjust(1_000)
+      expect(pings).toBe(4)
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a confirmation for writes from before the interval does not skip its ping", () =>
+    Effect.gen(function*() {
+      let pings = 0
+      let confirmed = 0
+      const fiber = yield* Effect.forkChild(runProbe({
+        ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
+        intervalMs: 250,
+        failuresBeforeDead: 3,
+        onSample: () => {},
+        onDead: () => Effect.void,
+        stopped: () => false,
+        // Ten writes long ago, their confirmations trickling in now.
+        confirmations: { written: () => 10, confirmed: () => confirmed }
+      }))
+      for (let i = 0; i < 8; i++) {
+        yield* TestClock.adjust(125)
+        confirmed = Math.min(10, confirmed + 1)
+      }
+      expect(pings).toBe(5)
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a link that carries nothing pings once a second when told it may stay quiet, every interval otherwise", () =>
+    Effect.gen(function*() {
+      const run = (skipWhileQuiet: boolean) =>
+        Effect.gen(function*() {
+          let pings = 0
+          const fiber = yield* Effect.forkChild(runProbe({
+            ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
+            intervalMs: 250,
+            failuresBeforeDead: 3,
+            onSample: () => {},
+            onDead: () => Effect.void,
+            stopped: () => false,
+            confirmations: { written: () => 0, confirmed: () => 0 },
+            skipWhileQuiet
+          }))
+          yield* TestClock.adjust(2_100)
+          yield* Fiber.interrupt(fiber)
+          return pings
+        })
+      expect(yield* run(true)).toBe(3)
+      expect(yield* run(false)).toBe(9)
+    }))
 })

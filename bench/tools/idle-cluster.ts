@@ -1,0 +1,75 @@
+/**
+ * CPU of an idle 3-node cluster (a leader, no clients), the cluster phase's idle figure alone:
+ * the nodes start, agree on a leader, settle for a second, then their CPU (`/proc/<pid>/stat`)
+ * is read over `idle_ms`. Prints one line per node and the total in ms/s.
+ *
+ *   npx node --import tsx bench/tools/idle-cluster.ts <iroh|grpc|dual> [idle_ms=10000] [cpu_prof_dir]
+ *
+ * (`npx node`: the pinned Node, which the nodes inherit.)
+ *
+ * `IDLE_TRANSPORT_JSON='{"strategy":{"dark_after_ms":0}}'` replaces keys of every node's
+ * `[transport]` table, to price one mechanism against the shipped settings.
+ *
+ * `IDLE_AT=<unix ms>` starts the measurement at that time rather than a second after the leader
+ * is agreed: two trees' clusters started together are then measured over the same seconds,
+ * which pairs them against the machine's drift (`IDLE_AT=$(( $(date +%s%3N) + 20000 ))`).
+ *
+ * With `cpu_prof_dir`, the nodes run with `--cpu-prof` and are stopped with SIGTERM after the
+ * measurement, which writes their profiles (summarise with `bench/tools/profile-summary.ts`).
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Clock, Effect } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { type ClusterTransport, LocalCluster } from "../../src/node/local-cluster.ts"
+import { processCpuMs } from "../harness/process-cpu.ts"
+
+const transports: ReadonlyArray<ClusterTransport> = ["iroh", "grpc", "dual"]
+const transport = transports.find((t) => t === process.argv[2])
+const idleMs = Number(process.argv[3] ?? 10_000)
+const profDir = process.argv[4]
+const transportJson = process.env["IDLE_TRANSPORT_JSON"]
+const startAt = process.env["IDLE_AT"] === undefined ? undefined : Number(process.env["IDLE_AT"])
+
+const program = Effect.gen(function*() {
+  if (transport === undefined || !(idleMs > 0)) {
+    return yield* Effect.sync(() => {
+      process.stderr.write("usage: idle-cluster.ts <iroh|grpc|dual> [idle_ms] [cpu_prof_dir]\n")
+      process.exitCode = 2
+    })
+  }
+  const dir = mkdtempSync(join(tmpdir(), `raft-idle-${transport}-`))
+  yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+  const nodeFlags = profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]
+  const transportOverrides = transportJson === undefined ? undefined : yield* Effect.try({
+    try: () => JSON.parse(transportJson) as Record<string, unknown>,
+    catch: (cause) => new Error(`IDLE_TRANSPORT_JSON: ${String(cause)}`)
+  })
+  const cluster = yield* LocalCluster.make({
+    dir,
+    nodes: 3,
+    transport,
+    logLevel: "warn",
+    nodeFlags,
+    ...(transportOverrides === undefined ? {} : { transportOverrides })
+  })
+  yield* cluster.startAll()
+  const leader = yield* cluster.waitForLeader()
+  const now = yield* Clock.currentTimeMillis
+  yield* Effect.sleep(startAt === undefined ? 1000 : Math.max(0, startAt - now))
+  const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
+  const cpu0 = pids.map(processCpuMs)
+  const t0 = performance.now()
+  yield* Effect.sleep(idleMs)
+  const cpu1 = pids.map(processCpuMs)
+  const seconds = (performance.now() - t0) / 1000
+  const perNode = cpu1.map((c, i) => (c - cpu0[i]!) / seconds)
+  const total = perNode.reduce((a, b) => a + b, 0)
+  const lines = cluster.ids.map((id, i) => `node ${id}${id === leader.id ? " (leader)" : ""}: ${perNode[i]!.toFixed(1)} ms/s`)
+  yield* Effect.sync(() => void process.stdout.write(`${transport} idle over ${seconds.toFixed(1)} s: ${lines.join(", ")}; total ${total.toFixed(1)} ms/s\n`))
+  if (profDir !== undefined) yield* Effect.forEach(cluster.running(), (id) => cluster.kill(id, "SIGTERM"), { discard: true })
+}).pipe(Effect.scoped)
+
+NodeRuntime.runMain(program)

@@ -1,0 +1,97 @@
+import { Effect, Metric, Queue, type Scope } from "effect"
+import * as M from "../metrics/metrics.ts"
+import type { NodeId } from "../message/types.ts"
+import { type ActivitySample, DarkWatch } from "../peer/dark-watch.ts"
+import type { IrohConnection } from "./host.ts"
+import { irohCall, IrohFailure } from "./protocol.ts"
+
+/** How often the dark watch reads the counters while a send waits for an answer, at most. */
+const DARK_SAMPLE_MS = 25
+
+export interface DarkSampler {
+  /**
+   * Call right before handing the connection something the peer must acknowledge (a write, a
+   * ping), in the same synchronous step: a send that starts a wait reads the counters first.
+   */
+  readonly noteSent: () => void
+  /** `performance.now()` when an answer was last seen (see `DarkWatch.heardAt`). */
+  readonly heardAt: () => number
+}
+
+/**
+ * Drives a `DarkWatch` for one connection in the current scope: the counters are read only
+ * while a send waits for an answer (a baseline right before the send, then every
+ * `DARK_SAMPLE_MS`), and nothing runs while the connection has nothing outstanding. An idle
+ * cluster's links answer each heartbeat within a sample, so each send costs two reads instead
+ * of a fiber reading every connection 40 times a second.
+ */
+export const forkDarkSampler = (options: {
+  readonly peer: NodeId
+  readonly connection: IrohConnection
+  readonly darkAfterMs: number
+  /** Stop (the connection closed for another reason). */
+  readonly stopped: () => boolean
+  /** The path is dark; the sampler then stops. */
+  readonly onDark: (reason: string) => Effect.Effect<void>
+}): Effect.Effect<DarkSampler, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { connection, peer } = options
+    const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs }, performance.now())
+    const sampleMs = Math.max(5, Math.min(DARK_SAMPLE_MS, Math.floor(options.darkAfterMs / 8)))
+    const doorbell = yield* Queue.sliding<void>(1)
+    /** The counters read right before the send that started the current wait, not yet applied. */
+    let baseline: Promise<ActivitySample> | undefined
+
+    const read = (activity: () => Promise<ActivitySample>) => irohCall(activity, IrohFailure.of)
+
+    /** Samples every `sampleMs` until the wait is answered (true) or the path is dark (false). */
+    const awaitAnswer = Effect.gen(function*() {
+      while (!options.stopped()) {
+        yield* Effect.sleep(sampleMs)
+        // The time of asking, not of the answer: the counters are at least that recent.
+        const askedAt = performance.now()
+        const verdict = watch.sample(askedAt, yield* read(() => connection.activity()))
+        if (verdict._tag === "Dark") {
+          const reason = `dark path: nothing received for ${Math.round(verdict.silentMs)} ms after a send`
+          yield* Metric.update(Metric.withAttributes(M.darkPaths, { peer: String(peer) }), 1)
+          yield* Effect.logWarning(`iroh link to peer ${peer}: ${reason}`)
+          yield* options.onDark(reason)
+          return false
+        }
+        if (!watch.waiting) return true
+      }
+      return false
+    })
+
+    yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        while (!options.stopped()) {
+          const before = baseline
+          if (before === undefined) {
+            yield* Queue.take(doorbell)
+            continue
+          }
+          baseline = undefined
+          watch.rebase(yield* read(() => before))
+          if (!(yield* awaitAnswer)) return
+        }
+      }).pipe(
+        // The counters fail only once the connection is gone, which its close reports.
+        Effect.catch((error) => Effect.logDebug(`dark watch of peer ${peer} ended: ${error.message}`)),
+        Effect.annotateLogs({ peer: String(peer), transport: "iroh" })
+      ),
+      { startImmediately: true }
+    )
+
+    return {
+      noteSent: () => {
+        if (!watch.noteSent(performance.now())) return
+        const reading = connection.activity()
+        // Awaited by the sampler, which ends on its failure; never left unhandled meanwhile.
+        reading.catch(() => undefined)
+        baseline = reading
+        Queue.offerUnsafe(doorbell, undefined)
+      },
+      heardAt: () => watch.heardAt
+    }
+  })
