@@ -337,7 +337,7 @@ export const CompressionConfig = table({
   algorithm: orDefault(CompressionAlgorithm, "zstd"),
   level: orDefault(intBetween(1, 19), 1),
   min_batch_bytes: orDefault(intAtLeast(0), 4096),
-  min_saving: orDefault(numberBetween(0, 0.9), 0.1),
+  min_saving: orDefault(numberBetween(0, 0.9), 0.35),
   classes: orDefault(Schema.Array(CompressibleClass), ["append", "snapshot"]),
   /** Snapshot chunk size while snapshot chunks are shrinking: about the wire bytes of an uncompressed default chunk. */
   snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 16384)

@@ -76,7 +76,7 @@ describe("config: defaults", () => {
           algorithm: "zstd",
           level: 1,
           min_batch_bytes: 4096,
-          min_saving: 0.1,
+          min_saving: 0.35,
           classes: ["append", "snapshot"],
           snapshot_chunk_bytes: 16384
         },
