@@ -6,7 +6,7 @@ import type { NodeId } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
-import { forkProbe } from "../peer/probe.ts"
+import { forkProbe, type PingSkipping } from "../peer/probe.ts"
 import { ConnectFailed, describeCause, StreamFailed } from "../domain/errors.ts"
 import { encodeMessageBatch, maxPayloadInBatch, splitBatches } from "./batch-encoding.ts"
 import {
@@ -33,7 +33,7 @@ export interface GrpcLinkTls {
   readonly serverName?: string | undefined
 }
 
-export interface GrpcLinkOptions {
+export interface GrpcLinkOptions extends PingSkipping {
   readonly self: NodeId
   readonly peer: NodeId
   /** The peer's `host:port`, read at every dial (the peer table may change). */
@@ -51,10 +51,6 @@ export interface GrpcLinkOptions {
   readonly probeTimeoutMs?: number | undefined
   /** Consecutive failed probes after which the session is reported closed (default 3). */
   readonly probeFailuresBeforeClose?: number | undefined
-  /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
-  readonly skipPingsWhileConfirmed?: boolean | undefined
-  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
-  readonly skipPingsWhileQuiet?: boolean | undefined
   /** How long closing a session waits for its streams to end cleanly (default 1000 ms). */
   readonly closeGraceMs?: number | undefined
 }

@@ -6,7 +6,7 @@ import { className, PriorityClass, priorityClasses } from "../message/priority.t
 import type { NodeId } from "../message/types.ts"
 import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
-import { forkProbe } from "../peer/probe.ts"
+import { forkProbe, type PingSkipping } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
 import { type DarkSampler, forkDarkSampler } from "./dark-sampler.ts"
@@ -27,7 +27,7 @@ import {
   type WireVersion
 } from "./protocol.ts"
 
-export interface IrohLinkOptions {
+export interface IrohLinkOptions extends PingSkipping {
   readonly endpoint: IrohHost
   readonly peer: NodeId
   /** Read at every dial: the peer table may change. */
@@ -38,10 +38,6 @@ export interface IrohLinkOptions {
   readonly probeTimeoutMs: number
   /** Consecutive failed pings after which the session is reported closed. */
   readonly probeFailuresBeforeClose: number
-  /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
-  readonly skipPingsWhileConfirmed?: boolean | undefined
-  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
-  readonly skipPingsWhileQuiet?: boolean | undefined
   /** Wire versions to dial (default: all this build speaks), newest first. */
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
   /** What to compress on a version 2 connection (default: nothing). */

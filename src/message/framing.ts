@@ -33,6 +33,14 @@ export const framedLength = (payloads: ReadonlyArray<Uint8Array>): number => {
   return n
 }
 
+/** A frame's u32-BE length prefix at `o`, into either sink. */
+const writeLength = (out: Uint8Array | Array<number>, o: number, n: number): void => {
+  out[o] = (n >>> 24) & 0xff
+  out[o + 1] = (n >>> 16) & 0xff
+  out[o + 2] = (n >>> 8) & 0xff
+  out[o + 3] = n & 0xff
+}
+
 /**
  * Writes u32-BE length-prefixed frames into the pre-sized `Array<number>` that the Iroh binding
  * takes, so a batch is converted once, with no intermediate buffer (bench/phases/codec.ts).
@@ -41,10 +49,7 @@ const writeFramesToArray = (payloads: ReadonlyArray<Uint8Array>, out: Array<numb
   let o = start
   for (const p of payloads) {
     const n = p.length
-    out[o] = (n >>> 24) & 0xff
-    out[o + 1] = (n >>> 16) & 0xff
-    out[o + 2] = (n >>> 8) & 0xff
-    out[o + 3] = n & 0xff
+    writeLength(out, o, n)
     o += 4
     for (let i = 0; i < n; i++) out[o + i] = p[i]!
     o += n
@@ -60,10 +65,7 @@ export const encodeFrames = (payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Ar
   let o = leadLength
   for (const p of payloads) {
     const n = p.length
-    out[o] = (n >>> 24) & 0xff
-    out[o + 1] = (n >>> 16) & 0xff
-    out[o + 2] = (n >>> 8) & 0xff
-    out[o + 3] = n & 0xff
+    writeLength(out, o, n)
     out.set(p, o + 4)
     o += 4 + n
   }

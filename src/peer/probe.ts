@@ -32,6 +32,14 @@ export interface ProbeOptions<E> {
   readonly skipWhileQuiet?: boolean | undefined
 }
 
+/** What a link lets stand in for its pings (both links take these options). */
+export interface PingSkipping {
+  /** Let the peer's acknowledgements stand in for most pings (`ProbeOptions.confirmations`). */
+  readonly skipPingsWhileConfirmed?: boolean | undefined
+  /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
+  readonly skipPingsWhileQuiet?: boolean | undefined
+}
+
 /**
  * Whatever else flows, a ping goes out at least this often, so the RTT estimate (metrics,
  * the adaptive strategy's choice) is never older than this on a busy link.

@@ -1,7 +1,26 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { runProbe } from "../../src/peer/probe.ts"
+import { type ProbeOptions, runProbe } from "../../src/peer/probe.ts"
+
+/**
+ * A probe whose pings always answer at once, every 250 ms, with `extra` options; the pings sent
+ * so far come from `pings()`.
+ */
+const countingProbe = (extra: Partial<ProbeOptions<never>>) =>
+  Effect.gen(function*() {
+    let pings = 0
+    const fiber = yield* Effect.forkChild(runProbe<never>({
+      ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
+      intervalMs: 250,
+      failuresBeforeDead: 3,
+      onSample: () => {},
+      onDead: () => Effect.void,
+      stopped: () => false,
+      ...extra
+    }))
+    return { fiber, pings: () => pings }
+  })
 
 describe("link probe", () => {
   it.effect("declares a silent path dead after its ping timeouts, not after intervals", () =>
@@ -53,7 +72,6 @@ describe("link probe", () => {
 
   it.effect("confirmations of writes made in an interval stand in for its ping, up to one ping a second", () =>
     Effect.gen(function*() {
-      let pings = 0
       let written = 0
       let confirmed = 0
       let flowing = true
@@ -64,46 +82,33 @@ describe("link probe", () => {
         confirmed++
       })))
       yield* Effect.forkChild(traffic)
-      const fiber = yield* Effect.forkChild(runProbe({
-        ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
-        intervalMs: 250,
-        failuresBeforeDead: 3,
-        onSample: () => {},
-        onDead: () => Effect.void,
-        stopped: () => false,
+      const { fiber, pings } = yield* countingProbe({
         confirmations: { written: () => written, confirmed: () => confirmed }
-      }))
+      })
       yield* TestClock.adjust(4_100)
       // The first ping at start, then one every fourth interval (RTT_REFRESH_MS).
-      expect(pings).toBe(5)
+      expect(pings()).toBe(5)
       // Traffic stops: after the interval it was last confirmed in, every interval pings again.
       flowing = false
       yield* TestClock.adjust(250)
-      pings = 0
+      const before = pings()
       yield* TestClock.adjust(1_000)
-      expect(pings).toBe(4)
+      expect(pings() - before).toBe(4)
       yield* Fiber.interrupt(fiber)
     }))
 
   it.effect("a confirmation for writes from before the interval does not skip its ping", () =>
     Effect.gen(function*() {
-      let pings = 0
       let confirmed = 0
-      const fiber = yield* Effect.forkChild(runProbe({
-        ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
-        intervalMs: 250,
-        failuresBeforeDead: 3,
-        onSample: () => {},
-        onDead: () => Effect.void,
-        stopped: () => false,
+      const { fiber, pings } = yield* countingProbe({
         // Ten writes long ago, their confirmations trickling in now.
         confirmations: { written: () => 10, confirmed: () => confirmed }
-      }))
+      })
       for (let i = 0; i < 8; i++) {
         yield* TestClock.adjust(125)
         confirmed = Math.min(10, confirmed + 1)
       }
-      expect(pings).toBe(5)
+      expect(pings()).toBe(5)
       yield* Fiber.interrupt(fiber)
     }))
 
@@ -111,20 +116,13 @@ describe("link probe", () => {
     Effect.gen(function*() {
       const run = (skipWhileQuiet: boolean) =>
         Effect.gen(function*() {
-          let pings = 0
-          const fiber = yield* Effect.forkChild(runProbe({
-            ping: Effect.sync(() => pings++).pipe(Effect.as(1)),
-            intervalMs: 250,
-            failuresBeforeDead: 3,
-            onSample: () => {},
-            onDead: () => Effect.void,
-            stopped: () => false,
+          const { fiber, pings } = yield* countingProbe({
             confirmations: { written: () => 0, confirmed: () => 0 },
             skipWhileQuiet
-          }))
+          })
           yield* TestClock.adjust(2_100)
           yield* Fiber.interrupt(fiber)
-          return pings
+          return pings()
         })
       expect(yield* run(true)).toBe(3)
       expect(yield* run(false)).toBe(9)
