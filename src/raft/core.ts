@@ -130,6 +130,8 @@ export class RaftCore {
   private installed: (SnapshotRecord & { readonly from: NodeId }) | undefined = undefined
   private broadcastEntries = false
   private broadcastCommit = false
+  /** A new commit index waits for the next tick to reach followers nothing has told since. */
+  private commitAnnounceDue = false
   private heartbeatForReads = false
 
   constructor(private readonly config: CoreConfig, state: PersistedState, now: number) {
@@ -163,6 +165,10 @@ export class RaftCore {
       if (now >= this.heartbeatDueAt) {
         this.heartbeatDueAt = now + this.config.heartbeatIntervalMs
         this.broadcastHeartbeat(this.reads.lastContext())
+      }
+      if (this.commitAnnounceDue) {
+        this.commitAnnounceDue = false
+        this.announceCommit(true)
       }
       if (now >= this.checkQuorumDueAt) {
         this.checkQuorumDueAt = now + this.config.electionTimeoutMinMs
@@ -364,7 +370,7 @@ export class RaftCore {
     if (this.role === "leader") {
       if (this.broadcastEntries) this.broadcastAppend(false)
       this.maybeCommit()
-      if (this.broadcastCommit) this.broadcastAppend(true)
+      if (this.broadcastCommit) this.announceCommit(false)
       if (this.heartbeatForReads) this.broadcastHeartbeat(this.reads.lastContext())
     }
     this.broadcastEntries = false
@@ -714,6 +720,25 @@ export class RaftCore {
     for (const id of this.progress.keys()) this.sendAppends(id, sendIfEmpty)
   }
 
+  /**
+   * Tells followers a commit index their last message from us did not carry. A follower only
+   * needs it to apply, not to keep the log safe, so by default it rides on the next append or
+   * heartbeat; what is still untold at the next tick goes in an empty append then. Under a
+   * steady load the next append always comes first, which halves the messages of a write at
+   * low concurrency (an empty append and its response per follower per write). A follower
+   * that waits on the index (a write it forwarded, a read it asked) is told at once, as is
+   * every follower when `now` is set (the tick).
+   */
+  private announceCommit(now: boolean): void {
+    const committed = this.log.committed
+    for (const pr of this.progress.values()) {
+      if (!pr.untold(committed)) continue
+      if (now || pr.waitsFor(committed)) this.sendAppends(pr.id, true)
+      // Still untold (not sent: a full pipeline, a probe or snapshot under way): next tick.
+      if (pr.untold(committed)) this.commitAnnounceDue = true
+    }
+  }
+
   /** Fills the peer's pipeline (replicate) or sends its probe (probe). */
   private sendAppends(to: NodeId, sendIfEmpty: boolean): void {
     let first = true
@@ -745,6 +770,8 @@ export class RaftCore {
       commit: this.log.committed
     })
     const last = entries[entries.length - 1]?.index
+    // The follower commits no further than the last entry this append matches (§5.3).
+    pr.toldCommit(Math.min(this.log.committed, last ?? prevIndex))
     pr.sent(last, this.now)
     return last !== undefined && pr.state === "replicate"
   }
@@ -771,13 +798,15 @@ export class RaftCore {
   /** etcd sends min(match, commit) so a follower never commits past what matches our log. */
   private broadcastHeartbeat(context: Uint8Array | undefined): void {
     for (const pr of this.progress.values()) {
+      const commit = Math.min(pr.match, this.log.committed)
       this.send({
         msgType: MessageType.Heartbeat,
         to: pr.id,
         term: this.term,
-        commit: Math.min(pr.match, this.log.committed),
+        commit,
         ...(context !== undefined ? { context } : {})
       })
+      pr.toldCommit(commit)
     }
   }
 
@@ -813,6 +842,9 @@ export class RaftCore {
     if (r.from === this.id) {
       this.readStates.push({ key: r.key, index: r.index })
     } else {
+      // The follower serves the read once it has applied up to the index: tell it the commit.
+      const pr = this.progress.get(r.from)
+      if (pr !== undefined && pr.untold(r.index)) this.sendAppends(r.from, true)
       this.send({ msgType: MessageType.ReadIndexResponse, to: r.from, term: this.term, index: r.index, context: r.context })
     }
   }
@@ -862,6 +894,7 @@ export class RaftCore {
         ...(entry.context !== undefined ? { context: entry.context } : {})
       }])
     }
+    this.progress.get(m.from)?.waitFor(this.log.lastIndex())
     this.broadcastEntries = true
   }
 

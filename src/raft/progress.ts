@@ -33,9 +33,33 @@ export class Progress {
   snapshotSentAt = 0
   /** Heard from since the last check-quorum round (§6.2 of the thesis). */
   recentActive = false
+  /** The highest commit index a message to this follower has carried. */
+  private commitTold = 0
+  /** The last entry this follower forwarded as a proposal: it waits to apply it. */
+  private waiting = 0
 
   constructor(readonly id: NodeId, next: number) {
     this.next = next
+  }
+
+  /** A message to the follower carried `commit` (as far as its log can take it). */
+  toldCommit(commit: number): void {
+    if (commit > this.commitTold) this.commitTold = commit
+  }
+
+  /** The follower has not been told `commit` yet. */
+  untold(commit: number): boolean {
+    return this.commitTold < commit
+  }
+
+  /** The follower waits for `index` to commit (an entry it forwarded). */
+  waitFor(index: number): void {
+    if (index > this.waiting) this.waiting = index
+  }
+
+  /** Committing up to `commit` lets the follower finish something it waits for. */
+  waitsFor(commit: number): boolean {
+    return this.waiting > this.commitTold && commit > this.commitTold
   }
 
   /** May another append go out now? */
