@@ -16,6 +16,9 @@
  *   included; with `BENCH_HEAP_PROF_MINOR=0` only what outlived a scavenge.
  * - `BENCH_CLUSTER_IDLE_ONLY=1`: the cluster phase measures only the idle clusters (etcd and ours,
  *   10 s each instead of 3 s), no loads and no failover runs.
+ * - `BENCH_CLUSTER_CLIENTS=1,64` (the default) and `BENCH_CLUSTER_FAILOVERS=3`: the cluster
+ *   phase's client counts and leader kills per transport, e.g. `BENCH_CLUSTER_CLIENTS=1
+ *   BENCH_CLUSTER_FAILOVERS=0` for a quick look at one client.
  * - `BENCH_ONLY=<phase>,<phase>` runs only those phases (the others render as "not run"), and
  *   writes the report to stdout only, so `bench/results.md` always holds a full run. Phases:
  *   codec, raw, append, heartbeat, append-grpc, heartbeat-grpc, append-ratio, vote, vote-grpc,
@@ -76,7 +79,8 @@ const FAILOVER_RUNS = 3
 /** Cluster phases: each client count's workload, and leader kills per transport. */
 const CLUSTER_LOAD_MS = 3_000
 const CLUSTER_IDLE_ONLY = process.env["BENCH_CLUSTER_IDLE_ONLY"] === "1"
-const CLUSTER_FAILOVER_RUNS = CLUSTER_IDLE_ONLY ? 0 : 3
+const CLUSTER_CLIENTS = (process.env["BENCH_CLUSTER_CLIENTS"] ?? "1,64").split(",").map(Number).filter((n) => n > 0)
+const CLUSTER_FAILOVER_RUNS = CLUSTER_IDLE_ONLY ? 0 : Number(process.env["BENCH_CLUSTER_FAILOVERS"] ?? 3)
 /** Compression: rounds of on/off append runs per payload kind; pairs of snapshot processes per setting, transfers per pair. */
 const COMPRESSION_ROUNDS = 3
 const SNAPSHOT_PAIRS = 2
@@ -160,16 +164,21 @@ const program = Effect.gen(function*() {
   // Last: three node processes per transport, the whole Raft KV path (HTTP → Raft → disk → apply).
   const clusterLoads = CLUSTER_IDLE_ONLY
     ? { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [], idleMs: 10_000 }
-    : { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [1, 64] }
+    : { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: CLUSTER_CLIENTS }
   const clusterPhase = (transport: ClusterTransport) =>
     runPhase(
       "cluster",
-      `cluster: 3 node processes over ${transport}, 1 and 64 clients, ${CLUSTER_FAILOVER_RUNS} leader kills`,
+      `cluster: 3 node processes over ${transport}, ${CLUSTER_CLIENTS.join(" and ")} clients, ${CLUSTER_FAILOVER_RUNS} leader kills`,
       120_000,
       clusterTransportBench(transport, { ...clusterLoads, failoverRuns: CLUSTER_FAILOVER_RUNS })
     )
   // etcd right before ours, same client and workload: the ratios are the cluster figures.
-  const etcd = yield* runPhase("cluster", "cluster: 3 etcd members (the yardstick), 1 and 64 clients", 120_000, etcdClusterBench(clusterLoads))
+  const etcd = yield* runPhase(
+    "cluster",
+    `cluster: 3 etcd members (the yardstick), ${CLUSTER_CLIENTS.join(" and ")} clients`,
+    120_000,
+    etcdClusterBench(clusterLoads)
+  )
   const cluster = { etcd, iroh: yield* clusterPhase("iroh"), grpc: yield* clusterPhase("grpc") }
 
   const compressedAppends = yield* runPhase(

@@ -292,6 +292,10 @@ const render = (etcd: EtcdResult, results: ReadonlyArray<ClusterResult>, options
     "|---|---:|---:|---:|---:|"
   )
   for (const r of results) {
+    if (r.failoverMs.length === 0) {
+      lines.push(`| ${r.transport} | 0 | - | - | - |`)
+      continue
+    }
     const m = median(r.failoverMs)
     lines.push(
       `| ${r.transport} | ${r.failoverMs.length} | ${fmtMs(m)} | ${fmtMs(Math.min(...r.failoverMs))} | ${fmtMs(Math.max(...r.failoverMs))} |`
