@@ -33,7 +33,7 @@ import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import type { ClusterTransport } from "../src/node/local-cluster.ts"
-import { clusterTransportBench, etcdClusterBench } from "./phases/cluster.ts"
+import { CLUSTER_WARMUP_MS, clusterTransportBench, etcdClusterBench } from "./phases/cluster.ts"
 import { runAppendRatio } from "./phases/append-ratio.ts"
 import { runCodecBench } from "./phases/codec.ts"
 import { COMPRESSION_ON, runCompressedAppends, runSnapshotTransfers } from "./phases/compression.ts"
@@ -163,8 +163,8 @@ const program = Effect.gen(function*() {
 
   // Last: three node processes per transport, the whole Raft KV path (HTTP → Raft → disk → apply).
   const clusterLoads = CLUSTER_IDLE_ONLY
-    ? { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: [], idleMs: 10_000 }
-    : { durationMs: CLUSTER_LOAD_MS, warmupMs: WARMUP_MS, concurrency: CLUSTER_CLIENTS }
+    ? { durationMs: CLUSTER_LOAD_MS, warmupMs: CLUSTER_WARMUP_MS, concurrency: [], idleMs: 10_000 }
+    : { durationMs: CLUSTER_LOAD_MS, warmupMs: CLUSTER_WARMUP_MS, concurrency: CLUSTER_CLIENTS }
   const clusterPhase = (transport: ClusterTransport) =>
     runPhase(
       "cluster",

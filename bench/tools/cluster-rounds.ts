@@ -11,13 +11,13 @@
  * `clients` is a comma-separated list (e.g. `1,64`). Progress on stderr, Markdown on stdout.
  */
 import { Effect } from "effect"
-import { clusterTransportBench, etcdClusterBench, versusEtcd } from "../phases/cluster.ts"
+import { CLUSTER_WARMUP_MS, clusterTransportBench, etcdClusterBench, versusEtcd } from "../phases/cluster.ts"
 import { median } from "../harness/stats.ts"
 
 const rounds = Number(process.argv[2] ?? 5)
 const concurrency = (process.argv[3] ?? "64").split(",").map(Number).filter((n) => n > 0)
 const transports = ["iroh", "grpc"] as const
-const loads = { concurrency, durationMs: 3_000, warmupMs: 1_000, failoverRuns: 0 }
+const loads = { concurrency, durationMs: 3_000, warmupMs: CLUSTER_WARMUP_MS, failoverRuns: 0 }
 
 const program = Effect.gen(function*() {
   /** Per transport, per metric: the ratio of each round. */
