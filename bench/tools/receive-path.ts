@@ -1,5 +1,6 @@
 /**
- * The receiver's JS work for an append stream, without the binding: pre-framed reads of the acceptor.s append read size
+ * The receiver's JS work for an append stream, without the binding: pre-framed reads of the
+ * size the acceptor asks for on an append stream
  * (as `Array<number>`, like the binding's) go through the same conversion, frame decoder,
  * codec, delivery checks, mailbox and `receiveBatch` as in `src/iroh/acceptor.ts`, with an
  * async boundary per read. What it costs per message, and what it allocates, shows with

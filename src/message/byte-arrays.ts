@@ -1,8 +1,8 @@
 /**
  * Conversions between `Uint8Array` and the `Array<number>` that `@number0/iroh` takes and
  * returns. Plain indexed loops into pre-sized arrays: about 5x faster than `Array.from`
- * (docs/design.md, "The binding.s byte conversion is the ceiling"; bench/phases/codec.ts). Free of imports so the Iroh worker
- * thread can load it natively.
+ * (docs/design.md, "The binding's byte conversion is the ceiling"; bench/phases/codec.ts).
+ * Free of imports so the Iroh worker thread can load it natively.
  */
 
 /**

@@ -130,8 +130,6 @@ export class RaftCore {
   private installed: (SnapshotRecord & { readonly from: NodeId }) | undefined = undefined
   private broadcastEntries = false
   private broadcastCommit = false
-  /** A new commit index waits for the next tick to reach followers nothing has told since. */
-  private commitAnnounceDue = false
   private heartbeatForReads = false
 
   constructor(private readonly config: CoreConfig, state: PersistedState, now: number) {
@@ -166,10 +164,7 @@ export class RaftCore {
         this.heartbeatDueAt = now + this.config.heartbeatIntervalMs
         this.broadcastHeartbeat(this.reads.lastContext())
       }
-      if (this.commitAnnounceDue) {
-        this.commitAnnounceDue = false
-        this.announceCommit(true)
-      }
+      this.announceCommit(true)
       if (now >= this.checkQuorumDueAt) {
         this.checkQuorumDueAt = now + this.config.electionTimeoutMinMs
         if (!this.checkQuorum()) return
@@ -368,7 +363,7 @@ export class RaftCore {
 
   ready(): Ready {
     if (this.role === "leader") {
-      if (this.broadcastEntries) this.broadcastAppend(false)
+      if (this.broadcastEntries) this.broadcastAppend()
       this.maybeCommit()
       if (this.broadcastCommit) this.announceCommit(false)
       if (this.heartbeatForReads) this.broadcastHeartbeat(this.reads.lastContext())
@@ -716,8 +711,9 @@ export class RaftCore {
     return true
   }
 
-  private broadcastAppend(sendIfEmpty: boolean): void {
-    for (const id of this.progress.keys()) this.sendAppends(id, sendIfEmpty)
+  /** New entries to every follower whose pipeline has room. */
+  private broadcastAppend(): void {
+    for (const id of this.progress.keys()) this.sendAppends(id, false)
   }
 
   /**
@@ -726,16 +722,14 @@ export class RaftCore {
    * heartbeat; what is still untold at the next tick goes in an empty append then. Under a
    * steady load the next append always comes first, which halves the messages of a write at
    * low concurrency (an empty append and its response per follower per write). A follower
-   * that waits on the index (a write it forwarded, a read it asked) is told at once, as is
-   * every follower when `now` is set (the tick).
+   * that waits on the index (a write it forwarded) is told at once, as is every follower on
+   * the tick (`onTick`). One the append cannot reach yet (a full pipeline, a probe or snapshot
+   * under way) is tried again on the next tick.
    */
-  private announceCommit(now: boolean): void {
+  private announceCommit(onTick: boolean): void {
     const committed = this.log.committed
     for (const pr of this.progress.values()) {
-      if (!pr.untold(committed)) continue
-      if (now || pr.waitsFor(committed)) this.sendAppends(pr.id, true)
-      // Still untold (not sent: a full pipeline, a probe or snapshot under way): next tick.
-      if (pr.untold(committed)) this.commitAnnounceDue = true
+      if (pr.untold(committed) && (onTick || pr.awaitsCommit())) this.sendAppends(pr.id, true)
     }
   }
 

@@ -57,9 +57,9 @@ export class Progress {
     if (index > this.waiting) this.waiting = index
   }
 
-  /** Committing up to `commit` lets the follower finish something it waits for. */
-  waitsFor(commit: number): boolean {
-    return this.waiting > this.commitTold && commit > this.commitTold
+  /** The follower waits for an entry it forwarded, and no message has said it committed. */
+  awaitsCommit(): boolean {
+    return this.waiting > this.commitTold
   }
 
   /** May another append go out now? */
