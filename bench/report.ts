@@ -797,7 +797,7 @@ const clusterSection = (r: BenchReport, cores: number): string => {
       "",
       `${e.value.version}, three members on loopback with their defaults (WAL fsynced before a put is acknowledged), ` +
       "driven by the same HTTP client and workload through its v3 JSON gateway, right before our clusters. CPU is that " +
-      "of the three member processes (`/proc/<pid>/stat`, 10 ms ticks); idle: a leader, no clients, over 3 s (10 s with `BENCH_CLUSTER_IDLE_ONLY=1`).",
+      "of the three member processes (`/proc/<pid>/stat`, 10 ms ticks); idle: a leader, no clients, over 3 s a second after the loads (with `BENCH_CLUSTER_IDLE_ONLY=1`, 10 s after a minute of idling), and over 3 s a second after the members agreed on a leader (their first seconds, while V8 still compiles our nodes' code).",
       "",
       ...versusEtcdTable(e.value, ours)
     ]

@@ -15,7 +15,8 @@
  * - `BENCH_HEAP_PROF=<dir>` writes a sampling allocation profile of the same windows, garbage
  *   included; with `BENCH_HEAP_PROF_MINOR=0` only what outlived a scavenge.
  * - `BENCH_CLUSTER_IDLE_ONLY=1`: the cluster phase measures only the idle clusters (etcd and ours,
- *   10 s each instead of 3 s), no loads and no failover runs.
+ *   10 s each instead of 3 s, in their first seconds and again after a minute of idling), no
+ *   loads and no failover runs.
  * - `BENCH_CLUSTER_CLIENTS=1,64` (the default) and `BENCH_CLUSTER_FAILOVERS=3`: the cluster
  *   phase's client counts and leader kills per transport, e.g. `BENCH_CLUSTER_CLIENTS=1
  *   BENCH_CLUSTER_FAILOVERS=0` for a quick look at one client.

@@ -10,6 +10,9 @@
  * `IDLE_TRANSPORT_JSON='{"strategy":{"dark_after_ms":0}}'` replaces keys of every node's
  * `[transport]` table, to price one mechanism against the shipped settings.
  *
+ * `IDLE_RAFT_JSON='{"heartbeat_interval_ms":1000,"election_timeout_min_ms":3000,"election_timeout_max_ms":6000}'`
+ * adds keys to every node's `[raft]` table, to price the heartbeats.
+ *
  * `IDLE_AT=<unix ms>` starts the measurement at that time rather than a second after the leader
  * is agreed: two trees' clusters started together are then measured over the same seconds,
  * which pairs them against the machine's drift (`IDLE_AT=$(( $(date +%s%3N) + 20000 ))`).
@@ -31,6 +34,7 @@ const transport = transports.find((t) => t === process.argv[2])
 const idleMs = Number(process.argv[3] ?? 10_000)
 const profDir = process.argv[4]
 const transportJson = process.env["IDLE_TRANSPORT_JSON"]
+const raftJson = process.env["IDLE_RAFT_JSON"]
 const startAt = process.env["IDLE_AT"] === undefined ? undefined : Number(process.env["IDLE_AT"])
 
 const program = Effect.gen(function*() {
@@ -47,12 +51,17 @@ const program = Effect.gen(function*() {
     try: () => JSON.parse(transportJson) as Record<string, unknown>,
     catch: (cause) => new Error(`IDLE_TRANSPORT_JSON: ${String(cause)}`)
   })
+  const raftOverrides = raftJson === undefined ? undefined : yield* Effect.try({
+    try: () => JSON.parse(raftJson) as Record<string, unknown>,
+    catch: (cause) => new Error(`IDLE_RAFT_JSON: ${String(cause)}`)
+  })
   const cluster = yield* LocalCluster.make({
     dir,
     nodes: 3,
     transport,
     logLevel: "warn",
     nodeFlags,
+    ...(raftOverrides === undefined ? {} : { raft: raftOverrides }),
     ...(transportOverrides === undefined ? {} : { transportOverrides })
   })
   yield* cluster.startAll()
