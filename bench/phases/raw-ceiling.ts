@@ -1,7 +1,7 @@
 /**
  * The raw `@number0/iroh` ceiling: two processes, two bare endpoints (minimal preset, relays
  * off, 127.0.0.1:0), one uni stream. The sender writes one pre-built 64 KiB `Array<number>`
- * frame over and over; the receiver reads with `read(32768)` and counts. The rate is the
+ * frame over and over; the receiver reads `RAW_READ_BYTES` at a time and counts. The rate is the
  * receiver's count over a steady-state window, after a warm-up. This is what any transport
  * on this binding can hope for on one connection.
  */
@@ -18,9 +18,9 @@ import { mbPerSecond } from "../harness/stats.ts"
 import { type FlowOptions, measureFlow, quietMedian } from "../harness/windows.ts"
 
 const { Endpoint, RelayMode, presetMinimal } = iroh
-type RawEndpoint = InstanceType<typeof Endpoint>
+export type RawEndpoint = InstanceType<typeof Endpoint>
 
-const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
+export const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
 export const RAW_FRAME_BYTES = 64 * 1024
 /**
  * The receiver's read size: the binding returns each read as an `Array<number>` of this many
@@ -31,7 +31,7 @@ export const RAW_FRAME_BYTES = 64 * 1024
  */
 export const RAW_READ_BYTES = Number(process.env["BENCH_RAW_READ_BYTES"] ?? 12 * 1024)
 
-const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRelease(
+export const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRelease(
   Effect.tryPromise({
     try: () => {
       const builder = Endpoint.builder()
@@ -47,7 +47,7 @@ const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRe
 )
 
 /** A bare endpoint has no raft id; the address only carries what `dialAddressOf` reads. */
-const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
+export const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
   id: 0,
   irohEndpointId: endpoint.id().toString(),
   irohAddresses: endpoint.boundSockets()
