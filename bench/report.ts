@@ -283,9 +283,9 @@ const summaryRows = (r: BenchReport): Array<Row> => {
         "compressed ceiling: JSON appends as our wire carries them, zstd 1 in the loop, bare binding, vs the raw ceiling",
         `median of ${json.rounds.length} rounds ${num(json.compressedCeiling.compressingToCeiling, 2)} × the ceiling (${
           json.rounds.map((x) => num(x.compressedCeiling?.compressingToCeiling ?? Number.NaN, 2)).join(", ")
-        }; precompressed: ${num(json.compressedCeiling.precompressedToCeiling, 2)} ×); our transport reaches ${
+        }; precompressed: ${num(json.compressedCeiling.precompressedToCeiling, 2)} ×); compressed appends over our transport reach ${
           num(json.compressedCeiling.onToCompressing, 2)
-        } × of it`
+        } of it`
       )]),
       ...(base64 === undefined ? [] : [{
         metric: "incompressible (base64-random) appends, compression on vs off",
@@ -337,7 +337,16 @@ const compressedCeilingText = (appends: ReadonlyArray<AppendKindResult>): string
     "once. Ratios to the same rounds' ceiling message rate; \"on / compressing\" is our transport's share of that bound.",
     "",
     table(
-      ["payload", "wire B/msg", "compressing / ceiling", "precompressed / ceiling", "on / compressing", "compressing msg/s (median)", "precompressed msg/s (median)"],
+      [
+        "payload",
+        "wire B/msg",
+        "compressing / ceiling",
+        "precompressed / ceiling",
+        "on / compressing",
+        "ceiling msg/s (median)",
+        "compressing msg/s (median)",
+        "precompressed msg/s (median)"
+      ],
       measured.map((a) => {
         const c = a.compressedCeiling!
         const rounds = (f: (r: CompressedCeilingRound) => number) =>
@@ -348,6 +357,7 @@ const compressedCeilingText = (appends: ReadonlyArray<AppendKindResult>): string
           `**${num(c.compressingToCeiling, 2)}** (${rounds((x) => x.compressingToCeiling)})`,
           `${num(c.precompressedToCeiling, 2)} (${rounds((x) => x.precompressedToCeiling)})`,
           `**${num(c.onToCompressing, 2)}** (${rounds((x) => x.onToCompressing)})`,
+          num(median(a.rounds.map((r) => r.ceilingMsgsPerSec))),
           num(c.compressingMsgsPerSec),
           num(c.precompressedMsgsPerSec)
         ]

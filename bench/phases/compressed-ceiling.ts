@@ -21,8 +21,6 @@ import { Effect } from "effect"
 import { performance } from "node:perf_hooks"
 import { DEFAULT_MAX_FRAME_BYTES } from "../../src/config/schema.ts"
 import { type BlockOutcome, BlockEncoder } from "../../src/iroh/block-encoder.ts"
-import { endpointAddrOf } from "../../src/iroh/binding.ts"
-import { dialAddressOf } from "../../src/iroh/addresses.ts"
 import { BlockDecoder } from "../../src/message/blocks.ts"
 import { arrayToBytes, bytesToArray } from "../../src/message/byte-arrays.ts"
 import { encodeMessage } from "../../src/message/codec.ts"
@@ -34,7 +32,7 @@ import { counterDelta } from "../harness/probe.ts"
 import { mbPerSecond, perSecond } from "../harness/stats.ts"
 import { type FlowOptions, measureFlow, quietMedian } from "../harness/windows.ts"
 import { type PayloadKind, payloadPool } from "./payloads.ts"
-import { addressOf, ALPN, bindRaw, RAW_READ_BYTES } from "./raw-ceiling.ts"
+import { addressOf, bindRaw, openUniTo, RAW_READ_BYTES, readFirstUni } from "./raw-ceiling.ts"
 import { benchMessage } from "./transport-throughput.ts"
 
 export type CompressedCeilingVariant = "compressing" | "precompressed"
@@ -86,36 +84,25 @@ export const compressedCeilingReceiverRole: Role = (parent) =>
     let announced = false
     parent.setCounters(() => ({ bytes, msgs, blocks, failures }))
     yield* parent.send({ type: "ready", address: addressOf(endpoint) } as ReadyMsg)
-    yield* Effect.forkScoped(
-      Effect.promise(async () => {
-        try {
-          const incoming = await endpoint.acceptNext()
-          if (incoming === null) return
-          const connection = await (await incoming.accept()).connect()
-          const stream = await connection.acceptUni()
-          while (true) {
-            const chunk = await stream.read(RAW_READ_BYTES)
-            if (chunk.length === 0) return
-            bytes += chunk.length
-            const read = decoder.push(arrayToBytes(chunk))
-            for (const segment of read.segments) msgs += segment.spans.length / 2
-            blocks += read.segments.length
-            if (!announced && msgs > 0) {
-              announced = true
-              Effect.runFork(parent.send({ type: "first" } as FirstMsg))
-            }
-            // A malformed block ends the count: the figure would be wrong, and `failures` says so.
-            if (read.failure !== undefined) {
-              failures++
-              return
-            }
-          }
-        } catch {
-          // The sender went away at the end of the run.
+    yield* readFirstUni(endpoint, async (stream) => {
+      while (true) {
+        const chunk = await stream.read(RAW_READ_BYTES)
+        if (chunk.length === 0) return
+        bytes += chunk.length
+        const read = decoder.push(arrayToBytes(chunk))
+        for (const segment of read.segments) msgs += segment.spans.length / 2
+        blocks += read.segments.length
+        if (!announced && msgs > 0) {
+          announced = true
+          Effect.runFork(parent.send({ type: "first" } as FirstMsg))
         }
-      }),
-      { startImmediately: true }
-    )
+        // A malformed block ends the count: the figure would be wrong, and `failures` says so.
+        if (read.failure !== undefined) {
+          failures++
+          return
+        }
+      }
+    })
   })
 
 /** Dials the receiver, then writes the kind's compressed blocks from `start` until `stop`. */
@@ -137,13 +124,7 @@ export const compressedCeilingSenderRole: Role = (parent) =>
     const prebuilt = variant === "precompressed"
       ? writes.map(({ framedBytes, payloads }) => bytesToArray(encoder.encode(payloads, framedBytes).lead))
       : []
-    const stream = yield* Effect.tryPromise({
-      try: async () => {
-        const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
-        return connection.openUni()
-      },
-      catch: (cause) => new Error(`connecting to the compressed ceiling's receiver failed: ${String(cause)}`)
-    })
+    const stream = yield* openUniTo(endpoint, address)
     let wireBytes = 0
     let framedBytes = 0
     let blocks = 0

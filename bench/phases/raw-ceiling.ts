@@ -20,7 +20,7 @@ import { type FlowOptions, measureFlow, quietMedian } from "../harness/windows.t
 const { Endpoint, RelayMode, presetMinimal } = iroh
 export type RawEndpoint = InstanceType<typeof Endpoint>
 
-export const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
+const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
 export const RAW_FRAME_BYTES = 64 * 1024
 /**
  * The receiver's read size: the binding returns each read as an `Array<number>` of this many
@@ -53,6 +53,39 @@ export const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
   irohAddresses: endpoint.boundSockets()
 })
 
+type RawRecvStream = InstanceType<typeof iroh.RecvStream>
+
+/**
+ * In the background of the role's scope: accepts the first connection's first uni stream and
+ * hands it to `read`, which returns when the stream ends.
+ */
+export const readFirstUni = (
+  endpoint: RawEndpoint,
+  read: (stream: RawRecvStream) => Promise<void>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.asVoid(Effect.forkScoped(
+    Effect.promise(async () => {
+      try {
+        const incoming = await endpoint.acceptNext()
+        if (incoming === null) return
+        await read(await (await (await incoming.accept()).connect()).acceptUni())
+      } catch {
+        // The sender went away at the end of the run.
+      }
+    }),
+    { startImmediately: true }
+  ))
+
+/** A uni stream to the receiver at `address`. */
+export const openUniTo = (endpoint: RawEndpoint, address: PeerAddress) =>
+  Effect.tryPromise({
+    try: async () => {
+      const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
+      return connection.openUni()
+    },
+    catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)
+  })
+
 /** Counts everything that arrives on the first uni stream of the first connection. */
 export const rawReceiverRole: Role = (parent) =>
   Effect.gen(function*() {
@@ -62,29 +95,18 @@ export const rawReceiverRole: Role = (parent) =>
     let readSyncMs = 0
     parent.setCounters(() => ({ bytes, reads, readSyncMs }))
     yield* parent.send({ type: "ready", address: addressOf(endpoint) } as ReadyMsg)
-    yield* Effect.forkScoped(
-      Effect.promise(async () => {
-        try {
-          const incoming = await endpoint.acceptNext()
-          if (incoming === null) return
-          const connection = await (await incoming.accept()).connect()
-          const stream = await connection.acceptUni()
-          while (true) {
-            const t0 = performance.now()
-            const pending = stream.read(RAW_READ_BYTES)
-            readSyncMs += performance.now() - t0
-            const chunk = await pending
-            if (chunk.length === 0) return
-            if (bytes === 0) Effect.runFork(parent.send({ type: "first" } as FirstMsg))
-            bytes += chunk.length
-            reads++
-          }
-        } catch {
-          // The sender went away at the end of the run.
-        }
-      }),
-      { startImmediately: true }
-    )
+    yield* readFirstUni(endpoint, async (stream) => {
+      while (true) {
+        const t0 = performance.now()
+        const pending = stream.read(RAW_READ_BYTES)
+        readSyncMs += performance.now() - t0
+        const chunk = await pending
+        if (chunk.length === 0) return
+        if (bytes === 0) Effect.runFork(parent.send({ type: "first" } as FirstMsg))
+        bytes += chunk.length
+        reads++
+      }
+    })
   })
 
 /** Dials the receiver, then writes the same 64 KiB frame from `start` until `stop`. */
@@ -94,13 +116,7 @@ export const rawSenderRole: Role = (parent) =>
     const endpoint = yield* bindRaw
     const frame = new Array<number>(RAW_FRAME_BYTES)
     for (let i = 0; i < RAW_FRAME_BYTES; i++) frame[i] = (i * 31) & 0xff
-    const stream = yield* Effect.tryPromise({
-      try: async () => {
-        const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
-        return connection.openUni()
-      },
-      catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)
-    })
+    const stream = yield* openUniTo(endpoint, address)
     let bytesWritten = 0
     let writes = 0
     // Time inside `writeAll` before it returns its promise: the synchronous `Array<number>` copy.
