@@ -9,6 +9,7 @@ import { Cause, Effect, Exit, type LogLevel, References } from "effect"
 import { failoverGrpcRole, failoverIrohRole, failoverSenderRole } from "./phases/failover.ts"
 import { candidateRole, voterRole } from "./phases/vote-latency.ts"
 import { snapshotReceiverRole, snapshotSenderRole } from "./phases/compression.ts"
+import { compressedCeilingReceiverRole, compressedCeilingSenderRole } from "./phases/compressed-ceiling.ts"
 import { type Msg, type ParentLink, type Role, TypedMailbox } from "./harness/ipc.ts"
 import { Probe, type Counters } from "./harness/probe.ts"
 import { rawReceiverRole, rawSenderRole } from "./phases/raw-ceiling.ts"
@@ -18,6 +19,8 @@ import { WindowProfiler } from "./harness/window-profiler.ts"
 const roles: Record<string, Role> = {
   "raw-sender": rawSenderRole,
   "raw-receiver": rawReceiverRole,
+  "compressed-ceiling-sender": compressedCeilingSenderRole,
+  "compressed-ceiling-receiver": compressedCeilingReceiverRole,
   "transport-sender": throughputSenderRole,
   "transport-receiver": throughputReceiverRole,
   "vote-candidate": candidateRole,

@@ -82,7 +82,7 @@ const CLUSTER_LOAD_MS = 3_000
 const CLUSTER_IDLE_ONLY = process.env["BENCH_CLUSTER_IDLE_ONLY"] === "1"
 const CLUSTER_CLIENTS = (process.env["BENCH_CLUSTER_CLIENTS"] ?? "1,64").split(",").map(Number).filter((n) => n > 0)
 const CLUSTER_FAILOVER_RUNS = CLUSTER_IDLE_ONLY ? 0 : Number(process.env["BENCH_CLUSTER_FAILOVERS"] ?? 3)
-/** Compression: rounds of on/off append runs per payload kind; pairs of snapshot processes per setting, transfers per pair. */
+/** Compression: rounds of on/off append runs per payload kind (and compressed ceiling runs for JSON); pairs of snapshot processes per setting, transfers per pair. */
 const COMPRESSION_ROUNDS = 3
 const SNAPSHOT_PAIRS = 2
 const TRANSFERS_PER_PAIR = 2
@@ -184,7 +184,7 @@ const program = Effect.gen(function*() {
 
   const compressedAppends = yield* runPhase(
     "compression",
-    `Iroh compression: appends of three payload kinds on/off between raw ceiling runs, ${COMPRESSION_ROUNDS} rounds`,
+    `Iroh compression: appends of three payload kinds on/off and the JSON compressed ceiling between raw ceiling runs, ${COMPRESSION_ROUNDS} rounds`,
     900_000,
     runCompressedAppends({ ...FLOW, keyDir: join(keyDir, "compression"), rounds: COMPRESSION_ROUNDS })
   )

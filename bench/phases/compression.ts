@@ -3,6 +3,8 @@
  * - appends of each payload kind (`payloads.ts`), compression on and off, against the raw
  *   ceiling measured right before and after them: the ceiling's message rate at the same
  *   uncompressed frame size is its MB/s over the mean framed bytes per message;
+ * - for JSON, the compressed ceiling (`compressed-ceiling.ts`) between the same raw runs: the
+ *   message rate that the binding and zstd alone allow, against which the target is judged;
  * - the transfer time of one 20 MB KV snapshot (JSON), on and off, alternating pairs of
  *   processes (send to delivery, both clocks on this machine).
  * Vote latency under that snapshot is the vote phase run with `snapshotData: "kv-json"`.
@@ -16,12 +18,30 @@ import { spawnPair } from "../harness/peer-processes.ts"
 import { epochNow } from "../harness/probe.ts"
 import { median } from "../harness/stats.ts"
 import type { FlowOptions } from "../harness/windows.ts"
+import { type CompressedCeilingVariant, runCompressedCeiling } from "./compressed-ceiling.ts"
 import { kvSnapshotJson, type PayloadKind, payloadKinds } from "./payloads.ts"
 import { runRawCeiling } from "./raw-ceiling.ts"
 import { runTransportThroughput } from "./transport-throughput.ts"
 
 export const COMPRESSION_ON: ConfigOverrides = { compression: { algorithm: "zstd" } }
 export const COMPRESSION_OFF: ConfigOverrides = { compression: { algorithm: "none" } }
+
+/** Kinds whose rounds also measure the compressed ceiling (two runs each per round). */
+const COMPRESSED_CEILING_KINDS: ReadonlyArray<PayloadKind> = ["json"]
+
+/** The compressed ceiling of one round, both variants, against the raw ceiling and our transport. */
+export interface CompressedCeilingRound {
+  /** Blocks compressed in the sender's loop (binding + zstd), and compressed once (binding alone). */
+  readonly compressingMsgsPerSec: number
+  readonly precompressedMsgsPerSec: number
+  /** Each over the raw ceiling's message rate at the uncompressed frame size. */
+  readonly compressingToCeiling: number
+  readonly precompressedToCeiling: number
+  /** Our transport, compressed, over the compressing variant: the share of the bound it reaches. */
+  readonly onToCompressing: number
+  /** Compressed wire bytes per message (block headers included). */
+  readonly wireBytesPerMessage: number
+}
 
 /** One kind's on and off runs (alternating which goes first) between two raw ceiling runs. */
 export interface AppendRound {
@@ -35,6 +55,8 @@ export interface AppendRound {
   readonly onToCeiling: number
   readonly offToCeiling: number
   readonly onToOff: number
+  /** For the kinds in `COMPRESSED_CEILING_KINDS`. */
+  readonly compressedCeiling?: CompressedCeilingRound
 }
 
 export interface AppendKindResult {
@@ -48,6 +70,8 @@ export interface AppendKindResult {
   readonly onToOff: number
   readonly onMsgsPerSec: number
   readonly offMsgsPerSec: number
+  /** Medians over the rounds, field by field. */
+  readonly compressedCeiling?: CompressedCeilingRound
 }
 
 export interface SnapshotTransferResult {
@@ -155,15 +179,27 @@ const snapshotTransfers = (keyDir: string, overrides: ConfigOverrides, bytes: nu
 
 /**
  * Appends of each payload kind, compression on and off, in `rounds` rounds: each round runs
- * every kind's on and off runs between two raw ceiling runs (the raw runs are shared by
- * neighbouring kinds), so each ratio compares runs minutes apart at most, and which of on and
- * off goes first alternates between rounds. The verdicts use the medians over the rounds.
+ * every kind's on and off runs (and, for JSON, the two compressed ceiling runs) between two raw
+ * ceiling runs (the raw runs are shared by neighbouring kinds), so each ratio compares runs
+ * minutes apart at most, and which of on and off goes first alternates between rounds. The
+ * verdicts use the medians over the rounds.
  */
 export const runCompressedAppends = (
   options: FlowOptions & { readonly keyDir: string; readonly rounds: number }
 ): Effect.Effect<ReadonlyArray<AppendKindResult>, PeerProcessFailed> =>
   Effect.gen(function*() {
     const raw = Effect.map(runRawCeiling(options), (r) => r.mbPerSec)
+    const ceiling = (payload: PayloadKind, variant: CompressedCeilingVariant) =>
+      Effect.flatMap(runCompressedCeiling({ ...options, payload, variant }), (c) =>
+        c.failures > 0 || c.notCompressed > 0
+          ? Effect.fail(
+            new PeerProcessFailed({
+              role: "compressed-ceiling",
+              reason: `${c.failures} blocks refused, ${c.notCompressed} sent uncompressed`,
+              output: ""
+            })
+          )
+          : Effect.succeed(c))
     const rounds = new Map<PayloadKind, Array<AppendRound>>(payloadKinds.map((k) => [k, []]))
     const framed = new Map<PayloadKind, number>()
     let rawBefore = yield* raw
@@ -180,6 +216,9 @@ export const runCompressedAppends = (
         const first = yield* run(round % 2 === 0 ? "on" : "off")
         const second = yield* run(round % 2 === 0 ? "off" : "on")
         const [on, off] = round % 2 === 0 ? [first, second] : [second, first]
+        const compressed = COMPRESSED_CEILING_KINDS.includes(payload)
+          ? yield* Effect.all({ compressing: ceiling(payload, "compressing"), precompressed: ceiling(payload, "precompressed") })
+          : undefined
         const rawAfter = yield* raw
         framed.set(payload, on.framedBytesPerMessage)
         const ceilingMsgsPerSec = (((rawBefore + rawAfter) / 2) * 1e6) / on.framedBytesPerMessage
@@ -191,7 +230,17 @@ export const runCompressedAppends = (
           offMsgsPerSec: off.msgsPerSec,
           onToCeiling: on.msgsPerSec / ceilingMsgsPerSec,
           offToCeiling: off.msgsPerSec / ceilingMsgsPerSec,
-          onToOff: on.msgsPerSec / off.msgsPerSec
+          onToOff: on.msgsPerSec / off.msgsPerSec,
+          ...(compressed === undefined ? {} : {
+            compressedCeiling: {
+              compressingMsgsPerSec: compressed.compressing.msgsPerSec,
+              precompressedMsgsPerSec: compressed.precompressed.msgsPerSec,
+              compressingToCeiling: compressed.compressing.msgsPerSec / ceilingMsgsPerSec,
+              precompressedToCeiling: compressed.precompressed.msgsPerSec / ceilingMsgsPerSec,
+              onToCompressing: on.msgsPerSec / compressed.compressing.msgsPerSec,
+              wireBytesPerMessage: compressed.compressing.wireBytesPerMessage
+            }
+          })
         })
         rawBefore = rawAfter
       }
@@ -199,6 +248,8 @@ export const runCompressedAppends = (
     return payloadKinds.map((payload): AppendKindResult => {
       const rs = rounds.get(payload)!
       const med = (f: (r: AppendRound) => number) => median(rs.map(f))
+      const cs = rs.flatMap((r) => r.compressedCeiling === undefined ? [] : [r.compressedCeiling])
+      const cmed = (f: (c: CompressedCeilingRound) => number) => median(cs.map(f))
       return {
         payload,
         framedBytesPerMessage: framed.get(payload)!,
@@ -207,7 +258,17 @@ export const runCompressedAppends = (
         offToCeiling: med((r) => r.offToCeiling),
         onToOff: med((r) => r.onToOff),
         onMsgsPerSec: med((r) => r.onMsgsPerSec),
-        offMsgsPerSec: med((r) => r.offMsgsPerSec)
+        offMsgsPerSec: med((r) => r.offMsgsPerSec),
+        ...(cs.length === 0 ? {} : {
+          compressedCeiling: {
+            compressingMsgsPerSec: cmed((c) => c.compressingMsgsPerSec),
+            precompressedMsgsPerSec: cmed((c) => c.precompressedMsgsPerSec),
+            compressingToCeiling: cmed((c) => c.compressingToCeiling),
+            precompressedToCeiling: cmed((c) => c.precompressedToCeiling),
+            onToCompressing: cmed((c) => c.onToCompressing),
+            wireBytesPerMessage: cmed((c) => c.wireBytesPerMessage)
+          }
+        })
       }
     })
   })

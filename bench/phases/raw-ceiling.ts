@@ -1,7 +1,7 @@
 /**
  * The raw `@number0/iroh` ceiling: two processes, two bare endpoints (minimal preset, relays
  * off, 127.0.0.1:0), one uni stream. The sender writes one pre-built 64 KiB `Array<number>`
- * frame over and over; the receiver reads with `read(32768)` and counts. The rate is the
+ * frame over and over; the receiver reads `RAW_READ_BYTES` at a time and counts. The rate is the
  * receiver's count over a steady-state window, after a warm-up. This is what any transport
  * on this binding can hope for on one connection.
  */
@@ -18,7 +18,7 @@ import { mbPerSecond } from "../harness/stats.ts"
 import { type FlowOptions, measureFlow, quietMedian } from "../harness/windows.ts"
 
 const { Endpoint, RelayMode, presetMinimal } = iroh
-type RawEndpoint = InstanceType<typeof Endpoint>
+export type RawEndpoint = InstanceType<typeof Endpoint>
 
 const ALPN = Array.from(new TextEncoder().encode("raft-transport-bench/raw"))
 export const RAW_FRAME_BYTES = 64 * 1024
@@ -31,7 +31,7 @@ export const RAW_FRAME_BYTES = 64 * 1024
  */
 export const RAW_READ_BYTES = Number(process.env["BENCH_RAW_READ_BYTES"] ?? 12 * 1024)
 
-const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRelease(
+export const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRelease(
   Effect.tryPromise({
     try: () => {
       const builder = Endpoint.builder()
@@ -47,11 +47,44 @@ const bindRaw: Effect.Effect<RawEndpoint, Error, Scope.Scope> = Effect.acquireRe
 )
 
 /** A bare endpoint has no raft id; the address only carries what `dialAddressOf` reads. */
-const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
+export const addressOf = (endpoint: RawEndpoint): PeerAddress => ({
   id: 0,
   irohEndpointId: endpoint.id().toString(),
   irohAddresses: endpoint.boundSockets()
 })
+
+type RawRecvStream = InstanceType<typeof iroh.RecvStream>
+
+/**
+ * In the background of the role's scope: accepts the first connection's first uni stream and
+ * hands it to `read`, which returns when the stream ends.
+ */
+export const readFirstUni = (
+  endpoint: RawEndpoint,
+  read: (stream: RawRecvStream) => Promise<void>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.asVoid(Effect.forkScoped(
+    Effect.promise(async () => {
+      try {
+        const incoming = await endpoint.acceptNext()
+        if (incoming === null) return
+        await read(await (await (await incoming.accept()).connect()).acceptUni())
+      } catch {
+        // The sender went away at the end of the run.
+      }
+    }),
+    { startImmediately: true }
+  ))
+
+/** A uni stream to the receiver at `address`. */
+export const openUniTo = (endpoint: RawEndpoint, address: PeerAddress) =>
+  Effect.tryPromise({
+    try: async () => {
+      const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
+      return connection.openUni()
+    },
+    catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)
+  })
 
 /** Counts everything that arrives on the first uni stream of the first connection. */
 export const rawReceiverRole: Role = (parent) =>
@@ -62,29 +95,18 @@ export const rawReceiverRole: Role = (parent) =>
     let readSyncMs = 0
     parent.setCounters(() => ({ bytes, reads, readSyncMs }))
     yield* parent.send({ type: "ready", address: addressOf(endpoint) } as ReadyMsg)
-    yield* Effect.forkScoped(
-      Effect.promise(async () => {
-        try {
-          const incoming = await endpoint.acceptNext()
-          if (incoming === null) return
-          const connection = await (await incoming.accept()).connect()
-          const stream = await connection.acceptUni()
-          while (true) {
-            const t0 = performance.now()
-            const pending = stream.read(RAW_READ_BYTES)
-            readSyncMs += performance.now() - t0
-            const chunk = await pending
-            if (chunk.length === 0) return
-            if (bytes === 0) Effect.runFork(parent.send({ type: "first" } as FirstMsg))
-            bytes += chunk.length
-            reads++
-          }
-        } catch {
-          // The sender went away at the end of the run.
-        }
-      }),
-      { startImmediately: true }
-    )
+    yield* readFirstUni(endpoint, async (stream) => {
+      while (true) {
+        const t0 = performance.now()
+        const pending = stream.read(RAW_READ_BYTES)
+        readSyncMs += performance.now() - t0
+        const chunk = await pending
+        if (chunk.length === 0) return
+        if (bytes === 0) Effect.runFork(parent.send({ type: "first" } as FirstMsg))
+        bytes += chunk.length
+        reads++
+      }
+    })
   })
 
 /** Dials the receiver, then writes the same 64 KiB frame from `start` until `stop`. */
@@ -94,13 +116,7 @@ export const rawSenderRole: Role = (parent) =>
     const endpoint = yield* bindRaw
     const frame = new Array<number>(RAW_FRAME_BYTES)
     for (let i = 0; i < RAW_FRAME_BYTES; i++) frame[i] = (i * 31) & 0xff
-    const stream = yield* Effect.tryPromise({
-      try: async () => {
-        const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
-        return connection.openUni()
-      },
-      catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)
-    })
+    const stream = yield* openUniTo(endpoint, address)
     let bytesWritten = 0
     let writes = 0
     // Time inside `writeAll` before it returns its promise: the synchronous `Array<number>` copy.

@@ -43,7 +43,7 @@ const BURST = 256
 const appendData = new Uint8Array(APPEND_DATA_BYTES).map((_, i) => (i * 7) & 0xff)
 
 /** The message of each kind, numbered `seq` (index or commit), as a Raft leader would make it. */
-const benchMessage = (kind: ThroughputKind, seq: number, data: Uint8Array = appendData): RaftMessage =>
+export const benchMessage = (kind: ThroughputKind, seq: number, data: Uint8Array = appendData): RaftMessage =>
   kind === "append"
     ? {
       msgType: MessageType.Append,
