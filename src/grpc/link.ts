@@ -411,7 +411,8 @@ export const makeGrpcLink = (options: GrpcLinkOptions): GrpcLink => {
       onDead: (reason) => Effect.sync(() => markClosed(reason)),
       stopped: () => closeReason !== undefined,
       confirmations: acked && options.skipPingsWhileConfirmed === true ? acks.totals : undefined,
-      skipWhileQuiet: options.skipPingsWhileQuiet
+      skipWhileQuiet: options.skipPingsWhileQuiet,
+      refreshMs: options.pingRefreshMs
     }, { peer: String(peer), transport: "grpc" })
 
     const session: LinkSession = {

@@ -208,7 +208,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         onDead: (reason) => markClosed(reason).pipe(Effect.asVoid),
         stopped: () => Deferred.isDoneUnsafe(closed),
         confirmations: options.skipPingsWhileConfirmed === true ? acks?.totals : undefined,
-        skipWhileQuiet: options.skipPingsWhileQuiet
+        skipWhileQuiet: options.skipPingsWhileQuiet,
+        refreshMs: options.pingRefreshMs
       }, { peer: String(peer), transport: "iroh" })
       const ledger: DeliveryLedger = acks ?? new ProbeLedger(probe.confirmedAt)
 

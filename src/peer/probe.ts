@@ -30,6 +30,8 @@ export interface ProbeOptions<E> {
    * (a dual-mode link carrying nothing is what fallback and recovery read).
    */
   readonly skipWhileQuiet?: boolean | undefined
+  /** Whatever else flows, a ping goes out at least this often (default `RTT_REFRESH_MS`). */
+  readonly refreshMs?: number | undefined
 }
 
 /** What a link lets stand in for its pings (both links take these options). */
@@ -38,20 +40,33 @@ export interface PingSkipping {
   readonly skipPingsWhileConfirmed?: boolean | undefined
   /** Skip most pings of a link that carries nothing too (`ProbeOptions.skipWhileQuiet`). */
   readonly skipPingsWhileQuiet?: boolean | undefined
+  /** The longest run of skipped pings, in ms (`ProbeOptions.refreshMs`). */
+  readonly pingRefreshMs?: number | undefined
 }
 
 /**
- * Whatever else flows, a ping goes out at least this often, so the RTT estimate (metrics,
- * the adaptive strategy's choice) is never older than this on a busy link.
+ * Whatever else flows, a ping goes out at least this often, so the RTT estimate that fallback,
+ * recovery and the adaptive strategy read is never older than this on a busy dual-mode link.
  */
 export const RTT_REFRESH_MS = 1000
 
 /**
- * How many intervals in a row may skip their ping: none when the session has no
- * confirmations, else as many as keep a ping within `RTT_REFRESH_MS`.
+ * The same bound for a peer reached over one transport only: no route reads its RTT, which
+ * only feeds the `raft_transport_rtt_ms` gauge and `peerStatus`. An idle cluster's links
+ * otherwise ping once a second each, which cost an idle Iroh cluster about a tenth of its CPU
+ * (`bench/README.md`, "Cluster").
  */
-export const skipsPingAfter = (intervalMs: number, confirmations: ConfirmationCounts | undefined): number =>
-  confirmations === undefined ? 0 : Math.max(0, Math.ceil(RTT_REFRESH_MS / intervalMs) - 1)
+export const SINGLE_TRANSPORT_RTT_REFRESH_MS = 5000
+
+/**
+ * How many intervals in a row may skip their ping: none when the session has no
+ * confirmations, else as many as keep a ping within `refreshMs`.
+ */
+export const skipsPingAfter = (
+  intervalMs: number,
+  confirmations: ConfirmationCounts | undefined,
+  refreshMs: number = RTT_REFRESH_MS
+): number => confirmations === undefined ? 0 : Math.max(0, Math.ceil(refreshMs / intervalMs) - 1)
 
 /** Pause after a failed probe: the ping's own timeout already waited, but a ping that fails
  * at once (stream refused) must not spin. */
@@ -68,7 +83,7 @@ const RETRY_AFTER_FAILURE_MS = 50
 export const runProbe = <E>(options: ProbeOptions<E>): Effect.Effect<void> =>
   Effect.gen(function*() {
     const { confirmations } = options
-    const maxSkips = skipsPingAfter(options.intervalMs, confirmations)
+    const maxSkips = skipsPingAfter(options.intervalMs, confirmations, options.refreshMs)
     let failures = 0
     let skipped = 0
     /** A confirmation count above this came for a write that ended after the interval began. */

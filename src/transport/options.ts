@@ -17,6 +17,7 @@ import type { IrohLinkOptions } from "../iroh/link.ts"
 import { PriorityClass, priorityClasses } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
 import type { PeerActorOptions } from "../peer/actor.ts"
+import { RTT_REFRESH_MS, SINGLE_TRANSPORT_RTT_REFRESH_MS } from "../peer/probe.ts"
 import type { PeerTable } from "../domain/peer-table.ts"
 import type { RouterOptions } from "../routing/router.ts"
 
@@ -89,7 +90,8 @@ const probeOptions = (config: TransportConfig) => ({
   // The adaptive strategy compares both links' ping RTTs every interval: keep them fresh.
   skipPingsWhileConfirmed: config.strategy.raft_transport._tag !== "adaptive",
   // Fallback and recovery read a dual-mode link's liveness while it carries nothing.
-  skipPingsWhileQuiet: config.mode !== "dual"
+  skipPingsWhileQuiet: config.mode !== "dual",
+  pingRefreshMs: config.mode === "dual" ? RTT_REFRESH_MS : SINGLE_TRANSPORT_RTT_REFRESH_MS
 })
 
 /** `[transport.compression]` as the Iroh links take it. */

@@ -97,6 +97,31 @@ describe("link probe", () => {
       yield* Fiber.interrupt(fiber)
     }))
 
+  it.effect("a longer refresh bound lets confirmations and quiet stand in for pings that much longer", () =>
+    Effect.gen(function*() {
+      let written = 0
+      let confirmed = 0
+      yield* Effect.forkChild(Effect.forever(Effect.andThen(Effect.sleep(100), Effect.sync(() => {
+        written++
+        confirmed++
+      }))))
+      const busy = yield* countingProbe({
+        confirmations: { written: () => written, confirmed: () => confirmed },
+        refreshMs: 5000
+      })
+      const quiet = yield* countingProbe({
+        confirmations: { written: () => 0, confirmed: () => 0 },
+        skipWhileQuiet: true,
+        refreshMs: 5000
+      })
+      yield* TestClock.adjust(10_100)
+      // The first ping at start, then one every twentieth interval (5 s of 250 ms).
+      expect(busy.pings()).toBe(3)
+      expect(quiet.pings()).toBe(3)
+      yield* Fiber.interrupt(busy.fiber)
+      yield* Fiber.interrupt(quiet.fiber)
+    }))
+
   it.effect("a confirmation for writes from before the interval does not skip its ping", () =>
     Effect.gen(function*() {
       let confirmed = 0
