@@ -3,9 +3,10 @@
  * the nodes start, agree on a leader, settle for a second, then their CPU (`/proc/<pid>/stat`)
  * is read over `idle_ms`. Prints one line per node and the total in ms/s.
  *
- *   npx node --import tsx bench/tools/idle-cluster.ts <iroh|grpc|dual> [idle_ms=10000] [cpu_prof_dir]
+ *   npx node --import tsx bench/tools/idle-cluster.ts <iroh|grpc|dual|etcd> [idle_ms=10000] [cpu_prof_dir]
  *
- * (`npx node`: the pinned Node, which the nodes inherit.)
+ * (`npx node`: the pinned Node, which the nodes inherit.) `etcd` measures etcd's three members
+ * (Debian's `etcd-server`, their defaults) the same way, for the same seconds' comparison.
  *
  * `IDLE_TRANSPORT_JSON='{"strategy":{"dark_after_ms":0}}'` replaces keys of every node's
  * `[transport]` table, to price one mechanism against the shipped settings.
@@ -26,10 +27,11 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
-import { type ClusterTransport, LocalCluster } from "../../src/node/local-cluster.ts"
+import { type ClusterOptions, type ClusterTransport, LocalCluster } from "../../src/node/local-cluster.ts"
+import { EtcdCluster, etcdBinary } from "../harness/etcd-cluster.ts"
 import { processCpuMs } from "../harness/process-cpu.ts"
 
-const transports: ReadonlyArray<ClusterTransport> = ["iroh", "grpc", "dual"]
+const transports: ReadonlyArray<ClusterTransport | "etcd"> = ["iroh", "grpc", "dual", "etcd"]
 const transport = transports.find((t) => t === process.argv[2])
 const idleMs = Number(process.argv[3] ?? 10_000)
 const profDir = process.argv[4]
@@ -37,10 +39,41 @@ const transportJson = process.env["IDLE_TRANSPORT_JSON"]
 const raftJson = process.env["IDLE_RAFT_JSON"]
 const startAt = process.env["IDLE_AT"] === undefined ? undefined : Number(process.env["IDLE_AT"])
 
+interface Members {
+  readonly ids: ReadonlyArray<number>
+  readonly pids: ReadonlyArray<number>
+  readonly leader: number
+  /** SIGTERM every member (so profiles are written). */
+  readonly stop: Effect.Effect<void>
+}
+
+const startOurs = (dir: string, transport: ClusterTransport, options: Omit<ClusterOptions, "dir" | "nodes" | "transport">) =>
+  Effect.gen(function*() {
+    const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn", ...options })
+    yield* cluster.startAll()
+    const leader = (yield* cluster.waitForLeader()).id
+    return {
+      ids: cluster.ids,
+      pids: cluster.ids.map((id) => cluster.process(id)?.pid ?? -1),
+      leader,
+      stop: Effect.forEach(cluster.running(), (id) => Effect.ignore(cluster.kill(id, "SIGTERM")), { discard: true })
+    } satisfies Members
+  })
+
+/** etcd's three members with their defaults, as the cluster phase starts them. */
+const startEtcd = (dir: string) =>
+  Effect.gen(function*() {
+    const binary = etcdBinary()
+    if (binary === undefined) return yield* Effect.fail(new Error("no etcd on PATH (apt-get install etcd-server)"))
+    const cluster = yield* EtcdCluster.make(binary, dir)
+    const leader = yield* cluster.waitForLeader()
+    return { ids: cluster.running(), pids: cluster.pids, leader, stop: Effect.void } satisfies Members
+  })
+
 const program = Effect.gen(function*() {
   if (transport === undefined || !(idleMs > 0)) {
     return yield* Effect.sync(() => {
-      process.stderr.write("usage: idle-cluster.ts <iroh|grpc|dual> [idle_ms] [cpu_prof_dir]\n")
+      process.stderr.write("usage: idle-cluster.ts <iroh|grpc|dual|etcd> [idle_ms] [cpu_prof_dir]\n")
       process.exitCode = 2
     })
   }
@@ -55,20 +88,14 @@ const program = Effect.gen(function*() {
     try: () => JSON.parse(raftJson) as Record<string, unknown>,
     catch: (cause) => new Error(`IDLE_RAFT_JSON: ${String(cause)}`)
   })
-  const cluster = yield* LocalCluster.make({
-    dir,
-    nodes: 3,
-    transport,
-    logLevel: "warn",
+  const members = transport === "etcd" ? yield* startEtcd(dir) : yield* startOurs(dir, transport, {
     nodeFlags,
     ...(raftOverrides === undefined ? {} : { raft: raftOverrides }),
     ...(transportOverrides === undefined ? {} : { transportOverrides })
   })
-  yield* cluster.startAll()
-  const leader = yield* cluster.waitForLeader()
   const now = yield* Clock.currentTimeMillis
   yield* Effect.sleep(startAt === undefined ? 1000 : Math.max(0, startAt - now))
-  const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
+  const { pids } = members
   const cpu0 = pids.map(processCpuMs)
   const t0 = performance.now()
   yield* Effect.sleep(idleMs)
@@ -76,9 +103,9 @@ const program = Effect.gen(function*() {
   const seconds = (performance.now() - t0) / 1000
   const perNode = cpu1.map((c, i) => (c - cpu0[i]!) / seconds)
   const total = perNode.reduce((a, b) => a + b, 0)
-  const lines = cluster.ids.map((id, i) => `node ${id}${id === leader.id ? " (leader)" : ""}: ${perNode[i]!.toFixed(1)} ms/s`)
+  const lines = members.ids.map((id, i) => `node ${id}${id === members.leader ? " (leader)" : ""}: ${perNode[i]!.toFixed(1)} ms/s`)
   yield* Effect.sync(() => void process.stdout.write(`${transport} idle over ${seconds.toFixed(1)} s: ${lines.join(", ")}; total ${total.toFixed(1)} ms/s\n`))
-  if (profDir !== undefined) yield* Effect.forEach(cluster.running(), (id) => cluster.kill(id, "SIGTERM"), { discard: true })
+  if (profDir !== undefined) yield* members.stop
 }).pipe(Effect.scoped)
 
 NodeRuntime.runMain(program)
