@@ -76,15 +76,20 @@ export const readFirstUni = (
     { startImmediately: true }
   ))
 
-/** A uni stream to the receiver at `address`. */
-export const openUniTo = (endpoint: RawEndpoint, address: PeerAddress) =>
+/** A connection to the receiver at `address`. */
+export const connectTo = (endpoint: RawEndpoint, address: PeerAddress) =>
   Effect.tryPromise({
-    try: async () => {
-      const connection = await endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN)
-      return connection.openUni()
-    },
+    try: () => endpoint.connect(endpointAddrOf(dialAddressOf(address)!), ALPN),
     catch: (cause) => new Error(`connecting to the raw receiver failed: ${String(cause)}`)
   })
+
+/** A uni stream to the receiver at `address`. */
+export const openUniTo = (endpoint: RawEndpoint, address: PeerAddress) =>
+  Effect.flatMap(connectTo(endpoint, address), (connection) =>
+    Effect.tryPromise({
+      try: () => connection.openUni(),
+      catch: (cause) => new Error(`opening a stream to the raw receiver failed: ${String(cause)}`)
+    }))
 
 /** Counts everything that arrives on the first uni stream of the first connection. */
 export const rawReceiverRole: Role = (parent) =>

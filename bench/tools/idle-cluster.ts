@@ -14,6 +14,8 @@
  * `IDLE_RAFT_JSON='{"heartbeat_interval_ms":1000,"election_timeout_min_ms":3000,"election_timeout_max_ms":6000}'`
  * adds keys to every node's `[raft]` table, to price the heartbeats.
  *
+ * `IDLE_NODE_FLAGS='--jitless'` adds Node or V8 flags to our nodes' command lines.
+ *
  * `IDLE_AT=<unix ms>` starts the measurement at that time rather than a second after the leader
  * is agreed: two trees' clusters started together are then measured over the same seconds,
  * which pairs them against the machine's drift (`IDLE_AT=$(( $(date +%s%3N) + 20000 ))`).
@@ -37,6 +39,7 @@ const idleMs = Number(process.argv[3] ?? 10_000)
 const profDir = process.argv[4]
 const transportJson = process.env["IDLE_TRANSPORT_JSON"]
 const raftJson = process.env["IDLE_RAFT_JSON"]
+const extraNodeFlags = (process.env["IDLE_NODE_FLAGS"] ?? "").split(" ").filter((flag) => flag !== "")
 const startAt = process.env["IDLE_AT"] === undefined ? undefined : Number(process.env["IDLE_AT"])
 
 interface Members {
@@ -79,7 +82,7 @@ const program = Effect.gen(function*() {
   }
   const dir = mkdtempSync(join(tmpdir(), `raft-idle-${transport}-`))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-  const nodeFlags = profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profDir}`]
+  const nodeFlags = [...extraNodeFlags, ...(profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profDir}`])]
   const transportOverrides = transportJson === undefined ? undefined : yield* Effect.try({
     try: () => JSON.parse(transportJson) as Record<string, unknown>,
     catch: (cause) => new Error(`IDLE_TRANSPORT_JSON: ${String(cause)}`)
