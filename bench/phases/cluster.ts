@@ -120,7 +120,9 @@ const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOption
 /**
  * The measurements every cluster gets, ours and etcd alike: CPU of the members over `idleMs`
  * with no clients (after a second to settle), then, when any client count is asked for, a warm-up
- * with 8 clients and each client count for `durationMs` with the members' CPU over it.
+ * with 8 clients and each client count for `durationMs` with the members' CPU over it, then
+ * idle again, a second after the loads (after `idleSettleMs` when there were none): the figure
+ * compared, since a Node process's first seconds are mostly V8 compiling its code.
  */
 const measureLoads = (
   kv: KvCluster,

@@ -53,7 +53,7 @@ export const RTT_REFRESH_MS = 1000
 /**
  * The same bound for a peer reached over one transport only: no route reads its RTT, which
  * only feeds the `raft_transport_rtt_ms` gauge and `peerStatus`. An idle cluster's links
- * otherwise ping once a second each, which cost an idle Iroh cluster about a tenth of its CPU
+ * otherwise ping once a second each, which cost an idle cluster a tenth to a fifth of its CPU
  * (`bench/README.md`, "Cluster").
  */
 export const SINGLE_TRANSPORT_RTT_REFRESH_MS = 5000
