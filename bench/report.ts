@@ -3,6 +3,7 @@
  * each phase, the diagnostics that explain it (CPU, event-loop use and lag per process) and
  * any failures.
  */
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES } from "../src/config/schema.ts"
 import { FRAME_HEADER_LENGTH } from "../src/message/framing.ts"
 import type { AppendRatioResult } from "./phases/append-ratio.ts"
 import { type ClusterResult, type EtcdResult, versusEtcd, versusEtcdTable } from "./phases/cluster.ts"
@@ -332,7 +333,8 @@ const compressedCeilingText = (appends: ReadonlyArray<AppendKindResult>): string
   if (measured.length === 0) return ""
   return [
     "Compressed ceiling: the raw ceiling's bare endpoints carrying the kind's appends as our version 2 wire does " +
-    "(full writes of up to 400 framed appends and 64 KiB, one zstd level 1 block each), the receiver inflating every block and counting " +
+    `(full writes of up to ${DEFAULT_MAX_BATCH} framed appends and ${DEFAULT_MAX_BATCH_BYTES / 1024} KiB, one zstd level 1 block each), ` +
+    "the receiver inflating every block and counting " +
     "its frames; \"compressing\" compresses each write in the sender's loop, \"precompressed\" cycles blocks compressed " +
     "once. Ratios to the same rounds' ceiling message rate; \"on / compressing\" is our transport's share of that bound.",
     "",

@@ -19,8 +19,8 @@
  */
 import { Effect } from "effect"
 import { performance } from "node:perf_hooks"
-import { DEFAULT_MAX_FRAME_BYTES } from "../../src/config/schema.ts"
-import { BlockEncoder } from "../../src/iroh/block-encoder.ts"
+import { DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_FRAME_BYTES } from "../../src/config/schema.ts"
+import { BlockEncoder, noCompression } from "../../src/iroh/block-encoder.ts"
 import { BlockDecoder } from "../../src/message/blocks.ts"
 import { arrayToBytes, bytesToArray } from "../../src/message/byte-arrays.ts"
 import { encodeMessage } from "../../src/message/codec.ts"
@@ -37,9 +37,6 @@ import { benchMessage } from "./transport-throughput.ts"
 
 export type CompressedCeilingVariant = "compressing" | "precompressed"
 
-/** The Iroh writer's limits (`batching.max_batch`, `batching.max_batch_bytes`). */
-const MAX_BATCH = 400
-const MAX_BATCH_BYTES = 64 * 1024
 
 const parseArgs = (args: ReadonlyArray<string>) => {
   const [payload, variant, level] = args
@@ -58,7 +55,7 @@ const fullWrites = (payload: PayloadKind): Array<Array<Uint8Array>> => {
   for (let seq = 1; seq <= pool.length; seq++) {
     const encoded = encodeMessage(benchMessage("append", seq, pool[seq % pool.length]!))
     const size = FRAME_HEADER_LENGTH + encoded.length
-    if (write.length === MAX_BATCH || bytes + size > MAX_BATCH_BYTES) {
+    if (write.length === DEFAULT_MAX_BATCH || bytes + size > DEFAULT_MAX_BATCH_BYTES) {
       writes.push(write)
       write = []
       bytes = 0
@@ -108,13 +105,12 @@ export const compressedCeilingSenderRole: Role = (parent) =>
     const { payload, variant, level } = parseArgs(parent.args)
     const { address } = yield* parent.next<PeerMsg>("peer")
     const endpoint = yield* bindRaw
+    // Every write compressed, whatever it sheds: the bound, not the adaptive choice.
     const encoder = new BlockEncoder(PriorityClass.Append, {
+      ...noCompression,
       algorithm: "zstd",
       level,
-      minBatchBytes: 0,
-      minSaving: 0,
-      classes: [PriorityClass.Append],
-      snapshotChunkBytes: 16384
+      classes: [PriorityClass.Append]
     })
     let wireBytes = 0
     let framedBytes = 0

@@ -14,7 +14,7 @@
 import { Effect } from "effect"
 import { performance } from "node:perf_hooks"
 import { cpuUsage } from "node:process"
-import { addressOf, bindRaw, connectTo, readFirstUni } from "../phases/raw-ceiling.ts"
+import { addressOf, bindRaw, connectTo, RAW_READ_BYTES, readFirstUni } from "../phases/raw-ceiling.ts"
 
 /** Calls a second; 0: back to back. */
 const RATES = [0, 10]
@@ -46,7 +46,7 @@ const measure = (name: string, perSecond: number, call: () => Promise<unknown>) 
 const program = Effect.gen(function*() {
   const receiver = yield* bindRaw
   yield* readFirstUni(receiver, async (stream) => {
-    while ((await stream.read(12 * 1024)).length > 0) {
+    while ((await stream.read(RAW_READ_BYTES)).length > 0) {
       // Drains what the sender writes.
     }
   })

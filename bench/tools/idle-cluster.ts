@@ -37,10 +37,18 @@ const transports: ReadonlyArray<ClusterTransport | "etcd"> = ["iroh", "grpc", "d
 const transport = transports.find((t) => t === process.argv[2])
 const idleMs = Number(process.argv[3] ?? 10_000)
 const profDir = process.argv[4]
-const transportJson = process.env["IDLE_TRANSPORT_JSON"]
-const raftJson = process.env["IDLE_RAFT_JSON"]
 const extraNodeFlags = (process.env["IDLE_NODE_FLAGS"] ?? "").split(" ").filter((flag) => flag !== "")
 const startAt = process.env["IDLE_AT"] === undefined ? undefined : Number(process.env["IDLE_AT"])
+
+/** The JSON object in environment variable `name`, if set: keys for a TOML table. */
+const tableFromEnv = (name: string) =>
+  Effect.try({
+    try: () => {
+      const json = process.env[name]
+      return json === undefined ? undefined : JSON.parse(json) as Record<string, unknown>
+    },
+    catch: (cause) => new Error(`${name}: ${String(cause)}`)
+  })
 
 interface Members {
   readonly ids: ReadonlyArray<number>
@@ -83,14 +91,8 @@ const program = Effect.gen(function*() {
   const dir = mkdtempSync(join(tmpdir(), `raft-idle-${transport}-`))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
   const nodeFlags = [...extraNodeFlags, ...(profDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profDir}`])]
-  const transportOverrides = transportJson === undefined ? undefined : yield* Effect.try({
-    try: () => JSON.parse(transportJson) as Record<string, unknown>,
-    catch: (cause) => new Error(`IDLE_TRANSPORT_JSON: ${String(cause)}`)
-  })
-  const raftOverrides = raftJson === undefined ? undefined : yield* Effect.try({
-    try: () => JSON.parse(raftJson) as Record<string, unknown>,
-    catch: (cause) => new Error(`IDLE_RAFT_JSON: ${String(cause)}`)
-  })
+  const transportOverrides = yield* tableFromEnv("IDLE_TRANSPORT_JSON")
+  const raftOverrides = yield* tableFromEnv("IDLE_RAFT_JSON")
   const members = transport === "etcd" ? yield* startEtcd(dir) : yield* startOurs(dir, transport, {
     nodeFlags,
     ...(raftOverrides === undefined ? {} : { raft: raftOverrides }),

@@ -305,9 +305,13 @@ export type StrategyConfig = typeof StrategyConfig.Type
 // [transport.batching]
 // -----------------------------------------------------------------------------
 
+/** Messages, and framed bytes, one write carries at most by default. */
+export const DEFAULT_MAX_BATCH = 400
+export const DEFAULT_MAX_BATCH_BYTES = 65536
+
 export const BatchingConfig = table({
-  max_batch: orDefault(intAtLeast(1), 400),
-  max_batch_bytes: orDefault(intAtLeast(1024), 65536),
+  max_batch: orDefault(intAtLeast(1), DEFAULT_MAX_BATCH),
+  max_batch_bytes: orDefault(intAtLeast(1024), DEFAULT_MAX_BATCH_BYTES),
   max_linger_ms: orDefault(numberAtLeast(0), 10),
   max_age_ms: orDefault(numberAtLeast(1), 30000),
   snapshot_chunk_bytes: orDefault(intBetween(1024, 1048576), 4096),

@@ -229,6 +229,50 @@ describe("raft core", () => {
     core.step({ msgType: MessageType.HeartbeatResponse, from: 3, to: 1, term: core.term, context: ctx }, 1_000)
     expect(core.ready().readStates).toEqual([{ key: Buffer.from("read-1").toString("hex"), index: 1 }])
   })
+
+  it("a new commit index rides on the next message to a follower; one that waits on it is told at once", () => {
+    const core = makeCore(1)
+    elect(core)
+    // The no-op commits once the followers have it (both then in step: replicating).
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 1 }, 1_000)
+    core.step({ msgType: MessageType.AppendResponse, from: 3, to: 1, term: 1, index: 1 }, 1_000)
+    sent(core)
+    core.tick(1_000)
+    sent(core)
+    const appendsTo = (ms: ReadonlyArray<RaftMessage>, to: number) => ms.filter((m) => m.msgType === MessageType.Append && m.to === to)
+
+    // A write of the leader's own commits: no empty append goes out for it.
+    core.propose(Uint8Array.of(1), Uint8Array.of(7), 1_001)
+    const carried = sent(core)
+    expect(appendsTo(carried, 2)).toHaveLength(1)
+    expect(appendsTo(carried, 2)[0]!.commit).toBe(1)
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 2 }, 1_002)
+    expect(core.log.committed).toBe(2)
+    expect(appendsTo(sent(core), 2)).toHaveLength(0)
+
+    // The next write's append carries it...
+    core.propose(Uint8Array.of(2), Uint8Array.of(8), 1_003)
+    const next = appendsTo(sent(core), 2)
+    expect(next.map((m) => [m.entries?.length, m.commit])).toEqual([[1, 2]])
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 3 }, 1_004)
+    expect(core.log.committed).toBe(3)
+    expect(appendsTo(sent(core), 3)).toHaveLength(0)
+
+    // ...and with none, the next tick sends what is still untold, to every follower.
+    core.tick(1_010)
+    const onTick = sent(core).filter((m) => m.msgType === MessageType.Append)
+    expect(onTick.map((m) => [m.to, m.commit]).sort()).toEqual([[2, 3], [3, 3]])
+    core.tick(1_020)
+    expect(sent(core).filter((m) => m.msgType === MessageType.Append)).toHaveLength(0)
+
+    // A write node 3 forwarded: node 3 applies it only once it knows it committed.
+    core.step({ msgType: MessageType.Propose, from: 3, to: 1, term: 0, entries: [{ index: 0, term: 0, data: Uint8Array.of(3), context: Uint8Array.of(9) }] }, 1_030)
+    sent(core)
+    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 4 }, 1_031)
+    const told = sent(core)
+    expect(appendsTo(told, 3).map((m) => m.commit)).toEqual([4])
+    expect(appendsTo(told, 2)).toHaveLength(0)
+  })
 })
 
 describe("raft config", () => {
@@ -361,49 +405,5 @@ describe("kv state machine: validate agrees with restore", () => {
       }
       expect(threw, `input ${i}: ${JSON.stringify(Array.from(bytes))} validate=${verdict}`).toBe(verdict !== undefined)
     }
-  })
-
-  it("a new commit index rides on the next message to a follower; one that waits on it is told at once", () => {
-    const core = makeCore(1)
-    elect(core)
-    // The no-op commits once the followers have it (both then in step: replicating).
-    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 1 }, 1_000)
-    core.step({ msgType: MessageType.AppendResponse, from: 3, to: 1, term: 1, index: 1 }, 1_000)
-    sent(core)
-    core.tick(1_000)
-    sent(core)
-    const appendsTo = (ms: ReadonlyArray<RaftMessage>, to: number) => ms.filter((m) => m.msgType === MessageType.Append && m.to === to)
-
-    // A write of the leader's own commits: no empty append goes out for it.
-    core.propose(Uint8Array.of(1), Uint8Array.of(7), 1_001)
-    const carried = sent(core)
-    expect(appendsTo(carried, 2)).toHaveLength(1)
-    expect(appendsTo(carried, 2)[0]!.commit).toBe(1)
-    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 2 }, 1_002)
-    expect(core.log.committed).toBe(2)
-    expect(appendsTo(sent(core), 2)).toHaveLength(0)
-
-    // The next write's append carries it...
-    core.propose(Uint8Array.of(2), Uint8Array.of(8), 1_003)
-    const next = appendsTo(sent(core), 2)
-    expect(next.map((m) => [m.entries?.length, m.commit])).toEqual([[1, 2]])
-    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 3 }, 1_004)
-    expect(core.log.committed).toBe(3)
-    expect(appendsTo(sent(core), 3)).toHaveLength(0)
-
-    // ...and with none, the next tick sends what is still untold, to every follower.
-    core.tick(1_010)
-    const onTick = sent(core).filter((m) => m.msgType === MessageType.Append)
-    expect(onTick.map((m) => [m.to, m.commit]).sort()).toEqual([[2, 3], [3, 3]])
-    core.tick(1_020)
-    expect(sent(core).filter((m) => m.msgType === MessageType.Append)).toHaveLength(0)
-
-    // A write node 3 forwarded: node 3 applies it only once it knows it committed.
-    core.step({ msgType: MessageType.Propose, from: 3, to: 1, term: 0, entries: [{ index: 0, term: 0, data: Uint8Array.of(3), context: Uint8Array.of(9) }] }, 1_030)
-    sent(core)
-    core.step({ msgType: MessageType.AppendResponse, from: 2, to: 1, term: 1, index: 4 }, 1_031)
-    const told = sent(core)
-    expect(appendsTo(told, 3).map((m) => m.commit)).toEqual([4])
-    expect(appendsTo(told, 2)).toHaveLength(0)
   })
 })
