@@ -24,9 +24,7 @@
  * `http-limits.ts` (header, body and idle timeouts, a connection cap), so no client can hold
  * the file descriptors the Raft storage needs.
  */
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { ByteSize, Clock, Data, Effect, FiberSet, Metric, Result, type Scope, Stream } from "effect"
-import { HttpIncomingMessage, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { Clock, Data, Effect, FiberSet, Metric, Result, type Scope, Stream } from "effect"
 import { splitHostPort, type TransportConfig } from "../config/schema.ts"
 import { classNames } from "../message/priority.ts"
 import type { NodeId } from "../message/types.ts"
@@ -38,6 +36,7 @@ import type { ApplyResult, RaftManagerService } from "../raft/manager.ts"
 import { describeCause } from "../domain/errors.ts"
 import type { RaftTransportService } from "../domain/raft-transport.ts"
 import { DEFAULT_HTTP_LIMITS, type HttpLimits, limitedHttpServer } from "./http-limits.ts"
+import { type HttpReply, type HttpRequest, jsonReply, listen, serveRequests, textReply } from "./http-server.ts"
 
 /** The HTTP API could not bind its address. */
 export class HttpApiStartFailed extends Data.TaggedError("HttpApiStartFailed")<{
@@ -177,19 +176,18 @@ const updateNodeGauges = (status: RaftStatus, counters: EventCounters) =>
 // Responses
 // -----------------------------------------------------------------------------
 
-const json = (body: unknown, status = 200) => HttpServerResponse.jsonUnsafe(body, { status })
+const json = (body: unknown, status = 200): HttpReply => jsonReply(body, status)
 
 const errorBody = (error: string, message: string, extra: Record<string, unknown> = {}) => ({ error, message, ...extra })
 
 const methodNotAllowed = (method: string, path: string, allow: string) =>
-  HttpServerResponse.jsonUnsafe(errorBody("method_not_allowed", `${method} ${path}`), { status: 405, headers: { allow } })
+  jsonReply(errorBody("method_not_allowed", `${method} ${path}`), 405, { allow })
 
 /**
  * 413 for a PUT whose command cannot be carried. The connection is closed after it: the client
  * may still be sending a body we will not read, and draining it would cost as much as reading it.
  */
-const tooLarge = (message: string) =>
-  HttpServerResponse.jsonUnsafe(errorBody("too_large", message), { status: 413, headers: { connection: "close" } })
+const tooLarge = (message: string) => jsonReply(errorBody("too_large", message), 413, { connection: "close" })
 
 /** The answer to an applied PUT or DELETE. */
 const kvWritten = (node: NodeId, r: ApplyResult) =>
@@ -246,7 +244,12 @@ export const readiness = (status: RaftStatus, transport: RaftTransportService): 
     return leaderUp ? { ready: true, reachable, ...base } : { ready: false, reason: "no_quorum", reachable, ...base }
   })
 
-const errorResponse = (error: RaftError, transport: RaftTransportService, manager: RaftManagerService, waitedMs: number) =>
+const errorResponse = (
+  error: RaftError,
+  transport: RaftTransportService,
+  manager: RaftManagerService,
+  waitedMs: number
+): Effect.Effect<HttpReply> =>
   Effect.gen(function*() {
     switch (error._tag) {
       case "NoQuorum":
@@ -381,15 +384,9 @@ export const serveHttpApi = (
     }
     // Counts and logs the connections the limits close, from the server's plain callbacks.
     const run = yield* FiberSet.makeRuntime<never, void, never>()
-    const server = yield* NodeHttpServer.make(() => limitedHttpServer(options.limits ?? DEFAULT_HTTP_LIMITS, run), {
-      host: hp.host,
-      port: hp.port,
-      // Requests are bounded by their Raft deadline; don't hold shutdown for the default 20 s.
-      gracefulShutdownTimeout: "1 second"
-    }).pipe(
-      Effect.mapError((error) => new HttpApiStartFailed({ address: options.bindAddress, reason: describeCause(error.cause) }))
-    )
-    const httpAddress = HttpServer.formatAddress(server.address).replace(/^http:\/\//, "")
+    const server = limitedHttpServer(options.limits ?? DEFAULT_HTTP_LIMITS, run)
+    // The address actually bound, once bound (before that no request can arrive).
+    let httpAddress = options.bindAddress
 
     /**
      * Runs a Raft request until it succeeds, fails for good, or the deadline passes. Only
@@ -417,7 +414,7 @@ export const serveHttpApi = (
     const respondRaft = <A>(
       timeoutMs: number,
       attempt: (remainingMs: number) => Effect.Effect<A, RaftError>,
-      ok: (a: A) => HttpServerResponse.HttpServerResponse
+      ok: (a: A) => HttpReply
     ) =>
       Effect.flatMap(withLeader(timeoutMs, attempt), (result) =>
         Result.isSuccess(result)
@@ -426,16 +423,7 @@ export const serveHttpApi = (
 
     // Made once: an `Effect.gen` closure per request would keep each request alive across
     // scavenges (docs/design.md, "No generator closure per batch").
-    const route = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
-      // Node hands a request that asks for an upgrade its raw socket, and a body read from that
-      // ends wherever the connection ends: a PUT cut off by a timeout would be written as if
-      // whole. The API upgrades nothing.
-      if (request.headers["upgrade"] !== undefined) {
-        return HttpServerResponse.jsonUnsafe(errorBody("bad_request", "protocol upgrades are not supported"), {
-          status: 400,
-          headers: { connection: "close" }
-        })
-      }
+    const route = Effect.fnUntraced(function*(request: HttpRequest) {
       const [path = "", query = ""] = request.url.split("?", 2)
       const params = new URLSearchParams(query)
       const method = request.method === "HEAD" ? "GET" : request.method
@@ -454,23 +442,12 @@ export const serveHttpApi = (
             )
           case "PUT": {
             // The command holds the value as JSON, never shorter than the body it came from, so
-            // a body over the limit is refused unread: by its declared length, else once that
-            // many bytes have arrived (a chunked body). Buffering it whole first would let one
-            // client hold gigabytes of the node's memory, and keep it waiting for all of them.
+            // the server reads no body over `maxCommandBytes` (see `serveRequests`): buffering it
+            // whole first would let one client hold gigabytes of the node's memory, and keep it
+            // waiting for all of them.
             const tooLong = `one Raft message carries a command of at most ${options.maxCommandBytes} bytes`
-            const declared = Number(request.headers["content-length"] ?? 0)
-            if (declared > options.maxCommandBytes) return tooLarge(`the body is ${declared} bytes; ${tooLong}`)
-            const body = yield* Effect.result(
-              Effect.provideService(request.text, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(options.maxCommandBytes))
-            )
-            if (Result.isFailure(body)) {
-              const reason = body.failure.reason
-              if (reason._tag === "RequestParseError" && reason.reason === "BodyTooLarge") {
-                return tooLarge(`the body is over ${options.maxCommandBytes} bytes; ${tooLong}`)
-              }
-              return json(errorBody("bad_request", `cannot read the request body: ${body.failure.message}`), 400)
-            }
-            const command = encodeKvCommand({ op: "put", key, value: body.success })
+            if (typeof request.body !== "string") return tooLarge(`${request.body.message}; ${tooLong}`)
+            const command = encodeKvCommand({ op: "put", key, value: request.body })
             if (command.length > options.maxCommandBytes) {
               return tooLarge(`the command is ${command.length} bytes; ${tooLong}`)
             }
@@ -487,25 +464,24 @@ export const serveHttpApi = (
 
       if (path === "/status" || path === "/metrics" || path === "/health" || path === "/ready") {
         if (method !== "GET") return methodNotAllowed(request.method, path, "GET, HEAD")
-        if (path === "/health") return HttpServerResponse.text("ok\n")
+        if (path === "/health") return textReply("ok\n")
         if (path === "/ready") {
           const ready = yield* readiness(yield* manager.status, transport)
           return json(ready, ready.ready ? 200 : 503)
         }
         if (path === "/metrics") {
           yield* updateNodeGauges(yield* manager.status, counters)
-          return HttpServerResponse.text(yield* renderPrometheus, { contentType: PROMETHEUS_CONTENT_TYPE })
+          return textReply(yield* renderPrometheus, PROMETHEUS_CONTENT_TYPE)
         }
         return json(yield* statusBody(manager, transport, counters, httpAddress))
       }
       return json(errorBody("not_found", `no route for ${request.method} ${path}`), 404)
     })
 
-    yield* server.serve(Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const response = yield* route(request)
-      yield* Metric.update(httpRequestsSeries(request.method, response.status), 1)
-      return response
-    }))
+    yield* serveRequests(server, options.maxCommandBytes, (request) =>
+      Effect.tap(route(request), (reply) => Metric.update(httpRequestsSeries(request.method, reply.status), 1)))
+    httpAddress = yield* listen(server, hp.host, hp.port).pipe(
+      Effect.mapError((error) => new HttpApiStartFailed({ address: options.bindAddress, reason: describeCause(error) }))
+    )
     return { address: httpAddress }
   })
