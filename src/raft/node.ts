@@ -343,6 +343,9 @@ export const makeRaftNode = <R>(
         return Effect.logDebug(`raft message ${messageTypeName(m.msgType)} to ${m.to} lost: ${error.message}`)
       })
 
+    /** Payload bytes of the entries applied since the last snapshot (taken or installed). */
+    let appliedBytes = 0
+
     const applyEntry = (entry: Entry): void => {
       // Most entries on most nodes were proposed elsewhere: with nothing pending here, skip
       // encoding the key (`proposalAt` only holds indexes of pending proposals).
@@ -352,6 +355,7 @@ export const makeRaftNode = <R>(
         // Our entry at this index was replaced by another leader's (§5.3): it will never apply.
         failProposal(mine, new ProposalDropped({ node: id, term: core.term, reason: `entry ${entry.index} was overwritten by a later leader` }))
       }
+      appliedBytes += (entry.data?.length ?? 0) + (entry.context?.length ?? 0)
       if (entry.entryType === EntryType.ConfChange) return // static membership: seam for §6
       if (entry.data === undefined || entry.data.length === 0) return // a leader's no-op (§8)
       const result = stateMachine.apply(entry)
@@ -381,14 +385,18 @@ export const makeRaftNode = <R>(
     }
 
     /**
-     * §7: snapshot the state machine and compact the log every `snapshot_threshold` entries.
+     * §7: snapshot the state machine and compact the log every `snapshot_threshold` entries, or
+     * sooner once they hold `snapshot_threshold_bytes`.
      * Compaction rewrites the log file, so the writes in flight finish first; the messages they
      * held go out.
      */
     const maybeSnapshot = (now: number) =>
       Effect.suspend(() => {
         const log = core.log
-        if (log.applied - log.snapshotIndex < config.snapshot_threshold) return Effect.succeed<RaftEvent | undefined>(undefined)
+        const due = log.applied - log.snapshotIndex >= config.snapshot_threshold ||
+          (appliedBytes >= config.snapshot_threshold_bytes && log.applied > log.snapshotIndex)
+        if (!due) return Effect.succeed<RaftEvent | undefined>(undefined)
+        appliedBytes = 0
         const record: SnapshotRecord = {
           metadata: { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() },
           data: stateMachine.snapshot()
@@ -441,6 +449,7 @@ export const makeRaftNode = <R>(
       // 3. Install a leader's snapshot, then apply what is committed.
       if (rd.snapshot !== undefined) {
         stateMachine.restore(rd.snapshot.data)
+        appliedBytes = 0
         const { index, term } = rd.snapshot.metadata
         published.push({ _tag: "SnapshotInstalled", node: id, index, term, from: rd.snapshot.from, bytes: rd.snapshot.data.length })
         yield* Effect.logInfo(`installed snapshot ${index} (term ${term}) from node ${rd.snapshot.from}`)

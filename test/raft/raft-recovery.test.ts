@@ -1,7 +1,7 @@
 /**
  * Restarts and snapshots (§7): a follower that restarts from its files recovers its log and
- * catches up; a follower that missed what the leader compacted catches up by snapshot; a whole
- * cluster restarts from disk.
+ * catches up; a follower that missed what the leader compacted catches up by snapshot; large
+ * entries bring a snapshot by their bytes; a whole cluster restarts from disk.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -62,6 +62,33 @@ describe("raft recovery", () => {
       expect(cluster.memoryFor(follower).contents().snapshot?.metadata.index).toBe(caughtUp.snapshotIndex)
       yield* cluster.node(leader.id).put("after", "snapshot")
       expect(yield* cluster.node(follower).read("after")).toBe("snapshot")
+    }))
+
+  it.effect("large entries are snapshotted by their bytes, long before the entry threshold", () =>
+    Effect.gen(function*() {
+      const cluster = yield* RaftCluster.make({
+        ids: [1, 2, 3],
+        raft: { snapshot_threshold: 1000, snapshot_threshold_bytes: 3500 }
+      })
+      const leader = yield* cluster.awaitLeader()
+      const snapshotOf = (id: number) => Effect.map(cluster.status(id), (s) => s.snapshotIndex)
+      // A command is its 1,000-byte value plus about 50 bytes of JSON and request id: three
+      // stay under 3,500 bytes, the fourth crosses it.
+      const value = "v".repeat(1000)
+      for (let i = 0; i < 3; i++) yield* cluster.node(leader.id).put(`k${i}`, value)
+      yield* cluster.awaitApplied((yield* cluster.status(leader.id)).commitIndex)
+      for (const id of cluster.ids) expect(yield* snapshotOf(id)).toBe(0)
+
+      yield* cluster.node(leader.id).put("k3", value)
+      const applied = (yield* cluster.status(leader.id)).appliedIndex
+      for (const id of cluster.ids) {
+        yield* cluster.waitFor(Effect.map(snapshotOf(id), (at) => at >= applied), 5000, `node ${id} to snapshot`)
+        expect(cluster.sm(id).get("k3")).toBe(value)
+      }
+      // The count starts again from the snapshot.
+      yield* cluster.node(leader.id).put("k4", value)
+      yield* cluster.awaitApplied((yield* cluster.status(leader.id)).commitIndex)
+      for (const id of cluster.ids) expect(yield* snapshotOf(id)).toBe(applied)
     }))
 
   it.effect("the whole cluster restarts from disk (log + snapshots) with its data", () =>
