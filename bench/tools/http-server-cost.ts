@@ -66,7 +66,7 @@ const load = (port: number) =>
 
 const ours = Effect.scoped(Effect.gen(function*() {
   const server = createServer()
-  yield* serveRequests(server, MAX_BODY, (request) =>
+  yield* serveRequests(server, { maxBodyBytes: MAX_BODY, answered: () => Effect.void }, (request) =>
     Effect.gen(function*() {
       const bytes = typeof request.body === "string" ? request.body.length : 0
       return jsonReply(answerBody(request.url, bytes, yield* answerLater))

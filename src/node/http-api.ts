@@ -478,8 +478,10 @@ export const serveHttpApi = (
       return json(errorBody("not_found", `no route for ${request.method} ${path}`), 404)
     })
 
-    yield* serveRequests(server, options.maxCommandBytes, (request) =>
-      Effect.tap(route(request), (reply) => Metric.update(httpRequestsSeries(request.method, reply.status), 1)))
+    yield* serveRequests(server, {
+      maxBodyBytes: options.maxCommandBytes,
+      answered: (method, status) => Metric.update(httpRequestsSeries(method, status), 1)
+    }, route)
     httpAddress = yield* listen(server, hp.host, hp.port).pipe(
       Effect.mapError((error) => new HttpApiStartFailed({ address: options.bindAddress, reason: describeCause(error) }))
     )

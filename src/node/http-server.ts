@@ -112,14 +112,22 @@ export const listen = (server: Server, host: string, port: number): Effect.Effec
     })
   })
 
+/** How `serveRequests` serves. */
+export interface ServeOptions {
+  /** Bodies over this reach the handler as `BodyTooLarge`, unread. */
+  readonly maxBodyBytes: number
+  /** Runs after every reply written, the server's own refusals included (to count them). */
+  readonly answered: (method: string, status: number) => Effect.Effect<void>
+}
+
 /**
  * Answers every request on `server` with `handle` until the scope closes, then closes the
  * server and its connections. Bind it with `listen` afterwards, so no request finds it
- * unserved. Bodies over `maxBodyBytes` reach `handle` as `BodyTooLarge`.
+ * unserved.
  */
 export const serveRequests = (
   server: Server,
-  maxBodyBytes: number,
+  options: ServeOptions,
   handle: (request: HttpRequest) => Effect.Effect<HttpReply>
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -143,8 +151,10 @@ export const serveRequests = (
             ? Effect.interrupt
             : Effect.as(Effect.logError(`HTTP ${request.method} ${request.url} failed`, cause), INTERNAL_ERROR)
         ),
-        Effect.flatMap((reply) => Effect.sync(() => writeReply(req, res, reply)))
+        Effect.flatMap((reply) => respond(req, res, reply))
       )
+    const respond = (req: IncomingMessage, res: ServerResponse, reply: HttpReply) =>
+      Effect.andThen(Effect.sync(() => writeReply(req, res, reply)), options.answered(req.method ?? "GET", reply.status))
 
     const start = (req: IncomingMessage, res: ServerResponse, body: string | BodyTooLarge) => {
       const request: HttpRequest = { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body }
@@ -159,11 +169,11 @@ export const serveRequests = (
     // The handlers are inline, not named closures: under tsx, which keeps function names, each
     // named closure made per request costs a property definition.
     const receive = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
-      if (req.headers["upgrade"] !== undefined) return writeReply(req, res, UPGRADE_REFUSED)
+      if (req.headers["upgrade"] !== undefined) return void run(respond(req, res, UPGRADE_REFUSED))
       const declaredHeader = req.headers["content-length"]
       const declared = declaredHeader === undefined ? undefined : Number(declaredHeader)
-      if (declared !== undefined && declared > maxBodyBytes) {
-        return start(req, res, new BodyTooLarge({ maxBytes: maxBodyBytes, declared }))
+      if (declared !== undefined && declared > options.maxBodyBytes) {
+        return start(req, res, new BodyTooLarge({ maxBytes: options.maxBodyBytes, declared }))
       }
       if (expectsContinue) res.writeContinue()
       const chunks: Array<Buffer> = []
@@ -172,10 +182,10 @@ export const serveRequests = (
       req.on("data", (chunk: Buffer) => {
         if (refused) return
         size += chunk.length
-        if (size <= maxBodyBytes) return void chunks.push(chunk)
+        if (size <= options.maxBodyBytes) return void chunks.push(chunk)
         refused = true
         req.pause()
-        start(req, res, new BodyTooLarge({ maxBytes: maxBodyBytes, declared: undefined }))
+        start(req, res, new BodyTooLarge({ maxBytes: options.maxBodyBytes, declared: undefined }))
       })
       // A body cut off by the client (a `close` before the end, or an error) has nobody to answer.
       req.on("end", () => {

@@ -3,11 +3,13 @@
  * would not fit in one Raft message is refused with 413 `too_large` (docs/node.md, "Value
  * sizes"); the body must not be buffered whole first, or one client declaring (or streaming)
  * gigabytes holds the node's memory and never gets an answer until it has uploaded them all.
- * A request's budget (`?timeout_ms=`) is capped, so abandoned requests cannot pile up.
+ * A body is asked for (`Expect: 100-continue`) only when it is within the limit. A request's
+ * budget (`?timeout_ms=`) is capped, so abandoned requests cannot pile up.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { request as httpRequest } from "node:http"
+import { connect } from "node:net"
 import { MAX_REQUEST_TIMEOUT_MS, serveHttpApi, trackEvents } from "../../src/node/http-api.ts"
 import { RaftCluster } from "../support/raft-cluster.ts"
 import { RaftNetwork } from "../support/raft-network.ts"
@@ -112,6 +114,46 @@ describe("http api: PUT body limit", () => {
       expect(reply.body).toMatchObject({ error: "too_large" })
       // What the sockets on the way buffered (a few MiB on loopback), not the gibibyte.
       expect(reply.sentBytes).toBeLessThan(64 * 1024 * 1024)
+    }).pipe(Effect.scoped))
+})
+
+/** Writes `head` on a raw connection, then `body` once the server answers `100 Continue`; everything it sent back. */
+const rawExchange = (address: string, head: string, body: string) =>
+  Effect.callback<string, Error>((resume) => {
+    const [host, port] = address.split(":")
+    const socket = connect(Number(port), host!)
+    let received = ""
+    socket.setEncoding("utf8")
+    socket.on("connect", () => socket.write(head))
+    socket.on("data", (chunk: string) => {
+      const before = received
+      received += chunk
+      if (!before.startsWith("HTTP/1.1 100") && received.startsWith("HTTP/1.1 100")) socket.write(body)
+      // The final answer is in once a status other than 100 has its whole JSON body.
+      if (/HTTP\/1\.1 [2-5]\d\d [^\r]*\r\n[\s\S]*\r\n\r\n\{[\s\S]*\}$/.test(received)) {
+        socket.destroy()
+        resume(Effect.succeed(received))
+      }
+    })
+    socket.on("error", (error) => resume(Effect.fail(error)))
+    return Effect.sync(() => socket.destroy())
+  })
+
+describe("http api: Expect: 100-continue", () => {
+  it.live("a body within the limit is asked for and written; one declared over it is refused without asking", () =>
+    Effect.gen(function*() {
+      const address = yield* serve
+      const head = (key: string, length: number) =>
+        `PUT /kv/${key} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`
+      const ok = yield* Effect.eventually(
+        Effect.flatMap(rawExchange(address, head("continued", 5), "hello"), (text) =>
+          text.includes(" 200 ") ? Effect.succeed(text) : Effect.fail(new Error(text)))
+      )
+      expect(ok).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /)
+      expect(ok).toContain(`"key":"continued"`)
+      const refused = yield* rawExchange(address, head("refused", MAX_COMMAND_BYTES + 1), "")
+      expect(refused).toMatch(/^HTTP\/1\.1 413 /)
+      expect(refused).toContain(`"error":"too_large"`)
     }).pipe(Effect.scoped))
 })
 
