@@ -176,24 +176,23 @@ const updateNodeGauges = (status: RaftStatus, counters: EventCounters) =>
 // Responses
 // -----------------------------------------------------------------------------
 
-const json = (body: unknown, status = 200): HttpReply => jsonReply(body, status)
-
 const errorBody = (error: string, message: string, extra: Record<string, unknown> = {}) => ({ error, message, ...extra })
 
 const methodNotAllowed = (method: string, path: string, allow: string) =>
   jsonReply(errorBody("method_not_allowed", `${method} ${path}`), 405, { allow })
 
 /**
- * 413 for a PUT whose command cannot be carried. The connection is closed after it: the client
- * may still be sending a body we will not read, and draining it would cost as much as reading it.
+ * 413 for a PUT whose command cannot be carried. A body refused unread closes its connection
+ * (`serveRequests`): the client may still be sending it, and draining it would cost as much as
+ * reading it.
  */
-const tooLarge = (message: string) => jsonReply(errorBody("too_large", message), 413, { connection: "close" })
+const tooLarge = (message: string) => jsonReply(errorBody("too_large", message), 413)
 
 /** The answer to an applied PUT or DELETE. */
 const kvWritten = (node: NodeId, r: ApplyResult) =>
   r.ok
-    ? json({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node })
-    : json(errorBody("rejected", r.error), 400)
+    ? jsonReply({ ok: true, op: r.op, key: r.key, previous: orNull(r.previous), node })
+    : jsonReply(errorBody("rejected", r.error), 400)
 
 type RaftError = NotLeader | NoQuorum | ProposalDropped
 
@@ -253,18 +252,18 @@ const errorResponse = (
   Effect.gen(function*() {
     switch (error._tag) {
       case "NoQuorum":
-        return json(errorBody("no_quorum", error.message, { reachable: error.reachable, voters: error.voters }), 503)
+        return jsonReply(errorBody("no_quorum", error.message, { reachable: error.reachable, voters: error.voters }), 503)
       case "ProposalDropped":
-        return json(errorBody("proposal_dropped", error.message), 503)
+        return jsonReply(errorBody("proposal_dropped", error.message), 503)
       case "NotLeader": {
         if (error.leader !== undefined) {
-          return json(errorBody("not_leader", error.message, { leader: error.leader }), 503)
+          return jsonReply(errorBody("not_leader", error.message, { leader: error.leader }), 503)
         }
         const status = yield* manager.status
         const connected = yield* connectedVoters(transport, status)
         const quorum = Math.floor(status.voters.length / 2) + 1
         if (connected < quorum) {
-          return json(
+          return jsonReply(
             errorBody(
               "no_quorum",
               `no leader within ${waitedMs} ms: ${connected} of ${status.voters.length} voters connected, a majority needs ${quorum}`,
@@ -273,7 +272,7 @@ const errorResponse = (
             503
           )
         }
-        return json(errorBody("not_leader", error.message, { leader: null }), 503)
+        return jsonReply(errorBody("not_leader", error.message, { leader: null }), 503)
       }
     }
   })
@@ -430,15 +429,15 @@ export const serveHttpApi = (
 
       if (path.startsWith(KV_PREFIX)) {
         const key = decodeKey(path.slice(KV_PREFIX.length))
-        if (key === undefined) return json(errorBody("bad_request", "expected /kv/<key> with a non-empty, URL-encoded key"), 400)
+        if (key === undefined) return jsonReply(errorBody("bad_request", "expected /kv/<key> with a non-empty, URL-encoded key"), 400)
         const timeoutMs = timeoutFrom(params, options.requestTimeoutMs)
-        if (typeof timeoutMs === "string") return json(errorBody("bad_request", timeoutMs), 400)
+        if (typeof timeoutMs === "string") return jsonReply(errorBody("bad_request", timeoutMs), 400)
         switch (method) {
           case "GET":
             return yield* respondRaft(
               timeoutMs,
               (remaining) => manager.read(key, { timeoutMs: remaining }),
-              (value) => value === undefined ? json({ error: "not_found", key }, 404) : json({ key, value })
+              (value) => value === undefined ? jsonReply({ error: "not_found", key }, 404) : jsonReply({ key, value })
             )
           case "PUT": {
             // The command holds the value as JSON, never shorter than the body it came from, so
@@ -467,15 +466,15 @@ export const serveHttpApi = (
         if (path === "/health") return textReply("ok\n")
         if (path === "/ready") {
           const ready = yield* readiness(yield* manager.status, transport)
-          return json(ready, ready.ready ? 200 : 503)
+          return jsonReply(ready, ready.ready ? 200 : 503)
         }
         if (path === "/metrics") {
           yield* updateNodeGauges(yield* manager.status, counters)
           return textReply(yield* renderPrometheus, PROMETHEUS_CONTENT_TYPE)
         }
-        return json(yield* statusBody(manager, transport, counters, httpAddress))
+        return jsonReply(yield* statusBody(manager, transport, counters, httpAddress))
       }
-      return json(errorBody("not_found", `no route for ${request.method} ${path}`), 404)
+      return jsonReply(errorBody("not_found", `no route for ${request.method} ${path}`), 404)
     })
 
     yield* serveRequests(server, {

@@ -13,8 +13,9 @@
  * - The body is read before the handler runs, so the handler's fiber starts with all it needs
  *   and suspends only on the work it asks for (for a PUT: the proposal).
  * - A body over `maxBodyBytes` is not read: by its declared length at once, else as soon as
- *   that many bytes have arrived. The handler sees `BodyTooLarge` and answers; the connection
- *   is then closed (half closed, destroyed after a grace period), not drained.
+ *   that many bytes have arrived. The handler sees `BodyTooLarge` and answers; the reply says
+ *   `connection: close` and the connection is then closed (half closed, destroyed after a grace
+ *   period), not drained.
  * - `Expect: 100-continue` is answered only for a body within the limit, so a body refused by
  *   its declared length is never sent.
  * - A request asking for a protocol upgrade is refused with 400 and its connection closed: its
@@ -66,6 +67,7 @@ export const jsonReply = (body: unknown, status = 200, headers?: Readonly<Record
 export const textReply = (body: string, contentType = "text/plain", status = 200): HttpReply => ({ status, contentType, body })
 
 const INTERNAL_ERROR = jsonReply({ error: "internal", message: "the request failed inside the node; see its log" }, 500)
+// Closed whatever the body: what a client sends after asking to upgrade need not be HTTP.
 const UPGRADE_REFUSED = jsonReply({ error: "bad_request", message: "protocol upgrades are not supported" }, 400, {
   connection: "close"
 })
@@ -83,9 +85,10 @@ const closeConnection = (req: IncomingMessage) => {
 
 const writeReply = (req: IncomingMessage, res: ServerResponse, reply: HttpReply): void => {
   if (res.writableEnded || res.destroyed) return
-  // Node drains what is left of a body after the reply; one still arriving once the reply is
-  // out (a refused upload) is not waited for.
-  if (!req.complete) {
+  // Bodies are read before the handler runs, so a request still incomplete here is a refused
+  // upload (or an upgrade): its connection is closed after the reply, not drained for reuse.
+  const closing = !req.complete
+  if (closing) {
     res.once("finish", () => {
       if (!req.complete) closeConnection(req)
     })
@@ -93,6 +96,7 @@ const writeReply = (req: IncomingMessage, res: ServerResponse, reply: HttpReply)
   res.writeHead(reply.status, {
     "content-type": reply.contentType,
     "content-length": Buffer.byteLength(reply.body),
+    ...(closing ? { connection: "close" } : {}),
     ...reply.headers
   })
   // Node drops the body of a reply to HEAD itself, and keeps its content-length.

@@ -394,7 +394,7 @@ export const makeRaftNode = <R>(
       Effect.suspend(() => {
         const log = core.log
         const due = log.applied - log.snapshotIndex >= config.snapshot_threshold ||
-          (appliedBytes >= config.snapshot_threshold_bytes && log.applied > log.snapshotIndex)
+          appliedBytes >= config.snapshot_threshold_bytes
         if (!due) return Effect.succeed<RaftEvent | undefined>(undefined)
         appliedBytes = 0
         const record: SnapshotRecord = {
