@@ -17,7 +17,7 @@ export { NoQuorum, NotLeader, ProposalDropped, SnapshotUnusable, StorageError } 
 export type { PeerProgress, RaftEvent, RaftStatus, Role } from "./events.ts"
 export type { ProgressState } from "./progress.ts"
 export { type KvCommand, type KvResult, KvStateMachine, decodeKvCommand, encodeKvCommand } from "./kv-state-machine.ts"
-export type { StateMachine } from "./state-machine.ts"
+export type { SnapshotCapture, StateMachine } from "./state-machine.ts"
 export {
   type HardState,
   type PersistedState,

@@ -1,5 +1,5 @@
 import type { Entry } from "../message/types.ts"
-import type { StateMachine } from "./state-machine.ts"
+import { joinSlices, type SnapshotCapture, type StateMachine } from "./state-machine.ts"
 
 /** A command, carried as UTF-8 JSON in an entry's data. */
 export type KvCommand =
@@ -61,10 +61,18 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return this.data.size
   }
 
-  /** Entries sorted by key, so equal states give equal snapshots. */
+  /** The pairs sorted by key, as JSON: equal states give equal snapshots. */
   snapshot(): Uint8Array {
-    const entries = [...this.data.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return encoder.encode(JSON.stringify(entries))
+    return joinSlices(this.captureSnapshot())
+  }
+
+  /**
+   * Copies the pairs (strings are immutable, so this is the whole capture); sorting and
+   * encoding them happen in the slices. 64,000 pairs of 100 B values took 14-33 ms to copy
+   * against 25 ms to sort and 65-120 ms to encode (`npx tsx bench/tools/snapshot-stall.ts`).
+   */
+  captureSnapshot(): SnapshotCapture {
+    return new KvSnapshotCapture([...this.data.entries()])
   }
 
   restore(data: Uint8Array): void {
@@ -77,6 +85,38 @@ export class KvStateMachine implements StateMachine<KvResult> {
   validate(data: Uint8Array): string | undefined {
     const entries = decodeKvSnapshot(data)
     return typeof entries === "string" ? `kv snapshot: ${entries}` : undefined
+  }
+}
+
+/** Pairs a slice of a KV snapshot encodes: a few milliseconds of `JSON.stringify`. */
+const PAIRS_PER_SLICE = 2048
+
+/** The JSON array of sorted pairs, in slices: first the sort, then `PAIRS_PER_SLICE` pairs a slice. */
+class KvSnapshotCapture implements SnapshotCapture {
+  /** Pairs encoded so far; -1 until sorted. */
+  private done = -1
+
+  constructor(private readonly pairs: Array<[string, string]>) {}
+
+  next(): Uint8Array | undefined {
+    const pairs = this.pairs
+    if (this.done === -1) {
+      pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      this.done = 0
+      return new Uint8Array(0)
+    }
+    if (this.done > pairs.length) return undefined
+    if (pairs.length === 0) {
+      this.done = 1
+      return encoder.encode("[]")
+    }
+    const from = this.done
+    const to = Math.min(pairs.length, from + PAIRS_PER_SLICE)
+    const json = JSON.stringify(pairs.slice(from, to))
+    // Each slice's array without its brackets: joined, they are the whole array's JSON.
+    const text = (from === 0 ? "[" : ",") + json.slice(1, -1) + (to === pairs.length ? "]" : "")
+    this.done = to === pairs.length ? to + 1 : to
+    return encoder.encode(text)
   }
 }
 

@@ -27,7 +27,7 @@ import { contextKey } from "./messages.ts"
 import { type PendingProposal, PendingRequests, type ProposeError, type ReadError } from "./pending-requests.ts"
 
 export type { ProposeError, ReadError } from "./pending-requests.ts"
-import type { StateMachine } from "./state-machine.ts"
+import { concatSlices, type StateMachine } from "./state-machine.ts"
 import type { RaftStorage, SnapshotRecord } from "./storage.ts"
 import { WritePipeline } from "./write-pipeline.ts"
 
@@ -97,6 +97,7 @@ type Input<R> =
   | { readonly _tag: "Unreachable"; readonly peer: NodeId }
   | { readonly _tag: "Transfer"; readonly to: NodeId; readonly deferred: Deferred.Deferred<void, NotLeader> }
   | { readonly _tag: "Persisted"; readonly seq: number; readonly exit: Exit.Exit<void, StorageError> }
+  | { readonly _tag: "SnapshotReady"; readonly exit: Exit.Exit<SnapshotRecord, StorageError> }
 
 const MAILBOX_CAPACITY = 4096
 /** Events a late subscriber still receives (see `RaftNode.events`). */
@@ -166,9 +167,10 @@ export const makeRaftNode = <R>(
     }, persisted, yield* Clock.currentTimeMillis)
 
     const mailbox = yield* Queue.bounded<Input<R>>(MAILBOX_CAPACITY)
+    const nodeScope = yield* Effect.scope
     const writes = new WritePipeline({
       storage,
-      scope: yield* Effect.scope,
+      scope: nodeScope,
       hardState: persisted.hardState,
       // Unbounded in effect: at most one write is in flight, so at most one completion waits.
       notify: (seq, exit) => Effect.asVoid(Queue.offer(mailbox, { _tag: "Persisted", seq, exit })),
@@ -290,6 +292,7 @@ export const makeRaftNode = <R>(
           core.reportUnreachable(input.peer, now)
           return
         case "Persisted":
+        case "SnapshotReady":
           return // taken by the loop (it may fail it), never handled here
         case "Transfer": {
           const outcome = core.transferLeadership(input.to, now)
@@ -384,35 +387,70 @@ export const makeRaftNode = <R>(
       }
     }
 
+    /** A snapshot is being encoded or staged off the loop (`startSnapshot`). */
+    let snapshotting = false
+
     /**
      * §7: snapshot the state machine and compact the log every `snapshot_threshold` entries, or
-     * sooner once they hold `snapshot_threshold_bytes`.
-     * Compaction rewrites the log file, so the writes in flight finish first; the messages they
-     * held go out.
+     * sooner once they hold `snapshot_threshold_bytes`. The state is captured here, then
+     * encoded a slice at a time and written beside the current snapshot by a fiber of its own,
+     * while the loop goes on; `finishSnapshot` makes it current once it is durable.
      */
-    const maybeSnapshot = (now: number) =>
-      Effect.suspend(() => {
-        const log = core.log
-        const due = log.applied - log.snapshotIndex >= config.snapshot_threshold ||
-          appliedBytes >= config.snapshot_threshold_bytes
-        if (!due) return Effect.succeed<RaftEvent | undefined>(undefined)
-        appliedBytes = 0
-        const record: SnapshotRecord = {
-          metadata: { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() },
-          data: stateMachine.snapshot()
+    const startSnapshot = Effect.suspend(() => {
+      const log = core.log
+      const due = log.applied - log.snapshotIndex >= config.snapshot_threshold ||
+        appliedBytes >= config.snapshot_threshold_bytes
+      if (!due || snapshotting) return Effect.void
+      snapshotting = true
+      appliedBytes = 0
+      const metadata = { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() }
+      const capture = stateMachine.captureSnapshot?.() ?? stateMachine.snapshot()
+      const encodeAndStage = Effect.gen(function*() {
+        let data: Uint8Array
+        if (capture instanceof Uint8Array) {
+          data = capture
+        } else {
+          const slices: Array<Uint8Array> = []
+          for (let slice = capture.next(); slice !== undefined; slice = capture.next()) {
+            slices.push(slice)
+            yield* Effect.yieldNow
+          }
+          data = concatSlices(slices)
         }
-        return writes.drain.pipe(
-          Effect.flatMap((released) => sendAll(released, now)),
-          Effect.andThen(writes.writeNow(
-            { snapshot: record, hardState: { term: core.term, vote: core.vote, commit: log.committed } },
-            log.lastIndex(),
-            log.lastTerm()
-          )),
-          Effect.map((): RaftEvent => {
-            core.snapshotTaken(record)
-            return { _tag: "SnapshotTaken", node: id, index: record.metadata.index, term: record.metadata.term, bytes: record.data.length }
-          })
+        const record: SnapshotRecord = { metadata, data }
+        if (storage.stageSnapshot !== undefined) yield* storage.stageSnapshot(record)
+        return record
+      })
+      return Effect.asVoid(Effect.forkIn(
+        Effect.flatMap(Effect.exit(encodeAndStage), (exit) => Queue.offer(mailbox, { _tag: "SnapshotReady", exit })),
+        nodeScope
+      ))
+    })
+
+    /**
+     * The loop's half of a snapshot: compacts the log to it, unless a snapshot installed from
+     * the leader meanwhile is newer. Compaction rewrites the log file, so the writes in flight
+     * finish first; the messages they held go out.
+     */
+    const finishSnapshot = (exit: Exit.Exit<SnapshotRecord, StorageError>, now: number) =>
+      Effect.gen(function*() {
+        snapshotting = false
+        if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
+        const record = exit.value
+        const log = core.log
+        if (record.metadata.index <= log.snapshotIndex) {
+          return yield* Effect.logDebug(`snapshot ${record.metadata.index} dropped: the log is compacted to ${log.snapshotIndex} already`)
+        }
+        yield* sendAll(yield* writes.drain, now)
+        yield* writes.writeNow(
+          { snapshot: record, hardState: { term: core.term, vote: core.vote, commit: log.committed } },
+          log.lastIndex(),
+          log.lastTerm()
         )
+        core.snapshotTaken(record)
+        const taken: RaftEvent = { _tag: "SnapshotTaken", node: id, index: record.metadata.index, term: record.metadata.term, bytes: record.data.length }
+        yield* Effect.logDebug(describeEvent(taken))
+        yield* PubSub.publish(events, taken)
       })
 
     /** The transport never blocks; a refused message is a lost message. */
@@ -466,12 +504,10 @@ export const makeRaftNode = <R>(
       }
       yield* applyCommitted
       serveReads()
-      const taken = yield* maybeSnapshot(now)
-      if (taken !== undefined) published.push(taken)
+      yield* startSnapshot
       for (const e of published) {
         // Who leads is what an operator looks for first: role and leader changes at INFO.
         if (e._tag === "LeaderChanged" || e._tag === "RoleChanged") yield* Effect.logInfo(describeEvent(e))
-        else if (e._tag === "SnapshotTaken") yield* Effect.logDebug(describeEvent(e))
       }
       if (published.length > 0) yield* PubSub.publishAll(events, published)
     })
@@ -481,10 +517,13 @@ export const makeRaftNode = <R>(
         const inputs = yield* Queue.takeAll(mailbox)
         const now = yield* Clock.currentTimeMillis
         let released: ReadonlyArray<RaftMessage> = []
+        let snapshot: Exit.Exit<SnapshotRecord, StorageError> | undefined
         for (const input of inputs) {
-          if (input._tag !== "Persisted") handle(input, now)
-          else released = [...released, ...(yield* writes.completed(input.seq, input.exit))]
+          if (input._tag === "Persisted") released = [...released, ...(yield* writes.completed(input.seq, input.exit))]
+          else if (input._tag === "SnapshotReady") snapshot = input.exit
+          else handle(input, now)
         }
+        if (snapshot !== undefined) yield* finishSnapshot(snapshot, now)
         reaskReads(now)
         yield* carryOut(core.ready(), now, released)
       }

@@ -13,6 +13,14 @@ export interface StateMachine<R> {
   /** The whole state, for a snapshot (§7). */
   snapshot(): Uint8Array
   /**
+   * Optional: the state as of now, encoded in slices later. The node calls it on its own fiber
+   * and then takes the slices over several event-loop turns while it goes on applying, so
+   * encoding a large state never holds the node up: the call itself must be cheap and must
+   * copy or freeze whatever the slices read. The slices joined must be what `snapshot()`
+   * would have returned at the time of the call. Without it, `snapshot()` runs in one go.
+   */
+  captureSnapshot?(): SnapshotCapture
+  /**
    * Replaces the whole state with a snapshot's: at start-up (with the stored snapshot, or an
    * empty array when there is none, meaning the empty state) and when a follower installs the
    * leader's snapshot.
@@ -24,4 +32,31 @@ export interface StateMachine<R> {
    * snapshot would stop the node at every start. It must not change the state.
    */
   validate(data: Uint8Array): string | undefined
+}
+
+/** A state captured by `StateMachine.captureSnapshot`, encoded a slice at a time. */
+export interface SnapshotCapture {
+  /** The next slice of the snapshot's bytes, or `undefined` once all have been returned. */
+  next(): Uint8Array | undefined
+}
+
+/** Every slice of `capture` that is left, in one array. */
+export const joinSlices = (capture: SnapshotCapture): Uint8Array => {
+  const slices: Array<Uint8Array> = []
+  for (let slice = capture.next(); slice !== undefined; slice = capture.next()) slices.push(slice)
+  return concatSlices(slices)
+}
+
+/** `slices` end to end, in one array. */
+export const concatSlices = (slices: ReadonlyArray<Uint8Array>): Uint8Array => {
+  if (slices.length === 1) return slices[0]!
+  let length = 0
+  for (const slice of slices) length += slice.length
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const slice of slices) {
+    out.set(slice, at)
+    at += slice.length
+  }
+  return out
 }

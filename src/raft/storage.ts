@@ -64,6 +64,13 @@ export interface RaftStorage {
    * writes running: an implementation may do the I/O off the event loop.
    */
   readonly write: (batch: WriteBatch) => Effect.Effect<void, StorageError>
+  /**
+   * Optional: makes `record` durable beside the current snapshot without making it current,
+   * off the node's loop. A later `write` whose `snapshot` is this same record only moves it
+   * into place. The node stages one snapshot at a time, and goes on writing meanwhile; a
+   * snapshot written by `write` in between (one installed from the leader) is not affected.
+   */
+  readonly stageSnapshot?: (record: SnapshotRecord) => Effect.Effect<void, StorageError>
   /** Releases files; the storage is unusable afterwards. */
   readonly close: Effect.Effect<void>
   /** Where the snapshot is kept (a file path), for error messages; absent for memory. */

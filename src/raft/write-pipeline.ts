@@ -16,8 +16,8 @@
  *   its own write and counts itself in a quorum only once the write completes (thesis §10.2.1),
  *   which `onDurable` reports to the core.
  *
- * Snapshots (installed from a leader, or taken here) are rare and rewrite files the appends
- * use: they drain the pipeline and are written in line (`writeNow`).
+ * Snapshots (installed from a leader, or taken here once their file is staged) are rare and
+ * rewrite files the appends use: they drain the pipeline and are written in line (`writeNow`).
  */
 import { Effect, Exit, Fiber, type Scope } from "effect"
 import { type Entry, MessageType, type RaftMessage } from "../message/types.ts"

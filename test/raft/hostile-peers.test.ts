@@ -17,6 +17,7 @@ import { MessageType, type NodeId, type RaftMessage } from "../../src/message/ty
 import { FileStorage } from "../../src/raft/file-storage.ts"
 import { messagesRefused } from "../../src/raft/inbound-guard.ts"
 import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine.ts"
+import type { SnapshotCapture } from "../../src/raft/state-machine.ts"
 import { TRANSFER_CONTEXT } from "../../src/raft/messages.ts"
 import { makeRaftNode } from "../../src/raft/node.ts"
 import { counter } from "../support/metrics.ts"
@@ -34,6 +35,11 @@ class SwitchableSnapshotKv extends KvStateMachine {
   garbage = false
   override snapshot(): Uint8Array {
     return this.garbage ? GARBAGE : super.snapshot()
+  }
+  override captureSnapshot(): SnapshotCapture {
+    if (!this.garbage) return super.captureSnapshot()
+    let taken = false
+    return { next: () => (taken ? undefined : (taken = true, GARBAGE)) }
   }
 }
 

@@ -6,7 +6,34 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { MessageType } from "../../src/message/types.ts"
+import { KvStateMachine } from "../../src/raft/kv-state-machine.ts"
+import type { SnapshotCapture } from "../../src/raft/state-machine.ts"
 import { RaftCluster, tempDir } from "../support/raft-cluster.ts"
+
+/** A KV store whose snapshots take many slices to encode, and which counts what it applies meanwhile. */
+class SlowSnapshotKv extends KvStateMachine {
+  appliedWhileEncoding = 0
+  private encoding = false
+
+  override apply(entry: Parameters<KvStateMachine["apply"]>[0]) {
+    if (this.encoding) this.appliedWhileEncoding++
+    return super.apply(entry)
+  }
+
+  override captureSnapshot(): SnapshotCapture {
+    const capture = super.captureSnapshot()
+    this.encoding = true
+    let idle = 500
+    return {
+      next: () => {
+        if (idle-- > 0) return new Uint8Array(0)
+        const slice = capture.next()
+        if (slice === undefined) this.encoding = false
+        return slice
+      }
+    }
+  }
+}
 
 describe("raft recovery", () => {
   it.effect("a restarted follower recovers its log from its files and catches up", () =>
@@ -89,6 +116,41 @@ describe("raft recovery", () => {
       yield* cluster.node(leader.id).put("k4", value)
       yield* cluster.awaitApplied((yield* cluster.status(leader.id)).commitIndex)
       for (const id of cluster.ids) expect(yield* snapshotOf(id)).toBe(applied)
+    }))
+
+  it.effect("the nodes go on applying while a snapshot is encoded, and restart from it", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* tempDir("raft-test-")
+      const machines = new Map<number, SlowSnapshotKv>()
+      const cluster = yield* RaftCluster.make({
+        ids: [1, 2, 3],
+        dataDir,
+        raft: { snapshot_threshold: 20 },
+        stateMachine: (id) => {
+          const sm = new SlowSnapshotKv()
+          machines.set(id, sm)
+          return sm
+        }
+      })
+      const leader = yield* cluster.awaitLeader()
+      for (let i = 0; i < 40; i++) yield* cluster.node(leader.id).put(`k${i}`, `${i}`)
+      const applied = (yield* cluster.status(leader.id)).commitIndex
+      yield* cluster.awaitApplied(applied)
+      for (const id of cluster.ids) {
+        yield* cluster.waitFor(Effect.map(cluster.status(id), (s) => s.snapshotIndex > 0), 5000, `node ${id} to snapshot`)
+        expect(machines.get(id)!.appliedWhileEncoding).toBeGreaterThan(0)
+      }
+      const snapshots = cluster.events.filter((e) => e._tag === "SnapshotTaken")
+      expect(snapshots.length).toBeGreaterThanOrEqual(3)
+
+      for (const id of cluster.ids) yield* cluster.stop(id)
+      for (const id of cluster.ids) yield* cluster.start(id)
+      const next = yield* cluster.awaitLeader()
+      for (const id of cluster.ids) expect((yield* cluster.status(id)).snapshotIndex).toBeGreaterThan(0)
+      yield* cluster.awaitApplied((yield* cluster.status(next.id)).commitIndex)
+      for (const id of cluster.ids) {
+        for (let i = 0; i < 40; i++) expect(cluster.sm(id).get(`k${i}`)).toBe(`${i}`)
+      }
     }))
 
   it.effect("the whole cluster restarts from disk (log + snapshots) with its data", () =>

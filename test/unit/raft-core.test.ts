@@ -11,6 +11,7 @@ import { RaftCore } from "../../src/raft/core.ts"
 import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine.ts"
 import { RaftLog } from "../../src/raft/log.ts"
 import { Membership } from "../../src/raft/membership.ts"
+import { concatSlices } from "../../src/raft/state-machine.ts"
 import { Progress } from "../../src/raft/progress.ts"
 import { prng } from "../support/prng.ts"
 import type { PersistedState } from "../../src/raft/storage.ts"
@@ -341,6 +342,32 @@ describe("kv state machine", () => {
     expect(copy.get("a")).toBe("1")
     expect(copy.get("b")).toBeUndefined()
     expect(new TextDecoder().decode(copy.snapshot())).toBe(new TextDecoder().decode(sm.snapshot()))
+  })
+
+  it("a captured snapshot is the state when captured, in slices that join to the sorted pairs", () => {
+    const sm = new KvStateMachine()
+    const put = (key: string, value: string, index: number) => sm.apply({ index, term: 1, data: encodeKvCommand({ op: "put", key, value }) })
+    const keys = Array.from({ length: 5000 }, (_, i) => `key-${(i * 7919) % 5000}`)
+    keys.forEach((key, i) => put(key, `v${i}`, i + 1))
+    const expected = JSON.stringify(keys.map((key, i) => [key, `v${i}`]).sort(([a], [b]) => (a! < b! ? -1 : 1)))
+    expect(new TextDecoder().decode(sm.snapshot())).toBe(expected)
+
+    const capture = sm.captureSnapshot()
+    // What is applied after the capture is not in it.
+    put("key-0", "changed", 5001)
+    sm.apply({ index: 5002, term: 1, data: encodeKvCommand({ op: "delete", key: "key-1" }) })
+    put("zzz", "new", 5003)
+    const slices: Array<Uint8Array> = []
+    for (let slice = capture.next(); slice !== undefined; slice = capture.next()) slices.push(slice)
+    expect(slices.length).toBeGreaterThan(3)
+    expect(new TextDecoder().decode(concatSlices(slices))).toBe(expected)
+    expect(capture.next()).toBeUndefined()
+
+    const copy = new KvStateMachine()
+    copy.restore(concatSlices(slices))
+    expect(copy.get("key-0")).toBe(`v${keys.indexOf("key-0")}`)
+    expect(copy.get("zzz")).toBeUndefined()
+    expect(new TextDecoder().decode(new KvStateMachine().snapshot())).toBe("[]")
   })
 })
 

@@ -254,4 +254,30 @@ describe("file storage recovery", () => {
       expect(back.hardState).toEqual({ term: 5, vote: 1, commit: 0 })
       expect(existsSync(join(dir, "snapshot"))).toBe(false)
     }))
+
+  it.effect("a staged snapshot is moved into place by the write that names it; a different snapshot written meanwhile wins", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir("raft-storage-")
+      yield* Effect.scoped(Effect.flatMap(FileStorage.make(dir, "batch"), (s) =>
+        Effect.gen(function*() {
+          yield* s.write({ entries: range(1, 8, 1) })
+          const staged = snapshot(4, 1, "staged state")
+          yield* s.stageSnapshot(staged)
+          // Durable beside the current snapshot, not yet current.
+          expect(existsSync(join(dir, "snapshot.staged"))).toBe(true)
+          expect((yield* s.load).snapshot).toBeUndefined()
+          yield* s.write({ snapshot: staged, entries: range(9, 9, 1) })
+          expect(existsSync(join(dir, "snapshot.staged"))).toBe(false)
+
+          // Staged, then overtaken by another snapshot (one installed from the leader): the
+          // staged file is never moved in, and writing its record again writes it in full.
+          const overtaken = snapshot(6, 1, "overtaken")
+          yield* s.stageSnapshot(overtaken)
+          yield* s.write({ snapshot: snapshot(7, 1, "installed") })
+          expect(summary(yield* s.load).snapshot).toEqual({ index: 7, term: 1, confState: { voters: [1, 2, 3], learners: [] }, data: "installed" })
+        })))
+      const back = summary(yield* inDir(dir, (s) => s.load))
+      expect(back.snapshot?.data).toBe("installed")
+      expect(back.entries).toEqual(["8:1:e8t1", "9:1:e9t1"])
+    }))
 })
