@@ -52,7 +52,7 @@ import { Effect, type Scope } from "effect"
 import type { Entry } from "../message/types.ts"
 import type { SyncPolicy } from "./config.ts"
 import { StorageError } from "./errors.ts"
-import { encodeEntryRecord, encodeSnapshotRecord, scanEntryRecords, scanSnapshotRecord } from "./records.ts"
+import { encodeEntryRecord, scanEntryRecords, scanSnapshotRecord, snapshotRecordPieces } from "./records.ts"
 import {
   emptyHardState,
   entriesAfterSnapshot,
@@ -285,14 +285,14 @@ export class FileStorage implements RaftStorage {
   /**
    * Writes and syncs `record` to `STAGED_SNAPSHOT` on the thread pool; `write` with the same
    * record renames it into place. A snapshot of a large state is megabytes and several
-   * milliseconds of fsync: written in line, it held every fiber of the node (64,000 keys: 8 MB,
-   * 30-140 ms; `npx tsx bench/tools/snapshot-stall.ts`).
+   * milliseconds of fsync: written in line, it holds every fiber of the node (64,000 keys: 8 MB,
+   * 29-178 ms; `npx tsx bench/tools/snapshot-stall.ts`).
    */
   stageSnapshot(record: SnapshotRecord): Effect.Effect<void, StorageError> {
     return Effect.suspend(() => {
       const path = this.path(STAGED_SNAPSHOT)
       if (this.closed) return Effect.fail(new StorageError({ operation: "stage snapshot", path, cause: "storage is closed" }))
-      const bytes = encodeSnapshotRecord(record)
+      const [head, data] = snapshotRecordPieces(record)
       const sync = this.sync !== "never"
       const staged = this.onThreadPool<StorageError>((settle) => {
         const failed = (cause: unknown) => settle(Effect.fail(new StorageError({ operation: "stage snapshot", path, cause })))
@@ -304,9 +304,12 @@ export class FileStorage implements RaftStorage {
               if (cause !== null && cause !== undefined) return failed(cause)
               settle(Effect.void)
             })
-          writeAllAsync(fd, bytes, (writeError) => {
-            if (writeError !== null || !sync) return closeThen(writeError)
-            fsyncAsync(fd, (syncError) => closeThen(syncError))
+          writeAllAsync(fd, head, (headError) => {
+            if (headError !== null) return closeThen(headError)
+            writeAllAsync(fd, data, (writeError) => {
+              if (writeError !== null || !sync) return closeThen(writeError)
+              fsyncAsync(fd, (syncError) => closeThen(syncError))
+            })
           })
         })
       })
@@ -366,7 +369,7 @@ export class FileStorage implements RaftStorage {
     this.recovered = undefined
     if (batch.snapshot !== undefined) {
       if (batch.snapshot === this.staged) this.replace(this.path(STAGED_SNAPSHOT), this.path(SNAPSHOT))
-      else this.writeFileAtomic(SNAPSHOT, encodeSnapshotRecord(batch.snapshot))
+      else this.writeFileAtomic(SNAPSHOT, ...snapshotRecordPieces(batch.snapshot))
       // Whatever was staged is older than this snapshot now: never moved into place.
       this.staged = undefined
       this.compactTo(batch.snapshot.metadata)
@@ -455,12 +458,13 @@ export class FileStorage implements RaftStorage {
     }
   }
 
-  private writeFileAtomic(name: string, bytes: Uint8Array): void {
+  /** Replaces file `name` with `pieces`, one after the other. */
+  private writeFileAtomic(name: string, ...pieces: ReadonlyArray<Uint8Array>): void {
     const target = this.path(name)
     const temp = `${target}.tmp`
     const fd = openSync(temp, "w")
     try {
-      writeAll(fd, bytes)
+      for (const piece of pieces) writeAll(fd, piece)
       if (this.sync !== "never") fsyncSync(fd)
     } finally {
       closeSync(fd)

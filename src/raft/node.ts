@@ -27,7 +27,7 @@ import { contextKey } from "./messages.ts"
 import { type PendingProposal, PendingRequests, type ProposeError, type ReadError } from "./pending-requests.ts"
 
 export type { ProposeError, ReadError } from "./pending-requests.ts"
-import { concatSlices, type StateMachine } from "./state-machine.ts"
+import { encodeCapture, type StateMachine } from "./state-machine.ts"
 import type { RaftStorage, SnapshotRecord } from "./storage.ts"
 import { WritePipeline } from "./write-pipeline.ts"
 
@@ -406,17 +406,7 @@ export const makeRaftNode = <R>(
       const metadata = { index: log.applied, term: log.term(log.applied)!, confState: membership.confState() }
       const capture = stateMachine.captureSnapshot?.() ?? stateMachine.snapshot()
       const encodeAndStage = Effect.gen(function*() {
-        let data: Uint8Array
-        if (capture instanceof Uint8Array) {
-          data = capture
-        } else {
-          const slices: Array<Uint8Array> = []
-          for (let slice = capture.next(); slice !== undefined; slice = capture.next()) {
-            slices.push(slice)
-            yield* Effect.yieldNow
-          }
-          data = concatSlices(slices)
-        }
+        const data = capture instanceof Uint8Array ? capture : yield* encodeCapture(capture)
         const record: SnapshotRecord = { metadata, data }
         if (storage.stageSnapshot !== undefined) yield* storage.stageSnapshot(record)
         return record

@@ -43,10 +43,40 @@ export const normalizeEntry = (e: Entry): Entry => {
   }
 }
 
-export const encodeEntryRecord = (entry: Entry): Uint8Array => frame(EntryCodec.encode(entry as never).finish())
+/** A protobuf varint. */
+const varint = (n: number): Array<number> => {
+  const out: Array<number> = []
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return out
+}
 
-export const encodeSnapshotRecord = (snapshot: SnapshotRecord): Uint8Array =>
-  frame(SnapshotCodec.encode({ data: snapshot.data, metadata: snapshot.metadata } as never).finish())
+/** The tag of `raft.Snapshot`'s `data` (field 1, length-delimited). */
+const SNAPSHOT_DATA_TAG = 0x0a
+
+/**
+ * A snapshot record as two pieces to write one after the other: the header with everything but
+ * the data (the metadata, then the data's tag and length: protobuf fields may come in any
+ * order), and the data itself, not copied. Encoding an 8 MB snapshot whole took 50-120 ms on
+ * the loop (protobufjs's copy of the data, then the frame's). The checksum runs over both.
+ */
+export const snapshotRecordPieces = (snapshot: SnapshotRecord): readonly [Uint8Array, Uint8Array] => {
+  const metadata = SnapshotCodec.encode({ metadata: snapshot.metadata } as never).finish()
+  const length = varint(snapshot.data.length)
+  const head = new Uint8Array(RECORD_HEADER_BYTES + metadata.length + 1 + length.length)
+  head.set(metadata, RECORD_HEADER_BYTES)
+  head[RECORD_HEADER_BYTES + metadata.length] = SNAPSHOT_DATA_TAG
+  head.set(length, RECORD_HEADER_BYTES + metadata.length + 1)
+  const view = new DataView(head.buffer)
+  view.setUint32(0, head.length - RECORD_HEADER_BYTES + snapshot.data.length)
+  view.setUint32(4, crc32(snapshot.data, crc32(head.subarray(RECORD_HEADER_BYTES))))
+  return [head, snapshot.data]
+}
+
+export const encodeEntryRecord = (entry: Entry): Uint8Array => frame(EntryCodec.encode(entry as never).finish())
 
 export interface DecodedRecord<A> {
   readonly value: A

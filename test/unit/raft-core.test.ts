@@ -369,6 +369,20 @@ describe("kv state machine", () => {
     expect(copy.get("zzz")).toBeUndefined()
     expect(new TextDecoder().decode(new KvStateMachine().snapshot())).toBe("[]")
   })
+
+  it("a snapshot in slices is the sorted pairs at every size around a slice's", () => {
+    for (const size of [1, 2, 2047, 2048, 2049, 4096, 4097, 6500]) {
+      const sm = new KvStateMachine()
+      const pairs: Array<[string, string]> = []
+      for (let i = 0; i < size; i++) {
+        const key = `k${(i * 7919) % size}-${size - i}`
+        pairs.push([key, `${i}`])
+        sm.apply({ index: i + 1, term: 1, data: encodeKvCommand({ op: "put", key, value: `${i}` }) })
+      }
+      pairs.sort(([a], [b]) => (a < b ? -1 : 1))
+      expect(new TextDecoder().decode(sm.snapshot())).toBe(JSON.stringify(pairs))
+    }
+  })
 })
 
 describe("kv state machine: snapshot validation", () => {
