@@ -13,7 +13,8 @@
  * alternate the two ways. For the sliced way, the longest hold is the longest of: the capture,
  * the event loop's worst delay (`monitorEventLoopDelay`, 1 ms resolution) while the slices are
  * encoded and joined with yields between them and the file is written on the pool, and the
- * final write.
+ * final write. Each round also times what a follower installing the snapshot does on its loop:
+ * `validate` as it arrives, then `restore`.
  */
 import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -63,6 +64,15 @@ const main = Effect.gen(function*() {
     yield* storage.write({ snapshot: whole, hardState: hardState() })
     const t2 = performance.now()
     console.log(`round ${round}, in one go: ${ms(t2 - t0)} (encode ${ms(t1 - t0)}, write ${ms(t2 - t1)}; ${(whole.data.length / 1e6).toFixed(1)} MB)`)
+    // A follower installing it from the leader: checked as it arrives, then restored.
+    const follower = new KvStateMachine()
+    const i0 = performance.now()
+    const problem = follower.validate(whole.data)
+    const i1 = performance.now()
+    follower.restore(whole.data)
+    const i2 = performance.now()
+    if (problem !== undefined || follower.size !== sm.size) throw new Error(`the snapshot does not restore: ${problem}`)
+    console.log(`round ${round}, installing it: validate ${ms(i1 - i0)}, restore ${ms(i2 - i1)}`)
 
     yield* fillLog
     const c0 = performance.now()

@@ -43,6 +43,12 @@ export const decodeKvCommand = (data: Uint8Array): KvCommand | string => {
 /** A string key-value store. */
 export class KvStateMachine implements StateMachine<KvResult> {
   private readonly data = new Map<string, string>()
+  /**
+   * The pairs of snapshots `validate` accepted, by their bytes: a follower validates a snapshot
+   * as it arrives and restores the same bytes right after, and parsing is the bulk of both.
+   * Weak, so a snapshot validated and never installed (a stale one) takes its pairs with it.
+   */
+  private readonly validated = new WeakMap<Uint8Array, ReadonlyArray<readonly [string, string]>>()
 
   apply(entry: Entry): KvResult {
     const command = decodeKvCommand(entry.data ?? new Uint8Array(0))
@@ -78,7 +84,8 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   restore(data: Uint8Array): void {
-    const entries = decodeKvSnapshot(data)
+    const entries = this.validated.get(data) ?? decodeKvSnapshot(data)
+    this.validated.delete(data)
     if (typeof entries === "string") throw new Error(`kv snapshot: ${entries}`)
     this.data.clear()
     for (const [key, value] of entries) this.data.set(key, value)
@@ -86,7 +93,9 @@ export class KvStateMachine implements StateMachine<KvResult> {
 
   validate(data: Uint8Array): string | undefined {
     const entries = decodeKvSnapshot(data)
-    return typeof entries === "string" ? `kv snapshot: ${entries}` : undefined
+    if (typeof entries === "string") return `kv snapshot: ${entries}`
+    this.validated.set(data, entries)
+    return undefined
   }
 }
 

@@ -338,7 +338,10 @@ describe("kv state machine", () => {
     expect(apply(encodeKvCommand({ op: "delete", key: "b" }), 3)).toEqual({ ok: true, op: "delete", key: "b", previous: "2" })
     expect(apply(new TextEncoder().encode("{\"op\":\"put\",\"key\":\"x\"}"), 4)).toEqual({ ok: false, error: "put needs a string value" })
     const copy = new KvStateMachine()
-    copy.restore(sm.snapshot())
+    // As a follower installs one: checked as it arrives, then restored from the same bytes.
+    const bytes = sm.snapshot()
+    expect(copy.validate(bytes)).toBeUndefined()
+    copy.restore(bytes)
     expect(copy.get("a")).toBe("1")
     expect(copy.get("b")).toBeUndefined()
     expect(new TextDecoder().decode(copy.snapshot())).toBe(new TextDecoder().decode(sm.snapshot()))
