@@ -44,6 +44,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
   write as writeAsync,
   writeSync
 } from "node:fs"
@@ -229,6 +230,8 @@ export class FileStorage implements RaftStorage {
 
   private static openUnsafe(dir: string, sync: SyncPolicy): FileStorage {
     mkdirSync(dir, { recursive: true })
+    // A snapshot staged and never moved into place (the node stopped in between) is garbage.
+    rmSync(join(dir, STAGED_SNAPSHOT), { force: true })
     const state = readDir(dir)
     if (state.tornAt !== undefined) {
       // A crash during an append that was never acknowledged: drop the partial record.

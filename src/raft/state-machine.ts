@@ -49,7 +49,7 @@ export const joinSlices = (capture: SnapshotCapture): Uint8Array => {
 }
 
 /** `slices` end to end, in one array. */
-export const concatSlices = (slices: ReadonlyArray<Uint8Array>): Uint8Array => {
+const concatSlices = (slices: ReadonlyArray<Uint8Array>): Uint8Array => {
   if (slices.length === 1) return slices[0]!
   let length = 0
   for (const slice of slices) length += slice.length

@@ -11,7 +11,6 @@ import { RaftCore } from "../../src/raft/core.ts"
 import { encodeKvCommand, KvStateMachine } from "../../src/raft/kv-state-machine.ts"
 import { RaftLog } from "../../src/raft/log.ts"
 import { Membership } from "../../src/raft/membership.ts"
-import { concatSlices } from "../../src/raft/state-machine.ts"
 import { Progress } from "../../src/raft/progress.ts"
 import { prng } from "../support/prng.ts"
 import type { PersistedState } from "../../src/raft/storage.ts"
@@ -363,11 +362,11 @@ describe("kv state machine", () => {
     const slices: Array<Uint8Array> = []
     for (let slice = capture.next(); slice !== undefined; slice = capture.next()) slices.push(slice)
     expect(slices.length).toBeGreaterThan(3)
-    expect(new TextDecoder().decode(concatSlices(slices))).toBe(expected)
+    expect(new TextDecoder().decode(Buffer.concat(slices))).toBe(expected)
     expect(capture.next()).toBeUndefined()
 
     const copy = new KvStateMachine()
-    copy.restore(concatSlices(slices))
+    copy.restore(Buffer.concat(slices))
     expect(copy.get("key-0")).toBe(`v${keys.indexOf("key-0")}`)
     expect(copy.get("zzz")).toBeUndefined()
     expect(new TextDecoder().decode(new KvStateMachine().snapshot())).toBe("[]")

@@ -276,7 +276,10 @@ describe("file storage recovery", () => {
           yield* s.write({ snapshot: snapshot(7, 1, "installed") })
           expect(summary(yield* s.load).snapshot).toEqual({ index: 7, term: 1, confState: { voters: [1, 2, 3], learners: [] }, data: "installed" })
         })))
+      // The overtaken one is still on disk, staged: the next open removes it.
+      expect(existsSync(join(dir, "snapshot.staged"))).toBe(true)
       const back = summary(yield* inDir(dir, (s) => s.load))
+      expect(existsSync(join(dir, "snapshot.staged"))).toBe(false)
       expect(back.snapshot?.data).toBe("installed")
       expect(back.entries).toEqual(["8:1:e8t1", "9:1:e9t1"])
     }))
