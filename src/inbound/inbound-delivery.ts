@@ -51,11 +51,11 @@ export class InboundDelivery {
       : undefined
     if (this.assembler !== undefined) ctx.snapshotBudget?.register(this.assembler, ctx.transport)
     this.labels = { peer: String(ctx.peer), class: className(ctx.cls), transport: ctx.transport }
-    this.received = Metric.withAttributes(M.messagesReceived, this.labels)
-    this.bytes = Metric.withAttributes(M.bytesReceived, this.labels)
+    this.received = M.series(M.messagesReceived, this.labels)
+    this.bytes = M.series(M.bytesReceived, this.labels)
     this.snapshots = this.assembler === undefined
       ? undefined
-      : Metric.withAttributes(M.snapshotsReceived, { peer: String(ctx.peer), transport: ctx.transport })
+      : M.series(M.snapshotsReceived, { peer: String(ctx.peer), transport: ctx.transport })
     this.intervalMs = ctx.refusalLogIntervalMs ?? 10_000
     this.drops = makeRefusalLog({ counter: M.messagesDropped, attributes: this.labels, intervalMs: this.intervalMs })
     this.errors = makeRefusalLog({ counter: M.inboundErrors, attributes: { transport: ctx.transport }, reasonKey: "kind", intervalMs: this.intervalMs })

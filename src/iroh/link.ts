@@ -251,10 +251,10 @@ const writeBlocks = (
   const metrics = priorityClasses.map((cls) => {
     const labels = { class: className(cls), transport: "iroh" }
     return {
-      framed: Metric.withAttributes(M.compressionFramedBytes, labels),
-      wire: Metric.withAttributes(M.compressionWireBytes, labels),
-      didNotShrink: Metric.withAttributes(M.batchesUncompressed, { ...labels, reason: "did_not_shrink" }),
-      backingOff: Metric.withAttributes(M.batchesUncompressed, { ...labels, reason: "backing_off" })
+      framed: M.series(M.compressionFramedBytes, labels),
+      wire: M.series(M.compressionWireBytes, labels),
+      didNotShrink: M.series(M.batchesUncompressed, { ...labels, reason: "did_not_shrink" }),
+      backingOff: M.series(M.batchesUncompressed, { ...labels, reason: "backing_off" })
     }
   })
   const writeBlock = Effect.fnUntraced(function*(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, framedBytes: number) {

@@ -3,37 +3,71 @@ import { Metric } from "effect"
 /**
  * Every metric the transport keeps. Names follow Prometheus conventions; docs/metrics.md documents
  * each. Labelled series are built once per (peer, class) by the
- * actors that own them, so the hot path only calls `update`.
+ * actors that own them (`series`), so the hot path only calls `update`.
  */
-export const messagesSent = Metric.counter("raft_transport_messages_sent_total", {
-  description: "Messages written to a link, by peer, class and transport"
-})
+
+export type Labels = Record<string, string>
+
+/** Where a labelled metric keeps how to make one of its series. */
+const SERIES: unique symbol = Symbol("raft-transport/metric-series")
+
+/** A metric that can make its series with their labels built in (`series`). */
+export type Labelled<M> = M & { readonly [SERIES]: (attributes: Labels) => M }
+
+/** The metric `make()` makes, with `make` kept to make its series. */
+const labelled = <M extends object>(make: (attributes?: Labels) => M): Labelled<M> => Object.assign(make(), { [SERIES]: make })
+
+/** A labelled counter. */
+const labelledCounter = (name: string, description: string) =>
+  labelled((attributes) => Metric.counter(name, { description, attributes }))
+
+/**
+ * One series of `metric`, its labels built in: its registry key is made once, when the series
+ * is. `Metric.withAttributes` merges the labels into the context on every update instead, and
+ * series of one metric updated in turn (a peer's, then another's) remake the key, the JSON of
+ * the sorted labels, each time (`npx tsx bench/tools/metric-series.ts`).
+ */
+export const series = <M>(metric: Labelled<M>, attributes: Labels): M => metric[SERIES](attributes)
+
+export const messagesSent = labelledCounter(
+  "raft_transport_messages_sent_total",
+  "Messages written to a link, by peer, class and transport"
+)
 /** `raft_transport_bytes_sent_total` (counter): framed bytes written to a link, by peer, class and transport. */
-export const bytesSent = Metric.counter("raft_transport_bytes_sent_total", {
-  description: "Framed bytes written to a link, by peer, class and transport"
-})
+export const bytesSent = labelledCounter(
+  "raft_transport_bytes_sent_total",
+  "Framed bytes written to a link, by peer, class and transport"
+)
 /** `raft_transport_messages_received_total` (counter): messages delivered to the inbound queues, by peer, class and transport. */
-export const messagesReceived = Metric.counter("raft_transport_messages_received_total", {
-  description: "Messages delivered to the inbound queues, by peer, class and transport"
-})
+export const messagesReceived = labelledCounter(
+  "raft_transport_messages_received_total",
+  "Messages delivered to the inbound queues, by peer, class and transport"
+)
 /** `raft_transport_bytes_received_total` (counter): bytes read from inbound streams, by class and transport. */
-export const bytesReceived = Metric.counter("raft_transport_bytes_received_total", {
-  description: "Bytes read from inbound streams, by class and transport"
-})
+export const bytesReceived = labelledCounter(
+  "raft_transport_bytes_received_total",
+  "Bytes read from inbound streams, by class and transport"
+)
 /** `raft_transport_messages_dropped_total` (counter): messages not delivered, by peer, class and reason (a `DropReason`). */
 export const messagesDropped = Metric.counter("raft_transport_messages_dropped_total", {
   description:
     "Messages dropped, by peer, class and reason (queue_full, expired, link_failed, forged_from, misaddressed, wrong_class, peer_removed, snapshot_failed, snapshot_replaced, snapshot_stalled, snapshot_memory, too_large, transport_disabled)"
 })
 /** `raft_transport_batch_messages` (histogram): messages per link write, by class. */
-export const batchSize = Metric.histogram("raft_transport_batch_messages", {
-  description: "Messages per link write, by class",
-  boundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-})
+export const batchSize = labelled((attributes) =>
+  Metric.histogram("raft_transport_batch_messages", {
+    description: "Messages per link write, by class",
+    boundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    attributes
+  })
+)
 /** `raft_transport_queue_depth` (gauge): messages waiting in an outbound queue, by peer and class (sampled at each write). */
-export const queueDepth = Metric.gauge("raft_transport_queue_depth", {
-  description: "Messages waiting in an outbound queue, by peer and class (sampled at each write)"
-})
+export const queueDepth = labelled((attributes) =>
+  Metric.gauge("raft_transport_queue_depth", {
+    description: "Messages waiting in an outbound queue, by peer and class (sampled at each write)",
+    attributes
+  })
+)
 /** `raft_transport_connection_attempts_total` (counter): outbound connection attempts, by peer and transport. */
 export const connectionAttempts = Metric.counter("raft_transport_connection_attempts_total", {
   description: "Outbound connection attempts, by peer and transport"
@@ -57,28 +91,29 @@ export const snapshotReceiveBytes = Metric.gauge("raft_transport_snapshot_receiv
   description: "Memory held by snapshot transfers under way, node-wide (bounded by max_snapshot_receive_bytes)"
 })
 /** `raft_transport_compression_framed_bytes_total` (counter): framed bytes of Iroh wire version 2 writes before compression, by class and transport. */
-export const compressionFramedBytes = Metric.counter("raft_transport_compression_framed_bytes_total", {
-  description: "Framed bytes of the writes on links that can compress (wire version 2), before compression, by class and transport"
-})
+export const compressionFramedBytes = labelledCounter(
+  "raft_transport_compression_framed_bytes_total",
+  "Framed bytes of the writes on links that can compress (wire version 2), before compression, by class and transport"
+)
 /** `raft_transport_compression_wire_bytes_total` (counter): the bytes those writes put on the wire, by class and transport. */
-export const compressionWireBytes = Metric.counter("raft_transport_compression_wire_bytes_total", {
-  description: "Bytes the same writes put on the wire, block headers included, by class and transport"
-})
+export const compressionWireBytes = labelledCounter(
+  "raft_transport_compression_wire_bytes_total",
+  "Bytes the same writes put on the wire, block headers included, by class and transport"
+)
 /** `raft_transport_batches_uncompressed_total` (counter): writes of a compressed class sent as they are, by class, transport and reason. */
-export const batchesUncompressed = Metric.counter("raft_transport_batches_uncompressed_total", {
-  description:
-    "Writes of a compressed class sent as they are, by class, transport and reason (did_not_shrink: tried; backing_off: skipped after writes that did not shrink)"
-})
+export const batchesUncompressed = labelledCounter(
+  "raft_transport_batches_uncompressed_total",
+  "Writes of a compressed class sent as they are, by class, transport and reason (did_not_shrink: tried; backing_off: skipped after writes that did not shrink)"
+)
 /** `raft_transport_snapshots_sent_total` (counter): whole snapshots written, by peer and transport. */
 export const snapshotsSent = Metric.counter("raft_transport_snapshots_sent_total", {
   description: "Whole snapshots written, by peer and transport"
 })
 /** `raft_transport_snapshots_received_total` (counter): whole snapshots reassembled and delivered, by peer and transport. */
-export const snapshotsReceived = Metric.counter("raft_transport_snapshots_received_total", {
-  description: "Whole snapshots reassembled and delivered, by peer and transport"
-})
-
-export type Labels = Record<string, string>
+export const snapshotsReceived = labelledCounter(
+  "raft_transport_snapshots_received_total",
+  "Whole snapshots reassembled and delivered, by peer and transport"
+)
 
 /** `raft_transport_route` (gauge): 1 for the transport that currently carries a class to a peer, 0 for the other (by peer, class, transport). */
 export const routeActive = Metric.gauge("raft_transport_route", {

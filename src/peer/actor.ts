@@ -102,10 +102,10 @@ export class PeerActor {
         for (const link of options.links) {
           const labels = { peer, class: className(cls), transport: link.kind }
           byKind.set(link.kind, {
-            sent: Metric.withAttributes(M.messagesSent, labels),
-            bytes: Metric.withAttributes(M.bytesSent, labels),
-            batch: Metric.withAttributes(M.batchSize, { class: className(cls), transport: link.kind }),
-            depth: Metric.withAttributes(M.queueDepth, { peer, class: className(cls) })
+            sent: M.series(M.messagesSent, labels),
+            bytes: M.series(M.bytesSent, labels),
+            batch: M.series(M.batchSize, { class: className(cls), transport: link.kind }),
+            depth: M.series(M.queueDepth, { peer, class: className(cls) })
           })
         }
         return byKind
