@@ -60,8 +60,8 @@ const SNAPSHOT_DATA_TAG = 0x0a
 /**
  * A snapshot record as two pieces to write one after the other: the header with everything but
  * the data (the metadata, then the data's tag and length: protobuf fields may come in any
- * order), and the data itself, not copied. Encoding an 8 MB snapshot whole took 50-120 ms on
- * the loop (protobufjs's copy of the data, then the frame's). The checksum runs over both.
+ * order), and the data itself, not copied: encoded whole, a snapshot of megabytes was copied
+ * twice on the loop (by protobufjs, then into the frame). The checksum runs over both.
  */
 export const snapshotRecordPieces = (snapshot: SnapshotRecord): readonly [Uint8Array, Uint8Array] => {
   const metadata = SnapshotCodec.encode({ metadata: snapshot.metadata } as never).finish()

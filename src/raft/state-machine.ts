@@ -67,8 +67,8 @@ const JOIN_PER_YIELD = 1 << 20
 
 /**
  * Every slice of `capture`, in one array, yielding to other fibers after each slice and each
- * megabyte joined: the first touch of fresh memory is what the join costs (about 3 ms a
- * megabyte on the development VM), so a large snapshot joined in one go held the loop too.
+ * megabyte joined: the first touch of fresh memory is what the join costs, and a large
+ * snapshot joined in one go would hold the loop for it.
  */
 export const encodeCapture = (capture: SnapshotCapture): Effect.Effect<Uint8Array> =>
   Effect.gen(function*() {
