@@ -33,14 +33,11 @@
  * the append it precedes, and an election or a snapshot is worth a short block.
  */
 import {
-  close as closeAsync,
   closeSync,
   constants,
-  fsync as fsyncAsync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
-  open as openAsync,
   openSync,
   readFileSync,
   renameSync,
@@ -48,6 +45,7 @@ import {
   write as writeAsync,
   writeSync
 } from "node:fs"
+import { open as openFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect, type Scope } from "effect"
 import type { Entry } from "../message/types.ts"
@@ -99,6 +97,18 @@ const writeAllAsync = (fd: number, bytes: Uint8Array, onDone: (error: NodeJS.Err
       onDone(null)
     })
   from(0)
+}
+
+/** Writes `pieces` to a new file at `path` on the thread pool, one after the other, and syncs it unless told not to. */
+const writeFileAsync = async (path: string, pieces: ReadonlyArray<Uint8Array>, sync: boolean): Promise<void> => {
+  const file = await openFile(path, "w")
+  try {
+    // On a handle, each `writeFile` writes all its bytes from where the last one ended.
+    for (const piece of pieces) await file.writeFile(piece)
+    if (sync) await file.sync()
+  } finally {
+    await file.close()
+  }
 }
 
 /** The log's flags: appending, and with `O_DSYNC` every write is durable when it returns. */
@@ -295,26 +305,13 @@ export class FileStorage implements RaftStorage {
     return Effect.suspend(() => {
       const path = this.path(STAGED_SNAPSHOT)
       if (this.closed) return Effect.fail(new StorageError({ operation: "stage snapshot", path, cause: "storage is closed" }))
-      const [head, data] = snapshotRecordPieces(record)
+      const pieces = snapshotRecordPieces(record)
       const sync = this.sync !== "never"
       const staged = this.onThreadPool<StorageError>((settle) => {
-        const failed = (cause: unknown) => settle(Effect.fail(new StorageError({ operation: "stage snapshot", path, cause })))
-        openAsync(path, "w", (error, fd) => {
-          if (error !== null) return failed(error)
-          const closeThen = (outcome: unknown) =>
-            closeAsync(fd, (closeError) => {
-              const cause = outcome ?? closeError
-              if (cause !== null && cause !== undefined) return failed(cause)
-              settle(Effect.void)
-            })
-          writeAllAsync(fd, head, (headError) => {
-            if (headError !== null) return closeThen(headError)
-            writeAllAsync(fd, data, (writeError) => {
-              if (writeError !== null || !sync) return closeThen(writeError)
-              fsyncAsync(fd, (syncError) => closeThen(syncError))
-            })
-          })
-        })
+        writeFileAsync(path, pieces, sync).then(
+          () => settle(Effect.void),
+          (cause: unknown) => settle(Effect.fail(new StorageError({ operation: "stage snapshot", path, cause })))
+        )
       })
       return Effect.map(staged, () => void (this.staged = record))
     })

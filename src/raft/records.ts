@@ -17,11 +17,16 @@ const SnapshotCodec = protoRoot.lookupType("raft.Snapshot")
 
 const RECORD_HEADER_BYTES = 8
 
+/** Writes a record's header (payload length, then its checksum) into the first bytes of `out`. */
+const writeHeader = (out: Uint8Array, payloadLength: number, checksum: number): void => {
+  const view = new DataView(out.buffer, out.byteOffset, RECORD_HEADER_BYTES)
+  view.setUint32(0, payloadLength)
+  view.setUint32(4, checksum)
+}
+
 const frame = (payload: Uint8Array): Uint8Array => {
   const out = new Uint8Array(RECORD_HEADER_BYTES + payload.length)
-  const view = new DataView(out.buffer)
-  view.setUint32(0, payload.length)
-  view.setUint32(4, crc32(payload))
+  writeHeader(out, payload.length, crc32(payload))
   out.set(payload, RECORD_HEADER_BYTES)
   return out
 }
@@ -43,17 +48,6 @@ export const normalizeEntry = (e: Entry): Entry => {
   }
 }
 
-/** A protobuf varint. */
-const varint = (n: number): Array<number> => {
-  const out: Array<number> = []
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return out
-}
-
 /** The tag of `raft.Snapshot`'s `data` (field 1, length-delimited). */
 const SNAPSHOT_DATA_TAG = 0x0a
 
@@ -64,16 +58,12 @@ const SNAPSHOT_DATA_TAG = 0x0a
  * twice on the loop (by protobufjs, then into the frame). The checksum runs over both.
  */
 export const snapshotRecordPieces = (snapshot: SnapshotRecord): readonly [Uint8Array, Uint8Array] => {
-  const metadata = SnapshotCodec.encode({ metadata: snapshot.metadata } as never).finish()
-  const length = varint(snapshot.data.length)
-  const head = new Uint8Array(RECORD_HEADER_BYTES + metadata.length + 1 + length.length)
-  head.set(metadata, RECORD_HEADER_BYTES)
-  head[RECORD_HEADER_BYTES + metadata.length] = SNAPSHOT_DATA_TAG
-  head.set(length, RECORD_HEADER_BYTES + metadata.length + 1)
-  const view = new DataView(head.buffer)
-  view.setUint32(0, head.length - RECORD_HEADER_BYTES + snapshot.data.length)
-  view.setUint32(4, crc32(snapshot.data, crc32(head.subarray(RECORD_HEADER_BYTES))))
-  return [head, snapshot.data]
+  const { data } = snapshot
+  const prefix = SnapshotCodec.encode({ metadata: snapshot.metadata } as never).uint32(SNAPSHOT_DATA_TAG).uint32(data.length).finish()
+  const head = new Uint8Array(RECORD_HEADER_BYTES + prefix.length)
+  head.set(prefix, RECORD_HEADER_BYTES)
+  writeHeader(head, prefix.length + data.length, crc32(data, crc32(prefix)))
+  return [head, data]
 }
 
 export const encodeEntryRecord = (entry: Entry): Uint8Array => frame(EntryCodec.encode(entry as never).finish())

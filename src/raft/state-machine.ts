@@ -41,55 +41,56 @@ export interface SnapshotCapture {
   next(): Uint8Array | undefined
 }
 
-/** Every slice of `capture` that is left, in one array. */
-export const joinSlices = (capture: SnapshotCapture): Uint8Array => {
-  const slices: Array<Uint8Array> = []
-  for (let slice = capture.next(); slice !== undefined; slice = capture.next()) slices.push(slice)
-  return concatSlices(slices)
-}
+/** Bytes of a snapshot's slices joined between two steps. */
+const JOIN_PER_STEP = 1 << 20
 
-/** `slices` end to end, in one array. */
-const concatSlices = (slices: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (slices.length === 1) return slices[0]!
+/**
+ * Every slice of `capture` that is left, in one array, in steps (each `yield`): one per slice,
+ * and one per megabyte joined, since the first touch of fresh memory is what the join costs.
+ */
+function* encodeSteps(capture: SnapshotCapture): Generator<void, Uint8Array> {
+  const slices: Array<Uint8Array> = []
   let length = 0
-  for (const slice of slices) length += slice.length
+  for (let slice = capture.next(); slice !== undefined; slice = capture.next()) {
+    slices.push(slice)
+    length += slice.length
+    yield
+  }
+  if (slices.length === 1) return slices[0]!
   const out = new Uint8Array(length)
   let at = 0
+  let sinceStep = 0
   for (const slice of slices) {
     out.set(slice, at)
     at += slice.length
+    sinceStep += slice.length
+    if (sinceStep >= JOIN_PER_STEP) {
+      sinceStep = 0
+      yield
+    }
   }
   return out
 }
 
-/** Bytes of a snapshot's slices joined between two yields. */
-const JOIN_PER_YIELD = 1 << 20
+/** Every slice of `capture` that is left, in one array, in one go. */
+export const joinSlices = (capture: SnapshotCapture): Uint8Array => {
+  const steps = encodeSteps(capture)
+  let step = steps.next()
+  while (step.done !== true) step = steps.next()
+  return step.value
+}
 
 /**
- * Every slice of `capture`, in one array, yielding to other fibers after each slice and each
- * megabyte joined: the first touch of fresh memory is what the join costs, and a large
- * snapshot joined in one go would hold the loop for it.
+ * Every slice of `capture`, in one array, yielding to other fibers between steps, so that a
+ * large snapshot never holds the loop for its whole encoding or join.
  */
 export const encodeCapture = (capture: SnapshotCapture): Effect.Effect<Uint8Array> =>
   Effect.gen(function*() {
-    const slices: Array<Uint8Array> = []
-    let length = 0
-    for (let slice = capture.next(); slice !== undefined; slice = capture.next()) {
-      slices.push(slice)
-      length += slice.length
+    const steps = encodeSteps(capture)
+    let step = steps.next()
+    while (step.done !== true) {
       yield* Effect.yieldNow
+      step = steps.next()
     }
-    const out = new Uint8Array(length)
-    let at = 0
-    let sinceYield = 0
-    for (const slice of slices) {
-      out.set(slice, at)
-      at += slice.length
-      sinceYield += slice.length
-      if (sinceYield >= JOIN_PER_YIELD) {
-        sinceYield = 0
-        yield* Effect.yieldNow
-      }
-    }
-    return out
+    return step.value
   })
