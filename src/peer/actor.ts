@@ -189,6 +189,11 @@ export class PeerActor {
               self.held[cls] = taken.length
             }))
         )
+        // Writers woken in the same turn run in the order their queues were offered to. A
+        // higher class waiting (a vote queued behind 1,000 appends) goes first, so it is not
+        // held for the time this batch takes to encode. At most one turn per class above
+        // this one: a higher writer stuck on a slow write must not keep this one spinning.
+        for (let turns = 0; turns < cls && self.higherClassWaiting(cls); turns++) yield* Effect.yieldNow
         if (cls === PriorityClass.Snapshot) {
           for (const envelope of batch) yield* self.sendSnapshot(envelope)
           continue
@@ -205,6 +210,14 @@ export class PeerActor {
       ),
       Effect.annotateLogs({ peer: String(this.peer), class: className(cls) })
     )
+  }
+
+  /** A class above `cls` has messages queued, or taken and not yet written. */
+  private higherClassWaiting(cls: PriorityClass): boolean {
+    for (let higher = 0; higher < cls; higher++) {
+      if (this.queues[higher]!.size > 0 || this.held[higher]! > 0) return true
+    }
+    return false
   }
 
   /** `count` held messages were written or dropped (and counted as such). */
