@@ -471,7 +471,9 @@ export const makeRaftNode = <R>(
       } else {
         const lastIndex = log.lastIndex()
         const staged = { entries: rd.entries, hardState: rd.hardState, messages: rd.messages, lastIndex, lastTerm: log.lastTerm() }
-        yield* sendAll(yield* writes.stage(staged), now)
+        const sendNow = yield* writes.stage(staged)
+        yield* sendAll(sendNow, now)
+        yield* writes.kick(sendNow.length > 0)
       }
       const published: Array<RaftEvent> = [...rd.events]
       // 3. Install a leader's snapshot, then apply what is committed.

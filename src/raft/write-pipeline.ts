@@ -98,8 +98,8 @@ export class WritePipeline {
   }
 
   /**
-   * Takes one round's entries, hard state and messages; starts a write if none is in flight.
-   * Returns the messages to send now.
+   * Takes one round's entries, hard state and messages, and returns the messages to send now.
+   * The caller sends them, then calls `kick` to start the write.
    */
   stage(round: Staged): Effect.Effect<ReadonlyArray<RaftMessage>> {
     return Effect.suspend(() => {
@@ -122,7 +122,7 @@ export class WritePipeline {
         // Nothing new to write, but what they acknowledge may still be in a write: wait for the last one.
         ;(this.next ?? this.inFlight!.batch).after.push(...held)
       }
-      return Effect.as(this.kick, now)
+      return Effect.succeed(now)
     })
   }
 
@@ -148,8 +148,15 @@ export class WritePipeline {
     })
   }
 
-  /** Starts the next write when none is in flight (after `completed`, the loop calls this once its round is staged). */
-  get kick(): Effect.Effect<void> {
+  /**
+   * Starts the next write when none is in flight (the loop calls this once its round is staged
+   * and its messages sent). `afterSends`: the round handed messages to the transport, whose
+   * writers run once the loop yields; the write then starts behind them, so a leader's appends
+   * are written to the network before its own log write is submitted, a submission that holds
+   * the loop. A round that sent nothing (a follower's, whose answer waits for this write)
+   * submits at once.
+   */
+  kick(afterSends: boolean): Effect.Effect<void> {
     return Effect.suspend(() => {
       const batch = this.next
       if (this.inFlight !== undefined || batch === undefined || !batch.writes) return Effect.void
@@ -159,7 +166,7 @@ export class WritePipeline {
         Effect.exit,
         Effect.tap((exit) => this.options.notify(seq, exit))
       )
-      return Effect.map(Effect.forkIn(write, this.options.scope, { startImmediately: true }), (fiber) => {
+      return Effect.map(Effect.forkIn(write, this.options.scope, { startImmediately: !afterSends }), (fiber) => {
         this.inFlight = { seq, batch, fiber }
       })
     })
