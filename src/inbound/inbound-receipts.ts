@@ -33,8 +33,18 @@ export const receiptUnits = (cls: PriorityClass, message: RaftMessage): number =
 }
 
 /**
+ * Turns of the event loop an acknowledgement waits before it is written. The message it
+ * acknowledges is usually on the Raft path: the take runs the application's round in the next
+ * turn (a follower's log write, a leader's commit), and that round what it woke in the one
+ * after (the reply to a client, a transport writer). An acknowledgement only feeds the
+ * sender's ledger, so it goes after them rather than hold them for the cost of its write.
+ */
+export const ACK_DEFER_TURNS = 2
+
+/**
  * The receipts of one class stream whose acknowledgements are written through a callback
- * that never waits (a gRPC call's `write`): the takes of one event-loop turn go out as one.
+ * that never waits (a gRPC call's `write`): the takes of the same turns go out as one, after
+ * `ACK_DEFER_TURNS`.
  */
 export class StreamReceipts implements Receipts {
   private count = 0
@@ -53,7 +63,12 @@ export class StreamReceipts implements Receipts {
     this.count += count
     if (this.scheduled) return
     this.scheduled = true
-    setImmediate(this.flush)
+    setImmediate(this.deferred, ACK_DEFER_TURNS)
+  }
+
+  private readonly deferred = (turns: number): void => {
+    if (turns > 0) setImmediate(this.deferred, turns - 1)
+    else this.flush()
   }
 
   /** No more acknowledgements; `flush`: send the last count first. */
@@ -71,6 +86,10 @@ export class StreamReceipts implements Receipts {
   }
 }
 
+const deferTurns: Effect.Effect<void> = Effect.gen(function*() {
+  for (let turn = 0; turn < ACK_DEFER_TURNS; turn++) yield* Effect.yieldNow
+})
+
 /** One class's cumulative count, as sent to the peer. */
 export interface ReceiptCount {
   readonly cls: PriorityClass
@@ -80,8 +99,9 @@ export interface ReceiptCount {
 /**
  * Cumulative handled counts per class, sent by one fiber: `handled` only adds and rings a
  * one-slot doorbell, so an acknowledgement never holds up the application's receive, and
- * the takes made while one acknowledgement is being written go out together in the next.
- * Sending stops at the first failure (the connection or stream is going away).
+ * the takes made while one acknowledgement is being written (or waits its
+ * `ACK_DEFER_TURNS`) go out together in the next. Sending stops at the first failure (the
+ * connection or stream is going away).
  */
 export class ReceiptPump implements Receipts {
   private readonly counts = [0, 0, 0, 0]
@@ -98,7 +118,7 @@ export class ReceiptPump implements Receipts {
       const pump = new ReceiptPump(yield* Queue.sliding<void>(1))
       yield* Effect.addFinalizer(() => Effect.sync(() => void (pump.ended = true)))
       yield* Effect.forkScoped(
-        Effect.forever(Effect.andThen(Queue.take(pump.doorbell), Effect.suspend(() => {
+        Effect.forever(Effect.andThen(Effect.andThen(Queue.take(pump.doorbell), deferTurns), Effect.suspend(() => {
           const changed = pump.unreported()
           return changed.length === 0 ? Effect.void : send(changed)
         }))).pipe(Effect.catch(onFailure)),
