@@ -48,8 +48,11 @@ const parse = (text: string): Array<Mark> =>
     return { us: Number(us), pid: Number(pid), label: label.join(" ") }
   })
 
-/** The legs of each PUT, in µs, by name (in path order). */
-const legsOf = (marks: ReadonlyArray<Mark>, leaderPid: number): Map<string, Array<number>> => {
+/**
+ * The legs of each PUT, in µs, by name (in path order). `nodeOfPid`: each node process's Raft
+ * id, which a step mark names as the message's sender.
+ */
+const legsOf = (marks: ReadonlyArray<Mark>, leaderPid: number, nodeOfPid: ReadonlyMap<number, number>): Map<string, Array<number>> => {
   const legs = new Map<string, Array<number>>()
   const add = (name: string, from: Mark | undefined, to: Mark | undefined) => {
     if (from === undefined || to === undefined) return
@@ -58,12 +61,16 @@ const legsOf = (marks: ReadonlyArray<Mark>, leaderPid: number): Map<string, Arra
     legs.set(name, list)
   }
   const byPid = new Map<number, Array<Mark>>()
-  for (const m of marks) byPid.set(m.pid, [...(byPid.get(m.pid) ?? []), m])
+  for (const m of marks) {
+    const list = byPid.get(m.pid)
+    if (list === undefined) byPid.set(m.pid, [m])
+    else list.push(m)
+  }
   const after = (pid: number, at: number, test: (label: string) => boolean, before = Number.POSITIVE_INFINITY) =>
     byPid.get(pid)?.find((m) => m.us >= at && m.us <= before && test(m.label))
   const lastBefore = (pid: number, from: number, to: number, test: (label: string) => boolean) =>
     byPid.get(pid)?.filter((m) => m.us >= from && m.us <= to && test(m.label)).at(-1)
-  const followers = [...byPid.keys()].filter((pid) => pid !== leaderPid && pid !== process.pid)
+  const followers = [...nodeOfPid.keys()].filter((pid) => pid !== leaderPid)
   const stepOf = (type: number, from?: number) => (label: string) => {
     const [kind, t, f] = label.split(" ")
     return kind === "step" && Number(t) === type && (from === undefined || Number(f) === from)
@@ -82,10 +89,8 @@ const legsOf = (marks: ReadonlyArray<Mark>, leaderPid: number): Map<string, Arra
       const stepped = after(pid, propose.us, stepOf(MessageType.Append), reply.us)
       const write = stepped && after(pid, stepped.us, (l) => l === "log-write", reply.us)
       const durable = write && after(pid, write.us, (l) => l === "log-durable", reply.us)
-      const id = followers.indexOf(pid)
-      const answers = durable && byPid.get(leaderPid)?.filter((m) => m.us >= durable.us && m.us <= reply.us && stepOf(MessageType.AppendResponse)(m.label))
-      const answer = answers?.find((m) => lastBefore(pid, durable!.us, m.us, (l) => l.startsWith("net-write") || l === "log-durable") !== undefined)
-      if (stepped === undefined || write === undefined || durable === undefined || answer === undefined || id < 0) continue
+      const answer = durable && after(leaderPid, durable.us, stepOf(MessageType.AppendResponse, nodeOfPid.get(pid)), reply.us)
+      if (stepped === undefined || write === undefined || durable === undefined || answer === undefined) continue
       if (quorum === undefined || answer.us < quorum.answer.us) quorum = { stepped, durable, write, answer, pid }
     }
     if (quorum === undefined) continue
@@ -147,7 +152,8 @@ const program = Effect.gen(function*() {
   const to = (performance.timeOrigin + performance.now()) * 1000
   yield* Effect.sleep(600) // the nodes' last marks reach the file
   const marks = [...parse(readFileSync(file, "utf8")), ...clientMarks].filter((m) => m.us >= from && m.us <= to).sort((a, b) => a.us - b.us)
-  const legs = legsOf(marks, leaderPid)
+  const nodeOfPid = new Map(cluster.ids.map((id) => [cluster.process(id)?.pid ?? -1, id]))
+  const legs = legsOf(marks, leaderPid, nodeOfPid)
   const lines = [...legs].map(([name, values]) =>
     `${name.padEnd(48)} p50 ${quantile(values, 0.5).toFixed(0).padStart(6)}  p90 ${quantile(values, 0.9).toFixed(0).padStart(6)}`
   )

@@ -118,10 +118,15 @@ export class ReceiptPump implements Receipts {
       const pump = new ReceiptPump(yield* Queue.sliding<void>(1))
       yield* Effect.addFinalizer(() => Effect.sync(() => void (pump.ended = true)))
       yield* Effect.forkScoped(
-        Effect.forever(Effect.andThen(Effect.andThen(Queue.take(pump.doorbell), deferTurns), Effect.suspend(() => {
-          const changed = pump.unreported()
-          return changed.length === 0 ? Effect.void : send(changed)
-        }))).pipe(Effect.catch(onFailure)),
+        Queue.take(pump.doorbell).pipe(
+          Effect.andThen(deferTurns),
+          Effect.andThen(Effect.suspend(() => {
+            const changed = pump.unreported()
+            return changed.length === 0 ? Effect.void : send(changed)
+          })),
+          Effect.forever,
+          Effect.catch(onFailure)
+        ),
         { startImmediately: true }
       )
       return pump

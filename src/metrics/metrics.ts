@@ -106,9 +106,10 @@ export const batchesUncompressed = labelledCounter(
   "Writes of a compressed class sent as they are, by class, transport and reason (did_not_shrink: tried; backing_off: skipped after writes that did not shrink)"
 )
 /** `raft_transport_snapshots_sent_total` (counter): whole snapshots written, by peer and transport. */
-export const snapshotsSent = Metric.counter("raft_transport_snapshots_sent_total", {
-  description: "Whole snapshots written, by peer and transport"
-})
+export const snapshotsSent = labelledCounter(
+  "raft_transport_snapshots_sent_total",
+  "Whole snapshots written, by peer and transport"
+)
 /** `raft_transport_snapshots_received_total` (counter): whole snapshots reassembled and delivered, by peer and transport. */
 export const snapshotsReceived = labelledCounter(
   "raft_transport_snapshots_received_total",

@@ -85,7 +85,9 @@ export class PeerActor {
     private readonly options: PeerActorOptions,
     private readonly queues: ReadonlyArray<OutboundQueue>,
     private readonly connectors: ReadonlyMap<TransportKind, Connector>,
-    private readonly metrics: ReadonlyArray<ReadonlyMap<TransportKind, ClassMetrics>>
+    private readonly metrics: ReadonlyArray<ReadonlyMap<TransportKind, ClassMetrics>>,
+    /** Whole snapshots written, by transport. */
+    private readonly snapshotsSent: ReadonlyMap<TransportKind, Metric.Metric<number, unknown>>
   ) {}
 
   static make(options: PeerActorOptions): Effect.Effect<PeerActor, never, Scope.Scope> {
@@ -110,7 +112,8 @@ export class PeerActor {
         }
         return byKind
       })
-      const actor = new PeerActor(options.peer, options, queues, connectors, metrics)
+      const snapshotsSent = new Map(options.links.map((link) => [link.kind, M.series(M.snapshotsSent, { peer, transport: link.kind })]))
+      const actor = new PeerActor(options.peer, options, queues, connectors, metrics, snapshotsSent)
       for (const cls of priorityClasses) {
         yield* Effect.forkScoped(actor.writer(cls), { startImmediately: true })
       }
@@ -366,7 +369,7 @@ export class PeerActor {
         const m = self.metrics[cls]!.get(kind)!
         yield* Metric.update(m.sent, chunks)
         yield* Metric.update(m.bytes, bytes)
-        yield* Metric.update(Metric.withAttributes(M.snapshotsSent, { peer: String(self.peer), transport: kind }), 1)
+        yield* Metric.update(self.snapshotsSent.get(kind)!, 1)
         self.settle(cls, 1)
         return
       }

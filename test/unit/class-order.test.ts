@@ -7,9 +7,8 @@ import { append, heartbeat, vote } from "../support/network-cluster.ts"
 import { actorOver, fakeSession } from "../support/fake-link.ts"
 
 describe("order of the class writers", () => {
-  // A vote queued right behind 1,000 appends came after the first 324 of them at the receiver in
-  // a quarter of the runs on a loaded machine: its writer ran after the append writer had encoded
-  // and compressed its batch.
+  // A vote queued behind a batch of appends must not wait while that batch is encoded and
+  // compressed (test/network/delivery.test.ts checks where the vote lands at the receiver).
   it.effect("messages of several classes queued at once are written highest class first", () =>
     Effect.gen(function*() {
       const written: Array<PriorityClass> = []

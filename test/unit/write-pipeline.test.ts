@@ -71,7 +71,7 @@ describe("the write pipeline", () => {
       expect(log).toEqual(["write 1"])
     }).pipe(Effect.scoped))
 
-  it.effect("a failed write releases nothing: the loop fails with it", () =>
+  it.effect("a failed write reports nothing durable and fails the loop's completion", () =>
     Effect.gen(function*() {
       const { completions, finishes, log, pipeline, round } = yield* harness
       yield* round([entry(1)], [response(1)])
