@@ -119,7 +119,7 @@ export class InboundDelivery {
     ) {
       return this.assembler === undefined ? this.accept(accepted) : Effect.andThen(this.sampleBudget, this.accept(accepted))
     }
-    this.ctx.receipts?.handled(cls, droppedUnits)
+    this.ctx.receipts?.handled(cls, droppedUnits, true)
     const that = this
     return Effect.gen(function*() {
       if (forged > 0) yield* that.drop("forged_from", forged, `message 'from' disagrees with the connection's identity (peer ${peer})`)

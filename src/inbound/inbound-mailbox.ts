@@ -1,6 +1,6 @@
 import { Effect, Exit, Queue, Stream } from "effect"
 import { PriorityClass, priorityClasses } from "../message/priority.ts"
-import type { RaftMessage } from "../message/types.ts"
+import { leadsToNoWrite, type RaftMessage } from "../message/types.ts"
 import type { ElectionActivity } from "../domain/election-activity.ts"
 import type { Receipts } from "./inbound-receipts.ts"
 
@@ -81,7 +81,7 @@ export class InboundMailbox {
           this.discarded++
           continue
         }
-        receipts.handled(cls as PriorityClass, 1)
+        receipts.handled(cls as PriorityClass, 1, leadsToNoWrite(message.msgType))
         return message
       }
     }
@@ -95,6 +95,7 @@ export class InboundMailbox {
       // Runs of one stream's messages are reported as one.
       let receipts: Receipts | undefined
       let run = 0
+      let quiet = true
       while (out.length < max) {
         const taken = Queue.takeUnsafe(queue)
         if (taken === undefined || !Exit.isSuccess(taken)) break
@@ -105,13 +106,15 @@ export class InboundMailbox {
         }
         out.push(entry.message)
         if (entry.receipts !== receipts) {
-          receipts?.handled(cls as PriorityClass, run)
+          receipts?.handled(cls as PriorityClass, run, quiet)
           receipts = entry.receipts
           run = 0
+          quiet = true
         }
         run++
+        quiet &&= leadsToNoWrite(entry.message.msgType)
       }
-      receipts?.handled(cls as PriorityClass, run)
+      receipts?.handled(cls as PriorityClass, run, quiet)
     }
     return out
   }

@@ -10,9 +10,10 @@ export interface Receipts {
   /**
    * `count` messages of `cls` were handled: taken by the application from the inbound
    * mailbox, or dropped here with a counted reason. Never suspends: the application's
-   * receive calls it.
+   * receive calls it. `quiet`: none of them makes the application write back to their sender
+   * soon (`leadsToNoWrite`), so an acknowledgement waiting for such a write would wait in vain.
    */
-  readonly handled: (cls: PriorityClass, count: number) => void
+  readonly handled: (cls: PriorityClass, count: number, quiet?: boolean) => void
   /**
    * False once the connection or stream is gone: its sender has counted everything it did
    * not hear acknowledged as lost, so messages still waiting in the mailbox are discarded
@@ -97,31 +98,78 @@ export interface ReceiptCount {
 }
 
 /**
+ * A way for a pump's counts to reach the peer in a write the node makes to it anyway (Iroh wire
+ * version 3: `iroh/ack-rides.ts`) instead of in a write of their own.
+ */
+export interface ReceiptRide {
+  /** How long counts may wait for such a write now; 0 when nothing could carry them. */
+  readonly waitMs: () => number
+  /**
+   * From now until `withdraw`, writes to the peer may take the pump's counts (`ReceiptPump.take`).
+   * Once is enough: the pump stays offered while it lives, and a write that finds nothing new
+   * takes nothing.
+   */
+  readonly offer: (pump: ReceiptPump) => void
+  readonly withdraw: (pump: ReceiptPump) => void
+}
+
+/**
  * Cumulative handled counts per class, sent by one fiber: `handled` only adds and rings a
  * one-slot doorbell, so an acknowledgement never holds up the application's receive, and
  * the takes made while one acknowledgement is being written (or waits its
- * `ACK_DEFER_TURNS`) go out together in the next. Sending stops at the first failure (the
- * connection or stream is going away).
+ * `ACK_DEFER_TURNS`) go out together in the next. With a `ride`, counts of messages that make
+ * the application write back first wait up to its `waitMs` for a write to the peer to take
+ * them, and only what none took is sent. Sending stops at the first failure (the connection or
+ * stream is going away).
  */
 export class ReceiptPump implements Receipts {
   private readonly counts = [0, 0, 0, 0]
   private readonly reported = [0, 0, 0, 0]
   private ended = false
 
-  private constructor(private readonly doorbell: Queue.Queue<void>) {}
+  private constructor(
+    private readonly doorbell: Queue.Queue<void>,
+    /** Rung when a write took every count: a wait for a ride then ends without its timer. */
+    private readonly drained: Queue.Queue<void>,
+    private readonly ride: ReceiptRide | undefined
+  ) {}
 
   static make<E>(
     send: (counts: ReadonlyArray<ReceiptCount>) => Effect.Effect<void, E>,
-    onFailure: (error: E) => Effect.Effect<void>
+    onFailure: (error: E) => Effect.Effect<void>,
+    ride?: ReceiptRide
   ): Effect.Effect<ReceiptPump, never, Scope.Scope> {
     return Effect.gen(function*() {
-      const pump = new ReceiptPump(yield* Queue.sliding<void>(1))
-      yield* Effect.addFinalizer(() => Effect.sync(() => void (pump.ended = true)))
+      const pump = new ReceiptPump(yield* Queue.sliding<void>(1), yield* Queue.sliding<void>(1), ride)
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          pump.ended = true
+          ride?.withdraw(pump)
+        })
+      )
+      // First the same turns as without a ride: the application's answer, written in them, usually
+      // takes the counts, and nothing is left to wait for.
+      const waitForRide = Effect.suspend(() => {
+        const ms = pump.expectWrite ? ride?.waitMs() ?? 0 : 0
+        pump.expectWrite = false
+        if (ride === undefined || ms <= 0 || !pump.unreported()) return Effect.void
+        ride.offer(pump)
+        // Waits again while writes take what was there when the wait began: what is left came
+        // later, and is likely to catch the next. Counts are sent on their own only once no write
+        // took them for a whole wait (so when `ms` to twice `ms` old).
+        const waitOnce = Effect.suspend(() => {
+          const pending = pump.counts.slice()
+          Queue.takeUnsafe(pump.drained) // a ring from before this wait says nothing of it
+          return Effect.as(Effect.timeoutOption(Queue.take(pump.drained), ms), pending)
+        })
+        return Effect.repeat(waitOnce, { while: (pending) => pump.reportedUpTo(pending) && pump.unreported() })
+      })
+      const wait = Effect.andThen(deferTurns, waitForRide)
       yield* Effect.forkScoped(
         Queue.take(pump.doorbell).pipe(
-          Effect.andThen(deferTurns),
+          Effect.andThen(wait),
           Effect.andThen(Effect.suspend(() => {
-            const changed = pump.unreported()
+            const changed = pump.take()
             return changed.length === 0 ? Effect.void : send(changed)
           })),
           Effect.forever,
@@ -137,21 +185,45 @@ export class ReceiptPump implements Receipts {
     return !this.ended
   }
 
-  readonly handled = (cls: PriorityClass, count: number): void => {
+  /** Some message handled since the last wait began may make the application write back soon. */
+  private expectWrite = false
+
+  readonly handled = (cls: PriorityClass, count: number, quiet = false): void => {
     if (count <= 0) return
     this.counts[cls]! += count
+    if (!quiet) this.expectWrite = true
+    // Offered at once, not when the pump's fiber next runs: the application's answer to what it
+    // just took is often written first, and should carry this.
+    if (this.ride !== undefined && !this.ended && this.ride.waitMs() > 0) this.ride.offer(this)
     Queue.offerUnsafe(this.doorbell, undefined)
   }
 
-  private unreported(): Array<ReceiptCount> {
+  /** True when some class's count changed since it was last taken. */
+  private unreported(): boolean {
+    for (let cls = 0; cls < this.counts.length; cls++) if (this.counts[cls] !== this.reported[cls]) return true
+    return false
+  }
+
+  /** True when every class's count in `counts` has been taken. */
+  private reportedUpTo(counts: ReadonlyArray<number>): boolean {
+    for (let cls = 0; cls < counts.length; cls++) if (this.reported[cls]! < counts[cls]!) return false
+    return true
+  }
+
+  /**
+   * The counts of up to `max` classes that changed since they were last taken, as reported from
+   * now on: whoever takes them sends them.
+   */
+  take(max: number = this.counts.length): Array<ReceiptCount> {
     const changed: Array<ReceiptCount> = []
-    for (let cls = 0; cls < this.counts.length; cls++) {
+    for (let cls = 0; cls < this.counts.length && changed.length < max; cls++) {
       const cumulative = this.counts[cls]!
       if (cumulative !== this.reported[cls]) {
         this.reported[cls] = cumulative
         changed.push({ cls: cls as PriorityClass, cumulative })
       }
     }
+    if (changed.length > 0 && !this.unreported()) Queue.offerUnsafe(this.drained, undefined)
     return changed
   }
 }

@@ -5,14 +5,15 @@ import { defaultInboundLimits, type InboundShared, makeInboundShared } from "../
 import type { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import { BlockDecoder, type FrameSpans } from "../message/blocks.ts"
 import { decodeSpans } from "../message/codec.ts"
-import type { DecodeFailed, FrameTooLarge } from "../message/errors.ts"
+import { BadPreamble, type DecodeFailed, type FrameTooLarge } from "../message/errors.ts"
 import { FrameDecoder, parsePreamble, PREAMBLE_LENGTH } from "../message/framing.ts"
 import { className } from "../message/priority.ts"
 import type { NodeId, RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { makeRefusalLog } from "../metrics/refusal-log.ts"
-import { type Receipts, ReceiptPump } from "../inbound/inbound-receipts.ts"
-import { ACK_PREAMBLE, encodeAcks } from "./ack-stream.ts"
+import { type Receipts, ReceiptPump, type ReceiptRide } from "../inbound/inbound-receipts.ts"
+import type { AckRides } from "./ack-rides.ts"
+import { ACK_PREAMBLE, decodeRiddenAcks, encodeAcks } from "./ack-stream.ts"
 import type { IrohConnection as Connection, IrohHost, IrohIncoming, IrohRecvStream as RecvStream } from "./host.ts"
 import {
   ACK_STREAM_PRIORITY,
@@ -24,6 +25,8 @@ import {
   protocolOfAlpn,
   protocolsOf,
   READ_CHUNK_BYTES,
+  ridesAcks,
+  SESSION_ID_BYTES,
   type WireVersion
 } from "./protocol.ts"
 
@@ -40,11 +43,19 @@ export interface AcceptorOptions {
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
   /** Told of every accepted connection's peer: a peer that dials is up (see `Connector.wake`). */
   readonly onPeerSeen?: ((peer: NodeId) => Effect.Effect<void>) | undefined
+  /**
+   * Where acknowledgements ride on blocks (version 3): this node's acknowledgements of a
+   * connection wait there for a block to the peer, and those the peer's blocks carry go to the
+   * links' ledgers. Absent: version 3 connections acknowledge on their stream only.
+   */
+  readonly rides?: AckRides | undefined
 }
 
 /** One read's whole frames, as spans over one or more buffers, and what ends the stream. */
 interface StreamRead {
   readonly segments: ReadonlyArray<FrameSpans>
+  /** The header extensions of its blocks (version 2 and later). */
+  readonly extensions: ReadonlyArray<Uint8Array>
   readonly failure: DecodeFailed | FrameTooLarge | undefined
 }
 
@@ -61,7 +72,7 @@ const streamFraming = (version: WireVersion, maxFrameBytes: number): StreamFrami
     return {
       push: (chunk) => {
         const spans = decoder.pushSpans(chunk)
-        return { segments: [{ bytes: decoder.bytes, spans }], failure: decoder.tooLarge }
+        return { segments: [{ bytes: decoder.bytes, spans }], extensions: [], failure: decoder.tooLarge }
       },
       pending: () => decoder.pending
     }
@@ -109,6 +120,12 @@ export class InboundConnections {
 }
 
 const deliveryFailed = Metric.withAttributes(M.inboundErrors, { transport: "iroh", kind: "delivery_failed" })
+const acksWritten = M.series(M.acknowledgements, { transport: "iroh", how: "written" })
+
+/** What the dialler named an accepted connection (version 3): set by its first class stream. */
+interface Named {
+  session: bigint | undefined
+}
 
 /**
  * Pings answered at once per connection (more are stopped). A ping is a bi stream per probe
@@ -144,9 +161,11 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
     const inboundError = (kind: string, detail: string) => errorLog.refuse(kind, detail)
     const stop = (stream: RecvStream, code: bigint) => irohCall(() => stream.stop(code), IrohFailure.of).pipe(Effect.ignore)
 
-    const readStream = (peer: NodeId, version: WireVersion, stream: RecvStream, receipts: Receipts | undefined) =>
+    const readStream = (peer: NodeId, version: WireVersion, stream: RecvStream, receipts: Receipts | undefined, named: Named) =>
       Effect.gen(function*() {
-        const head = yield* irohCall(() => stream.readExact(PREAMBLE_LENGTH), IrohFailure.of).pipe(
+        const rides = ridesAcks(version) ? options.rides : undefined
+        const headLength = PREAMBLE_LENGTH + (ridesAcks(version) ? SESSION_ID_BYTES : 0)
+        const head = yield* irohCall(() => stream.readExact(headLength), IrohFailure.of).pipe(
           // A stream that ends inside its preamble is bad input (a short preamble), not a quiet end.
           Effect.catch((e) => e.message.startsWith("FinishedEarly") ? Effect.succeed(new Uint8Array(0)) : Effect.fail(e)),
           Effect.timeoutOption(limits.handshakeTimeoutMs)
@@ -155,10 +174,21 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           yield* inboundError("handshake_timeout", `closing inbound stream from peer ${peer}: no preamble within ${limits.handshakeTimeoutMs} ms`)
           return yield* stop(stream, ErrorCode.Limit)
         }
-        const cls = parsePreamble(head.value, version)
+        const bytes = head.value
+        const cls = bytes.length === headLength
+          ? parsePreamble(bytes.subarray(0, PREAMBLE_LENGTH), version)
+          : new BadPreamble({ bytes: Array.from(bytes), reason: "short" })
         if (typeof cls !== "number") {
           yield* inboundError("bad_preamble", `closing inbound stream from peer ${peer}: ${cls.message}`)
           return yield* stop(stream, ErrorCode.BadPreamble)
+        }
+        if (ridesAcks(version)) {
+          const session = new DataView(bytes.buffer, bytes.byteOffset + PREAMBLE_LENGTH, SESSION_ID_BYTES).getBigUint64(0)
+          if (named.session !== undefined && named.session !== session) {
+            yield* inboundError("bad_preamble", `closing inbound stream from peer ${peer}: session ${session} on a connection named ${named.session}`)
+            return yield* stop(stream, ErrorCode.BadPreamble)
+          }
+          named.session = session
         }
         const delivery = new InboundDelivery({
           self: options.self,
@@ -190,6 +220,11 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
             }
             yield* delivery.countBytes(chunk.value.length)
             const framed = decoder.push(chunk.value)
+            for (const extension of rides === undefined ? [] : framed.extensions) {
+              const acks = decodeRiddenAcks(extension)
+              if (typeof acks === "string") return yield* closing("decode_failed", ErrorCode.DecodeFailed, `block extension: ${acks}`)
+              rides!.acknowledge(peer, acks)
+            }
             // Decoded and delivered a slice at a time, yielding between: one read of small frames
             // must not hold the event loop (decodeSpans bounds a slice).
             for (const { bytes, spans } of framed.segments) {
@@ -257,7 +292,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
      * application takes from the mailbox, and what is dropped here, is reported back to the
      * dialler, whose ledger counts the rest as lost if the connection fails.
      */
-    const ackStream = (peer: NodeId, connection: Connection) =>
+    const ackStream = (peer: NodeId, connection: Connection, ride: ReceiptRide | undefined) =>
       Effect.gen(function*() {
         const stream = yield* irohCall(async () => {
           const s = await connection.openUni(ACK_STREAM_PRIORITY)
@@ -265,8 +300,11 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
           return s
         }, IrohFailure.of)
         return yield* ReceiptPump.make(
-          (counts) => irohCall(() => stream.writeFrames([], encodeAcks(counts)), IrohFailure.of),
-          (error) => Effect.logDebug(`acknowledgements to peer ${peer} ended: ${error.message}`)
+          (counts) =>
+            // Counted as handed to the write, before the peer can have it.
+            Effect.andThen(Metric.update(acksWritten, 1), irohCall(() => stream.writeFrames([], encodeAcks(counts)), IrohFailure.of)),
+          (error) => Effect.logDebug(`acknowledgements to peer ${peer} ended: ${error.message}`),
+          ride
         )
       })
 
@@ -280,7 +318,10 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
         connection.limitStreams(maxUniStreams, PINGS_AT_ONCE)
         yield* Effect.logDebug(`accepted connection from peer ${peer} (wire version ${version}${acked ? ", acknowledged" : ""})`)
         yield* FiberSet.run(fibers, answerPings(peer, connection), { startImmediately: true })
-        const receipts = acked ? yield* ackStream(peer, connection) : undefined
+        /** The dialler's name for this connection (version 3), from the first class stream's preamble. */
+        const named: Named = { session: undefined }
+        const ride = ridesAcks(version) ? options.rides?.ride(peer, () => named.session) : undefined
+        const receipts = acked ? yield* ackStream(peer, connection, ride) : undefined
         let streams = 0
         while (true) {
           const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
@@ -290,7 +331,7 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
             continue
           }
           streams++
-          yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts).pipe(Effect.ensuring(Effect.sync(() => streams--))), {
+          yield* FiberSet.run(fibers, readStream(peer, version, stream, receipts, named).pipe(Effect.ensuring(Effect.sync(() => streams--))), {
             startImmediately: true
           })
         }

@@ -50,3 +50,56 @@ const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
   out.set(b, a.length)
   return out
 }
+
+/**
+ * Acknowledgements riding in a version 3 block's header extension (`message/blocks.ts`): records
+ * of `u8 type`, `u8 length`, then `length` bytes, so a receiver skips types it does not know.
+ * Type 1 is one class's cumulative count for one connection the receiver accepted, named by the
+ * session id its dialler gave it in the class streams' preambles: `u64` session, `u8` class,
+ * `u64` count, all big-endian.
+ */
+export interface RiddenAck extends ReceiptCount {
+  readonly session: bigint
+}
+
+const RIDE_ACK_TYPE = 1
+const RIDE_ACK_LENGTH = 17
+/** Bytes of one acknowledgement record in an extension. */
+export const RIDE_RECORD_BYTES = 2 + RIDE_ACK_LENGTH
+
+export const encodeRiddenAcks = (acks: ReadonlyArray<RiddenAck>): Uint8Array => {
+  const out = new Uint8Array(acks.length * RIDE_RECORD_BYTES)
+  const view = new DataView(out.buffer)
+  acks.forEach(({ session, cls, cumulative }, i) => {
+    const o = i * RIDE_RECORD_BYTES
+    out[o] = RIDE_ACK_TYPE
+    out[o + 1] = RIDE_ACK_LENGTH
+    view.setBigUint64(o + 2, session)
+    out[o + 10] = cls
+    view.setBigUint64(o + 11, BigInt(cumulative))
+  })
+  return out
+}
+
+/** The acknowledgements of one extension, or the reason it is malformed. */
+export const decodeRiddenAcks = (extension: Uint8Array): ReadonlyArray<RiddenAck> | string => {
+  const view = new DataView(extension.buffer, extension.byteOffset, extension.byteLength)
+  const acks: Array<RiddenAck> = []
+  let o = 0
+  while (o < extension.length) {
+    if (extension.length - o < 2) return "extension ends inside a record header"
+    const type = extension[o]!
+    const length = extension[o + 1]!
+    const body = o + 2
+    if (extension.length - body < length) return "extension ends inside a record"
+    o = body + length
+    if (type !== RIDE_ACK_TYPE) continue
+    if (length !== RIDE_ACK_LENGTH) return `acknowledgement record of ${length} bytes`
+    const cls = extension[body + 8]!
+    if (!isPriorityClass(cls)) return `unknown class ${cls} in an acknowledgement`
+    const cumulative = view.getBigUint64(body + 9)
+    if (cumulative > BigInt(Number.MAX_SAFE_INTEGER)) return `acknowledged count ${cumulative} out of range`
+    acks.push({ session: view.getBigUint64(body), cls: cls as PriorityClass, cumulative: Number(cumulative) })
+  }
+  return acks
+}

@@ -16,6 +16,8 @@ export interface DarkSampler {
   readonly noteSent: () => void
   /** `performance.now()` when an answer was last seen (see `DarkWatch.heardAt`). */
   readonly heardAt: () => number
+  /** The peer acknowledged this connection's messages on its own connection (`DarkWatch.answered`). */
+  readonly answered: () => void
 }
 
 /**
@@ -48,6 +50,7 @@ export const forkDarkSampler = (options: {
     const awaitAnswer = Effect.gen(function*() {
       while (!options.stopped()) {
         yield* Effect.sleep(sampleMs)
+        if (!watch.waiting) return true // answered meanwhile, without this connection's counters
         // The time of asking, not of the answer: the counters are at least that recent.
         const askedAt = performance.now()
         const verdict = watch.sample(askedAt, yield* read(() => connection.activity()))
@@ -92,6 +95,7 @@ export const forkDarkSampler = (options: {
         baseline = reading
         Queue.offerUnsafe(doorbell, undefined)
       },
-      heardAt: () => watch.heardAt
+      heardAt: () => watch.heardAt,
+      answered: () => watch.answered(performance.now())
     }
   })

@@ -8,6 +8,7 @@ import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
 import { forkProbe, type PingSkipping } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
+import type { AckRides } from "./ack-rides.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
 import { type DarkSampler, forkDarkSampler } from "./dark-sampler.ts"
 import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
@@ -22,6 +23,8 @@ import {
   isAlpnRefusal,
   protocolsOf,
   READ_CHUNK_BYTES,
+  ridesAcks,
+  SESSION_ID_BYTES,
   STREAM_PRIORITY,
   type WireProtocol,
   type WireVersion
@@ -46,6 +49,12 @@ export interface IrohLinkOptions extends PingSkipping {
   readonly maxFrameBytes?: number | undefined
   /** Silence after an unanswered send that closes the session as dark (0: pings only; see `DarkWatch`). */
   readonly darkAfterMs: number
+  /**
+   * Where acknowledgements ride on blocks (version 3): the link's blocks carry those waiting for
+   * this peer, and its ledger takes those the peer sends on its own connection. Absent: a
+   * version 3 session acknowledges on its stream only.
+   */
+  readonly rides?: AckRides | undefined
 }
 
 /**
@@ -91,7 +100,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
 
   /**
    * Dials the newest protocol the peer has not refused lately, and the next one when it
-   * refuses (docs/design.md, "Wire format (version 2)"). Any other failure ends the attempt:
+   * refuses (docs/design.md, "Wire format (versions 2 and 3)"). Any other failure ends the attempt:
    * it says nothing about versions.
    */
   const dial = (addr: DialAddress) =>
@@ -129,6 +138,16 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       )
       const { version, acked } = protocol
       yield* Effect.addFinalizer(() => Effect.sync(() => connection.close(ErrorCode.Normal, "")))
+      const rides = ridesAcks(version) ? options.rides : undefined
+      const sessionId = crypto.getRandomValues(new BigUint64Array(1))[0]!
+      const lead = (cls: PriorityClass): Uint8Array => {
+        const head = preamble(cls, version)
+        if (!ridesAcks(version)) return head
+        const out = new Uint8Array(head.length + SESSION_ID_BYTES)
+        out.set(head)
+        new DataView(out.buffer).setBigUint64(head.length, sessionId)
+        return out
+      }
 
       // All four streams are opened, prioritised and announced (preamble) with the connection,
       // not on their first write: the first vote after a (re)connect then never waits for a
@@ -138,7 +157,7 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         () =>
           Promise.all(priorityClasses.map(async (cls) => {
             const stream = await connection.openUni(STREAM_PRIORITY[cls]!)
-            await stream.writeFrames([], preamble(cls, version))
+            await stream.writeFrames([], lead(cls))
             return stream
           })),
         (cause) => new ConnectFailed({ peer, transport: "iroh", cause: `opening the class streams failed: ${cause}` })
@@ -173,7 +192,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           },
           (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })
         )
-      const blocks = version === 1 ? undefined : writeBlocks(send, compression, maxBlockRaw)
+      const carry = rides === undefined ? noRides : () => rides.carry(peer)
+      const blocks = version === 1 ? undefined : writeBlocks(send, compression, maxBlockRaw, carry)
       const write = blocks?.write ?? writeV1(send)
 
       const pingFailed = (cause: string) => new StreamFailed({ peer, transport: "iroh", class: className(PriorityClass.Election), cause })
@@ -201,6 +221,20 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
       )
       const acks = acked ? new AckLedger() : undefined
       if (acks !== undefined) yield* Effect.forkScoped(readAcks(peer, connection, acks), { startImmediately: true })
+      if (rides !== undefined && acks !== undefined) {
+        // An acknowledgement that rode on the peer's connection and confirms more than before also
+        // answers the dark watch's wait: the peer took what came on this connection since. It no
+        // longer writes on this connection to acknowledge, and QUIC's own acknowledgement of a
+        // lone packet comes only after its ack delay (a second sample of the counters, a wake-up
+        // of the loop per heartbeat).
+        const ack = (cls: PriorityClass, cumulative: number) => {
+          const before = acks.confirmed(cls)
+          acks.ack(cls, cumulative)
+          if (acks.confirmed(cls) > before) watch?.answered()
+        }
+        yield* Effect.acquireRelease(Effect.sync(() => rides.addSession(peer, sessionId, ack)), (remove) => Effect.sync(remove))
+        yield* Effect.acquireRelease(Effect.sync(() => rides.addCarrier(peer)), (remove) => Effect.sync(remove))
+      }
       const probe = yield* forkProbe({
         ping,
         intervalMs: options.probeIntervalMs,
@@ -242,12 +276,17 @@ const writeV1 = (send: Send): LinkSession["write"] => (cls, payloads, framedByte
  * its bytes before and after counted per class. A write above `maxBlockRaw` (a batch cap set
  * above `max_frame_bytes`) goes as several blocks, so the receiver's bound holds.
  */
+const noRides = (): undefined => undefined
+
 const writeBlocks = (
   send: Send,
   compression: CompressionOptions,
-  maxBlockRaw: number
+  maxBlockRaw: number,
+  /** The header extension for the next block: acknowledgements riding on it (version 3). */
+  carry: () => Uint8Array | undefined
 ): { readonly write: LinkSession["write"]; readonly snapshotChunkBytes: () => number | undefined } => {
   const encoders = priorityClasses.map((cls) => new BlockEncoder(cls, compression))
+  const acksCarried = M.series(M.acknowledgements, { transport: "iroh", how: "carried" })
   const metrics = priorityClasses.map((cls) => {
     const labels = { class: className(cls), transport: "iroh" }
     return {
@@ -258,7 +297,10 @@ const writeBlocks = (
     }
   })
   const writeBlock = Effect.fnUntraced(function*(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, framedBytes: number) {
-    const block = encoders[cls]!.encode(payloads, framedBytes)
+    const extension = carry()
+    const block = encoders[cls]!.encode(payloads, framedBytes, extension)
+    // Counted as handed to the write, before the peer can have it.
+    if (extension !== undefined) yield* Metric.update(acksCarried, 1)
     yield* send(cls, block.payloads, block.lead)
     const m = metrics[cls]!
     yield* Metric.update(m.framed, block.framedBytes)

@@ -5,7 +5,7 @@ const utf8 = (text: string): Array<number> => Array.from(new TextEncoder().encod
 
 /**
  * Wire protocols, one per ALPN, and how a pair agrees on one (docs/design.md, "Wire format
- * (version 2)"). Two things vary between them:
+ * (versions 2 and 3)"). Two things vary between them:
  * - `version`, the framing of the class streams, repeated in each stream's preamble
  *   (`message/framing.ts`): 1, frames (`u32` length + message) straight on the stream; 2,
  *   blocks (`message/blocks.ts`), a header with flags (compressed) and room for later
@@ -13,12 +13,16 @@ const utf8 = (text: string): Array<number> => Array.from(new TextEncoder().encod
  * - `acked`: the accepting side opens one uni stream back to the dialler carrying, per class,
  *   the cumulative count of messages it has handled (`ack-stream.ts`).
  *
+ * Version 3 is version 2 whose acknowledgements may instead ride in the header of a block the
+ * accepting side writes on its own connection to the dialler (`ack-rides.ts`): the dialler
+ * names its connection with a session id after each class stream's preamble.
+ *
  * An endpoint advertises every protocol it speaks. QUIC lets the dialler ask for only one, so a
  * link dials the newest first and, when the peer refuses it (TLS alert 120,
  * `no_application_protocol`: an older node), the next; it remembers a refusal for
  * `ALPN_REFUSAL_MEMORY_MS`, so redials in that window start with the older one.
  */
-export type WireVersion = 1 | 2
+export type WireVersion = 1 | 2 | 3
 
 export interface WireProtocol {
   readonly alpn: string
@@ -28,9 +32,16 @@ export interface WireProtocol {
 
 /** Newest first: the order a dialler tries them in. */
 export const WIRE_PROTOCOLS: ReadonlyArray<WireProtocol> = [
+  { alpn: "raft-transport/3", version: 3, acked: true },
   { alpn: "raft-transport/2", version: 2, acked: true },
   { alpn: "raft-transport/1", version: 1, acked: false }
 ]
+
+/** Version 3: bytes of the dialler's session id (`u64` BE) after each class stream's preamble. */
+export const SESSION_ID_BYTES = 8
+
+/** Whether acknowledgements ride on the reverse direction's blocks on a connection of `version`. */
+export const ridesAcks = (version: WireVersion): boolean => version >= 3
 
 /** The protocols of these framing versions (all by default), newest first. */
 export const protocolsOf = (versions?: ReadonlyArray<WireVersion>): ReadonlyArray<WireProtocol> =>

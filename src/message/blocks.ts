@@ -6,7 +6,8 @@
  * u32 BE   rest      bytes after this field (so a block is a v1 frame to any length reader)
  * u8       flags     bit 0: the body is one zstd frame; bits 1-7 reserved (a receiver refuses them)
  * u8       E         length of the header extension
- * E bytes  extension per-block fields of later versions (version 2 writes none, skips any)
+ * E bytes  extension per-block fields of later versions (version 2 writes none, skips any;
+ *                    version 3 carries acknowledgements of the reverse direction, `iroh/ack-rides.ts`)
  * u32 BE   raw       only when compressed: the body's length once decompressed
  * body               v1 frames (`u32` length + message), whole, as many as the write carried
  * ```
@@ -59,21 +60,33 @@ const putU32 = (out: Uint8Array, at: number, n: number): void => {
 
 const getU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
 
-/** The header that leads `framedBytes` of uncompressed frames (written right after it). */
-export const plainBlockHeader = (framedBytes: number): Uint8Array => {
-  const out = new Uint8Array(PLAIN_HEADER_LENGTH)
-  putU32(out, 0, FIXED_AFTER_LENGTH + framedBytes)
+/** The most bytes a block's header extension holds. */
+export const MAX_BLOCK_EXTENSION_BYTES = MAX_EXTENSION_BYTES
+
+const NO_EXTENSION = new Uint8Array(0)
+
+/**
+ * The header that leads `framedBytes` of uncompressed frames (written right after it), with
+ * `extension` (at most `MAX_BLOCK_EXTENSION_BYTES`) in it.
+ */
+export const plainBlockHeader = (framedBytes: number, extension: Uint8Array = NO_EXTENSION): Uint8Array => {
+  const out = new Uint8Array(PLAIN_HEADER_LENGTH + extension.length)
+  putU32(out, 0, FIXED_AFTER_LENGTH + extension.length + framedBytes)
+  out[5] = extension.length
+  out.set(extension, PLAIN_HEADER_LENGTH)
   return out
 }
 
-/** A whole compressed block: header and the zstd frame of `rawBytes` of frames. */
-export const compressedBlock = (rawBytes: number, compressed: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(COMPRESSED_HEADER_LENGTH + compressed.length)
-  putU32(out, 0, FIXED_AFTER_LENGTH + RAW_LENGTH_BYTES + compressed.length)
+/** A whole compressed block: header (with `extension`) and the zstd frame of `rawBytes` of frames. */
+export const compressedBlock = (rawBytes: number, compressed: Uint8Array, extension: Uint8Array = NO_EXTENSION): Uint8Array => {
+  const e = extension.length
+  const out = new Uint8Array(COMPRESSED_HEADER_LENGTH + e + compressed.length)
+  putU32(out, 0, FIXED_AFTER_LENGTH + e + RAW_LENGTH_BYTES + compressed.length)
   out[4] = BlockFlag.Compressed
-  out[5] = 0
-  putU32(out, PLAIN_HEADER_LENGTH, rawBytes)
-  out.set(compressed, COMPRESSED_HEADER_LENGTH)
+  out[5] = e
+  out.set(extension, PLAIN_HEADER_LENGTH)
+  putU32(out, PLAIN_HEADER_LENGTH + e, rawBytes)
+  out.set(compressed, COMPRESSED_HEADER_LENGTH + e)
   return out
 }
 
@@ -106,6 +119,11 @@ export interface FrameSpans {
 export interface BlockRead {
   /** Per block completed (consecutive uncompressed blocks share one entry), in stream order. */
   readonly segments: Array<FrameSpans>
+  /**
+   * The non-empty header extensions of the blocks completed, in stream order: copies, so they
+   * outlive the next read.
+   */
+  readonly extensions: Array<Uint8Array>
   /** What ends the stream: a malformed or oversized block. Segments before it are intact. */
   readonly failure: DecodeFailed | FrameTooLarge | undefined
 }
@@ -132,8 +150,9 @@ export class BlockDecoder {
     const blockSpans = this.blocks.pushSpans(chunk)
     const bytes = this.blocks.bytes
     const segments: Array<FrameSpans> = []
+    const extensions: Array<Uint8Array> = []
     let plain: Array<number> | undefined
-    const done = (failure: DecodeFailed | FrameTooLarge | undefined): BlockRead => ({ segments, failure })
+    const done = (failure: DecodeFailed | FrameTooLarge | undefined): BlockRead => ({ segments, extensions, failure })
     for (let i = 0; i < blockSpans.length; i += 2) {
       const start = blockSpans[i]!
       const end = blockSpans[i + 1]!
@@ -141,8 +160,9 @@ export class BlockDecoder {
       const flags = bytes[start]!
       if ((flags & ~KNOWN_FLAGS) !== 0) return done(new DecodeFailed({ cause: `block flags 0x${flags.toString(16)} not understood` }))
       const headerEnd = start + FIXED_AFTER_LENGTH + bytes[start + 1]!
+      if (headerEnd > end) return done(new DecodeFailed({ cause: "block shorter than its header" }))
+      if (headerEnd > start + FIXED_AFTER_LENGTH) extensions.push(bytes.slice(start + FIXED_AFTER_LENGTH, headerEnd))
       if ((flags & BlockFlag.Compressed) === 0) {
-        if (headerEnd > end) return done(new DecodeFailed({ cause: "block shorter than its header" }))
         if (plain === undefined) segments.push({ bytes, spans: plain = [] })
         const failure = frameSpans(bytes, headerEnd, end, this.maxFrameBytes, plain)
         if (failure !== undefined) return done(failure)

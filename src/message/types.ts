@@ -22,6 +22,14 @@ export const MessageType = {
 } as const
 export type MessageType = (typeof MessageType)[keyof typeof MessageType]
 
+/**
+ * A message whose receiver does not write back to its sender because of it: a heartbeat's
+ * answer (the leader's next write to that follower is the next heartbeat). Every other message
+ * is a request its receiver answers, or an answer that moves the receiver to write again (an
+ * append's answer commits entries and frees the next append; a vote's answer makes a leader).
+ */
+export const leadsToNoWrite = (type: MessageType): boolean => type === MessageType.HeartbeatResponse
+
 /** The kind of a log entry: a normal command or a membership change. */
 export const EntryType = { Normal: 0, ConfChange: 1 } as const
 export type EntryType = (typeof EntryType)[keyof typeof EntryType]

@@ -139,6 +139,16 @@ export const reconnects = Metric.counter("raft_transport_reconnects_total", {
 export const reconnectWakeups = Metric.counter("raft_transport_reconnect_wakeups_total", {
   description: "Backoffs ended early because the peer connected to this node or a send came after a quiet spell, by peer and transport"
 })
+/**
+ * `raft_transport_acknowledgements_sent_total` (counter): delivery acknowledgements sent to
+ * peers over Iroh, by transport and how: `written` (a write of their own on the acknowledgement
+ * stream) or `carried` (in the header of a block written to the peer anyway, wire version 3).
+ * gRPC's go in its call's own messages and are not counted here.
+ */
+export const acknowledgements = labelledCounter(
+  "raft_transport_acknowledgements_sent_total",
+  "Delivery acknowledgements sent to peers over Iroh, by transport and how (written: a write of their own; carried: in a block written to the peer anyway)"
+)
 export const darkPaths = Metric.counter("raft_transport_dark_paths_total", {
   description: "Iroh connections declared dark (nothing received from the peer within dark_after_ms of an unanswered packet), by peer"
 })

@@ -94,6 +94,16 @@ export class DarkWatch {
   }
 
   /**
+   * The peer confirmed, by another way than this connection's datagrams, that it took what was
+   * sent on it (an acknowledgement that rode on its own connection): the wait is answered.
+   */
+  answered(now: number): void {
+    this.lastHeardAt = now
+    this.unansweredSince = undefined
+    this.txAtUnanswered = undefined
+  }
+
+  /**
    * A sample of the counters at `now`. Dark when a send has waited `darkAfterMs` (raised for
    * a slow path, see `darkAfterFor`) with datagrams sent since and none received.
    */

@@ -14,6 +14,7 @@ import { type GrpcServer, runGrpcServer } from "../grpc/server.ts"
 import { makeInboundShared } from "../inbound/inbound-limits.ts"
 import { InboundMailbox } from "../inbound/inbound-mailbox.ts"
 import { runAcceptor, type InboundConnections } from "../iroh/acceptor.ts"
+import { ACK_RIDE_WAIT_MS, AckRides } from "../iroh/ack-rides.ts"
 import { dialAddressOf, endpointIdOfTicket } from "../iroh/addresses.ts"
 import { makeIrohEndpoint } from "../iroh/endpoint.ts"
 import type { IrohHost } from "../iroh/host.ts"
@@ -43,6 +44,8 @@ import {
 export interface TransportInternals {
   /** The Iroh wire versions this node speaks (default: all), to stand in for an older node. */
   readonly irohWireVersions?: ReadonlyArray<WireVersion>
+  /** How long acknowledgements wait for a block to ride on (default `ACK_RIDE_WAIT_MS`). */
+  readonly ackRideWaitMs?: number
 }
 
 /**
@@ -85,6 +88,7 @@ export const makeRaftTransport = (
     const peerSeen = (via: string) => (peer: NodeId): Effect.Effect<void> =>
       Effect.suspend(() => actors.get(peer)?.wake(`peer ${peer} connected over ${via}`) ?? Effect.void)
 
+    const rides = new AckRides(internals.ackRideWaitMs ?? ACK_RIDE_WAIT_MS)
     const inbound: InboundConnections | undefined = iroh === undefined ? undefined : yield* runAcceptor({
       endpoint: iroh,
       self,
@@ -94,7 +98,8 @@ export const makeRaftTransport = (
       maxSnapshotBytes: config.batching.max_snapshot_bytes,
       wireVersions: internals.irohWireVersions,
       inbound: shared,
-      onPeerSeen: peerSeen("iroh")
+      onPeerSeen: peerSeen("iroh"),
+      rides
     })
     const token = config.grpc_config.token === undefined ? undefined : Redacted.value(config.grpc_config.token)
     const grpc: GrpcServer | undefined = usesGrpc
@@ -112,7 +117,8 @@ export const makeRaftTransport = (
             return address === undefined ? undefined : dialAddressOf(address)
           },
           ...irohLinkOptions(config),
-          wireVersions: internals.irohWireVersions
+          wireVersions: internals.irohWireVersions,
+          rides
         }))
       }
       if (grpc !== undefined) {

@@ -25,6 +25,18 @@ describe("dark watch", () => {
     expect(watch.sample(1200, counts(13, 11))._tag).toBe("Dark")
   })
 
+  it("an acknowledgement that came another way answers the wait; a later send waits afresh", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    watch.sample(0, counts(10, 10))
+    watch.noteSent(5)
+    watch.answered(8)
+    expect(watch.waiting).toBe(false)
+    expect(watch.heardAt).toBe(8)
+    expect(watch.sample(300, counts(12, 10))._tag).toBe("Alive")
+    expect(watch.noteSent(300)).toBe(true)
+    expect(watch.sample(500, counts(13, 10))._tag).toBe("Dark")
+  })
+
   it("a send that could not go out (flow control) is not yet waiting for an answer", () => {
     const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
     watch.sample(0, counts(10, 10))
