@@ -117,10 +117,10 @@ export interface ReceiptRide {
  * Cumulative handled counts per class, sent by one fiber: `handled` only adds and rings a
  * one-slot doorbell, so an acknowledgement never holds up the application's receive, and
  * the takes made while one acknowledgement is being written (or waits its
- * `ACK_DEFER_TURNS`) go out together in the next. With a `ride`, counts of messages that make
- * the application write back first wait up to its `waitMs` for a write to the peer to take
- * them, and only what none took is sent. Sending stops at the first failure (the connection or
- * stream is going away).
+ * `ACK_DEFER_TURNS`) go out together in the next. With a `ride`, a write to the peer may take
+ * the counts at any time; what none took in those turns, of messages that make the application
+ * write back, waits up to the ride's `waitMs` more, and only what none took then is sent.
+ * Sending stops at the first failure (the connection or stream is going away).
  */
 export class ReceiptPump implements Receipts {
   private readonly counts = [0, 0, 0, 0]
