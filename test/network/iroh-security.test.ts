@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import iroh from "@number0/iroh"
 import { Effect } from "effect"
-import { ALPN } from "../../src/iroh/protocol.ts"
+import { ALPN, alpnBytes, protocolOfAlpn } from "../../src/iroh/protocol.ts"
+import { plainBlockHeader } from "../../src/message/blocks.ts"
 import { encodeFrames, preamble } from "../../src/message/framing.ts"
 import { MessageType } from "../../src/message/types.ts"
 import { inboundErrors, inboundRefused, messagesDropped } from "../../src/metrics/metrics.ts"
@@ -88,6 +89,39 @@ describe("iroh inbound security", () => {
       yield* eventually("frame_too_large counted", errors("frame_too_large"), (n) => n === before.frame_too_large + 1, 10_000)
       yield* eventually("decode_failed counted", errors("decode_failed"), (n) => n === before.decode_failed + 1, 10_000)
       // The node still works for everyone else.
+      yield* b!.send(1, append(2, 1, 1))
+      const [got] = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))
+      expect(got!.msgType).toBe(MessageType.Append)
+    }).pipe(Effect.scoped))
+
+  it.live("on wire version 3, a malformed acknowledgement extension or session id closes that stream, counted, and hurts nobody else", () =>
+    Effect.gen(function*() {
+      const [a, b] = yield* startCluster(2)
+      const raw = yield* rawIrohEndpoint
+      yield* a!.addPeer({ id: 9, irohEndpointId: raw.id().toString(), irohAddresses: [] })
+      const address = a!.localAddress().iroh!
+      const conn = yield* Effect.promise(() =>
+        raw.connect(
+          new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]),
+          alpnBytes(protocolOfAlpn("raft-transport/3")!)
+        )
+      )
+      const errors = (kind: string) => counter(inboundErrors, { transport: "iroh", kind })
+      const before = { bad_preamble: yield* errors("bad_preamble"), decode_failed: yield* errors("decode_failed") }
+      const session = (id: number) => [0, 0, 0, 0, 0, 0, 0, id]
+      const send = (bytes: Array<number>, finish: boolean) =>
+        Effect.promise(async () => {
+          const stream = await conn.openUni()
+          await stream.writeAll(bytes)
+          if (finish) await stream.finish()
+        })
+      // An acknowledgement record of 3 bytes instead of 17, in the header of an empty block.
+      yield* send([...preamble(2, 3), ...session(1), ...plainBlockHeader(0, Uint8Array.of(1, 3, 0, 0, 0))], false)
+      yield* eventually("decode_failed counted", errors("decode_failed"), (n) => n === before.decode_failed + 1, 10_000)
+      // A session id cut short, then a stream naming another session than the connection's first.
+      yield* send([...preamble(1, 3), 0, 0, 0], true)
+      yield* send([...preamble(0, 3), ...session(2)], false)
+      yield* eventually("bad_preamble counted", errors("bad_preamble"), (n) => n === before.bad_preamble + 2, 10_000)
       yield* b!.send(1, append(2, 1, 1))
       const [got] = yield* receiveN(a!, 1).pipe(Effect.timeout("20 seconds"))
       expect(got!.msgType).toBe(MessageType.Append)
