@@ -38,8 +38,8 @@ export const forkDarkSampler = (options: {
 }): Effect.Effect<DarkSampler, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { connection, peer } = options
+    const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs }, performance.now())
     const sampleMs = Math.max(5, Math.min(DARK_SAMPLE_MS, Math.floor(options.darkAfterMs / 8)))
-    const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs, freshAnswerMs: sampleMs }, performance.now())
     const doorbell = yield* Queue.sliding<void>(1)
     /** The counters read right before the send that started the current wait, not yet applied. */
     let baseline: Promise<ActivitySample> | undefined

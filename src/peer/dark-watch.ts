@@ -18,14 +18,6 @@
 export interface DarkWatchOptions {
   /** Nothing received for this long after an unanswered send declares the path dark. */
   readonly darkAfterMs: number
-  /**
-   * A send within this long of the last answer starts no wait (default 0): the path was alive
-   * that recently, and the wait of the first send after it catches the path going dark, this
-   * much later at most. Each wait costs its owner a read of the counters before the send, and a
-   * path whose answers come within a millisecond (acknowledgements that ride on the peer's
-   * connection) would otherwise start one for nearly every send.
-   */
-  readonly freshAnswerMs?: number | undefined
 }
 
 /** Datagram counters of a connection at one moment. */
@@ -85,7 +77,6 @@ export class DarkWatch {
    */
   noteSent(now: number): boolean {
     if (this.unansweredSince !== undefined) return false
-    if (now - this.lastHeardAt < (this.options.freshAnswerMs ?? 0)) return false
     this.unansweredSince = now
     this.txAtUnanswered = this.tx
     return true

@@ -26,7 +26,6 @@ describe("dark sampler", () => {
         stopped: () => false,
         onDark: () => Effect.die("not dark")
       })
-      yield* Effect.sleep(40) // past the connection's start, which counts as heard
       sampler.noteSent()
       expect(reads.count).toBe(1) // the baseline, in the same step as the send
       sampler.answered()

@@ -37,17 +37,6 @@ describe("dark watch", () => {
     expect(watch.sample(500, counts(13, 10))._tag).toBe("Dark")
   })
 
-  it("a send soon after an answer starts no wait; the first one after freshAnswerMs does", () => {
-    const watch = new DarkWatch({ darkAfterMs: 200, freshAnswerMs: 25 }, 0)
-    watch.sample(0, counts(10, 10))
-    expect(watch.noteSent(30)).toBe(true)
-    watch.answered(31)
-    expect(watch.noteSent(40)).toBe(false)
-    expect(watch.noteSent(55)).toBe(false)
-    expect(watch.noteSent(56)).toBe(true)
-    expect(watch.sample(256, counts(12, 10))).toEqual({ _tag: "Dark", silentMs: 200 })
-  })
-
   it("a send that could not go out (flow control) is not yet waiting for an answer", () => {
     const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
     watch.sample(0, counts(10, 10))
