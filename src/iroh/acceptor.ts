@@ -220,10 +220,12 @@ export const runAcceptor = (options: AcceptorOptions): Effect.Effect<InboundConn
             }
             yield* delivery.countBytes(chunk.value.length)
             const framed = decoder.push(chunk.value)
-            for (const extension of rides === undefined ? [] : framed.extensions) {
-              const acks = decodeRiddenAcks(extension)
-              if (typeof acks === "string") return yield* closing("decode_failed", ErrorCode.DecodeFailed, `block extension: ${acks}`)
-              rides!.acknowledge(peer, acks)
+            if (rides !== undefined) {
+              for (const extension of framed.extensions) {
+                const acks = decodeRiddenAcks(extension)
+                if (typeof acks === "string") return yield* closing("decode_failed", ErrorCode.DecodeFailed, `block extension: ${acks}`)
+                rides.acknowledge(peer, acks)
+              }
             }
             // Decoded and delivered a slice at a time, yielding between: one read of small frames
             // must not hold the event loop (decodeSpans bounds a slice).

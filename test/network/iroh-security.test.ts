@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import iroh from "@number0/iroh"
 import { Effect } from "effect"
+import type { RaftTransportService } from "../../src/domain/raft-transport.ts"
 import { ALPN, alpnBytes, protocolOfAlpn } from "../../src/iroh/protocol.ts"
 import { plainBlockHeader } from "../../src/message/blocks.ts"
 import { encodeFrames, preamble } from "../../src/message/framing.ts"
@@ -12,6 +13,20 @@ import { counter } from "../support/metrics.ts"
 import { rawIrohEndpoint } from "../support/raw-iroh.ts"
 
 const { EndpointAddr, EndpointId } = iroh
+
+/**
+ * A connection to `node` from a raw endpoint it knows as peer 9, so what the raw side writes gets
+ * past authentication to the stream reader.
+ */
+const knownRawConnection = (node: RaftTransportService, alpn: Array<number>) =>
+  Effect.gen(function*() {
+    const raw = yield* rawIrohEndpoint
+    yield* node.addPeer({ id: 9, irohEndpointId: raw.id().toString(), irohAddresses: [] })
+    const address = node.localAddress().iroh!
+    return yield* Effect.promise(() =>
+      raw.connect(new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]), alpn)
+    )
+  })
 
 describe("iroh inbound security", () => {
   it.live("a peer known only by its ticket is authenticated by the ticket's endpoint id", () =>
@@ -58,13 +73,7 @@ describe("iroh inbound security", () => {
   it.live("bad bytes on a raw stream close that stream, are counted, and hurt nobody else", () =>
     Effect.gen(function*() {
       const [a, b] = yield* startCluster(2)
-      const raw = yield* rawIrohEndpoint
-      // The raw endpoint is a known peer, so it gets past authentication to the stream reader.
-      yield* a!.addPeer({ id: 9, irohEndpointId: raw.id().toString(), irohAddresses: [] })
-      const address = a!.localAddress().iroh!
-      const conn = yield* Effect.promise(() =>
-        raw.connect(new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]), ALPN)
-      )
+      const conn = yield* knownRawConnection(a!, ALPN)
       const errors = (kind: string) => counter(inboundErrors, { transport: "iroh", kind })
       const before = {
         bad_preamble: yield* errors("bad_preamble"),
@@ -97,15 +106,7 @@ describe("iroh inbound security", () => {
   it.live("on wire version 3, a malformed acknowledgement extension or session id closes that stream, counted, and hurts nobody else", () =>
     Effect.gen(function*() {
       const [a, b] = yield* startCluster(2)
-      const raw = yield* rawIrohEndpoint
-      yield* a!.addPeer({ id: 9, irohEndpointId: raw.id().toString(), irohAddresses: [] })
-      const address = a!.localAddress().iroh!
-      const conn = yield* Effect.promise(() =>
-        raw.connect(
-          new EndpointAddr(EndpointId.fromString(address.endpointId), null, [...address.addresses]),
-          alpnBytes(protocolOfAlpn("raft-transport/3")!)
-        )
-      )
+      const conn = yield* knownRawConnection(a!, alpnBytes(protocolOfAlpn("raft-transport/3")!))
       const errors = (kind: string) => counter(inboundErrors, { transport: "iroh", kind })
       const before = { bad_preamble: yield* errors("bad_preamble"), decode_failed: yield* errors("decode_failed") }
       const session = (id: number) => [0, 0, 0, 0, 0, 0, 0, id]

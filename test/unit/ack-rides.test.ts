@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { ACK_DEFER_TURNS, type ReceiptCount, ReceiptPump, type ReceiptRide } from "../../src/inbound/inbound-receipts.ts"
 import { AckRides } from "../../src/iroh/ack-rides.ts"
 import { decodeRiddenAcks, encodeRiddenAcks, RIDE_RECORD_BYTES } from "../../src/iroh/ack-stream.ts"
-import { BlockDecoder, compressedBlock, plainBlockHeader } from "../../src/message/blocks.ts"
+import { BlockDecoder, compressedBlock, MAX_BLOCK_EXTENSION_BYTES, plainBlockHeader } from "../../src/message/blocks.ts"
 import { encodeFrames } from "../../src/message/framing.ts"
 import { PriorityClass } from "../../src/message/priority.ts"
 import { zstdCompressSync } from "node:zlib"
@@ -78,12 +78,18 @@ const pumpWith = (ride: ReceiptRide | undefined) =>
     return { pump, sent }
   })
 
+/** Rides that wait `waitMs`, a session to peer 2 to carry them, and a pump of session 11 from peer 2. */
+const carriedPump = (waitMs: number) =>
+  Effect.gen(function*() {
+    const rides = new AckRides(waitMs)
+    const removeCarrier = rides.addCarrier(2)
+    return { rides, removeCarrier, ...(yield* pumpWith(rides.ride(2, () => 11n))) }
+  })
+
 describe("acknowledgement rides", () => {
   it.live("a pump's counts go in the next block to its peer, named by its session, and only once", () =>
     Effect.gen(function*() {
-      const rides = new AckRides(60_000)
-      const removeCarrier = rides.addCarrier(2)
-      const { pump, sent } = yield* pumpWith(rides.ride(2, () => 11n))
+      const { rides, removeCarrier, pump, sent } = yield* carriedPump(60_000)
       pump.handled(PriorityClass.Append, 3)
       pump.handled(PriorityClass.Heartbeat, 1)
       expect(rides.carry(3)).toBeUndefined() // another peer's blocks carry nothing of it
@@ -100,9 +106,7 @@ describe("acknowledgement rides", () => {
 
   it.live("counts no block took within the wait are written on their own", () =>
     Effect.gen(function*() {
-      const rides = new AckRides(10)
-      rides.addCarrier(2)
-      const { pump, sent } = yield* pumpWith(rides.ride(2, () => 11n))
+      const { rides, pump, sent } = yield* carriedPump(10)
       pump.handled(PriorityClass.Append, 2)
       while (sent.length === 0) yield* Effect.sleep(5)
       expect(sent).toEqual([[{ cls: PriorityClass.Append, cumulative: 2 }]])
@@ -111,9 +115,7 @@ describe("acknowledgement rides", () => {
 
   it.live("counts of messages nothing answers (a heartbeat's answer) do not wait for a block", () =>
     Effect.gen(function*() {
-      const rides = new AckRides(60_000)
-      rides.addCarrier(2)
-      const { pump, sent } = yield* pumpWith(rides.ride(2, () => 11n))
+      const { pump, sent } = yield* carriedPump(60_000)
       pump.handled(PriorityClass.Heartbeat, 1, true)
       yield* turns(ACK_DEFER_TURNS + 2)
       expect(sent).toEqual([[{ cls: PriorityClass.Heartbeat, cumulative: 1 }]])
@@ -142,7 +144,7 @@ describe("acknowledgement rides", () => {
       }
       const first = decodeRiddenAcks(rides.carry(2)!)
       const second = decodeRiddenAcks(rides.carry(2)!)
-      expect(first).toHaveLength(Math.floor(255 / RIDE_RECORD_BYTES))
+      expect(first).toHaveLength(Math.floor(MAX_BLOCK_EXTENSION_BYTES / RIDE_RECORD_BYTES))
       expect(typeof first !== "string" && typeof second !== "string" && first.length + second.length).toBe(20)
       expect(rides.carry(2)).toBeUndefined()
     }).pipe(Effect.scoped))
