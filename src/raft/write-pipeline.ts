@@ -1,7 +1,7 @@
 /**
- * A Raft node's storage writes, off its loop: the loop hands each round's new entries and hard
- * state to `stage` and goes on reading messages, answering clients and replicating while the
- * write is in flight (on libuv's pool, see `file-storage.ts`). One write is in flight at a time;
+ * A Raft node's storage writes, beside its loop: the loop hands each round's new entries and
+ * hard state to `stage` and goes on reading messages, answering clients and replicating while
+ * the write is in flight (on libuv's pool when the disk is slow, see `file-storage.ts`). One write is in flight at a time;
  * everything staged meanwhile goes into the next one (group commit), so under load each fsync
  * carries every entry that arrived while the previous one ran.
  *
