@@ -1,10 +1,9 @@
 /**
- * A Raft node's storage writes: the loop hands each round's new entries and hard state to
- * `stage`. A small write runs in line while the disk is quick; otherwise it runs on libuv's pool
- * (`file-storage.ts`) and the loop goes on reading messages, answering clients and replicating
- * while it is in flight. One write is in flight at a time; everything staged meanwhile goes into
- * the next one (group commit), so under load each fsync carries every entry that arrived while
- * the previous one ran.
+ * A Raft node's storage writes, off its loop: the loop hands each round's new entries and hard
+ * state to `stage` and goes on reading messages, answering clients and replicating while the
+ * write is in flight (on libuv's pool, see `file-storage.ts`). One write is in flight at a time;
+ * everything staged meanwhile goes into the next one (group commit), so under load each fsync
+ * carries every entry that arrived while the previous one ran.
  *
  * What waits for a write is what promises it, as etcd raft's asynchronous storage writes do:
  *

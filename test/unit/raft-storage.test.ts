@@ -9,7 +9,6 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
 import type { Entry } from "../../src/message/types.ts"
 import type { SyncPolicy } from "../../src/raft/config.ts"
-import { AppendPlacement, type AppendPlacementOptions } from "../../src/raft/append-placement.ts"
 import { FileStorage } from "../../src/raft/file-storage.ts"
 import { MemoryStorage } from "../../src/raft/memory-storage.ts"
 import { encodeEntryRecord } from "../../src/raft/records.ts"
@@ -46,11 +45,8 @@ const memoryHarness = (): Effect.Effect<Harness> =>
     return { open: Effect.succeed(storage) }
   })
 
-const fileHarness = (sync: SyncPolicy, placement?: AppendPlacementOptions): Effect.Effect<Harness, never, Scope.Scope> =>
-  Effect.map(tempDir("raft-storage-"), (dir) => ({ open: FileStorage.make(dir, sync, placement) }))
-
-/** Every append on libuv's thread pool (appends are in line while they are quick and small). */
-const ON_POOL: AppendPlacementOptions = { inlineMaxBytes: 0, slowMs: 0 }
+const fileHarness = (sync: SyncPolicy): Effect.Effect<Harness, never, Scope.Scope> =>
+  Effect.map(tempDir("raft-storage-"), (dir) => ({ open: FileStorage.make(dir, sync) }))
 
 /** Opens, runs `f`, closes. */
 const session = <A>(h: Harness, f: (s: RaftStorage) => Effect.Effect<A, unknown>) =>
@@ -142,25 +138,6 @@ contract("memory", memoryHarness)
 contract("file (sync=batch)", () => fileHarness("batch"))
 contract("file (sync=always)", () => fileHarness("always"))
 contract("file (sync=never)", () => fileHarness("never"))
-contract("file (sync=batch, appends on the thread pool)", () => fileHarness("batch", ON_POOL))
-contract("file (sync=always, appends on the thread pool)", () => fileHarness("always", ON_POOL))
-
-describe("where log appends run", () => {
-  it("in line while the last append was quick and this one is small, else on the pool", () => {
-    const placement = new AppendPlacement({ inlineMaxBytes: 1000, slowMs: 2 })
-    expect(placement.of(1000)).toBe("inline")
-    expect(placement.of(1001)).toBe("pool")
-    expect(placement.took(0.5)).toBe(false)
-    expect(placement.of(10)).toBe("inline")
-    // A slow disk: the next appends go to the pool, until one there is quick again.
-    expect(placement.took(2.5)).toBe(true)
-    expect(placement.of(10)).toBe("pool")
-    expect(placement.took(30)).toBe(false)
-    expect(placement.of(10)).toBe("pool")
-    expect(placement.took(1)).toBe(true)
-    expect(placement.of(10)).toBe("inline")
-  })
-})
 
 /** A file log holding entries 1..`last` (term 1), written and closed; its directory and log file. */
 const logWithEntries = (last: number) =>
