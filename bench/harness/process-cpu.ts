@@ -4,7 +4,7 @@
  * compares nodes and etcd members by it: CPU per acknowledged put and CPU of an idle cluster.
  */
 import { execFileSync } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 
 const ticksPerSecond = (): number => {
   try {
@@ -35,3 +35,33 @@ export const processCpuMs = (pid: number): number => {
 
 /** The summed CPU time of `pids`, ms. */
 export const processesCpuMs = (pids: ReadonlyArray<number>): number => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0)
+
+/**
+ * Context switches of `pid` so far, all threads, voluntary and not (`/proc/<pid>/task/<tid>/status`);
+ * NaN when it cannot be read. A thread that sleeps and is woken costs a switch each way, and on
+ * a VM each wake-up costs far more CPU than the work it wakes for at one client, so switches per
+ * put say how many times a put woke someone. Threads that ended are not counted.
+ */
+export const processContextSwitches = (pid: number): number => {
+  let tids: Array<string>
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return Number.NaN
+  }
+  let sum = 0
+  for (const tid of tids) {
+    let status: string
+    try {
+      status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8")
+    } catch {
+      continue // the thread ended between the listing and the read
+    }
+    for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) sum += Number(match[1])
+  }
+  return sum
+}
+
+/** The summed context switches of `pids`. */
+export const processesContextSwitches = (pids: ReadonlyArray<number>): number =>
+  pids.reduce((sum, pid) => sum + processContextSwitches(pid), 0)

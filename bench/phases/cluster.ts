@@ -24,7 +24,7 @@ import { pathToFileURL } from "node:url"
 import { type ClusterTransport, LocalCluster } from "../../src/node/local-cluster.ts"
 import { type KvCluster, leaderThenAny, measureFailover, runWorkload, type WorkloadResult } from "../../src/node/workload.ts"
 import { EtcdCluster, etcdBinary, type EtcdError, etcdVersion } from "../harness/etcd-cluster.ts"
-import { processesCpuMs } from "../harness/process-cpu.ts"
+import { processesContextSwitches, processesCpuMs } from "../harness/process-cpu.ts"
 import { median } from "../harness/stats.ts"
 
 export interface ClusterBenchOptions {
@@ -56,6 +56,8 @@ export interface ClusterLoad {
   readonly errors: number
   /** CPU time of the cluster's member processes per acknowledged PUT, µs. */
   readonly cpuUsPerPut: number
+  /** Context switches of the member processes' threads per acknowledged PUT (how often a put wakes a thread). */
+  readonly switchesPerPut: number
 }
 
 /** What is measured of any cluster, ours or etcd: idle, each client count, idle again. */
@@ -86,9 +88,10 @@ const progress = (line: string) => Effect.sync(() => void process.stderr.write(`
 const fmtMs = (x: number) => (Number.isNaN(x) ? "-" : x < 10 ? x.toFixed(2) : x.toFixed(1))
 const fmtRate = (x: number) => Math.round(x).toLocaleString("en-US")
 
-const loadOf = (clients: number, r: WorkloadResult, cpuMs: number): ClusterLoad => ({
+const loadOf = (clients: number, r: WorkloadResult, cpuMs: number, switches: number): ClusterLoad => ({
   clients,
   cpuUsPerPut: r.puts === 0 ? Number.NaN : (cpuMs * 1000) / r.puts,
+  switchesPerPut: r.puts === 0 ? Number.NaN : switches / r.puts,
   durationMs: r.durationMs,
   commits: r.puts,
   commitsPerSec: (r.puts * 1000) / r.durationMs,
@@ -156,12 +159,14 @@ const measureLoads = (
     const loads: Array<ClusterLoad> = []
     for (const clients of options.concurrency) {
       const cpu0 = processesCpuMs(pids)
+      const switches0 = processesContextSwitches(pids)
       const workload = yield* load(clients, options.durationMs)
-      const result = loadOf(clients, workload, processesCpuMs(pids) - cpu0)
+      const result = loadOf(clients, workload, processesCpuMs(pids) - cpu0, processesContextSwitches(pids) - switches0)
       loads.push(result)
       yield* progress(
         `${label}: ${clients} client(s): ${fmtRate(result.commitsPerSec)} commits/s, p50 ${fmtMs(result.p50)} ms, ` +
-          `p99 ${fmtMs(result.p99)} ms, CPU ${Math.round(result.cpuUsPerPut)} µs/put`
+          `p99 ${fmtMs(result.p99)} ms, CPU ${Math.round(result.cpuUsPerPut)} µs/put, ` +
+          `${result.switchesPerPut.toFixed(1)} context switches/put`
       )
     }
     yield* Effect.sleep(loads.length > 0 ? 1000 : options.idleSettleMs)

@@ -24,6 +24,7 @@ export {
   type RaftStorage,
   type SnapshotRecord,
   type WriteBatch,
+  type WriteOptions,
   emptyHardState
 } from "./storage.ts"
 export { MemoryStorage, makeMemoryStorage } from "./memory-storage.ts"

@@ -56,6 +56,18 @@ export interface WriteBatch {
 }
 
 /** Where a Raft node persists its hard state, log and snapshot: `MemoryStorage`, `FileStorage`, or your own. */
+/** What the node tells a storage about a write (`RaftStorage.write`). */
+export interface WriteOptions {
+  /**
+   * True when the round that staged this write sent nothing, so nothing the node has to do waits
+   * on its loop meanwhile (a follower's round, whose answer is held until the write is durable):
+   * a storage may then hold the event loop for the write rather than hand it to another thread.
+   * False or absent: messages of the round (a leader's appends) are still being written to the
+   * network by the loop, and a write holding the loop would go before them.
+   */
+  readonly mayHoldLoop?: boolean
+}
+
 export interface RaftStorage {
   /** Everything persisted, read once when the node starts. */
   readonly load: Effect.Effect<PersistedState, StorageError>
@@ -63,7 +75,7 @@ export interface RaftStorage {
    * Makes the batch durable (per the sync policy) before it completes. The node never has two
    * writes running: an implementation may do the I/O off the event loop.
    */
-  readonly write: (batch: WriteBatch) => Effect.Effect<void, StorageError>
+  readonly write: (batch: WriteBatch, options?: WriteOptions) => Effect.Effect<void, StorageError>
   /**
    * Optional: makes `record` durable beside the current snapshot without making it current,
    * off the node's loop. A later `write` whose `snapshot` is this same record only moves it

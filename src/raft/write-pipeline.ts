@@ -1,9 +1,10 @@
 /**
- * A Raft node's storage writes, off its loop: the loop hands each round's new entries and hard
- * state to `stage` and goes on reading messages, answering clients and replicating while the
- * write is in flight (on libuv's pool, see `file-storage.ts`). One write is in flight at a time;
- * everything staged meanwhile goes into the next one (group commit), so under load each fsync
- * carries every entry that arrived while the previous one ran.
+ * A Raft node's storage writes, beside its loop: the loop hands each round's new entries and
+ * hard state to `stage` and goes on reading messages, answering clients and replicating while
+ * the write is in flight (on libuv's pool; a follower's small append in line, see
+ * `file-storage.ts`). One write is in flight at a time; everything staged meanwhile goes into
+ * the next one (group commit), so under load each fsync carries every entry that arrived while
+ * the previous one ran.
  *
  * What waits for a write is what promises it, as etcd raft's asynchronous storage writes do:
  *
@@ -154,7 +155,8 @@ export class WritePipeline {
    * writers run once the loop yields; the write then starts behind them, so a leader's appends
    * are written to the network before its own log write is submitted, a submission that holds
    * the loop. A round that sent nothing (a follower's, whose answer waits for this write)
-   * submits at once.
+   * submits at once, and lets the storage hold the loop for the write (`mayHoldLoop`): nothing
+   * else of the node waits on it.
    */
   kick(afterSends: boolean): Effect.Effect<void> {
     return Effect.suspend(() => {
@@ -162,7 +164,7 @@ export class WritePipeline {
       if (this.inFlight !== undefined || batch === undefined || !batch.writes) return Effect.void
       this.next = undefined
       const seq = ++this.seq
-      const write = this.options.storage.write(this.writeBatchOf(batch)).pipe(
+      const write = this.options.storage.write(this.writeBatchOf(batch), { mayHoldLoop: !afterSends }).pipe(
         Effect.exit,
         Effect.tap((exit) => this.options.notify(seq, exit))
       )

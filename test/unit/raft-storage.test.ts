@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, type Scope } from "effect"
 import type { Entry } from "../../src/message/types.ts"
 import type { SyncPolicy } from "../../src/raft/config.ts"
+import { AppendPlacement } from "../../src/raft/append-placement.ts"
 import { FileStorage } from "../../src/raft/file-storage.ts"
 import { MemoryStorage } from "../../src/raft/memory-storage.ts"
 import { encodeEntryRecord } from "../../src/raft/records.ts"
@@ -45,8 +46,22 @@ const memoryHarness = (): Effect.Effect<Harness> =>
     return { open: Effect.succeed(storage) }
   })
 
-const fileHarness = (sync: SyncPolicy): Effect.Effect<Harness, never, Scope.Scope> =>
-  Effect.map(tempDir("raft-storage-"), (dir) => ({ open: FileStorage.make(dir, sync) }))
+/**
+ * File storage whose writes are told they may hold the loop (`mayHoldLoop`, a follower's), so
+ * its appends run in line while quick and small; written without it, every append is on the pool.
+ */
+const holdingLoop = (storage: FileStorage): RaftStorage => ({
+  load: storage.load,
+  write: (batch) => storage.write(batch, { mayHoldLoop: true }),
+  stageSnapshot: (record) => storage.stageSnapshot(record),
+  close: storage.close,
+  snapshotLocation: storage.snapshotLocation
+})
+
+const fileHarness = (sync: SyncPolicy, appends: "pool" | "inline" = "pool"): Effect.Effect<Harness, never, Scope.Scope> =>
+  Effect.map(tempDir("raft-storage-"), (dir) => ({
+    open: appends === "pool" ? FileStorage.make(dir, sync) : Effect.map(FileStorage.make(dir, sync), holdingLoop)
+  }))
 
 /** Opens, runs `f`, closes. */
 const session = <A>(h: Harness, f: (s: RaftStorage) => Effect.Effect<A, unknown>) =>
@@ -138,6 +153,27 @@ contract("memory", memoryHarness)
 contract("file (sync=batch)", () => fileHarness("batch"))
 contract("file (sync=always)", () => fileHarness("always"))
 contract("file (sync=never)", () => fileHarness("never"))
+contract("file (sync=batch, appends in line)", () => fileHarness("batch", "inline"))
+contract("file (sync=always, appends in line)", () => fileHarness("always", "inline"))
+
+describe("where log appends run", () => {
+  it("in line when the node may hold its loop, the last append was quick and this one is small; else on the pool", () => {
+    const placement = new AppendPlacement({ inlineMaxBytes: 1000, slowMs: 2 })
+    expect(placement.of(1000, true)).toBe("inline")
+    expect(placement.of(1001, true)).toBe("pool")
+    // A leader's append, beside its appends to the followers still being written out.
+    expect(placement.of(10, false)).toBe("pool")
+    expect(placement.took(0.5)).toBe(false)
+    expect(placement.of(10, true)).toBe("inline")
+    // A slow disk: the next appends go to the pool, until one there is quick again.
+    expect(placement.took(2.5)).toBe(true)
+    expect(placement.of(10, true)).toBe("pool")
+    expect(placement.took(30)).toBe(false)
+    expect(placement.of(10, true)).toBe("pool")
+    expect(placement.took(1)).toBe(true)
+    expect(placement.of(10, true)).toBe("inline")
+  })
+})
 
 /** A file log holding entries 1..`last` (term 1), written and closed; its directory and log file. */
 const logWithEntries = (last: number) =>

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, type Exit } from "effect"
 import { MessageType, type RaftMessage } from "../../src/message/types.ts"
 import { StorageError } from "../../src/raft/errors.ts"
-import type { RaftStorage, WriteBatch } from "../../src/raft/storage.ts"
+import type { RaftStorage, WriteBatch, WriteOptions } from "../../src/raft/storage.ts"
 import { WritePipeline } from "../../src/raft/write-pipeline.ts"
 
 const entry = (index: number) => ({ term: 1, index, data: new Uint8Array([index]) })
@@ -18,9 +18,10 @@ const harness = Effect.gen(function*() {
   const finishes: Array<Deferred.Deferred<void, StorageError>> = []
   const storage: RaftStorage = {
     load: Effect.die("not used"),
-    write: (batch: WriteBatch) =>
+    write: (batch: WriteBatch, options?: WriteOptions) =>
       Effect.suspend(() => {
-        log.push(`write ${batch.entries?.map((e) => e.index).join(",") ?? ""}`)
+        const holding = options?.mayHoldLoop === true ? " (may hold the loop)" : ""
+        log.push(`write ${batch.entries?.map((e) => e.index).join(",") ?? ""}${holding}`)
         const finish = Deferred.makeUnsafe<void, StorageError>()
         finishes.push(finish)
         return Deferred.await(finish)
@@ -48,20 +49,20 @@ describe("the write pipeline", () => {
       const { completions, finishes, log, pipeline, round } = yield* harness
       expect(yield* round([entry(1)], [response(1)])).toEqual([])
       yield* pipeline.kick(false)
-      expect(log).toEqual(["write 1"])
+      expect(log).toEqual(["write 1 (may hold the loop)"])
       // Staged while write 1 is in flight: held for write 2, which waits for write 1.
       expect(yield* round([entry(2)], [response(2)])).toEqual([])
       yield* pipeline.kick(false)
-      expect(log).toEqual(["write 1"])
+      expect(log).toEqual(["write 1 (may hold the loop)"])
       yield* Deferred.succeed(finishes[0]!, undefined)
       yield* Effect.yieldNow
       expect(yield* pipeline.completed(completions[0]!.seq, completions[0]!.exit)).toEqual([response(1)])
-      expect(log).toEqual(["write 1", "durable 1"])
+      expect(log).toEqual(["write 1 (may hold the loop)", "durable 1"])
       yield* pipeline.kick(false)
-      expect(log.at(-1)).toBe("write 2")
+      expect(log.at(-1)).toBe("write 2 (may hold the loop)")
     }).pipe(Effect.scoped))
 
-  it.effect("a round that sent messages starts its write after them: the transport's writers go first", () =>
+  it.effect("a round that sent messages starts its write after them, and the write may not hold the loop: the transport's writers go first", () =>
     Effect.gen(function*() {
       const { log, pipeline, round } = yield* harness
       expect(yield* round([entry(1)], [append(1)])).toEqual([append(1)])
@@ -78,7 +79,7 @@ describe("the write pipeline", () => {
       yield* pipeline.kick(false)
       yield* Deferred.fail(finishes[0]!, new StorageError({ operation: "append", path: "x", cause: "disk full" }))
       yield* Effect.yieldNow
-      expect(log).toEqual(["write 1"])
+      expect(log).toEqual(["write 1 (may hold the loop)"])
       const failed = yield* Effect.exit(pipeline.completed(completions[0]!.seq, completions[0]!.exit))
       expect(failed._tag).toBe("Failure")
     }).pipe(Effect.scoped))

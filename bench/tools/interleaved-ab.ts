@@ -1,0 +1,117 @@
+/**
+ * Two forms of the node compared inside one running cluster, in alternating slices of time.
+ *
+ * Two clusters started one after the other differ by more than most changes do: on this kind
+ * of VM a whole run's CPU per put moves by a third within minutes, and pairs of runs spread
+ * 0.6-1.4x (`cluster-ab.ts`). Here the same three processes serve both forms: a hooks module,
+ * loaded into every node before its own code (`--import`), switches a node to form B on
+ * SIGUSR2 and back to A on SIGWINCH. Each pair of slices measures A and B back to back (which
+ * goes first alternates), under the same client count, with the members' CPU, their context
+ * switches and the PUT latency of each slice; the drift of the machine is shared by both
+ * halves of a pair. Form A is the product as built; the hooks module says what B is.
+ *
+ *   npx tsx bench/tools/interleaved-ab.ts <iroh|grpc> <hooks module> [clients=1] [pairs=100] [members=all] [slice_ms=500]
+ *
+ * `members`: `all`, `followers` or `leader`, the members switched. Prints, per form, the totals
+ * of all its slices (CPU per put, context switches per put, the median of the slices' p50s),
+ * then B / A per pair (median and quartiles) for CPU per put, PUT p50 and puts/s.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Effect } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { LocalCluster } from "../../src/node/local-cluster.ts"
+import { leaderThenAny, runWorkload } from "../../src/node/workload.ts"
+import { processesContextSwitches, processesCpuMs } from "../harness/process-cpu.ts"
+import { median } from "../harness/stats.ts"
+
+const transport = process.argv[2]
+const hooks = process.argv[3]
+const clients = Number(process.argv[4] ?? 1)
+const pairs = Number(process.argv[5] ?? 100)
+const members = process.argv[6] ?? "all"
+const sliceMs = Number(process.argv[7] ?? 500)
+
+/** A form switches in the node's signal handler, so a slice starts this long after the signal. */
+const SETTLE_MS = 50
+
+interface Totals {
+  puts: number
+  cpuMs: number
+  switches: number
+  readonly p50s: Array<number>
+}
+
+const quartiles = (xs: ReadonlyArray<number>): string => {
+  const s = [...xs].sort((a, b) => a - b)
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(s.length * q))]!.toFixed(2)
+  return `${median(s).toFixed(3)} (quartiles ${at(0.25)}-${at(0.75)})`
+}
+
+const program = Effect.gen(function*() {
+  if ((transport !== "iroh" && transport !== "grpc") || hooks === undefined || !["all", "followers", "leader"].includes(members)) {
+    return yield* Effect.sync(() => {
+      process.stderr.write("usage: interleaved-ab.ts <iroh|grpc> <hooks module> [clients=1] [pairs=100] [all|followers|leader] [slice_ms=500]\n")
+      process.exitCode = 2
+    })
+  }
+  const dir = mkdtempSync(join(tmpdir(), `raft-interleaved-ab-${transport}-`))
+  yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+  const cluster = yield* LocalCluster.make({
+    dir,
+    nodes: 3,
+    transport,
+    logLevel: "warn",
+    // tsx first: the hooks are TypeScript (the node's own `--import tsx` follows, a no-op then).
+    nodeFlags: ["--import", "tsx", "--import", resolve(hooks)]
+  })
+  yield* cluster.startAll()
+  const leader = (yield* cluster.waitForLeader()).id
+  const pidOf = (id: number) => cluster.process(id)?.pid ?? -1
+  const pids = cluster.ids.map(pidOf)
+  const switched = cluster.ids.filter((id) => members === "all" || (members === "leader") === (id === leader)).map(pidOf)
+  const load = (n: number, ms: number) =>
+    runWorkload({ cluster, clients: n, durationMs: ms, readBack: false, keysPerClient: 1000, valueBytes: 100, requestTimeoutMs: 5000, target: leaderThenAny(cluster, () => leader) })
+  const toForm = (b: boolean) => Effect.sync(() => switched.forEach((pid) => process.kill(pid, b ? "SIGUSR2" : "SIGWINCH")))
+
+  yield* load(8, 3000)
+  const totals: [Totals, Totals] = [{ puts: 0, cpuMs: 0, switches: 0, p50s: [] }, { puts: 0, cpuMs: 0, switches: 0, p50s: [] }]
+  const ratios = { cpu: [] as Array<number>, p50: [] as Array<number>, rate: [] as Array<number> }
+  for (let pair = 0; pair < pairs; pair++) {
+    const slice: Array<{ cpuUsPerPut: number; p50: number; rate: number }> = []
+    for (const form of pair % 2 === 0 ? [0, 1] : [1, 0]) {
+      yield* toForm(form === 1)
+      yield* Effect.sleep(SETTLE_MS)
+      const cpu0 = processesCpuMs(pids)
+      const switches0 = processesContextSwitches(pids)
+      const r = yield* load(clients, sliceMs)
+      const cpuMs = processesCpuMs(pids) - cpu0
+      const t = totals[form as 0 | 1]
+      t.puts += r.puts
+      t.cpuMs += cpuMs
+      t.switches += processesContextSwitches(pids) - switches0
+      t.p50s.push(r.putLatency.percentile(50))
+      slice[form] = { cpuUsPerPut: (cpuMs * 1000) / r.puts, p50: r.putLatency.percentile(50), rate: (r.puts * 1000) / r.durationMs }
+    }
+    const [a, b] = [slice[0]!, slice[1]!]
+    ratios.cpu.push(b.cpuUsPerPut / a.cpuUsPerPut)
+    ratios.p50.push(b.p50 / a.p50)
+    ratios.rate.push(b.rate / a.rate)
+  }
+  yield* toForm(false)
+  const line = (name: string, t: Totals) =>
+    `${name}: ${t.puts} PUTs, CPU ${((t.cpuMs * 1000) / t.puts).toFixed(0)} µs/put, ${(t.switches / t.puts).toFixed(1)} context switches/put, p50 ${median(t.p50s).toFixed(3)} ms (median of slices)`
+  yield* Effect.sync(() =>
+    void process.stdout.write(
+      [
+        `${transport}, ${clients} client(s), form B (${hooks}) in ${members} member(s), ${pairs} pairs of ${sliceMs} ms slices`,
+        line("A", totals[0]),
+        line("B", totals[1]),
+        `B / A per pair: CPU per put ${quartiles(ratios.cpu)}, PUT p50 ${quartiles(ratios.p50)}, puts/s ${quartiles(ratios.rate)}`
+      ].join("\n") + "\n"
+    )
+  )
+}).pipe(Effect.scoped)
+
+NodeRuntime.runMain(program)
