@@ -10,11 +10,19 @@
  * switches and the PUT latency of each slice; the drift of the machine is shared by both
  * halves of a pair. Form A is the product as built; the hooks module says what B is.
  *
- *   npx tsx bench/tools/interleaved-ab.ts <iroh|grpc> <hooks module> [clients=1] [pairs=100] [members=all] [slice_ms=500]
+ *   npx tsx bench/tools/interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,...> [clients=1] [pairs=100] [members=all] [slice_ms=500]
  *
  * `members`: `all`, `followers` or `leader`, the members switched. Prints, per form, the totals
  * of all its slices (CPU per put, context switches per put, the median of the slices' p50s),
- * then B / A per pair (median and quartiles) for CPU per put, PUT p50 and puts/s.
+ * then B / A per pair (median and quartiles) for CPU per put, PUT p50 and puts/s. With
+ * `clients` 0 the slices are idle (a leader, no client), and CPU per second takes CPU per put's
+ * place.
+ *
+ * A form that a running process cannot switch to (a setting read at start, such as the Iroh
+ * binding's `TOKIO_WORKER_THREADS`) is given as `env:NAME=value,...` instead of a module: then
+ * two clusters run side by side, B's nodes started with those variables, and the pairs' slices
+ * load one cluster or the other while the other idles (each slice counts only its own
+ * cluster's CPU; the idle one costs both forms alike).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
@@ -39,6 +47,7 @@ const SETTLE_MS = 50
 interface Totals {
   puts: number
   cpuMs: number
+  wallMs: number
   switches: number
   readonly p50s: Array<number>
 }
@@ -56,41 +65,69 @@ const program = Effect.gen(function*() {
       process.exitCode = 2
     })
   }
-  const dir = mkdtempSync(join(tmpdir(), `raft-interleaved-ab-${transport}-`))
-  yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-  const cluster = yield* LocalCluster.make({
-    dir,
-    nodes: 3,
-    transport,
-    logLevel: "warn",
-    // tsx first: the hooks are TypeScript (the node's own `--import tsx` follows, a no-op then).
-    nodeFlags: ["--import", "tsx", "--import", resolve(hooks)]
-  })
-  yield* cluster.startAll()
-  const leader = (yield* cluster.waitForLeader()).id
-  const pidOf = (id: number) => cluster.process(id)?.pid ?? -1
-  const pids = cluster.ids.map(pidOf)
-  const switched = cluster.ids.filter((id) => members === "all" || (members === "leader") === (id === leader)).map(pidOf)
-  const load = (n: number, ms: number) =>
-    runWorkload({ cluster, clients: n, durationMs: ms, readBack: false, keysPerClient: 1000, valueBytes: 100, requestTimeoutMs: 5000, target: leaderThenAny(cluster, () => leader) })
-  const toForm = (b: boolean) => Effect.sync(() => switched.forEach((pid) => process.kill(pid, b ? "SIGUSR2" : "SIGWINCH")))
+  const envForm = hooks.startsWith("env:")
+    ? hooks.slice(4).split(",").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as const)
+    : undefined
+  const start = (name: string, env: ReadonlyArray<readonly [string, string]>) =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), `raft-interleaved-ab-${transport}-${name}-`))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const cluster = yield* LocalCluster.make({
+        dir,
+        nodes: 3,
+        transport,
+        logLevel: "warn",
+        // tsx first: the hooks are TypeScript (the node's own `--import tsx` follows, a no-op then).
+        nodeFlags: envForm === undefined ? ["--import", "tsx", "--import", resolve(hooks)] : []
+      })
+      // The nodes inherit this process's environment when they are spawned.
+      const saved = env.map(([k]) => [k, process.env[k]] as const)
+      for (const [k, v] of env) process.env[k] = v
+      yield* cluster.startAll().pipe(Effect.ensuring(Effect.sync(() => {
+        for (const [k, v] of saved) v === undefined ? delete process.env[k] : (process.env[k] = v)
+      })))
+      const leader = (yield* cluster.waitForLeader()).id
+      const pidOf = (id: number) => cluster.process(id)?.pid ?? -1
+      const load = (n: number, ms: number) =>
+        runWorkload({ cluster, clients: n, durationMs: ms, readBack: false, keysPerClient: 1000, valueBytes: 100, requestTimeoutMs: 5000, target: leaderThenAny(cluster, () => leader) })
+      const switched = cluster.ids.filter((id) => members === "all" || (members === "leader") === (id === leader)).map(pidOf)
+      return { pids: cluster.ids.map(pidOf), load, switched }
+    })
+  const a = yield* start("a", [])
+  const b = envForm === undefined ? a : yield* start("b", envForm)
+  /** The cluster a slice of `form` loads, after switching it to that form. */
+  const toForm = (form: number) =>
+    Effect.sync(() => {
+      if (envForm === undefined) a.switched.forEach((pid) => process.kill(pid, form === 1 ? "SIGUSR2" : "SIGWINCH"))
+      return form === 1 ? b : a
+    })
 
-  yield* load(8, 3000)
-  const totals: [Totals, Totals] = [{ puts: 0, cpuMs: 0, switches: 0, p50s: [] }, { puts: 0, cpuMs: 0, switches: 0, p50s: [] }]
+  yield* a.load(8, 3000)
+  if (b !== a) yield* b.load(8, 3000)
+  const totals: [Totals, Totals] = [{ puts: 0, cpuMs: 0, wallMs: 0, switches: 0, p50s: [] }, { puts: 0, cpuMs: 0, wallMs: 0, switches: 0, p50s: [] }]
   const ratios = { cpu: [] as Array<number>, p50: [] as Array<number>, rate: [] as Array<number> }
   for (let pair = 0; pair < pairs; pair++) {
     const slice: Array<{ cpuUsPerPut: number; p50: number; rate: number }> = []
     for (const form of pair % 2 === 0 ? [0, 1] : [1, 0]) {
-      yield* toForm(form === 1)
+      const { load, pids } = yield* toForm(form)
       yield* Effect.sleep(SETTLE_MS)
       const cpu0 = processesCpuMs(pids)
       const switches0 = processesContextSwitches(pids)
-      const r = yield* load(clients, sliceMs)
+      const t0 = performance.now()
+      const r = clients > 0 ? yield* load(clients, sliceMs) : undefined
+      if (r === undefined) yield* Effect.sleep(sliceMs)
+      const wallMs = performance.now() - t0
       const cpuMs = processesCpuMs(pids) - cpu0
       const t = totals[form as 0 | 1]
-      t.puts += r.puts
       t.cpuMs += cpuMs
+      t.wallMs += wallMs
       t.switches += processesContextSwitches(pids) - switches0
+      if (r === undefined) {
+        // Idle: CPU per second of the slice in place of CPU per put.
+        slice[form] = { cpuUsPerPut: (cpuMs * 1000) / wallMs, p50: Number.NaN, rate: Number.NaN }
+        continue
+      }
+      t.puts += r.puts
       t.p50s.push(r.putLatency.percentile(50))
       slice[form] = { cpuUsPerPut: (cpuMs * 1000) / r.puts, p50: r.putLatency.percentile(50), rate: (r.puts * 1000) / r.durationMs }
     }
@@ -99,16 +136,20 @@ const program = Effect.gen(function*() {
     ratios.p50.push(b.p50 / a.p50)
     ratios.rate.push(b.rate / a.rate)
   }
-  yield* toForm(false)
+  yield* toForm(0)
   const line = (name: string, t: Totals) =>
-    `${name}: ${t.puts} PUTs, CPU ${((t.cpuMs * 1000) / t.puts).toFixed(0)} µs/put, ${(t.switches / t.puts).toFixed(1)} context switches/put, p50 ${median(t.p50s).toFixed(3)} ms (median of slices)`
+    clients === 0
+      ? `${name}: idle, CPU ${((t.cpuMs * 1000) / t.wallMs).toFixed(1)} ms/s, ${((t.switches * 1000) / t.wallMs).toFixed(0)} context switches/s`
+      : `${name}: ${t.puts} PUTs, CPU ${((t.cpuMs * 1000) / t.puts).toFixed(0)} µs/put, ${(t.switches / t.puts).toFixed(1)} context switches/put, p50 ${median(t.p50s).toFixed(3)} ms (median of slices)`
   yield* Effect.sync(() =>
     void process.stdout.write(
       [
         `${transport}, ${clients} client(s), form B (${hooks}) in ${members} member(s), ${pairs} pairs of ${sliceMs} ms slices`,
         line("A", totals[0]),
         line("B", totals[1]),
-        `B / A per pair: CPU per put ${quartiles(ratios.cpu)}, PUT p50 ${quartiles(ratios.p50)}, puts/s ${quartiles(ratios.rate)}`
+        clients === 0
+          ? `B / A per pair: idle CPU ${quartiles(ratios.cpu)}`
+          : `B / A per pair: CPU per put ${quartiles(ratios.cpu)}, PUT p50 ${quartiles(ratios.p50)}, puts/s ${quartiles(ratios.rate)}`
       ].join("\n") + "\n"
     )
   )
