@@ -28,7 +28,13 @@ const raftFields = {
   election_timeout_min_ms: orDefault(intAtLeast(1), 300),
   election_timeout_max_ms: orDefault(intAtLeast(1), 600),
   heartbeat_interval_ms: orDefault(intAtLeast(1), 100),
-  max_inflight_appends: orDefault(intAtLeast(1), 8),
+  /**
+   * Unacknowledged appends per follower. One: what arrives while an append is out goes in the
+   * next, as one message, once the follower answered. More pipelines appends, which pays only
+   * where more proposals than one append carries (`max_entries_per_append`, `max_append_bytes`)
+   * wait at once (docs/design.md, "One append in flight per follower").
+   */
+  max_inflight_appends: orDefault(intAtLeast(1), 1),
   max_entries_per_append: orDefault(intAtLeast(1), 256),
   /**
    * Payload bytes (entry data and context) one append may carry; an entry larger than this

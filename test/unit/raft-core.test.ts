@@ -282,7 +282,7 @@ describe("raft config", () => {
         election_timeout_min_ms: 300,
         election_timeout_max_ms: 600,
         heartbeat_interval_ms: 100,
-        max_inflight_appends: 8,
+        max_inflight_appends: 1,
         max_entries_per_append: 256,
         max_append_bytes: 1048576,
         snapshot_threshold: 10000,
