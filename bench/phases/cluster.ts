@@ -101,6 +101,23 @@ const loadOf = (clients: number, r: WorkloadResult, cpuMs: number, switches: num
 })
 
 /**
+ * The cluster phase's workload, the same for etcd and ours and for the tools that measure a
+ * cluster the same way: `clients` HTTP clients, each PUTting 100 B values over its own 1,000
+ * keys until acknowledged, on the leader (`leader()`) first, for `durationMs`.
+ */
+export const clusterWorkload = (kv: KvCluster, leader: () => number, clients: number, durationMs: number) =>
+  runWorkload({
+    cluster: kv,
+    clients,
+    durationMs,
+    readBack: false,
+    keysPerClient: 1000,
+    valueBytes: 100,
+    requestTimeoutMs: 5000,
+    target: leaderThenAny(kv, leader)
+  })
+
+/**
  * The load (8 clients) every cluster, etcd's and ours, runs before it is measured:
  * `BENCH_CLUSTER_WARMUP_MS`, 1 s by default. Our nodes are JavaScript, and V8 still compiles
  * newly hot functions ten seconds into a load (a leader's compiler threads took a tenth of its
@@ -144,17 +161,7 @@ const measureLoads = (
     yield* Effect.sleep(1000)
     const startIdleCpuMsPerSec = yield* idleCpu
     yield* progress(`${label}: idle cluster CPU in its first seconds ${fmtMs(startIdleCpuMsPerSec)} ms/s`)
-    const load = (clients: number, ms: number) =>
-      runWorkload({
-        cluster: kv,
-        clients,
-        durationMs: ms,
-        readBack: false,
-        keysPerClient: 1000,
-        valueBytes: 100,
-        requestTimeoutMs: 5000,
-        target: leaderThenAny(kv, leader)
-      })
+    const load = (clients: number, ms: number) => clusterWorkload(kv, leader, clients, ms)
     if (options.concurrency.length > 0) yield* load(8, options.warmupMs)
     const loads: Array<ClusterLoad> = []
     for (const clients of options.concurrency) {

@@ -30,8 +30,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { LocalCluster } from "../../src/node/local-cluster.ts"
-import { leaderThenAny, runWorkload } from "../../src/node/workload.ts"
 import { processesContextSwitches, processesCpuMs } from "../harness/process-cpu.ts"
+import { clusterWorkload } from "../phases/cluster.ts"
 import { median } from "../harness/stats.ts"
 
 const transport = process.argv[2]
@@ -58,16 +58,21 @@ const quartiles = (xs: ReadonlyArray<number>): string => {
   return `${median(s).toFixed(3)} (quartiles ${at(0.25)}-${at(0.75)})`
 }
 
+/** `env:NAME=value,...` as pairs; undefined for a hooks module, "bad" when a pair has no name. */
+const envFormOf = (form: string): ReadonlyArray<readonly [string, string]> | undefined | "bad" => {
+  if (!form.startsWith("env:")) return undefined
+  const pairs = form.slice(4).split(",").map((kv) => [kv.slice(0, Math.max(0, kv.indexOf("="))), kv.slice(kv.indexOf("=") + 1)] as const)
+  return pairs.every(([name]) => name.length > 0) ? pairs : "bad"
+}
+
 const program = Effect.gen(function*() {
-  if ((transport !== "iroh" && transport !== "grpc") || hooks === undefined || !["all", "followers", "leader"].includes(members)) {
+  const envForm = hooks === undefined ? "bad" : envFormOf(hooks)
+  if ((transport !== "iroh" && transport !== "grpc") || hooks === undefined || envForm === "bad" || !["all", "followers", "leader"].includes(members)) {
     return yield* Effect.sync(() => {
-      process.stderr.write("usage: interleaved-ab.ts <iroh|grpc> <hooks module> [clients=1] [pairs=100] [all|followers|leader] [slice_ms=500]\n")
+      process.stderr.write("usage: interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,...> [clients=1] [pairs=100] [all|followers|leader] [slice_ms=500]\n")
       process.exitCode = 2
     })
   }
-  const envForm = hooks.startsWith("env:")
-    ? hooks.slice(4).split(",").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as const)
-    : undefined
   const start = (name: string, env: ReadonlyArray<readonly [string, string]>) =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), `raft-interleaved-ab-${transport}-${name}-`))
@@ -88,8 +93,7 @@ const program = Effect.gen(function*() {
       })))
       const leader = (yield* cluster.waitForLeader()).id
       const pidOf = (id: number) => cluster.process(id)?.pid ?? -1
-      const load = (n: number, ms: number) =>
-        runWorkload({ cluster, clients: n, durationMs: ms, readBack: false, keysPerClient: 1000, valueBytes: 100, requestTimeoutMs: 5000, target: leaderThenAny(cluster, () => leader) })
+      const load = (n: number, ms: number) => clusterWorkload(cluster, () => leader, n, ms)
       const switched = cluster.ids.filter((id) => members === "all" || (members === "leader") === (id === leader)).map(pidOf)
       return { pids: cluster.ids.map(pidOf), load, switched }
     })
@@ -131,10 +135,10 @@ const program = Effect.gen(function*() {
       t.p50s.push(r.putLatency.percentile(50))
       slice[form] = { cpuUsPerPut: (cpuMs * 1000) / r.puts, p50: r.putLatency.percentile(50), rate: (r.puts * 1000) / r.durationMs }
     }
-    const [a, b] = [slice[0]!, slice[1]!]
-    ratios.cpu.push(b.cpuUsPerPut / a.cpuUsPerPut)
-    ratios.p50.push(b.p50 / a.p50)
-    ratios.rate.push(b.rate / a.rate)
+    const [inA, inB] = [slice[0]!, slice[1]!]
+    ratios.cpu.push(inB.cpuUsPerPut / inA.cpuUsPerPut)
+    ratios.p50.push(inB.p50 / inA.p50)
+    ratios.rate.push(inB.rate / inA.rate)
   }
   yield* toForm(0)
   const line = (name: string, t: Totals) =>

@@ -20,7 +20,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { MessageType } from "../../src/message/types.ts"
 import { type ClusterTransport, LocalCluster } from "../../src/node/local-cluster.ts"
-import { leaderThenAny, runWorkload } from "../../src/node/workload.ts"
+import { clusterWorkload } from "../phases/cluster.ts"
 
 const transport = (["iroh", "grpc"] as const).find((t) => t === process.argv[2])
 const seconds = Number(process.argv[3] ?? 5)
@@ -145,7 +145,7 @@ const program = Effect.gen(function*() {
   const leader = (yield* cluster.waitForLeader()).id
   const leaderPid = cluster.process(leader)?.pid ?? -1
   const load = (clients: number, durationMs: number) =>
-    runWorkload({ cluster, clients, durationMs, readBack: false, keysPerClient: 1000, valueBytes: 100, requestTimeoutMs: 5000, target: leaderThenAny(cluster, () => leader) })
+    clusterWorkload(cluster, () => leader, clients, durationMs)
   yield* load(8, 1000)
   const from = (performance.timeOrigin + performance.now()) * 1000
   const result = yield* load(1, seconds * 1000)

@@ -34,6 +34,11 @@ export class AppendPlacement {
     return mayHoldLoop && !this.slow && bytes <= this.options.inlineMaxBytes ? "inline" : "pool"
   }
 
+  /** True while the last append was slow: every append goes to the pool. */
+  get slowDisk(): boolean {
+    return this.slow
+  }
+
   /** Reports how long an append took; true when that changed where the next one runs. */
   took(ms: number): boolean {
     const slow = ms > this.options.slowMs

@@ -25,9 +25,8 @@
  * fdatasync here took 0.2 ms at p50 and 2.6 ms at p99, and far more under other processes'
  * writes); a small append the node may hold its loop for (a follower's, whose answer waits for
  * it) runs in line while appends are quick, sparing two hand-offs between threads
- * (`append-placement.ts`). The log is opened with `O_DSYNC`
- * (unless `sync = "never"`): each write returns once its data is durable, one call instead of
- * a write and an fdatasync.
+ * (`append-placement.ts`). The log is opened with `O_DSYNC` (unless `sync = "never"`): each
+ * write returns once its data is durable, one call instead of a write and an fdatasync.
  * The node has at most one write in flight (`write-pipeline.ts`), so the order on disk is the
  * order of the calls. A snapshot the node takes is written and synced on the pool too, as
  * `snapshot.staged` (`stageSnapshot`), beside the current one; the write that names it then
@@ -324,10 +323,9 @@ export class FileStorage implements RaftStorage {
     return Effect.suspend(() => {
       const count = Metric.update(where === "inline" ? appendsInline : appendsOnPool, 1)
       if (!this.placement.took(ms)) return count
-      const next = this.placement.of(0, true)
       return Effect.andThen(
         count,
-        Effect.logDebug(`small log appends go ${next === "pool" ? "to the thread pool" : "in line where the loop may wait"}: the last took ${ms.toFixed(2)} ms`)
+        Effect.logDebug(`small log appends go ${this.placement.slowDisk ? "to the thread pool" : "in line where the loop may wait"}: the last took ${ms.toFixed(2)} ms`)
       )
     })
   }

@@ -55,7 +55,6 @@ export interface WriteBatch {
   readonly hardState?: HardState
 }
 
-/** Where a Raft node persists its hard state, log and snapshot: `MemoryStorage`, `FileStorage`, or your own. */
 /** What the node tells a storage about a write (`RaftStorage.write`). */
 export interface WriteOptions {
   /**
@@ -68,6 +67,7 @@ export interface WriteOptions {
   readonly mayHoldLoop?: boolean
 }
 
+/** Where a Raft node persists its hard state, log and snapshot: `MemoryStorage`, `FileStorage`, or your own. */
 export interface RaftStorage {
   /** Everything persisted, read once when the node starts. */
   readonly load: Effect.Effect<PersistedState, StorageError>

@@ -23,7 +23,12 @@
 import { Effect, Exit, Fiber, type Scope } from "effect"
 import { type Entry, MessageType, type RaftMessage } from "../message/types.ts"
 import type { StorageError } from "./errors.ts"
-import type { HardState, RaftStorage, WriteBatch } from "./storage.ts"
+import type { HardState, RaftStorage, WriteBatch, WriteOptions } from "./storage.ts"
+
+/** A round that sent messages: its write must not hold the loop the transport's writers need. */
+const BESIDE_SENDS: WriteOptions = { mayHoldLoop: false }
+/** A round that sent nothing: its answers wait for the write, so it may hold the loop. */
+const NOTHING_WAITS: WriteOptions = { mayHoldLoop: true }
 
 /** Messages that promise nothing about this node's disk: a leader's replication traffic, forwards, reads. */
 const sendsAtOnce = (m: RaftMessage): boolean => {
@@ -164,7 +169,7 @@ export class WritePipeline {
       if (this.inFlight !== undefined || batch === undefined || !batch.writes) return Effect.void
       this.next = undefined
       const seq = ++this.seq
-      const write = this.options.storage.write(this.writeBatchOf(batch), { mayHoldLoop: !afterSends }).pipe(
+      const write = this.options.storage.write(this.writeBatchOf(batch), afterSends ? BESIDE_SENDS : NOTHING_WAITS).pipe(
         Effect.exit,
         Effect.tap((exit) => this.options.notify(seq, exit))
       )

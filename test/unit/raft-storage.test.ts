@@ -167,10 +167,12 @@ describe("where log appends run", () => {
     expect(placement.of(10, true)).toBe("inline")
     // A slow disk: the next appends go to the pool, until one there is quick again.
     expect(placement.took(2.5)).toBe(true)
+    expect(placement.slowDisk).toBe(true)
     expect(placement.of(10, true)).toBe("pool")
     expect(placement.took(30)).toBe(false)
     expect(placement.of(10, true)).toBe("pool")
     expect(placement.took(1)).toBe(true)
+    expect(placement.slowDisk).toBe(false)
     expect(placement.of(10, true)).toBe("inline")
   })
 })
