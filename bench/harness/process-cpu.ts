@@ -36,6 +36,39 @@ export const processCpuMs = (pid: number): number => {
 /** The summed CPU time of `pids`, ms. */
 export const processesCpuMs = (pids: ReadonlyArray<number>): number => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0)
 
+/** The names of `pid`'s threads (`/proc/<pid>/task`); empty when they cannot be listed. */
+const threadsOf = (pid: number): ReadonlyArray<string> => {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return []
+  }
+}
+
+/**
+ * Time `pid`'s threads have run so far, ms, to the nanosecond the scheduler counts
+ * (`/proc/<pid>/task/<tid>/schedstat`); NaN when it cannot be read. `processCpuMs` moves in 10 ms
+ * steps, which is a tenth of what an idle member uses in a second: a comparison of half-second
+ * slices needs this. Threads that ended are not counted, so it suits short intervals in which
+ * threads live on, not a process's lifetime.
+ */
+export const processRuntimeMs = (pid: number): number => {
+  const tids = threadsOf(pid)
+  if (tids.length === 0) return Number.NaN
+  let ns = 0
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0])
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ns / 1e6
+}
+
+/** The summed run time of `pids`, ms (see `processRuntimeMs`). */
+export const processesRuntimeMs = (pids: ReadonlyArray<number>): number => pids.reduce((sum, pid) => sum + processRuntimeMs(pid), 0)
+
 /**
  * Context switches of `pid` so far, all threads, voluntary and not (`/proc/<pid>/task/<tid>/status`);
  * NaN when it cannot be read. A thread that sleeps and is woken costs a switch each way, and on
@@ -43,12 +76,8 @@ export const processesCpuMs = (pids: ReadonlyArray<number>): number => pids.redu
  * put say how many times a put woke someone. Threads that ended are not counted.
  */
 export const processContextSwitches = (pid: number): number => {
-  let tids: Array<string>
-  try {
-    tids = readdirSync(`/proc/${pid}/task`)
-  } catch {
-    return Number.NaN
-  }
+  const tids = threadsOf(pid)
+  if (tids.length === 0) return Number.NaN
   let sum = 0
   for (const tid of tids) {
     let status: string

@@ -8,7 +8,9 @@
  * SIGUSR2 and back to A on SIGWINCH. Each pair of slices measures A and B back to back (which
  * goes first alternates), under the same client count, with the members' CPU, their context
  * switches and the PUT latency of each slice; the drift of the machine is shared by both
- * halves of a pair. Form A is the product as built; the hooks module says what B is.
+ * halves of a pair. CPU is the run time of the members' threads as the scheduler counts it
+ * (`processRuntimeMs`), not the 10 ms steps of `/proc/<pid>/stat`, which would blur a half-second
+ * slice. Form A is the product as built; the hooks module says what B is.
  *
  *   npx tsx bench/tools/interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,...> [clients=1] [pairs=100] [members=all] [slice_ms=500]
  *
@@ -30,7 +32,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { LocalCluster } from "../../src/node/local-cluster.ts"
-import { processesContextSwitches, processesCpuMs } from "../harness/process-cpu.ts"
+import { processesContextSwitches, processesRuntimeMs } from "../harness/process-cpu.ts"
 import { clusterWorkload } from "../phases/cluster.ts"
 import { median } from "../harness/stats.ts"
 
@@ -115,13 +117,13 @@ const program = Effect.gen(function*() {
     for (const form of pair % 2 === 0 ? [0, 1] : [1, 0]) {
       const { load, pids } = yield* toForm(form)
       yield* Effect.sleep(SETTLE_MS)
-      const cpu0 = processesCpuMs(pids)
+      const cpu0 = processesRuntimeMs(pids)
       const switches0 = processesContextSwitches(pids)
       const t0 = performance.now()
       const r = clients > 0 ? yield* load(clients, sliceMs) : undefined
       if (r === undefined) yield* Effect.sleep(sliceMs)
       const wallMs = performance.now() - t0
-      const cpuMs = processesCpuMs(pids) - cpu0
+      const cpuMs = processesRuntimeMs(pids) - cpu0
       const t = totals[form as 0 | 1]
       t.cpuMs += cpuMs
       t.wallMs += wallMs

@@ -102,8 +102,12 @@ export interface ReceiptCount {
  * version 3: `iroh/ack-rides.ts`) instead of in a write of their own.
  */
 export interface ReceiptRide {
-  /** How long counts may wait for such a write now; 0 when nothing could carry them. */
-  readonly waitMs: () => number
+  /**
+   * How long counts may wait for such a write now; 0 when nothing could carry them. `quiet`: the
+   * counts are of messages that make the application write nothing back, so they wait for
+   * whatever the node writes to the peer next.
+   */
+  readonly waitMs: (quiet: boolean) => number
   /**
    * From now until `withdraw`, writes to the peer may take the pump's counts (`ReceiptPump.take`).
    * Once is enough: the pump stays offered while it lives, and a write that finds nothing new
@@ -150,7 +154,7 @@ export class ReceiptPump implements Receipts {
       // First the same turns as without a ride: the application's answer, written in them, usually
       // takes the counts, and nothing is left to wait for.
       const waitForRide = Effect.suspend(() => {
-        const ms = pump.expectWrite ? ride?.waitMs() ?? 0 : 0
+        const ms = ride?.waitMs(!pump.expectWrite) ?? 0
         pump.expectWrite = false
         if (ride === undefined || ms <= 0 || !pump.unreported()) return Effect.void
         ride.offer(pump)
@@ -194,7 +198,7 @@ export class ReceiptPump implements Receipts {
     if (!quiet) this.expectWrite = true
     // Offered at once, not when the pump's fiber next runs: the application's answer to what it
     // just took is often written first, and should carry this.
-    if (this.ride !== undefined && !this.ended && this.ride.waitMs() > 0) this.ride.offer(this)
+    if (this.ride !== undefined && !this.ended && this.ride.waitMs(quiet) > 0) this.ride.offer(this)
     Queue.offerUnsafe(this.doorbell, undefined)
   }
 

@@ -14,6 +14,16 @@ import { encodeRiddenAcks, RIDE_RECORD_BYTES, type RiddenAck } from "./ack-strea
  */
 export const ACK_RIDE_WAIT_MS = 5
 
+/**
+ * How long the count of messages that make the application write nothing back (a leader's
+ * heartbeat answers, `leadsToNoWrite`) waits for a block to ride on. Such a count has no answer
+ * to ride on, but an idle leader writes to each follower every heartbeat (100 ms by default), so
+ * it rides on the next heartbeat instead of taking a packet of its own each way (the write and
+ * the peer's QUIC acknowledgement of it). Longer than the heartbeat period, so it does not just
+ * miss one; with a longer period the count goes on its own after this wait, as it would at once.
+ */
+export const QUIET_ACK_RIDE_WAIT_MS = 150
+
 /** Acknowledgement records one block's extension holds. */
 const RECORDS_PER_BLOCK = Math.floor(MAX_BLOCK_EXTENSION_BYTES / RIDE_RECORD_BYTES)
 
@@ -42,13 +52,17 @@ export class AckRides {
   private readonly carriers = new Map<NodeId, number>()
   private readonly sessions = new Map<NodeId, Map<bigint, (cls: PriorityClass, cumulative: number) => void>>()
 
-  /** `waitMs`: how long acknowledgements wait for a ride before they are written on their own. */
-  constructor(readonly waitMs: number) {}
+  /**
+   * `waitMs`: how long acknowledgements wait for a ride before they are written on their own;
+   * `quietWaitMs`: the same for the counts of messages that make the application write nothing
+   * back (`QUIET_ACK_RIDE_WAIT_MS`).
+   */
+  constructor(readonly waitMs: number, readonly quietWaitMs: number = QUIET_ACK_RIDE_WAIT_MS) {}
 
   /** The ride of the receipts of one accepted connection; `session` is undefined until its dialler named it. */
   ride(peer: NodeId, session: () => bigint | undefined): ReceiptRide {
     return {
-      waitMs: () => session() !== undefined && (this.carriers.get(peer) ?? 0) > 0 ? this.waitMs : 0,
+      waitMs: (quiet) => session() !== undefined && (this.carriers.get(peer) ?? 0) > 0 ? quiet ? this.quietWaitMs : this.waitMs : 0,
       offer: (pump) => {
         const id = session()
         if (id === undefined) return

@@ -24,8 +24,8 @@ export interface DarkSampler {
  * Drives a `DarkWatch` for one connection in the current scope: the counters are read only
  * while a send waits for an answer (a baseline right before the send, then every
  * `DARK_SAMPLE_MS`), and nothing runs while the connection has nothing outstanding. An idle
- * cluster's links answer each heartbeat within a sample, so each send costs two reads instead
- * of a fiber reading every connection 40 times a second.
+ * cluster's links answer each heartbeat within a sample or two, so each send costs two or three
+ * reads instead of a fiber reading every connection 40 times a second.
  */
 export const forkDarkSampler = (options: {
   readonly peer: NodeId

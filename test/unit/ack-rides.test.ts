@@ -78,10 +78,13 @@ const pumpWith = (ride: ReceiptRide | undefined) =>
     return { pump, sent }
   })
 
-/** Rides that wait `waitMs`, a session to peer 2 to carry them, and a pump of session 11 from peer 2. */
-const carriedPump = (waitMs: number) =>
+/**
+ * Rides that wait `waitMs` (`quietWaitMs` for counts nothing answers), a session to peer 2 to
+ * carry them, and a pump of session 11 from peer 2.
+ */
+const carriedPump = (waitMs: number, quietWaitMs = waitMs) =>
   Effect.gen(function*() {
-    const rides = new AckRides(waitMs)
+    const rides = new AckRides(waitMs, quietWaitMs)
     const removeCarrier = rides.addCarrier(2)
     return { rides, removeCarrier, ...(yield* pumpWith(rides.ride(2, () => 11n))) }
   })
@@ -113,12 +116,24 @@ describe("acknowledgement rides", () => {
       expect(rides.carry(2)).toBeUndefined()
     }).pipe(Effect.scoped))
 
-  it.live("counts of messages nothing answers (a heartbeat's answer) do not wait for a block", () =>
+  it.live("counts of messages nothing answers (a heartbeat's answer) wait their own time for a block: the next heartbeat", () =>
     Effect.gen(function*() {
-      const { pump, sent } = yield* carriedPump(60_000)
+      const { rides, pump, sent } = yield* carriedPump(0, 60_000)
       pump.handled(PriorityClass.Heartbeat, 1, true)
-      yield* turns(ACK_DEFER_TURNS + 2)
+      yield* turns(ACK_DEFER_TURNS + 3)
+      expect(sent).toEqual([])
+      expect(decodeRiddenAcks(rides.carry(2)!)).toEqual([{ session: 11n, cls: PriorityClass.Heartbeat, cumulative: 1 }])
+      yield* turns(3)
+      expect(sent).toEqual([])
+    }).pipe(Effect.scoped))
+
+  it.live("counts of messages nothing answers that no block took within their wait are written on their own", () =>
+    Effect.gen(function*() {
+      const { rides, pump, sent } = yield* carriedPump(60_000, 10)
+      pump.handled(PriorityClass.Heartbeat, 1, true)
+      while (sent.length === 0) yield* Effect.sleep(5)
       expect(sent).toEqual([[{ cls: PriorityClass.Heartbeat, cumulative: 1 }]])
+      expect(rides.carry(2)).toBeUndefined()
     }).pipe(Effect.scoped))
 
   it.live("with no session to the peer to carry them, or before the dialler named its connection, counts are written", () =>
