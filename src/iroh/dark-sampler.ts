@@ -5,7 +5,7 @@ import { type ActivitySample, DarkWatch } from "../peer/dark-watch.ts"
 import type { IrohConnection } from "./host.ts"
 import { irohCall, IrohFailure } from "./protocol.ts"
 
-/** How often the dark watch reads the counters while a send waits for an answer, at most. */
+/** How often the dark watch reads the counters after a wait's first sample, at most. */
 const DARK_SAMPLE_MS = 25
 
 export interface DarkSampler {
@@ -16,16 +16,25 @@ export interface DarkSampler {
   readonly noteSent: () => void
   /** `performance.now()` when an answer was last seen (see `DarkWatch.heardAt`). */
   readonly heardAt: () => number
-  /** The peer acknowledged this connection's messages on its own connection (`DarkWatch.answered`). */
+  /**
+   * The peer showed it took what came on this connection, by other means than the counters (an
+   * acknowledgement, a ping's echo): the wait is answered without a read (`DarkWatch.answered`).
+   */
   readonly answered: () => void
 }
 
 /**
  * Drives a `DarkWatch` for one connection in the current scope: the counters are read only
- * while a send waits for an answer (a baseline right before the send, then every
- * `DARK_SAMPLE_MS`), and nothing runs while the connection has nothing outstanding. An idle
- * cluster's links answer each heartbeat within a sample or two, so each send costs two or three
- * reads instead of a fiber reading every connection 40 times a second.
+ * while a send waits for an answer (a baseline right before the send, then from when QUIC's
+ * acknowledgement can be back, every `DARK_SAMPLE_MS`), and nothing runs while the connection
+ * has nothing outstanding. An answer that comes another way ends the wait without a read. On an
+ * idle cluster a leader's heartbeat is answered so by the acknowledgement riding on the
+ * follower's answer, and costs the baseline read; the follower's answer, whose own
+ * acknowledgement waits for the next heartbeat, costs the baseline and one sample. A fiber
+ * reading every connection 40 times a second cost an idle cluster a quarter of its CPU.
+ *
+ * The sample's timer is not cut short by such an answer: under load every put's append would
+ * then run a cycle of this fiber, where one timer now serves the sends of 25 ms.
  */
 export const forkDarkSampler = (options: {
   readonly peer: NodeId
@@ -43,14 +52,21 @@ export const forkDarkSampler = (options: {
     const doorbell = yield* Queue.sliding<void>(1)
     /** The counters read right before the send that started the current wait, not yet applied. */
     let baseline: Promise<ActivitySample> | undefined
+    /** When that send was made. */
+    let sentAt = 0
 
     const read = (activity: () => Promise<ActivitySample>) => irohCall(activity, IrohFailure.of)
 
-    /** Samples every `sampleMs` until the wait is answered (true) or the path is dark (false). */
+    /**
+     * Waits for an answer until `firstSampleAfterMs` after the send, then samples every
+     * `sampleMs`, until the wait is answered (true) or the path is dark (false).
+     */
     const awaitAnswer = Effect.gen(function*() {
+      let ms = Math.max(0, sentAt + Math.max(sampleMs, watch.firstSampleAfterMs()) - performance.now())
       while (!options.stopped()) {
-        yield* Effect.sleep(sampleMs)
+        yield* Effect.sleep(ms)
         if (!watch.waiting) return true // answered meanwhile, without this connection's counters
+        ms = sampleMs
         // The time of asking, not of the answer: the counters are at least that recent.
         const askedAt = performance.now()
         const verdict = watch.sample(askedAt, yield* read(() => connection.activity()))
@@ -88,7 +104,9 @@ export const forkDarkSampler = (options: {
 
     return {
       noteSent: () => {
-        if (!watch.noteSent(performance.now())) return
+        const now = performance.now()
+        if (!watch.noteSent(now)) return
+        sentAt = now
         const reading = connection.activity()
         // Awaited by the sampler, which ends on its failure; never left unhandled meanwhile.
         reading.catch(() => undefined)

@@ -58,10 +58,10 @@ export interface IrohLinkOptions extends PingSkipping {
 }
 
 /**
- * Feeds the peer's acknowledgements into `ledger` until the connection ends. A malformed
- * stream stops the feed (the writes it would have confirmed are then counted as lost).
+ * Feeds the peer's acknowledgements to `ack` until the connection ends. A malformed stream
+ * stops the feed (the writes it would have confirmed are then counted as lost).
  */
-const readAcks = (peer: NodeId, connection: IrohConnection, ledger: AckLedger) =>
+const readAcks = (peer: NodeId, connection: IrohConnection, ack: (cls: PriorityClass, cumulative: number) => void) =>
   Effect.gen(function*() {
     const stream = yield* irohCall(() => connection.acceptUni(), IrohFailure.of)
     const head = yield* irohCall(() => stream.readExact(ACK_PREAMBLE.length), IrohFailure.of)
@@ -76,7 +76,7 @@ const readAcks = (peer: NodeId, connection: IrohConnection, ledger: AckLedger) =
       if (typeof records === "string") {
         return yield* Effect.logWarning(`acknowledgements from peer ${peer} ignored from here on: ${records}`)
       }
-      for (const { cls, cumulative } of records) ledger.ack(cls, cumulative)
+      for (const { cls, cumulative } of records) ack(cls, cumulative)
     }
   }).pipe(
     // Ends with the connection, which the session reports.
@@ -204,6 +204,8 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           started = performance.now()
           return connection.ping()
         }, pingFailed)
+        // The echo came back on this connection after the ping went out: the path works.
+        watch?.answered()
         return performance.now() - started
       }).pipe(
         Effect.timeoutOrElse({
@@ -220,18 +222,17 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
         { startImmediately: true }
       )
       const acks = acked ? new AckLedger() : undefined
-      if (acks !== undefined) yield* Effect.forkScoped(readAcks(peer, connection, acks), { startImmediately: true })
-      if (rides !== undefined && acks !== undefined) {
-        // An acknowledgement that rode on the peer's connection and confirms more than before also
-        // answers the dark watch's wait: the peer took what came on this connection since. It no
-        // longer writes on this connection to acknowledge, and QUIC's own acknowledgement of a
-        // lone packet comes only after its ack delay (a second sample of the counters, a wake-up
-        // of the loop per heartbeat).
-        const ack = (cls: PriorityClass, cumulative: number) => {
-          const before = acks.confirmed(cls)
-          acks.ack(cls, cumulative)
-          if (acks.confirmed(cls) > before) watch?.answered()
-        }
+      // An acknowledgement that confirms more than before also answers the dark watch's wait,
+      // whether it came on this connection's acknowledgement stream or rode on the peer's own
+      // connection: the peer took what came on this connection since. Without it the wait lasts
+      // until its first sample of the counters, a wake-up of the loop per heartbeat.
+      const ack = acks === undefined ? undefined : (cls: PriorityClass, cumulative: number) => {
+        const before = acks.confirmed(cls)
+        acks.ack(cls, cumulative)
+        if (acks.confirmed(cls) > before) watch?.answered()
+      }
+      if (ack !== undefined) yield* Effect.forkScoped(readAcks(peer, connection, ack), { startImmediately: true })
+      if (rides !== undefined && ack !== undefined) {
         yield* Effect.acquireRelease(Effect.sync(() => rides.addSession(peer, sessionId, ack)), (remove) => Effect.sync(remove))
         yield* Effect.acquireRelease(Effect.sync(() => rides.addCarrier(peer)), (remove) => Effect.sync(remove))
       }

@@ -12,8 +12,9 @@
  *
  * Pure state: the owner feeds it sends and counter samples with their clock times. Samples
  * are needed only while a send waits for an answer: the owner takes a baseline right before
- * the send that starts a wait (`noteSent` says which one), then samples until `waiting` is
- * false, and reads nothing while the connection has nothing outstanding.
+ * the send that starts a wait (`noteSent` says which one), then samples from
+ * `firstSampleAfterMs` on until `waiting` is false, and reads nothing while the connection has
+ * nothing outstanding.
  */
 export interface DarkWatchOptions {
   /** Nothing received for this long after an unanswered send declares the path dark. */
@@ -39,6 +40,11 @@ export type DarkVerdict =
 
 const alive: DarkVerdict = { _tag: "Alive" }
 
+/** QUIC's max ack delay: a lone ack-eliciting packet is acknowledged within it (quinn's default). */
+const QUIC_MAX_ACK_DELAY_MS = 25
+/** Added to the ack delay and the round trip before a wait's first sample (timers run late). */
+const FIRST_SAMPLE_SPARE_MS = 5
+
 /**
  * The floor on the silence that counts as dark, given the path's smoothed RTT: two round
  * trips plus the ack delay of both ends, so a slow but live path is never taken for a dark one.
@@ -54,6 +60,8 @@ export class DarkWatch {
   /** `tx` as of the last sample before `unansweredSince`: datagrams must go out after it. */
   private txAtUnanswered: number | undefined
   private lastHeardAt: number
+  /** The transport's RTT as of the last reading, for the threshold. */
+  private rttMs: number | undefined
 
   /** `now`: when the connection was established (it was heard from then). */
   constructor(private readonly options: DarkWatchOptions, now: number) {
@@ -90,17 +98,32 @@ export class DarkWatch {
   rebase(activity: ActivitySample): void {
     this.rx = activity.rxDatagrams
     this.tx = activity.txDatagrams
+    this.rttMs = activity.rttMs
     if (this.unansweredSince !== undefined) this.txAtUnanswered = activity.txDatagrams
   }
 
   /**
-   * The peer confirmed, by another way than this connection's datagrams, that it took what was
-   * sent on it (an acknowledgement that rode on its own connection): the wait is answered.
+   * The peer confirmed, by another way than this connection's datagram counters, that it took
+   * what was sent on it (an acknowledgement, a ping's echo): the wait is answered.
    */
   answered(now: number): void {
     this.lastHeardAt = now
     this.unansweredSince = undefined
     this.txAtUnanswered = undefined
+  }
+
+  /**
+   * How long after its send a wait's first sample is taken: once QUIC's acknowledgement of a lone
+   * packet can be back (its max ack delay, a round trip and a few ms to spare), or at the
+   * threshold if that comes first. A sample before then finds nothing unless the peer wrote back
+   * on this connection, and an answer that comes another way (`answered`) says that without a
+   * read. Later samples follow at the owner's pace: a wait must end soon after the path answers,
+   * or sends made meanwhile start no wait of their own and a path that goes dark after them is
+   * found that much later.
+   */
+  firstSampleAfterMs(): number {
+    const ackBack = QUIC_MAX_ACK_DELAY_MS + FIRST_SAMPLE_SPARE_MS + Math.ceil(this.rttMs ?? 0)
+    return Math.min(ackBack, darkAfterFor(this.options.darkAfterMs, this.rttMs))
   }
 
   /**
@@ -111,6 +134,7 @@ export class DarkWatch {
     const heard = this.rx !== undefined && activity.rxDatagrams > this.rx
     this.rx = activity.rxDatagrams
     this.tx = activity.txDatagrams
+    this.rttMs = activity.rttMs
     if (heard) {
       this.lastHeardAt = now
       this.unansweredSince = undefined

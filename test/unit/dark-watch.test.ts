@@ -37,6 +37,14 @@ describe("dark watch", () => {
     expect(watch.sample(500, counts(13, 10))._tag).toBe("Dark")
   })
 
+  it("a wait is first sampled once QUIC's acknowledgement can be back, and never past the threshold", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
+    expect(watch.firstSampleAfterMs()).toBe(30) // the ack delay and 5 ms to spare
+    watch.rebase({ ...counts(10, 10), rttMs: 150 })
+    expect(watch.firstSampleAfterMs()).toBe(180) // and a round trip
+    expect(new DarkWatch({ darkAfterMs: 20 }, 0).firstSampleAfterMs()).toBe(20)
+  })
+
   it("a send that could not go out (flow control) is not yet waiting for an answer", () => {
     const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
     watch.sample(0, counts(10, 10))
