@@ -11,7 +11,8 @@ export interface Receipts {
    * `count` messages of `cls` were handled: taken by the application from the inbound
    * mailbox, or dropped here with a counted reason. Never suspends: the application's
    * receive calls it. `quiet`: none of them makes the application write back to their sender
-   * soon (`leadsToNoWrite`), so an acknowledgement waiting for such a write would wait in vain.
+   * soon (`leadsToNoWrite`), so their acknowledgement waits for whatever the node writes to that
+   * sender next rather than for an answer (`ReceiptRide.waitMs`).
    */
   readonly handled: (cls: PriorityClass, count: number, quiet?: boolean) => void
   /**
@@ -122,8 +123,9 @@ export interface ReceiptRide {
  * one-slot doorbell, so an acknowledgement never holds up the application's receive, and
  * the takes made while one acknowledgement is being written (or waits its
  * `ACK_DEFER_TURNS`) go out together in the next. With a `ride`, a write to the peer may take
- * the counts at any time; what none took in those turns, of messages that make the application
- * write back, waits up to the ride's `waitMs` more, and only what none took then is sent.
+ * the counts at any time; what none took in those turns waits up to the ride's `waitMs` more
+ * (longer for messages that make the application write nothing back), and only what none took
+ * then is sent.
  * Sending stops at the first failure (the connection or stream is going away).
  */
 export class ReceiptPump implements Receipts {
