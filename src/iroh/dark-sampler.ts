@@ -34,7 +34,7 @@ export interface DarkSampler {
  * reading every connection 40 times a second cost an idle cluster a quarter of its CPU.
  *
  * The sample's timer is not cut short by such an answer: under load every put's append would
- * then run a cycle of this fiber, where one timer now serves the sends of 25 ms.
+ * then run a cycle of this fiber, where one timer serves the sends of 25 ms.
  */
 export const forkDarkSampler = (options: {
   readonly peer: NodeId
