@@ -3,7 +3,7 @@
  * binding's connection and stream objects, by method, and the bytes handed to `writeAll`. On
  * SIGUSR1 the node writes its counts so far to `$BINDING_CALLS_DIR/<pid>.json`.
  */
-import { writeFileSync } from "node:fs"
+import { renameSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import iroh from "../../src/iroh/native.ts"
 
@@ -34,5 +34,9 @@ for (const [name, cls] of Object.entries(classes)) {
 
 process.on("SIGUSR1", () => {
   const dir = process.env["BINDING_CALLS_DIR"]
-  if (dir !== undefined) writeFileSync(join(dir, `${process.pid}.json`), JSON.stringify(counts))
+  if (dir === undefined) return
+  // Renamed into place: the tool reads the file as soon as it exists.
+  const file = join(dir, `${process.pid}.json`)
+  writeFileSync(`${file}.tmp`, JSON.stringify(counts))
+  renameSync(`${file}.tmp`, file)
 })

@@ -12,9 +12,10 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { LocalCluster } from "../../src/node/local-cluster.ts"
 import { clusterWorkload } from "../phases/cluster.ts"
 
@@ -22,6 +23,9 @@ const clients = Number(process.argv[2] ?? 1)
 const seconds = Number(process.argv[3] ?? 10)
 /** After the warm-up load, so that the idle figures are of a cluster that has run. */
 const SETTLE_MS = 5_000
+/** How long a node may take to write its counts after the signal. */
+const COUNTS_TIMEOUT_MS = 5_000
+const HOOKS = fileURLToPath(new URL("./binding-calls-hooks.ts", import.meta.url))
 
 const program = Effect.gen(function*() {
   const dir = mkdtempSync(join(tmpdir(), "raft-binding-calls-"))
@@ -34,17 +38,25 @@ const program = Effect.gen(function*() {
     transport: "iroh",
     logLevel: "warn",
     // tsx first: the hooks are TypeScript.
-    nodeFlags: ["--import", "tsx", "--import", resolve("bench/tools/binding-calls-hooks.ts")]
+    nodeFlags: ["--import", "tsx", "--import", HOOKS]
   })
   yield* cluster.startAll()
   const leader = (yield* cluster.waitForLeader()).id
   const pidOf = (id: number) => cluster.process(id)?.pid ?? -1
   yield* clusterWorkload(cluster, () => leader, 8, 3000)
   yield* Effect.sleep(SETTLE_MS)
+  const countsFile = (id: number) => join(dir, `${pidOf(id)}.json`)
+  /** Every member's counts so far: each writes its file when signalled. */
   const counts = Effect.gen(function*() {
-    for (const id of cluster.ids) process.kill(pidOf(id), "SIGUSR1")
-    yield* Effect.sleep(300)
-    return new Map(cluster.ids.map((id) => [id, JSON.parse(readFileSync(join(dir, `${pidOf(id)}.json`), "utf8")) as Record<string, number>]))
+    for (const id of cluster.ids) {
+      rmSync(countsFile(id), { force: true })
+      process.kill(pidOf(id), "SIGUSR1")
+    }
+    yield* Effect.sleep(20).pipe(
+      Effect.repeat({ until: () => cluster.ids.every((id) => existsSync(countsFile(id))) }),
+      Effect.timeoutOrElse({ duration: COUNTS_TIMEOUT_MS, orElse: () => Effect.fail(new Error(`no counts from the nodes within ${COUNTS_TIMEOUT_MS} ms`)) })
+    )
+    return new Map(cluster.ids.map((id) => [id, JSON.parse(readFileSync(countsFile(id), "utf8")) as Record<string, number>]))
   })
   const before = yield* counts
   const puts = clients > 0 ? (yield* clusterWorkload(cluster, () => leader, clients, seconds * 1000)).puts : 0

@@ -62,7 +62,10 @@ export class AckRides {
   /** The ride of the receipts of one accepted connection; `session` is undefined until its dialler named it. */
   ride(peer: NodeId, session: () => bigint | undefined): ReceiptRide {
     return {
-      waitMs: (quiet) => session() !== undefined && (this.carriers.get(peer) ?? 0) > 0 ? quiet ? this.quietWaitMs : this.waitMs : 0,
+      waitMs: (quiet) => {
+        if (session() === undefined || (this.carriers.get(peer) ?? 0) === 0) return 0
+        return quiet ? this.quietWaitMs : this.waitMs
+      },
       offer: (pump) => {
         const id = session()
         if (id === undefined) return

@@ -52,17 +52,17 @@ export const forkDarkSampler = (options: {
     const doorbell = yield* Queue.sliding<void>(1)
     /** The counters read right before the send that started the current wait, not yet applied. */
     let baseline: Promise<ActivitySample> | undefined
-    /** When that send was made. */
-    let sentAt = 0
 
     const read = (activity: () => Promise<ActivitySample>) => irohCall(activity, IrohFailure.of)
 
     /**
-     * Waits for an answer until `firstSampleAfterMs` after the send, then samples every
-     * `sampleMs`, until the wait is answered (true) or the path is dark (false).
+     * Waits for an answer until the wait's first sample is due (`DarkWatch.firstSampleAt`), then
+     * samples every `sampleMs`, until the wait is answered (true) or the path is dark (false).
      */
     const awaitAnswer = Effect.gen(function*() {
-      let ms = Math.max(0, sentAt + Math.max(sampleMs, watch.firstSampleAfterMs()) - performance.now())
+      const firstAt = watch.firstSampleAt()
+      if (firstAt === undefined) return true // answered before the baseline was applied
+      let ms = Math.max(0, firstAt - performance.now())
       while (!options.stopped()) {
         yield* Effect.sleep(ms)
         if (!watch.waiting) return true // answered meanwhile, without this connection's counters
@@ -104,9 +104,7 @@ export const forkDarkSampler = (options: {
 
     return {
       noteSent: () => {
-        const now = performance.now()
-        if (!watch.noteSent(now)) return
-        sentAt = now
+        if (!watch.noteSent(performance.now())) return
         const reading = connection.activity()
         // Awaited by the sampler, which ends on its failure; never left unhandled meanwhile.
         reading.catch(() => undefined)

@@ -126,6 +126,11 @@ export class DarkWatch {
     return Math.min(ackBack, darkAfterFor(this.options.darkAfterMs, this.rttMs))
   }
 
+  /** When the current wait's first sample is due (`firstSampleAfterMs` after its send); undefined when nothing waits. */
+  firstSampleAt(): number | undefined {
+    return this.unansweredSince === undefined ? undefined : this.unansweredSince + this.firstSampleAfterMs()
+  }
+
   /**
    * A sample of the counters at `now`. Dark when a send has waited `darkAfterMs` (raised for
    * a slow path, see `darkAfterFor`) with datagrams sent since and none received.

@@ -43,6 +43,14 @@ describe("dark watch", () => {
     watch.rebase({ ...counts(10, 10), rttMs: 150 })
     expect(watch.firstSampleAfterMs()).toBe(180) // and a round trip
     expect(new DarkWatch({ darkAfterMs: 20 }, 0).firstSampleAfterMs()).toBe(20)
+    // Due from the send that started the wait; nothing is due while nothing waits.
+    expect(watch.firstSampleAt()).toBeUndefined()
+    watch.noteSent(1000)
+    expect(watch.firstSampleAt()).toBe(1180)
+    watch.noteSent(1050) // inside the wait: no new one
+    expect(watch.firstSampleAt()).toBe(1180)
+    watch.answered(1060)
+    expect(watch.firstSampleAt()).toBeUndefined()
   })
 
   it("a send that could not go out (flow control) is not yet waiting for an answer", () => {
