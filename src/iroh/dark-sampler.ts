@@ -12,8 +12,9 @@ export interface DarkSampler {
   /**
    * Call right before handing the connection something the peer must acknowledge (a write, a
    * ping), in the same synchronous step: a send that starts a wait reads the counters first.
+   * `answeredLate`: the peer acknowledges it only with its next write here (`DarkWatch.noteSent`).
    */
-  readonly noteSent: () => void
+  readonly noteSent: (answeredLate?: boolean) => void
   /** `performance.now()` when an answer was last seen (see `DarkWatch.heardAt`). */
   readonly heardAt: () => number
   /**
@@ -40,6 +41,8 @@ export const forkDarkSampler = (options: {
   readonly peer: NodeId
   readonly connection: IrohConnection
   readonly darkAfterMs: number
+  /** How late the peer answers a send noted `answeredLate` (`DarkWatchOptions.lateAnswerMs`). */
+  readonly lateAnswerMs?: number | undefined
   /** Stop (the connection closed for another reason). */
   readonly stopped: () => boolean
   /** The path is dark; the sampler then stops. */
@@ -47,26 +50,43 @@ export const forkDarkSampler = (options: {
 }): Effect.Effect<DarkSampler, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { connection, peer } = options
-    const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs }, performance.now())
+    const watch = new DarkWatch({ darkAfterMs: options.darkAfterMs, lateAnswerMs: options.lateAnswerMs }, performance.now())
     const sampleMs = Math.max(5, Math.min(DARK_SAMPLE_MS, Math.floor(options.darkAfterMs / 8)))
     const doorbell = yield* Queue.sliding<void>(1)
+    /** Rung when a late wait (`DarkWatch.waitingLate`) is answered or stops being late. */
+    const bell = yield* Queue.sliding<void>(1)
     /** The counters read right before the send that started the current wait, not yet applied. */
     let baseline: Promise<ActivitySample> | undefined
 
     const read = (activity: () => Promise<ActivitySample>) => irohCall(activity, IrohFailure.of)
 
     /**
-     * Waits for an answer until the wait's first sample is due (`DarkWatch.firstSampleAt`), then
-     * samples every `sampleMs`, until the wait is answered (true) or the path is dark (false).
+     * Until the current wait's first sample is due (`DarkWatch.firstSampleAt`). A late wait
+     * (`DarkWatch.waitingLate`) is cut short by its answer, or by a send that is not late, which
+     * moves its first sample earlier: its timer would otherwise wake an idle follower's loop once
+     * per heartbeat for nothing. Any other wait sleeps out its time: cut short, every put's
+     * append under load would run a cycle of this fiber, where one timer serves the sends of
+     * 25 ms.
+     */
+    const untilFirstSample = Effect.gen(function*() {
+      while (true) {
+        const firstAt = watch.firstSampleAt()
+        const ms = firstAt === undefined ? 0 : firstAt - performance.now()
+        if (ms <= 0) return
+        if (!watch.waitingLate) return yield* Effect.sleep(ms)
+        yield* Effect.timeoutOption(Queue.take(bell), ms)
+      }
+    })
+
+    /**
+     * Waits for an answer until the wait's first sample is due, then samples every `sampleMs`,
+     * until the wait is answered (true) or the path is dark (false).
      */
     const awaitAnswer = Effect.gen(function*() {
-      const firstAt = watch.firstSampleAt()
-      if (firstAt === undefined) return true // answered before the baseline was applied
-      let ms = Math.max(0, firstAt - performance.now())
+      if (!watch.waiting) return true // answered before the baseline was applied
+      yield* untilFirstSample
       while (!options.stopped()) {
-        yield* Effect.sleep(ms)
         if (!watch.waiting) return true // answered meanwhile, without this connection's counters
-        ms = sampleMs
         // The time of asking, not of the answer: the counters are at least that recent.
         const askedAt = performance.now()
         const verdict = watch.sample(askedAt, yield* read(() => connection.activity()))
@@ -78,6 +98,7 @@ export const forkDarkSampler = (options: {
           return false
         }
         if (!watch.waiting) return true
+        yield* Effect.sleep(sampleMs)
       }
       return false
     })
@@ -103,8 +124,12 @@ export const forkDarkSampler = (options: {
     )
 
     return {
-      noteSent: () => {
-        if (!watch.noteSent(performance.now())) return
+      noteSent: (answeredLate = false) => {
+        const wasLate = watch.waitingLate
+        if (!watch.noteSent(performance.now(), answeredLate)) {
+          if (wasLate && !watch.waitingLate) Queue.offerUnsafe(bell, undefined)
+          return
+        }
         const reading = connection.activity()
         // Awaited by the sampler, which ends on its failure; never left unhandled meanwhile.
         reading.catch(() => undefined)
@@ -112,6 +137,10 @@ export const forkDarkSampler = (options: {
         Queue.offerUnsafe(doorbell, undefined)
       },
       heardAt: () => watch.heardAt,
-      answered: () => watch.answered(performance.now())
+      answered: () => {
+        const wasLate = watch.waitingLate
+        watch.answered(performance.now())
+        if (wasLate) Queue.offerUnsafe(bell, undefined)
+      }
     }
   })

@@ -8,7 +8,7 @@ import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
 import { forkProbe, type PingSkipping } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
-import type { AckRides } from "./ack-rides.ts"
+import { type AckRides, QUIET_ACK_RIDE_WAIT_MS } from "./ack-rides.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
 import { type DarkSampler, forkDarkSampler } from "./dark-sampler.ts"
 import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
@@ -180,14 +180,16 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           peer,
           connection,
           darkAfterMs: options.darkAfterMs,
+          // The peer's acknowledgement of a heartbeat answer waits for its next write here.
+          lateAnswerMs: rides === undefined ? 0 : QUIET_ACK_RIDE_WAIT_MS,
           stopped: () => Deferred.isDoneUnsafe(closed),
           onDark: (reason) => markClosed(reason).pipe(Effect.asVoid)
         })
         : undefined
-      const send = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) =>
+      const send: Send = (cls, payloads, lead, answeredLate) =>
         irohCall(
           () => {
-            watch?.noteSent()
+            watch?.noteSent(answeredLate)
             return Promise.race([streams[cls]!.writeFrames(payloads, lead), writesEnded])
           },
           (cause) => new StreamFailed({ peer, transport: "iroh", class: className(cls), cause })
@@ -267,10 +269,16 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
   }
 }
 
-type Send = (cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, lead?: Uint8Array) => Effect.Effect<void, StreamFailed>
+type Send = (
+  cls: PriorityClass,
+  payloads: ReadonlyArray<Uint8Array>,
+  lead: Uint8Array | undefined,
+  answeredLate: boolean | undefined
+) => Effect.Effect<void, StreamFailed>
 
 /** Version 1: the frames as they are. */
-const writeV1 = (send: Send): LinkSession["write"] => (cls, payloads, framedBytes) => Effect.as(send(cls, payloads), framedBytes)
+const writeV1 = (send: Send): LinkSession["write"] => (cls, payloads, framedBytes, answeredLate) =>
+  Effect.as(send(cls, payloads, undefined, answeredLate), framedBytes)
 
 /**
  * Version 2: each write is one block (`message/blocks.ts`), compressed when that pays, with
@@ -297,12 +305,17 @@ const writeBlocks = (
       backingOff: M.series(M.batchesUncompressed, { ...labels, reason: "backing_off" })
     }
   })
-  const writeBlock = Effect.fnUntraced(function*(cls: PriorityClass, payloads: ReadonlyArray<Uint8Array>, framedBytes: number) {
+  const writeBlock = Effect.fnUntraced(function*(
+    cls: PriorityClass,
+    payloads: ReadonlyArray<Uint8Array>,
+    framedBytes: number,
+    answeredLate: boolean | undefined
+  ) {
     const extension = carry()
     const block = encoders[cls]!.encode(payloads, framedBytes, extension)
     // Counted as handed to the write, before the peer can have it.
     if (extension !== undefined) yield* Metric.update(acksCarried, 1)
-    yield* send(cls, block.payloads, block.lead)
+    yield* send(cls, block.payloads, block.lead, answeredLate)
     const m = metrics[cls]!
     yield* Metric.update(m.framed, block.framedBytes)
     yield* Metric.update(m.wire, block.wireBytes)
@@ -312,8 +325,8 @@ const writeBlocks = (
   })
   const snapshots = encoders[PriorityClass.Snapshot]!
   const snapshotChunkBytes = () => snapshots.shrinking ? compression.snapshotChunkBytes : undefined
-  const write: LinkSession["write"] = (cls, payloads, framedBytes) => {
-    if (framedBytes <= maxBlockRaw) return writeBlock(cls, payloads, framedBytes)
+  const write: LinkSession["write"] = (cls, payloads, framedBytes, answeredLate) => {
+    if (framedBytes <= maxBlockRaw) return writeBlock(cls, payloads, framedBytes, answeredLate)
     return Effect.gen(function*() {
       let wireBytes = 0
       let start = 0
@@ -324,7 +337,7 @@ const writeBlocks = (
           bytes += FRAME_HEADER_LENGTH + payloads[end]!.length
           end++
         }
-        wireBytes += yield* writeBlock(cls, payloads.slice(start, end), bytes)
+        wireBytes += yield* writeBlock(cls, payloads.slice(start, end), bytes, answeredLate)
         start = end
       }
       return wireBytes

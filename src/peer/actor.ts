@@ -2,7 +2,7 @@ import { Clock, Effect, Metric, PubSub, Queue, Result, type Scope } from "effect
 import { encodePayload } from "../message/codec.ts"
 import { FRAME_HEADER_LENGTH } from "../message/framing.ts"
 import { classify, className, PriorityClass, priorityClasses } from "../message/priority.ts"
-import type { NodeId, RaftMessage } from "../message/types.ts"
+import { leadsToNoWrite, type NodeId, type RaftMessage } from "../message/types.ts"
 import * as M from "../metrics/metrics.ts"
 import { type DropReason, MessageDropped, type TransportKind } from "../domain/errors.ts"
 import type { ElectionActivity } from "../domain/election-activity.ts"
@@ -253,6 +253,7 @@ export class PeerActor {
     let target = yield* self.acquireRouted(cls)
     const live = yield* self.unexpired(cls, taken)
     let payloads = yield* self.fitting(cls, live.map((envelope) => encodePayload(envelope.message)), target.session)
+    const answeredLate = live.length > 0 && live.every((envelope) => leadsToNoWrite(envelope.message.msgType))
     // Keep each write under the byte cap: large writes stall the event loop (docs/design.md, "Bounded writes and reads").
     // The whole batch stays on one session, so a route change cannot reorder it; only a
     // failed write makes the rest look for a session again (whose size limit may differ).
@@ -267,7 +268,7 @@ export class PeerActor {
         end++
       }
       const group = start === 0 && end === payloads.length ? payloads : payloads.slice(start, end)
-      const written = yield* self.writeGroup(cls, target, group, bytes)
+      const written = yield* self.writeGroup(cls, target, group, bytes, answeredLate)
       start = end
       if (!written && start < payloads.length) {
         target = yield* self.acquireRouted(cls)
@@ -317,11 +318,12 @@ export class PeerActor {
     cls: PriorityClass,
     target: Routed,
     payloads: ReadonlyArray<Uint8Array>,
-    bytes: number
+    bytes: number,
+    answeredLate: boolean
   ) {
     const self = this
     const { session, kind, connector } = target
-    const written = yield* Effect.result(session.write(cls, payloads, bytes))
+    const written = yield* Effect.result(session.write(cls, payloads, bytes, answeredLate))
     self.settle(cls, payloads.length)
     // Either way the peer may have delivered them: the session's ledger decides what is lost.
     const lostNow = connector.noteWritten(session, cls, payloads.length)

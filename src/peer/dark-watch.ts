@@ -19,6 +19,12 @@
 export interface DarkWatchOptions {
   /** Nothing received for this long after an unanswered send declares the path dark. */
   readonly darkAfterMs: number
+  /**
+   * How long the peer may take to answer a send whose answer comes late by design (see
+   * `noteSent`): its acknowledgement waits for the peer's next write to this side. Default 0:
+   * every wait is sampled from `firstSampleAfterMs` as usual.
+   */
+  readonly lateAnswerMs?: number | undefined
 }
 
 /** Datagram counters of a connection at one moment. */
@@ -62,6 +68,8 @@ export class DarkWatch {
   private lastHeardAt: number
   /** The transport's RTT as of the last reading, for the threshold. */
   private rttMs: number | undefined
+  /** Every send of the current wait is answered late (`noteSent`'s `late`). */
+  private lateWait = false
 
   /** `now`: when the connection was established (it was heard from then). */
   constructor(private readonly options: DarkWatchOptions, now: number) {
@@ -82,12 +90,28 @@ export class DarkWatch {
    * Something that the peer must acknowledge is handed to the connection at `now`. True when
    * it starts a wait: the owner then reads the counters before handing it over and passes
    * them to `rebase`, so that nothing received before the send counts as its answer.
+   *
+   * `late`: the peer's answer to this send comes late by design (a follower's heartbeat answer,
+   * whose acknowledgement rides on the leader's next heartbeat). A wait of such sends only is
+   * first sampled once that answer is overdue (`lateAnswerMs`), and is expected to end by an
+   * answer that comes another way (`answered`) rather than by a sample of the counters. A send
+   * that is not late, made while such a wait lasts, brings its first sample back to the usual
+   * time (`firstSampleAt` moves earlier).
    */
-  noteSent(now: number): boolean {
-    if (this.unansweredSince !== undefined) return false
+  noteSent(now: number, late = false): boolean {
+    if (this.unansweredSince !== undefined) {
+      if (!late) this.lateWait = false
+      return false
+    }
     this.unansweredSince = now
     this.txAtUnanswered = this.tx
+    this.lateWait = late && (this.options.lateAnswerMs ?? 0) > 0
     return true
+  }
+
+  /** The current wait is of late-answered sends only (see `noteSent`): its first sample is far off. */
+  get waitingLate(): boolean {
+    return this.unansweredSince !== undefined && this.lateWait
   }
 
   /**
@@ -122,7 +146,8 @@ export class DarkWatch {
    * found that much later.
    */
   firstSampleAfterMs(): number {
-    const ackBack = QUIC_MAX_ACK_DELAY_MS + FIRST_SAMPLE_SPARE_MS + Math.ceil(this.rttMs ?? 0)
+    const answerDelay = this.lateWait ? Math.max(QUIC_MAX_ACK_DELAY_MS, this.options.lateAnswerMs ?? 0) : QUIC_MAX_ACK_DELAY_MS
+    const ackBack = answerDelay + FIRST_SAMPLE_SPARE_MS + Math.ceil(this.rttMs ?? 0)
     return Math.min(ackBack, darkAfterFor(this.options.darkAfterMs, this.rttMs))
   }
 

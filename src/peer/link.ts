@@ -28,11 +28,16 @@ export interface LinkSession {
    * Writes already-encoded message payloads of one class as a single write call, and says how
    * many bytes that put on the wire (fewer than `framedBytes` when the link compressed them):
    * snapshot pacing counts those, since the per-byte cost of a transport is in them.
+   *
+   * `answeredLate`: every message written makes the peer write nothing back (`leadsToNoWrite`:
+   * heartbeat answers), so its acknowledgement comes late, with the peer's next write here; a
+   * transport that watches for answers (Iroh's dark watch) then does not look for one early.
    */
   readonly write: (
     cls: PriorityClass,
     payloads: ReadonlyArray<Uint8Array>,
-    framedBytes: number
+    framedBytes: number,
+    answeredLate?: boolean
   ) => Effect.Effect<number, StreamFailed>
   /**
    * The snapshot chunk size this session asks for now, when it differs from the actor's: a

@@ -53,6 +53,29 @@ describe("dark watch", () => {
     expect(watch.firstSampleAt()).toBeUndefined()
   })
 
+  it("a wait of late-answered sends is first sampled once their answer is overdue, sooner after a send that is not late", () => {
+    const watch = new DarkWatch({ darkAfterMs: 200, lateAnswerMs: 150 }, 0)
+    watch.rebase({ ...counts(10, 10), rttMs: 1 })
+    expect(watch.noteSent(1000, true)).toBe(true)
+    expect(watch.waitingLate).toBe(true)
+    expect(watch.firstSampleAt()).toBe(1156) // the late answer's wait, 5 ms to spare and a round trip
+    watch.noteSent(1010, true) // another late send: the wait stays late
+    expect(watch.firstSampleAt()).toBe(1156)
+    watch.noteSent(1020) // a send that is not late: sampled as any wait, from its start
+    expect(watch.waitingLate).toBe(false)
+    expect(watch.firstSampleAt()).toBe(1031)
+    watch.answered(1030)
+    expect(watch.waitingLate).toBe(false)
+    // Never past the threshold; and without a late answer's wait, a late send waits as any other.
+    const slow = new DarkWatch({ darkAfterMs: 100, lateAnswerMs: 150 }, 0)
+    slow.noteSent(0, true)
+    expect(slow.firstSampleAt()).toBe(100)
+    const plain = new DarkWatch({ darkAfterMs: 200 }, 0)
+    plain.noteSent(0, true)
+    expect(plain.waitingLate).toBe(false)
+    expect(plain.firstSampleAt()).toBe(30)
+  })
+
   it("a send that could not go out (flow control) is not yet waiting for an answer", () => {
     const watch = new DarkWatch({ darkAfterMs: 200 }, 0)
     watch.sample(0, counts(10, 10))
