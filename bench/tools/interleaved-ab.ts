@@ -12,7 +12,7 @@
  * (`processRuntimeMs`), not the 10 ms steps of `/proc/<pid>/stat`, which would blur a half-second
  * slice. Form A is the product as built; the hooks module says what B is.
  *
- *   npx tsx bench/tools/interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,...> [clients=1] [pairs=100] [members=all] [slice_ms=500]
+ *   npx tsx bench/tools/interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,... | flags:--flag ...> [clients=1] [pairs=100] [members=all] [slice_ms=500]
  *
  * `members`: `all`, `followers` or `leader`, the members switched. Prints, per form, the totals
  * of all its slices (CPU per put, context switches per put, the median of the slices' p50s),
@@ -21,8 +21,9 @@
  * place.
  *
  * A form that a running process cannot switch to (a setting read at start, such as the Iroh
- * binding's `TOKIO_WORKER_THREADS`) is given as `env:NAME=value,...` instead of a module: then
- * two clusters run side by side, B's nodes started with those variables, and the pairs' slices
+ * binding's `TOKIO_WORKER_THREADS`, a V8 flag) is given as `env:NAME=value,...` or
+ * `flags:--flag ...` instead of a module: then two clusters run side by side, B's nodes started
+ * with those variables or with those flags on their command lines, and the pairs' slices
  * load one cluster or the other while the other idles (each slice counts only its own
  * cluster's CPU; the idle one costs both forms alike).
  */
@@ -60,22 +61,35 @@ const quartiles = (xs: ReadonlyArray<number>): string => {
   return `${median(s).toFixed(3)} (quartiles ${at(0.25)}-${at(0.75)})`
 }
 
-/** `env:NAME=value,...` as pairs; undefined for a hooks module, "bad" when a pair has no name. */
-const envFormOf = (form: string): ReadonlyArray<readonly [string, string]> | undefined | "bad" => {
+/** What B's nodes start with, for a form a running process cannot switch to. */
+interface StartupForm {
+  readonly env: ReadonlyArray<readonly [string, string]>
+  readonly flags: ReadonlyArray<string>
+}
+
+/**
+ * `env:NAME=value,...` or `flags:--flag ...` (added to B's node command lines) as a startup
+ * form; undefined for a hooks module, "bad" when malformed.
+ */
+const startupFormOf = (form: string): StartupForm | undefined | "bad" => {
+  if (form.startsWith("flags:")) {
+    const flags = form.slice(6).split(" ").filter((flag) => flag.length > 0)
+    return flags.length > 0 && flags.every((flag) => flag.startsWith("-")) ? { env: [], flags } : "bad"
+  }
   if (!form.startsWith("env:")) return undefined
   const pairs = form.slice(4).split(",").map((kv) => [kv.slice(0, Math.max(0, kv.indexOf("="))), kv.slice(kv.indexOf("=") + 1)] as const)
-  return pairs.every(([name]) => name.length > 0) ? pairs : "bad"
+  return pairs.every(([name]) => name.length > 0) ? { env: pairs, flags: [] } : "bad"
 }
 
 const program = Effect.gen(function*() {
-  const envForm = hooks === undefined ? "bad" : envFormOf(hooks)
+  const envForm = hooks === undefined ? "bad" : startupFormOf(hooks)
   if ((transport !== "iroh" && transport !== "grpc") || hooks === undefined || envForm === "bad" || !["all", "followers", "leader"].includes(members)) {
     return yield* Effect.sync(() => {
-      process.stderr.write("usage: interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,...> [clients=1] [pairs=100] [all|followers|leader] [slice_ms=500]\n")
+      process.stderr.write("usage: interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,... | flags:--flag ...> [clients=1] [pairs=100] [all|followers|leader] [slice_ms=500]\n")
       process.exitCode = 2
     })
   }
-  const start = (name: string, env: ReadonlyArray<readonly [string, string]>) =>
+  const start = (name: string, startup: StartupForm) =>
     Effect.gen(function*() {
       const dir = mkdtempSync(join(tmpdir(), `raft-interleaved-ab-${transport}-${name}-`))
       yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
@@ -85,11 +99,11 @@ const program = Effect.gen(function*() {
         transport,
         logLevel: "warn",
         // tsx first: the hooks are TypeScript (the node's own `--import tsx` follows, a no-op then).
-        nodeFlags: envForm === undefined ? ["--import", "tsx", "--import", resolve(hooks)] : []
+        nodeFlags: envForm === undefined ? ["--import", "tsx", "--import", resolve(hooks)] : startup.flags
       })
       // The nodes inherit this process's environment when they are spawned.
-      const saved = env.map(([k]) => [k, process.env[k]] as const)
-      for (const [k, v] of env) process.env[k] = v
+      const saved = startup.env.map(([k]) => [k, process.env[k]] as const)
+      for (const [k, v] of startup.env) process.env[k] = v
       yield* cluster.startAll().pipe(Effect.ensuring(Effect.sync(() => {
         for (const [k, v] of saved) v === undefined ? delete process.env[k] : (process.env[k] = v)
       })))
@@ -99,7 +113,7 @@ const program = Effect.gen(function*() {
       const switched = cluster.ids.filter((id) => members === "all" || (members === "leader") === (id === leader)).map(pidOf)
       return { pids: cluster.ids.map(pidOf), load, switched }
     })
-  const a = yield* start("a", [])
+  const a = yield* start("a", { env: [], flags: [] })
   const b = envForm === undefined ? a : yield* start("b", envForm)
   /** The cluster a slice of `form` loads, after switching it to that form. */
   const toForm = (form: number) =>
