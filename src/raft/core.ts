@@ -337,6 +337,29 @@ export class RaftCore {
     pr.lost(now)
   }
 
+  /**
+   * Every link to `peer` is down. When `peer` is this follower's leader, its lease ends and its
+   * election deadline comes within the timeout's random spread from now (the minimum timeout is
+   * skipped), rather than the whole timeout after the last heartbeat: a leader whose process died
+   * has its connections closed at once (TCP), and waiting out the minimum only delays the next
+   * leader. The spread is kept whole: the followers that lost the leader at the same moment
+   * must still campaign apart, or their votes split. Safety never
+   * rests on the timeout; whether a campaign goes ahead is still the pre-vote's to decide, and
+   * a voter that still hears the leader keeps its lease and refuses. A heartbeat from the
+   * leader restores both. Returns the new deadline when it moved earlier.
+   */
+  leaderUnreachable(peer: NodeId, now: number): number | undefined {
+    this.now = now
+    if (this.role !== "follower" || this.leader !== peer) return undefined
+    this.lastLeaderContact = Number.NEGATIVE_INFINITY
+    const { electionTimeoutMinMs: min, electionTimeoutMaxMs: max } = this.config
+    const at = now + Math.floor(this.config.random() * (max - min))
+    if (at >= this.electionDeadline) return undefined
+    this.note(`every link to leader ${peer} is down: election deadline in ${at - now} ms`)
+    this.electionDeadline = at
+    return at
+  }
+
   /** The driver saved a snapshot of the state machine at `record.metadata.index` (§7). */
   snapshotTaken(record: SnapshotRecord): void {
     this.log.compact(record.metadata.index, record.metadata.term)

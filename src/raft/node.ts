@@ -95,6 +95,8 @@ type Input<R> =
   }
   | { readonly _tag: "Status"; readonly deferred: Deferred.Deferred<RaftStatus> }
   | { readonly _tag: "Unreachable"; readonly peer: NodeId }
+  /** Every link to the peer is down (after a `Disconnected`). */
+  | { readonly _tag: "PeerDown"; readonly peer: NodeId }
   | { readonly _tag: "Transfer"; readonly to: NodeId; readonly deferred: Deferred.Deferred<void, NotLeader> }
   | { readonly _tag: "Persisted"; readonly seq: number; readonly exit: Exit.Exit<void, StorageError> }
   | { readonly _tag: "SnapshotReady"; readonly exit: Exit.Exit<SnapshotRecord, StorageError> }
@@ -293,7 +295,8 @@ export const makeRaftNode = <R>(
           return
         case "Persisted":
         case "SnapshotReady":
-          return // taken by the loop (it may fail it), never handled here
+        case "PeerDown":
+          return // taken by the loop (it may fail it, or set a timer), never handled here
         case "Transfer": {
           const outcome = core.transferLeadership(input.to, now)
           Deferred.doneUnsafe(
@@ -504,6 +507,18 @@ export const makeRaftNode = <R>(
       if (published.length > 0) yield* PubSub.publishAll(events, published)
     })
 
+    /**
+     * Every link to `peer` is down: if it is this follower's leader, the core moves the election
+     * deadline closer (`RaftCore.leaderUnreachable`), and a timer of its own wakes the loop then:
+     * the ticker may be asleep until a later time.
+     */
+    const leaderDown = (peer: NodeId, now: number) =>
+      Effect.suspend(() => {
+        const at = core.leaderUnreachable(peer, now)
+        if (at === undefined) return Effect.void
+        return Effect.asVoid(Effect.forkIn(Effect.andThen(Effect.sleep(at - now), Queue.offer(mailbox, { _tag: "Tick" })), nodeScope))
+      })
+
     const loop = Effect.gen(function*() {
       while (true) {
         const inputs = yield* Queue.takeAll(mailbox)
@@ -513,6 +528,7 @@ export const makeRaftNode = <R>(
         for (const input of inputs) {
           if (input._tag === "Persisted") released = [...released, ...(yield* writes.completed(input.seq, input.exit))]
           else if (input._tag === "SnapshotReady") snapshot = input.exit
+          else if (input._tag === "PeerDown") yield* leaderDown(input.peer, now)
           else handle(input, now)
         }
         if (snapshot !== undefined) yield* finishSnapshot(snapshot, now)
@@ -533,10 +549,20 @@ export const makeRaftNode = <R>(
     })
 
     // The transport knows when a link went down or a snapshot transfer gave up.
-    const linkWatcher = Stream.runForEach(transport.events, (event) =>
-      event._tag === "Disconnected" || event._tag === "SnapshotFailed"
-        ? Effect.asVoid(Queue.offer(mailbox, { _tag: "Unreachable", peer: event.peer }))
-        : Effect.void)
+    const linkWatcher = Stream.runForEach(transport.events, (event) => {
+      if (event._tag === "SnapshotFailed") return Effect.asVoid(Queue.offer(mailbox, { _tag: "Unreachable", peer: event.peer }))
+      if (event._tag !== "Disconnected") return Effect.void
+      return Effect.andThen(
+        Queue.offer(mailbox, { _tag: "Unreachable", peer: event.peer }),
+        Effect.flatMap(transport.peers, (peers) => {
+          const status = peers.find((p) => p.peer === event.peer)
+          // The link that went down may still read as connected until its connector catches up.
+          const down = status !== undefined &&
+            status.links.every((link) => link.transport === event.transport || link.state !== "connected")
+          return down ? Effect.asVoid(Queue.offer(mailbox, { _tag: "PeerDown", peer: event.peer })) : Effect.void
+        })
+      )
+    })
 
     const tickMs = Math.max(1, Math.min(Math.floor(config.heartbeat_interval_ms / 2), Math.floor(config.election_timeout_min_ms / 10)))
     /**

@@ -113,6 +113,31 @@ describe("raft core", () => {
     expect(sent(follower)[0]).toMatchObject({ reject: false, term: 6 })
   })
 
+  it("a follower whose every link to its leader is down ends the lease and campaigns soon; a heartbeat restores both", () => {
+    const follower = makeCore(3)
+    follower.step({ msgType: MessageType.Heartbeat, from: 1, to: 3, term: 5, commit: 0 }, 1_000)
+    follower.ready()
+    expect(follower.nextTimerAt()).toBe(1_300)
+    expect(follower.leaderUnreachable(2, 1_050)).toBeUndefined() // not its leader
+    expect(follower.leaderUnreachable(1, 1_050)).toBe(1_050) // the spread's draw is 0 here
+    follower.step({ msgType: MessageType.RequestVote, from: 2, to: 3, term: 6, index: 0, logTerm: 0 }, 1_060)
+    expect(sent(follower)[0]).toMatchObject({ reject: false, term: 6 })
+
+    const heard = makeCore(3)
+    heard.step({ msgType: MessageType.Heartbeat, from: 1, to: 3, term: 5, commit: 0 }, 1_000)
+    heard.ready()
+    heard.leaderUnreachable(1, 1_050)
+    heard.step({ msgType: MessageType.Heartbeat, from: 1, to: 3, term: 5, commit: 0 }, 1_060)
+    heard.ready()
+    expect(heard.nextTimerAt()).toBe(1_360)
+    heard.step({ msgType: MessageType.RequestVote, from: 2, to: 3, term: 6, index: 0, logTerm: 0 }, 1_100)
+    expect(sent(heard)).toEqual([])
+    // A leader or candidate has no leader to lose.
+    const leader = makeCore(1)
+    elect(leader)
+    expect(leader.leaderUnreachable(2, 2_000)).toBeUndefined()
+  })
+
   it("§5.1: a leader steps down when it sees a higher term", () => {
     const core = makeCore(1)
     elect(core)
