@@ -26,16 +26,13 @@ export interface DarkSampler {
 
 /**
  * Drives a `DarkWatch` for one connection in the current scope: the counters are read only
- * while a send waits for an answer (a baseline right before the send, then from when QUIC's
- * acknowledgement can be back, every `DARK_SAMPLE_MS`), and nothing runs while the connection
- * has nothing outstanding. An answer that comes another way ends the wait without a read. On an
- * idle cluster a leader's heartbeat is answered so by the acknowledgement riding on the
- * follower's answer, and costs the baseline read; the follower's answer, whose own
- * acknowledgement waits for the next heartbeat, costs the baseline and one sample. A fiber
- * reading every connection 40 times a second cost an idle cluster a quarter of its CPU.
- *
- * The sample's timer is not cut short by such an answer: under load every put's append would
- * then run a cycle of this fiber, where one timer serves the sends of 25 ms.
+ * while a send waits for an answer (a baseline right before the send, then from the wait's
+ * first sample on, every `DARK_SAMPLE_MS`), and nothing runs while the connection has nothing
+ * outstanding. An answer that comes another way ends the wait without a read. On an idle
+ * cluster a leader's heartbeat is answered so by the acknowledgement riding on the follower's
+ * answer, and the follower's answer, a late-answered send, by the acknowledgement riding on the
+ * next heartbeat: each costs its baseline read only. A fiber reading every connection 40 times
+ * a second cost an idle cluster a quarter of its CPU.
  */
 export const forkDarkSampler = (options: {
   readonly peer: NodeId
@@ -123,13 +120,15 @@ export const forkDarkSampler = (options: {
       { startImmediately: true }
     )
 
+    /** Wakes `untilFirstSample` when the late wait it sleeps on was answered or turned prompt. */
+    const ringIfNoLongerLate = (wasLate: boolean) => {
+      if (wasLate && !watch.waitingLate) Queue.offerUnsafe(bell, undefined)
+    }
+
     return {
       noteSent: (answeredLate = false) => {
         const wasLate = watch.waitingLate
-        if (!watch.noteSent(performance.now(), answeredLate)) {
-          if (wasLate && !watch.waitingLate) Queue.offerUnsafe(bell, undefined)
-          return
-        }
+        if (!watch.noteSent(performance.now(), answeredLate)) return ringIfNoLongerLate(wasLate)
         const reading = connection.activity()
         // Awaited by the sampler, which ends on its failure; never left unhandled meanwhile.
         reading.catch(() => undefined)
@@ -140,7 +139,7 @@ export const forkDarkSampler = (options: {
       answered: () => {
         const wasLate = watch.waitingLate
         watch.answered(performance.now())
-        if (wasLate) Queue.offerUnsafe(bell, undefined)
+        ringIfNoLongerLate(wasLate)
       }
     }
   })

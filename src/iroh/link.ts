@@ -8,7 +8,7 @@ import type { Link, LinkSession } from "../peer/link.ts"
 import { AckLedger, type DeliveryLedger, ProbeLedger } from "../peer/delivery-ledger.ts"
 import { forkProbe, type PingSkipping } from "../peer/probe.ts"
 import { ConnectFailed, StreamFailed } from "../domain/errors.ts"
-import { type AckRides, QUIET_ACK_RIDE_WAIT_MS } from "./ack-rides.ts"
+import type { AckRides } from "./ack-rides.ts"
 import { ACK_PREAMBLE, AckDecoder } from "./ack-stream.ts"
 import { type DarkSampler, forkDarkSampler } from "./dark-sampler.ts"
 import { BlockEncoder, type CompressionOptions, noCompression } from "./block-encoder.ts"
@@ -180,8 +180,9 @@ export const makeIrohLink = (options: IrohLinkOptions): Link => {
           peer,
           connection,
           darkAfterMs: options.darkAfterMs,
-          // The peer's acknowledgement of a heartbeat answer waits for its next write here.
-          lateAnswerMs: rides === undefined ? 0 : QUIET_ACK_RIDE_WAIT_MS,
+          // The peer's acknowledgement of a heartbeat answer waits for its next write here, as
+          // long as this node's own such counts wait (`AckRides.quietWaitMs`).
+          lateAnswerMs: rides?.quietWaitMs ?? 0,
           stopped: () => Deferred.isDoneUnsafe(closed),
           onDark: (reason) => markClosed(reason).pipe(Effect.asVoid)
         })

@@ -343,10 +343,10 @@ export class RaftCore {
    * skipped), rather than the whole timeout after the last heartbeat: a leader whose process died
    * has its connections closed at once (TCP), and waiting out the minimum only delays the next
    * leader. The spread is kept whole: the followers that lost the leader at the same moment
-   * must still campaign apart, or their votes split. Safety never
-   * rests on the timeout; whether a campaign goes ahead is still the pre-vote's to decide, and
-   * a voter that still hears the leader keeps its lease and refuses. A heartbeat from the
-   * leader restores both. Returns the new deadline when it moved earlier.
+   * must still campaign apart, or their votes split. Safety never rests on the timeout; whether
+   * a campaign goes ahead is still the pre-vote's to decide, and a voter that still hears the
+   * leader keeps its lease and refuses. A heartbeat from the leader restores both. Returns the
+   * new deadline when it moved earlier.
    */
   leaderUnreachable(peer: NodeId, now: number): number | undefined {
     this.now = now

@@ -554,13 +554,15 @@ export const makeRaftNode = <R>(
       if (event._tag !== "Disconnected") return Effect.void
       return Effect.andThen(
         Queue.offer(mailbox, { _tag: "Unreachable", peer: event.peer }),
-        Effect.flatMap(transport.peers, (peers) => {
-          const status = peers.find((p) => p.peer === event.peer)
-          // The link that went down may still read as connected until its connector catches up.
-          const down = status !== undefined &&
-            status.links.every((link) => link.transport === event.transport || link.state !== "connected")
-          return down ? Effect.asVoid(Queue.offer(mailbox, { _tag: "PeerDown", peer: event.peer })) : Effect.void
-        })
+        transport.peerStatus(event.peer).pipe(
+          Effect.flatMap((status) => {
+            // The link that went down may still read as connected until its connector catches up.
+            const down = status.links.every((link) => link.transport === event.transport || link.state !== "connected")
+            return down ? Effect.asVoid(Queue.offer(mailbox, { _tag: "PeerDown", peer: event.peer })) : Effect.void
+          }),
+          // Removed meanwhile: no longer a peer whose links count.
+          Effect.catchTag("PeerUnknown", () => Effect.void)
+        )
       )
     })
 

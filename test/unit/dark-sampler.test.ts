@@ -3,6 +3,8 @@ import { Deferred, Effect } from "effect"
 import { forkDarkSampler } from "../../src/iroh/dark-sampler.ts"
 import type { IrohConnection } from "../../src/iroh/host.ts"
 
+const DARK_AFTER_MS = 200
+
 /** A connection whose counters never move: only an acknowledgement from elsewhere can answer a send. */
 const silentConnection = () => {
   const reads = { count: 0 }
@@ -15,17 +17,40 @@ const silentConnection = () => {
   return { reads, connection: connection as IrohConnection }
 }
 
+/** A sampler on `connection` with the shipped threshold; a dark verdict is a defect unless `onDark` is given. */
+const samplerOn = (
+  connection: IrohConnection,
+  options: { readonly lateAnswerMs?: number | undefined; readonly onDark?: () => Effect.Effect<void> } = {}
+) =>
+  forkDarkSampler({
+    peer: 2,
+    connection,
+    darkAfterMs: DARK_AFTER_MS,
+    lateAnswerMs: options.lateAnswerMs,
+    stopped: () => false,
+    onDark: options.onDark ?? (() => Effect.die("not dark"))
+  })
+
+/** How long after a send nobody answers the sampler finds the path dark. */
+const darkAfterSend = (answeredLate: boolean, lateAnswerMs?: number) =>
+  Effect.gen(function*() {
+    const { reads, connection } = silentConnection()
+    const dark = yield* Deferred.make<number>()
+    const sampler = yield* samplerOn(connection, {
+      lateAnswerMs,
+      onDark: () => Deferred.succeed(dark, performance.now()).pipe(Effect.asVoid)
+    })
+    const sentAt = performance.now()
+    sampler.noteSent(answeredLate)
+    const darkAt = yield* Deferred.await(dark)
+    return { ms: darkAt - sentAt, reads: reads.count }
+  })
+
 describe("dark sampler", () => {
   it.live("an answer that comes another way ends the wait: no read after the baseline", () =>
     Effect.gen(function*() {
       const { reads, connection } = silentConnection()
-      const sampler = yield* forkDarkSampler({
-        peer: 2,
-        connection,
-        darkAfterMs: 200,
-        stopped: () => false,
-        onDark: () => Effect.die("not dark")
-      })
+      const sampler = yield* samplerOn(connection)
       sampler.noteSent()
       expect(reads.count).toBe(1) // the baseline, in the same step as the send
       sampler.answered()
@@ -44,32 +69,15 @@ describe("dark sampler", () => {
 
   it.live("a wait nobody answers is sampled until it is found dark at the threshold", () =>
     Effect.gen(function*() {
-      const { reads, connection } = silentConnection()
-      const dark = yield* Deferred.make<number>()
-      const sampler = yield* forkDarkSampler({
-        peer: 2,
-        connection,
-        darkAfterMs: 200,
-        stopped: () => false,
-        onDark: () => Deferred.succeed(dark, performance.now()).pipe(Effect.asVoid)
-      })
-      const sentAt = performance.now()
-      sampler.noteSent()
-      const darkAt = yield* Deferred.await(dark)
-      expect(darkAt - sentAt).toBeGreaterThanOrEqual(200)
-      expect(reads.count).toBeGreaterThan(2) // the baseline, and samples from 31 ms on
+      const dark = yield* darkAfterSend(false)
+      expect(dark.ms).toBeGreaterThanOrEqual(DARK_AFTER_MS)
+      expect(dark.reads).toBeGreaterThan(2) // the baseline, and samples from 31 ms on
     }).pipe(Effect.scoped))
+
   it.live("a late wait is answered without a read, and sampled early once a send that is not late joins it", () =>
     Effect.gen(function*() {
       const { reads, connection } = silentConnection()
-      const sampler = yield* forkDarkSampler({
-        peer: 2,
-        connection,
-        darkAfterMs: 200,
-        lateAnswerMs: 150,
-        stopped: () => false,
-        onDark: () => Effect.die("not dark")
-      })
+      const sampler = yield* samplerOn(connection, { lateAnswerMs: 150 })
       sampler.noteSent(true)
       expect(reads.count).toBe(1) // the baseline
       yield* Effect.sleep(60) // past a usual wait's first sample: a late one takes none yet
@@ -89,19 +97,7 @@ describe("dark sampler", () => {
 
   it.live("a late wait nobody answers is found dark at the threshold", () =>
     Effect.gen(function*() {
-      const { connection } = silentConnection()
-      const dark = yield* Deferred.make<number>()
-      const sampler = yield* forkDarkSampler({
-        peer: 2,
-        connection,
-        darkAfterMs: 200,
-        lateAnswerMs: 150,
-        stopped: () => false,
-        onDark: () => Deferred.succeed(dark, performance.now()).pipe(Effect.asVoid)
-      })
-      const sentAt = performance.now()
-      sampler.noteSent(true)
-      const darkAt = yield* Deferred.await(dark)
-      expect(darkAt - sentAt).toBeGreaterThanOrEqual(200)
+      const dark = yield* darkAfterSend(true, 150)
+      expect(dark.ms).toBeGreaterThanOrEqual(DARK_AFTER_MS)
     }).pipe(Effect.scoped))
 })
