@@ -88,7 +88,8 @@ const progress = (line: string) => Effect.sync(() => void process.stderr.write(`
 const fmtMs = (x: number) => (Number.isNaN(x) ? "-" : x < 10 ? x.toFixed(2) : x.toFixed(1))
 const fmtRate = (x: number) => Math.round(x).toLocaleString("en-US")
 
-const loadOf = (clients: number, r: WorkloadResult, cpuMs: number, switches: number): ClusterLoad => ({
+/** One measured load, from the workload's result and the members' CPU and context switches over it. */
+export const loadOf = (clients: number, r: WorkloadResult, cpuMs: number, switches: number): ClusterLoad => ({
   clients,
   cpuUsPerPut: r.puts === 0 ? Number.NaN : (cpuMs * 1000) / r.puts,
   switchesPerPut: r.puts === 0 ? Number.NaN : switches / r.puts,
@@ -118,14 +119,17 @@ export const clusterWorkload = (kv: KvCluster, leader: () => number, clients: nu
   })
 
 /**
- * The load (8 clients) every cluster, etcd's and ours, runs before it is measured:
- * `BENCH_CLUSTER_WARMUP_MS`, 1 s by default. Our nodes are JavaScript, and V8 still compiles
- * newly hot functions ten seconds into a load (a leader's compiler threads took a tenth of its
- * CPU at 64 clients). A 10 s warm-up moved the medians of five rounds
- * (`bench/tools/cluster-rounds.ts`) in both directions at once: closer to etcd at one client,
- * further at 64 (bench/README.md), so the default stays short.
+ * How long every cluster, etcd's and ours, runs each client count before that count is
+ * measured: `BENCH_CLUSTER_WARMUP_MS`, 12 s by default. Both sides are measured at a load they
+ * have settled into, as a cluster that has been running is. Our nodes are JavaScript, and V8
+ * compiles the functions a load makes hot for its first ten seconds or so (a leader's TurboFan
+ * jobs took 30-200 ms a second over the first ten seconds at 64 clients); etcd, compiled ahead
+ * of time, settles within a few seconds (its heap, its connections). From a fresh cluster, in
+ * consecutive 4 s windows at 64 clients (`npx tsx bench/tools/load-windows.ts <etcd|iroh|grpc>
+ * 64,64,64,64,64,64,64,64`), our gRPC cluster's CPU per put went from 708-730 µs to 305-393
+ * from the fifth window on, etcd's from 500-526 to 388-461 from the third (bench/README.md).
  */
-export const CLUSTER_WARMUP_MS = Number(process.env["BENCH_CLUSTER_WARMUP_MS"] ?? 1_000)
+export const CLUSTER_WARMUP_MS = Number(process.env["BENCH_CLUSTER_WARMUP_MS"] ?? 12_000)
 
 const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOptions> => ({
   transports: options.transports ?? ["iroh", "grpc"],
@@ -139,10 +143,10 @@ const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOption
 
 /**
  * The measurements every cluster gets, ours and etcd alike: CPU of the members over `idleMs`
- * with no clients (after a second to settle), then, when any client count is asked for, a warm-up
- * with 8 clients and each client count for `durationMs` with the members' CPU over it, then
- * idle again, a second after the loads (after `idleSettleMs` when there were none): the figure
- * compared, since a Node process's first seconds are mostly V8 compiling its code.
+ * with no clients (after a second to settle), then each client count for `warmupMs` unmeasured
+ * and for `durationMs` with the members' CPU over it, then idle again, a second after the loads
+ * (after `idleSettleMs` when there were none): the figure compared, since a Node process's
+ * first seconds are mostly V8 compiling its code.
  */
 const measureLoads = (
   kv: KvCluster,
@@ -162,9 +166,9 @@ const measureLoads = (
     const startIdleCpuMsPerSec = yield* idleCpu
     yield* progress(`${label}: idle cluster CPU in its first seconds ${fmtMs(startIdleCpuMsPerSec)} ms/s`)
     const load = (clients: number, ms: number) => clusterWorkload(kv, leader, clients, ms)
-    if (options.concurrency.length > 0) yield* load(8, options.warmupMs)
     const loads: Array<ClusterLoad> = []
     for (const clients of options.concurrency) {
+      if (options.warmupMs > 0) yield* load(clients, options.warmupMs)
       const cpu0 = processesCpuMs(pids)
       const switches0 = processesContextSwitches(pids)
       const workload = yield* load(clients, options.durationMs)
