@@ -7,7 +7,7 @@
  *
  * The cluster (etcd's three members, or three of our nodes) starts, idles a second, then runs
  * the cluster phase's workload with each client count of `plan` in turn for `window_ms`, and
- * prints each window's puts/s, PUT p50 and the members' CPU per acknowledged put.
+ * prints each window's puts/s, PUT p50 and p99 and the members' CPU per acknowledged put.
  *
  * `WINDOWS_RAFT_JSON='{"snapshot_threshold":100000}'` adds keys to our nodes' `[raft]` tables.
  */
@@ -61,7 +61,7 @@ const program = Effect.gen(function*() {
     const workload = yield* clusterWorkload(kv, () => leader, clients, windowMs)
     const load = loadOf(clients, workload, processesCpuMs(pids) - cpu0, processesContextSwitches(pids) - switches0)
     lines.push(
-      `${clients} client(s): ${Math.round(load.commitsPerSec)} puts/s, p50 ${load.p50.toFixed(2)} ms, ${Math.round(load.cpuUsPerPut)} µs CPU/put`
+      `${clients} client(s): ${Math.round(load.commitsPerSec)} puts/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(1)} ms, ${Math.round(load.cpuUsPerPut)} µs CPU/put`
     )
   }
   yield* Effect.sync(() => void process.stdout.write(`${kind}, windows of ${windowMs} ms\n${lines.join("\n")}\n`))
