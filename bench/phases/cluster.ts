@@ -88,8 +88,7 @@ const progress = (line: string) => Effect.sync(() => void process.stderr.write(`
 const fmtMs = (x: number) => (Number.isNaN(x) ? "-" : x < 10 ? x.toFixed(2) : x.toFixed(1))
 const fmtRate = (x: number) => Math.round(x).toLocaleString("en-US")
 
-/** One measured load, from the workload's result and the members' CPU and context switches over it. */
-export const loadOf = (clients: number, r: WorkloadResult, cpuMs: number, switches: number): ClusterLoad => ({
+const loadOf = (clients: number, r: WorkloadResult, cpuMs: number, switches: number): ClusterLoad => ({
   clients,
   cpuUsPerPut: r.puts === 0 ? Number.NaN : (cpuMs * 1000) / r.puts,
   switchesPerPut: r.puts === 0 ? Number.NaN : switches / r.puts,
@@ -141,6 +140,15 @@ const withDefaults = (options: ClusterBenchOptions): Required<ClusterBenchOption
   failoverRuns: options.failoverRuns ?? 3
 })
 
+/** `clients` clients for `durationMs`, with the members' (`pids`) CPU and context switches over it. */
+export const measureLoad = (kv: KvCluster, pids: ReadonlyArray<number>, leader: () => number, clients: number, durationMs: number) =>
+  Effect.gen(function*() {
+    const cpu0 = processesCpuMs(pids)
+    const switches0 = processesContextSwitches(pids)
+    const workload = yield* clusterWorkload(kv, leader, clients, durationMs)
+    return loadOf(clients, workload, processesCpuMs(pids) - cpu0, processesContextSwitches(pids) - switches0)
+  })
+
 /**
  * The measurements every cluster gets, ours and etcd alike: CPU of the members over `idleMs`
  * with no clients (after a second to settle), then each client count for `warmupMs` unmeasured
@@ -165,14 +173,10 @@ const measureLoads = (
     yield* Effect.sleep(1000)
     const startIdleCpuMsPerSec = yield* idleCpu
     yield* progress(`${label}: idle cluster CPU in its first seconds ${fmtMs(startIdleCpuMsPerSec)} ms/s`)
-    const load = (clients: number, ms: number) => clusterWorkload(kv, leader, clients, ms)
     const loads: Array<ClusterLoad> = []
     for (const clients of options.concurrency) {
-      if (options.warmupMs > 0) yield* load(clients, options.warmupMs)
-      const cpu0 = processesCpuMs(pids)
-      const switches0 = processesContextSwitches(pids)
-      const workload = yield* load(clients, options.durationMs)
-      const result = loadOf(clients, workload, processesCpuMs(pids) - cpu0, processesContextSwitches(pids) - switches0)
+      if (options.warmupMs > 0) yield* clusterWorkload(kv, leader, clients, options.warmupMs)
+      const result = yield* measureLoad(kv, pids, leader, clients, options.durationMs)
       loads.push(result)
       yield* progress(
         `${label}: ${clients} client(s): ${fmtRate(result.commitsPerSec)} commits/s, p50 ${fmtMs(result.p50)} ms, ` +
@@ -204,7 +208,6 @@ export const etcdClusterBench = (options: ClusterBenchOptions = {}): Effect.Effe
     return { _tag: "measured", version, ...measured } as const
   }).pipe(Effect.scoped)
 
-/** Three nodes up with an agreed leader; their directory is removed when the scope closes. */
 /**
  * `BENCH_CPU_PROF=<dir>`: the nodes run with `--cpu-prof` into `<dir>/cluster-<transport>`, and
  * are stopped with SIGTERM (which writes the profiles) after the loads instead of being killed
@@ -212,12 +215,16 @@ export const etcdClusterBench = (options: ClusterBenchOptions = {}): Effect.Effe
  */
 const cpuProfDir = process.env["BENCH_CPU_PROF"]
 
-const startCluster = (transport: ClusterTransport) =>
+/**
+ * Three nodes up with an agreed leader, `raft` keys added to their `[raft]` tables; their
+ * directory is removed when the scope closes.
+ */
+export const startCluster = (transport: ClusterTransport, raft?: Record<string, unknown>) =>
   Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), `raft-cluster-bench-${transport}-`))
     yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
     const nodeFlags = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(cpuProfDir, `cluster-${transport}`)}`]
-    const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn", nodeFlags })
+    const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport, logLevel: "warn", nodeFlags, ...(raft === undefined ? {} : { raft }) })
     yield* cluster.startAll()
     return { cluster, leader: (yield* cluster.waitForLeader()).id }
   })

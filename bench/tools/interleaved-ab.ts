@@ -82,8 +82,8 @@ const startupFormOf = (form: string): StartupForm | undefined | "bad" => {
 }
 
 const program = Effect.gen(function*() {
-  const envForm = hooks === undefined ? "bad" : startupFormOf(hooks)
-  if ((transport !== "iroh" && transport !== "grpc") || hooks === undefined || envForm === "bad" || !["all", "followers", "leader"].includes(members)) {
+  const startupForm = hooks === undefined ? "bad" : startupFormOf(hooks)
+  if ((transport !== "iroh" && transport !== "grpc") || hooks === undefined || startupForm === "bad" || !["all", "followers", "leader"].includes(members)) {
     return yield* Effect.sync(() => {
       process.stderr.write("usage: interleaved-ab.ts <iroh|grpc> <hooks module | env:NAME=value,... | flags:--flag ...> [clients=1] [pairs=100] [all|followers|leader] [slice_ms=500]\n")
       process.exitCode = 2
@@ -99,7 +99,7 @@ const program = Effect.gen(function*() {
         transport,
         logLevel: "warn",
         // tsx first: the hooks are TypeScript (the node's own `--import tsx` follows, a no-op then).
-        nodeFlags: envForm === undefined ? ["--import", "tsx", "--import", resolve(hooks)] : startup.flags
+        nodeFlags: startupForm === undefined ? ["--import", "tsx", "--import", resolve(hooks)] : startup.flags
       })
       // The nodes inherit this process's environment when they are spawned.
       const saved = startup.env.map(([k]) => [k, process.env[k]] as const)
@@ -114,11 +114,11 @@ const program = Effect.gen(function*() {
       return { pids: cluster.ids.map(pidOf), load, switched }
     })
   const a = yield* start("a", { env: [], flags: [] })
-  const b = envForm === undefined ? a : yield* start("b", envForm)
+  const b = startupForm === undefined ? a : yield* start("b", startupForm)
   /** The cluster a slice of `form` loads, after switching it to that form. */
   const toForm = (form: number) =>
     Effect.sync(() => {
-      if (envForm === undefined) a.switched.forEach((pid) => process.kill(pid, form === 1 ? "SIGUSR2" : "SIGWINCH"))
+      if (startupForm === undefined) a.switched.forEach((pid) => process.kill(pid, form === 1 ? "SIGUSR2" : "SIGWINCH"))
       return form === 1 ? b : a
     })
 

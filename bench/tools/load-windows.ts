@@ -16,11 +16,9 @@ import { Effect } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { LocalCluster } from "../../src/node/local-cluster.ts"
 import type { KvCluster } from "../../src/node/workload.ts"
 import { EtcdCluster, etcdBinary } from "../harness/etcd-cluster.ts"
-import { processesContextSwitches, processesCpuMs } from "../harness/process-cpu.ts"
-import { clusterWorkload, loadOf } from "../phases/cluster.ts"
+import { measureLoad, startCluster } from "../phases/cluster.ts"
 
 const kind = process.argv[2]
 const plan = (process.argv[3] ?? "1,1,1,64,64,64").split(",").map(Number).filter((n) => n > 0)
@@ -32,34 +30,31 @@ interface Members {
   readonly pids: ReadonlyArray<number>
 }
 
-const startMembers = (dir: string) =>
+const startEtcd = Effect.gen(function*() {
+  const binary = etcdBinary()
+  if (binary === undefined) return yield* Effect.fail(new Error("no etcd on PATH (apt-get install etcd-server)"))
+  const dir = mkdtempSync(join(tmpdir(), "raft-load-windows-etcd-"))
+  yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+  const etcd = yield* EtcdCluster.make(binary, dir)
+  return { kv: etcd, leader: yield* etcd.waitForLeader(), pids: etcd.pids } satisfies Members
+})
+
+const startOurs = (transport: "iroh" | "grpc") =>
   Effect.gen(function*() {
-    if (kind === "etcd") {
-      const binary = etcdBinary()
-      if (binary === undefined) return yield* Effect.fail(new Error("no etcd on PATH (apt-get install etcd-server)"))
-      const etcd = yield* EtcdCluster.make(binary, dir)
-      return { kv: etcd, leader: yield* etcd.waitForLeader(), pids: etcd.pids } satisfies Members
-    }
-    if (kind !== "iroh" && kind !== "grpc") return yield* Effect.fail(new Error("usage: load-windows.ts <etcd|iroh|grpc> [plan] [window_ms]"))
     const raftJson = process.env["WINDOWS_RAFT_JSON"]
-    const raft = raftJson === undefined ? {} : { raft: JSON.parse(raftJson) as Record<string, unknown> }
-    const cluster = yield* LocalCluster.make({ dir, nodes: 3, transport: kind, logLevel: "warn", ...raft })
-    yield* cluster.startAll()
-    const leader = (yield* cluster.waitForLeader()).id
+    const { cluster, leader } = yield* startCluster(transport, raftJson === undefined ? undefined : JSON.parse(raftJson) as Record<string, unknown>)
     return { kv: cluster, leader, pids: cluster.ids.map((id) => cluster.process(id)?.pid ?? -1) } satisfies Members
   })
 
 const program = Effect.gen(function*() {
-  const dir = mkdtempSync(join(tmpdir(), "raft-load-windows-"))
-  yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
-  const { kv, leader, pids } = yield* startMembers(dir)
+  if (kind !== "etcd" && kind !== "iroh" && kind !== "grpc") {
+    return yield* Effect.fail(new Error("usage: load-windows.ts <etcd|iroh|grpc> [plan] [window_ms]"))
+  }
+  const { kv, leader, pids } = yield* (kind === "etcd" ? startEtcd : startOurs(kind))
   yield* Effect.sleep(1000)
   const lines: Array<string> = []
   for (const clients of plan) {
-    const cpu0 = processesCpuMs(pids)
-    const switches0 = processesContextSwitches(pids)
-    const workload = yield* clusterWorkload(kv, () => leader, clients, windowMs)
-    const load = loadOf(clients, workload, processesCpuMs(pids) - cpu0, processesContextSwitches(pids) - switches0)
+    const load = yield* measureLoad(kv, pids, () => leader, clients, windowMs)
     lines.push(
       `${clients} client(s): ${Math.round(load.commitsPerSec)} puts/s, p50 ${load.p50.toFixed(2)} ms, p99 ${load.p99.toFixed(1)} ms, ${Math.round(load.cpuUsPerPut)} µs CPU/put`
     )

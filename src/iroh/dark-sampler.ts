@@ -128,7 +128,10 @@ export const forkDarkSampler = (options: {
     return {
       noteSent: (answeredLate = false) => {
         const wasLate = watch.waitingLate
-        if (!watch.noteSent(performance.now(), answeredLate)) return ringIfNoLongerLate(wasLate)
+        if (!watch.noteSent(performance.now(), answeredLate)) {
+          ringIfNoLongerLate(wasLate)
+          return
+        }
         const reading = connection.activity()
         // Awaited by the sampler, which ends on its failure; never left unhandled meanwhile.
         reading.catch(() => undefined)
