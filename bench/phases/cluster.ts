@@ -230,6 +230,22 @@ export const startCluster = (transport: ClusterTransport, raft?: Record<string, 
   })
 
 /**
+ * With `BENCH_CPU_PROF`, stops the nodes with SIGTERM, which writes their profiles, and gives
+ * them a moment to (the scope's close kills them with SIGKILL). Returns whether it did.
+ */
+export const writeProfiles = (cluster: LocalCluster, transport: ClusterTransport) =>
+  Effect.gen(function*() {
+    if (cpuProfDir === undefined) return false
+    yield* Effect.forEach(cluster.running(), (id) => cluster.kill(id, "SIGTERM"), { discard: true })
+    yield* Effect.sleep(PROFILE_WRITE_MS)
+    yield* progress(`${transport}: CPU profiles in ${join(cpuProfDir, `cluster-${transport}`)}`)
+    return true
+  })
+
+/** Long enough for a node to write a profile of a few minutes on a busy machine. */
+const PROFILE_WRITE_MS = 3000
+
+/**
  * One transport's measurements (`options.transports` is ignored); the nodes are killed when it
  * ends or is interrupted.
  */
@@ -243,10 +259,7 @@ export const clusterTransportBench = (transport: ClusterTransport, options: Clus
     const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
     const measured = yield* measureLoads(cluster, pids, () => leader, { concurrency, durationMs, warmupMs, idleMs, idleSettleMs }, transport)
     const failoverMs: Array<number> = []
-    if (cpuProfDir !== undefined) {
-      yield* Effect.forEach(cluster.running(), (id) => cluster.kill(id, "SIGTERM"), { discard: true })
-      yield* progress(`${transport}: CPU profiles in ${join(cpuProfDir, `cluster-${transport}`)}; no failover runs`)
-    }
+    if (yield* writeProfiles(cluster, transport)) yield* progress(`${transport}: no failover runs`)
     for (let run = 0; run < (cpuProfDir === undefined ? failoverRuns : 0); run++) {
       const victim = leader
       const result = yield* measureFailover(cluster, victim, { everyMs: 20, attemptMs: 2000 })

@@ -9,7 +9,8 @@
  * the cluster phase's workload with each client count of `plan` in turn for `window_ms`, and
  * prints each window's puts/s, PUT p50 and p99 and the members' CPU per acknowledged put.
  *
- * `WINDOWS_RAFT_JSON='{"snapshot_threshold":100000}'` adds keys to our nodes' `[raft]` tables.
+ * `WINDOWS_RAFT_JSON='{"snapshot_threshold":100000}'` adds keys to our nodes' `[raft]` tables;
+ * `BENCH_CPU_PROF=<dir>` profiles our nodes over the whole run (as the cluster phase does).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect } from "effect"
@@ -18,7 +19,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { KvCluster } from "../../src/node/workload.ts"
 import { EtcdCluster, etcdBinary } from "../harness/etcd-cluster.ts"
-import { measureLoad, startCluster } from "../phases/cluster.ts"
+import { measureLoad, startCluster, writeProfiles } from "../phases/cluster.ts"
 
 const kind = process.argv[2]
 const plan = (process.argv[3] ?? "1,1,1,64,64,64").split(",").map(Number).filter((n) => n > 0)
@@ -28,6 +29,8 @@ interface Members {
   readonly kv: KvCluster
   readonly leader: number
   readonly pids: ReadonlyArray<number>
+  /** Before the members are killed: our nodes write their CPU profiles (`BENCH_CPU_PROF`). */
+  readonly stop: Effect.Effect<unknown>
 }
 
 const startEtcd = Effect.gen(function*() {
@@ -36,21 +39,22 @@ const startEtcd = Effect.gen(function*() {
   const dir = mkdtempSync(join(tmpdir(), "raft-load-windows-etcd-"))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
   const etcd = yield* EtcdCluster.make(binary, dir)
-  return { kv: etcd, leader: yield* etcd.waitForLeader(), pids: etcd.pids } satisfies Members
+  return { kv: etcd, leader: yield* etcd.waitForLeader(), pids: etcd.pids, stop: Effect.void } satisfies Members
 })
 
 const startOurs = (transport: "iroh" | "grpc") =>
   Effect.gen(function*() {
     const raftJson = process.env["WINDOWS_RAFT_JSON"]
     const { cluster, leader } = yield* startCluster(transport, raftJson === undefined ? undefined : JSON.parse(raftJson) as Record<string, unknown>)
-    return { kv: cluster, leader, pids: cluster.ids.map((id) => cluster.process(id)?.pid ?? -1) } satisfies Members
+    const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
+    return { kv: cluster, leader, pids, stop: writeProfiles(cluster, transport) } satisfies Members
   })
 
 const program = Effect.gen(function*() {
   if (kind !== "etcd" && kind !== "iroh" && kind !== "grpc") {
     return yield* Effect.fail(new Error("usage: load-windows.ts <etcd|iroh|grpc> [plan] [window_ms]"))
   }
-  const { kv, leader, pids } = yield* (kind === "etcd" ? startEtcd : startOurs(kind))
+  const { kv, leader, pids, stop } = yield* (kind === "etcd" ? startEtcd : startOurs(kind))
   yield* Effect.sleep(1000)
   const lines: Array<string> = []
   for (const clients of plan) {
@@ -60,6 +64,7 @@ const program = Effect.gen(function*() {
     )
   }
   yield* Effect.sync(() => void process.stdout.write(`${kind}, windows of ${windowMs} ms\n${lines.join("\n")}\n`))
+  yield* stop
 }).pipe(Effect.scoped)
 
 NodeRuntime.runMain(program)

@@ -202,6 +202,8 @@ export type RaftTransportStrategy = typeof RaftTransportStrategy.Type
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000
 
+export const BindingThreadPolicy = Schema.Literals(["batch", "inherit"])
+
 const irohConfigFields = {
   enabled: orDefault(Schema.Boolean, true),
   /** Absent: `transport.bind_address`. */
@@ -215,7 +217,13 @@ const irohConfigFields = {
    * Run the Iroh binding in a worker thread, so its per-byte copies do not hold the event loop
    * that runs Raft and the writers (docs/design.md, "Iroh in a worker thread is built, and off by default").
    */
-  worker_thread: orDefault(Schema.Boolean, false)
+  worker_thread: orDefault(Schema.Boolean, false),
+  /**
+   * What the binding's Tokio threads run as on Linux: `"batch"` (SCHED_BATCH, so a woken worker
+   * does not preempt the event loop that woke it) or `"inherit"` (docs/design.md, "The binding's
+   * threads do not preempt the event loop").
+   */
+  binding_thread_policy: orDefault(BindingThreadPolicy, "batch")
 }
 /** The `[transport.iroh_config]` table as written (dependent fields not yet resolved). */
 export const IrohConfigInput = table(irohConfigFields)

@@ -5,6 +5,7 @@ import { directHost } from "./direct-host.ts"
 import type { IrohHost, RelayModeSetting } from "./host.ts"
 import { loadOrCreateSecretKey } from "./identity.ts"
 import { ALPN, alpnBytes, irohErrorMessage, PING_BYTES, protocolsOf, type WireVersion } from "./protocol.ts"
+import { applyBindingThreadPolicy, type BindingThreadPolicy } from "./thread-policy.ts"
 import { startWorkerHost } from "./worker-host.ts"
 
 export type { RelayModeSetting } from "./host.ts"
@@ -16,6 +17,8 @@ export interface IrohEndpointOptions {
   readonly relayMode: RelayModeSetting
   /** Run the binding in a worker thread (see `worker-host.ts`); false: on this thread. */
   readonly workerThread: boolean
+  /** What the binding's Tokio threads run as (default `"batch"`; see `thread-policy.ts`). */
+  readonly bindingThreadPolicy?: BindingThreadPolicy | undefined
   /** The wire versions accepted (all by default; fewer only to stand in for an older node in tests). */
   readonly wireVersions?: ReadonlyArray<WireVersion> | undefined
 }
@@ -59,6 +62,8 @@ export const makeIrohEndpoint = (options: IrohEndpointOptions): Effect.Effect<Ir
           Effect.catch((error) => Effect.logWarning(`closing the iroh endpoint failed: ${irohErrorMessage(error)}`))
         )
     )
+    // The binding's runtime has started its threads by now: the first endpoint's bind starts them.
+    yield* applyBindingThreadPolicy(options.bindingThreadPolicy ?? "batch")
     // Nothing Iroh does works after this; every pending call has already failed with it.
     yield* Effect.forkScoped(
       Effect.promise((_signal) => host.failed).pipe(Effect.flatMap((reason) => Effect.logError(reason))),

@@ -160,3 +160,7 @@ export const linkUp = Metric.gauge("raft_transport_link_up", {
 export const rttMs = Metric.gauge("raft_transport_rtt_ms", {
   description: "Smoothed round-trip time of a peer's link in ms, by peer and transport (from probes)"
 })
+/** `raft_transport_iroh_binding_threads` (gauge): the Iroh binding's Tokio threads by scheduling policy (batch, other). */
+export const irohBindingThreads = Metric.gauge("raft_transport_iroh_binding_threads", {
+  description: "The Iroh binding's Tokio threads by scheduling policy (batch: SCHED_BATCH; other), read when an endpoint binds"
+})

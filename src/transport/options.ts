@@ -52,7 +52,8 @@ export const irohEndpointOptions = (config: TransportConfig): IrohEndpointOption
   bindAddress: config.iroh_config.bind_address,
   keyFile: config.iroh_config.key_file,
   relayMode: config.iroh_config.relay_mode,
-  workerThread: config.iroh_config.worker_thread
+  workerThread: config.iroh_config.worker_thread,
+  bindingThreadPolicy: config.iroh_config.binding_thread_policy
 })
 
 export const grpcServerOptions = (

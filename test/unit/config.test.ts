@@ -41,7 +41,8 @@ describe("config: defaults", () => {
           bind_address: "0.0.0.0:0",
           relay_mode: { _tag: "disabled" },
           connect_timeout_ms: 5000,
-          worker_thread: false
+          worker_thread: false,
+          binding_thread_policy: "batch"
         },
         grpc_config: {
           enabled: true,
@@ -420,6 +421,12 @@ describe("config: errors name the field", () => {
       const e = yield* transportError("[transport.queues]", "append = { capacity = \"x\" }")
       expect(e.path).toBe("transport.queues.append.capacity")
       expect(e.message).toBe("transport.queues.append.capacity: Expected number, got \"x\"")
+    }))
+
+  it.effect("a binding thread policy the transport does not know", () =>
+    Effect.gen(function*() {
+      const e = yield* transportError("[transport.iroh_config]", "binding_thread_policy = \"fifo\"")
+      expect(e.path).toBe("transport.iroh_config.binding_thread_policy")
     }))
 
   it.effect("all issues are collected, unknown keys included", () =>
