@@ -63,6 +63,12 @@ const tail = (file: string): string => {
   }
 }
 
+/**
+ * `BENCH_ETCD_SCHEDULING=batch`: the members run as `SCHED_BATCH` (under `chrt -b`), as our
+ * nodes do by default (`[process] scheduling`), to compare the two under the same scheduling.
+ */
+const batch = process.env["BENCH_ETCD_SCHEDULING"] === "batch"
+
 /** Starts one member and resolves with its pid; it is SIGKILLed when the scope closes. */
 const spawnMember = (binary: string, member: Member, initialCluster: string): Effect.Effect<number, EtcdError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -71,7 +77,7 @@ const spawnMember = (binary: string, member: Member, initialCluster: string): Ef
         try: () => {
           const log = openSync(member.logFile, "a")
           try {
-            return spawn(binary, [
+            const args = [
               "--name", member.name,
               "--data-dir", member.dataDir,
               "--listen-client-urls", `http://${member.http}`,
@@ -83,7 +89,11 @@ const spawnMember = (binary: string, member: Member, initialCluster: string): Ef
               "--initial-cluster-token", "raft-transport-bench",
               "--logger", "zap",
               "--log-level", "warn"
-            ], { stdio: ["ignore", log, log] })
+            ]
+            // `chrt` execs etcd, so the pid measured is the member's.
+            return batch
+              ? spawn("chrt", ["-b", "0", binary, ...args], { stdio: ["ignore", log, log] })
+              : spawn(binary, args, { stdio: ["ignore", log, log] })
           } finally {
             closeSync(log)
           }

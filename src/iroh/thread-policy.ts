@@ -63,9 +63,14 @@ export const bindingThreads = (): ReadonlyArray<TaskPolicy> => {
   return threads
 }
 
-const chrtBatch = (tid: string) =>
+/**
+ * Makes thread `id` `SCHED_BATCH` with `chrt`, or with `allThreads` every thread of process
+ * `id`; fails with why not (no `chrt`, no permission).
+ */
+export const runAsBatch = (id: number | string, allThreads = false): Effect.Effect<void, string> =>
   Effect.callback<void, string>((resume) => {
-    execFile("chrt", ["-b", "-p", "0", tid], { timeout: CHRT_TIMEOUT_MS }, (error, _stdout, stderr) =>
+    const args = [...(allThreads ? ["-a"] : []), "-b", "-p", "0", String(id)]
+    execFile("chrt", args, { timeout: CHRT_TIMEOUT_MS }, (error, _stdout, stderr) =>
       resume(error === null ? Effect.void : Effect.fail(stderr.trim() || error.message)))
   })
 
@@ -84,7 +89,7 @@ export const applyBindingThreadPolicy = (policy: BindingThreadPolicy): Effect.Ef
       const failures: Array<string> = []
       for (const thread of bindingThreads()) {
         if (thread.policy === SCHED_BATCH) continue
-        const result = yield* Effect.result(chrtBatch(thread.tid))
+        const result = yield* Effect.result(runAsBatch(thread.tid))
         if (result._tag === "Failure") failures.push(result.failure)
       }
       if (failures.length > 0) {

@@ -30,6 +30,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { SocketAddress } from "../config/schema.ts"
 import { endpointIdOf, loadOrCreateSecretKey } from "../iroh/identity.ts"
 import { loadNodeConfigFile } from "./node-config.ts"
+import { applyProcessScheduling } from "./process-scheduling.ts"
 import { startNode } from "./run.ts"
 
 const { EndpointAddr, EndpointId, EndpointTicket } = iroh
@@ -87,6 +88,7 @@ const printLine = (value: unknown) => Effect.sync(() => void process.stdout.writ
 const run = (configFile: string) =>
   Effect.gen(function*() {
     const config = yield* loadNodeConfigFile(configFile)
+    yield* applyProcessScheduling(config.process.scheduling)
     const node = yield* startNode(config)
     const local = node.transport.localAddress()
     yield* printLine({

@@ -17,6 +17,9 @@
  *
  * [http]
  * bind_address = "127.0.0.1:8081"
+ *
+ * [process]
+ * scheduling = "batch"
  * ```
  */
 import { Effect, Result, Schema } from "effect"
@@ -69,19 +72,37 @@ export const httpLimitsOf = (http: HttpConfig): HttpLimits => ({
   maxConnections: http.max_connections
 })
 
-/** A node's whole TOML file: its `[transport]`, `[raft]` and `[http]` tables, decoded. */
+/**
+ * `[process]`: what the node asks of the operating system for its own process.
+ * `scheduling`: `"batch"` runs every thread of the process as Linux's `SCHED_BATCH` (a thread
+ * woken by a packet or a finished write does not preempt the thread on its core; the share of
+ * the CPU is unchanged), `"inherit"` leaves the process as it was started (docs/node.md).
+ */
+export const ProcessConfig = table({
+  scheduling: orDefault(Schema.Literals(["batch", "inherit"]), "batch")
+})
+export type ProcessConfig = typeof ProcessConfig.Type
+
+/** A node's whole TOML file: its `[transport]`, `[raft]`, `[http]` and `[process]` tables, decoded. */
 export interface NodeConfig {
   readonly transport: TransportConfig
   readonly raft: RaftConfig
   readonly http: HttpConfig
+  readonly process: ProcessConfig
 }
 
-const TABLES = ["transport", "raft", "http"] as const
+const TABLES = ["transport", "raft", "http", "process"] as const
 
 /** Decodes a JS value shaped like the `[http]` table (absent: every default). */
 export const decodeHttpConfig = (input: unknown): Effect.Effect<HttpConfig, ConfigError> =>
   Schema.decodeUnknownEffect(HttpConfig)(input ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
     Effect.mapError((error) => configErrorOf(error, "http"))
+  )
+
+/** Decodes a JS value shaped like the `[process]` table (absent: every default). */
+export const decodeProcessConfig = (input: unknown): Effect.Effect<ProcessConfig, ConfigError> =>
+  Schema.decodeUnknownEffect(ProcessConfig)(input ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) => configErrorOf(error, "process"))
   )
 
 const issuesOf = <A>(result: Result.Result<A, ConfigError>): ReadonlyArray<ConfigIssue> =>
@@ -123,9 +144,13 @@ export const decodeNodeConfig = (doc: Record<string, unknown>): Effect.Effect<No
       doc["raft"] === undefined ? Effect.fail(ConfigError.single("raft", "Missing [raft] table")) : decodeRaftConfig(doc["raft"])
     )
     const http = yield* Effect.result(decodeHttpConfig(doc["http"]))
-    const issues = [...unknownTables, ...issuesOf(transport), ...issuesOf(raft), ...issuesOf(http)]
-    if (Result.isSuccess(transport) && Result.isSuccess(raft) && Result.isSuccess(http) && issues.length === 0) {
-      const config: NodeConfig = { transport: transport.success, raft: raft.success, http: http.success }
+    const processTable = yield* Effect.result(decodeProcessConfig(doc["process"]))
+    const issues = [...unknownTables, ...issuesOf(transport), ...issuesOf(raft), ...issuesOf(http), ...issuesOf(processTable)]
+    if (
+      Result.isSuccess(transport) && Result.isSuccess(raft) && Result.isSuccess(http) && Result.isSuccess(processTable) &&
+      issues.length === 0
+    ) {
+      const config: NodeConfig = { transport: transport.success, raft: raft.success, http: http.success, process: processTable.success }
       issues.push(...crossChecks(config))
       if (issues.length === 0) return config
     }

@@ -39,6 +39,14 @@ describe("node config", () => {
       })
     }))
 
+  it.effect("[process] scheduling is batch by default, inherit when asked, and nothing else", () =>
+    Effect.gen(function*() {
+      expect((yield* parseNodeConfigToml(toml({}))).process).toEqual({ scheduling: "batch" })
+      expect((yield* parseNodeConfigToml(toml({ extra: "[process]\nscheduling = \"inherit\"" }))).process).toEqual({ scheduling: "inherit" })
+      const e = yield* failure(toml({ extra: "[process]\nscheduling = \"fifo\"" }))
+      expect(e.issues.map((i) => i.path)).toEqual(["process.scheduling"])
+    }))
+
   it.effect("the body timeout includes the header timeout, so it may not be shorter", () =>
     Effect.gen(function*() {
       const e = yield* failure(toml({ http: "[http]\nheader_timeout_ms = 5000\nbody_timeout_ms = 4000" }))

@@ -1,8 +1,8 @@
 /**
  * docs/node.md against the code: every ```toml block decodes with the node config decoder
  * (`parseNodeConfigToml`), blocks that show an error fail at the path they name, the defaults
- * block equals the minimal config, and the reference tables list every `[raft]` and `[http]`
- * field.
+ * block equals the minimal config, and the reference tables list every `[raft]`, `[http]` and
+ * `[process]` field.
  *
  * Block markers (first line): `# not-a-config` skips the block (as in docs/configuration.md);
  * `# error: <path>` expects decoding to fail with an issue at `<path>`.
@@ -11,7 +11,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { HttpConfig, parseNodeConfigToml } from "../../src/node/node-config.ts"
+import { HttpConfig, parseNodeConfigToml, ProcessConfig } from "../../src/node/node-config.ts"
 import { RaftConfig } from "../../src/raft/config.ts"
 
 const DOC = "docs/node.md"
@@ -62,12 +62,14 @@ describe("docs/node.md", () => {
       const b = yield* parseNodeConfigToml("[transport]\nnode_id = 1\n[raft]\nvoters = [1]\n")
       expect(a.raft).toEqual(b.raft)
       expect(a.http).toEqual(b.http)
+      expect(a.process).toEqual(b.process)
     }))
 
-  it("the reference tables name every [raft] and [http] field", () => {
+  it("the reference tables name every [raft], [http] and [process] field", () => {
     const section = (heading: string) => doc.split(`\n### ${heading}\n`)[1]?.split("\n### ")[0] ?? ""
     const rows = (heading: string) => [...section(heading).matchAll(/^\| `(\w+)` \|/gm)].map((m) => m[1])
     expect(rows("`[raft]`").sort()).toEqual(Object.keys(RaftConfig.fields).sort())
     expect(rows("`[http]`").sort()).toEqual(Object.keys(HttpConfig.fields).sort())
+    expect(rows("`[process]`").sort()).toEqual(Object.keys(ProcessConfig.fields).sort())
   })
 })

@@ -33,6 +33,8 @@ export interface LayoutOptions {
   readonly transportOverrides?: Record<string, unknown>
   /** Keys for every node's `[transport.iroh_config]` table, added to its key file and addresses. */
   readonly irohOverrides?: Record<string, unknown>
+  /** Every node's `[process]` table (absent: its defaults). */
+  readonly process?: Record<string, unknown>
 }
 
 /**
@@ -89,7 +91,8 @@ export const writeClusterConfigs = (options: LayoutOptions): Effect.Effect<Reado
           ...options.transportOverrides
         },
         raft: { voters: ids, data_dir: spec.dataDir, ...options.raft },
-        http: { bind_address: spec.http }
+        http: { bind_address: spec.http },
+        ...(options.process === undefined ? {} : { process: options.process })
       }
       writeFileSync(spec.configFile, stringify(doc))
     }
