@@ -1002,9 +1002,10 @@ export const renderReport = (r: BenchReport): string => {
     "- Failover: three processes per run (sender, Iroh half and gRPC half of peer 2), killed with `ChildProcess.kill`; the " +
     "peer processes close their scope on SIGTERM. The sender waits until both of peer 2's links are connected before it " +
     "starts; the run ends 0.5 s after the first gRPC delivery.",
-    "- Cluster (`bench/phases/cluster.ts`): per transport, three node processes elect a leader; after a 1 s warm-up with 8 " +
-    "clients, 1 and then 64 concurrent clients each loop PUT (100 B value, keys reused, `?timeout_ms=5000`) → 200 to the " +
-    "leader's HTTP API; a PUT is answered once the entry is committed and applied. commits/s = acknowledged PUTs / " +
+    "- Cluster (`bench/phases/cluster.ts`): per transport, three node processes (every thread `SCHED_BATCH`, the node's " +
+    "default; etcd's members as started unless `BENCH_ETCD_SCHEDULING=batch`) elect a leader; 1 and then 64 concurrent " +
+    "clients, each count run unmeasured for `BENCH_CLUSTER_WARMUP_MS` (12 s) before it is measured, each loop PUT (100 B " +
+    "value, keys reused, `?timeout_ms=5000`) → 200 to the leader's HTTP API; a PUT is answered once the entry is committed and applied. commits/s = acknowledged PUTs / " +
     "measured time; latency = request sent → response, in the client. Failover: the leader is SIGKILLed; from its exit, a " +
     "PUT to a survivor (round robin) every 20 ms, each with `?timeout_ms=2000`, until the first 200; the killed node is " +
     "restarted and rejoins before the next run.",
