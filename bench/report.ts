@@ -1005,8 +1005,8 @@ export const renderReport = (r: BenchReport): string => {
     "- Cluster (`bench/phases/cluster.ts`): per transport, three node processes (every thread `SCHED_BATCH`, the node's " +
     "default; etcd's members as started unless `BENCH_ETCD_SCHEDULING=batch`) elect a leader; 1 and then 64 concurrent " +
     "clients, each count run unmeasured for `BENCH_CLUSTER_WARMUP_MS` (12 s) before it is measured, each loop PUT (100 B " +
-    "value, keys reused, `?timeout_ms=5000`) → 200 to the leader's HTTP API; a PUT is answered once the entry is committed and applied. commits/s = acknowledged PUTs / " +
-    "measured time; latency = request sent → response, in the client. Failover: the leader is SIGKILLed; from its exit, a " +
+    "value, keys reused, `?timeout_ms=5000`) → 200 to the leader's HTTP API; a PUT is answered once the entry is " +
+    "committed and applied. commits/s = acknowledged PUTs / measured time; latency = request sent → response, in the client. Failover: the leader is SIGKILLed; from its exit, a " +
     "PUT to a survivor (round robin) every 20 ms, each with `?timeout_ms=2000`, until the first 200; the killed node is " +
     "restarted and rejoins before the next run.",
     ""

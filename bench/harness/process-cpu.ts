@@ -4,7 +4,8 @@
  * compares nodes and etcd members by it: CPU per acknowledged put and CPU of an idle cluster.
  */
 import { execFileSync } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
+import { readThreadFile, threadIdsOf } from "../../src/os/threads.ts"
 
 const ticksPerSecond = (): number => {
   try {
@@ -36,15 +37,6 @@ export const processCpuMs = (pid: number): number => {
 /** The summed CPU time of `pids`, ms. */
 export const processesCpuMs = (pids: ReadonlyArray<number>): number => pids.reduce((sum, pid) => sum + processCpuMs(pid), 0)
 
-/** The names of `pid`'s threads (`/proc/<pid>/task`); empty when they cannot be listed. */
-const threadsOf = (pid: number): ReadonlyArray<string> => {
-  try {
-    return readdirSync(`/proc/${pid}/task`)
-  } catch {
-    return []
-  }
-}
-
 /**
  * Time `pid`'s threads have run so far, ms, to the nanosecond the scheduler counts
  * (`/proc/<pid>/task/<tid>/schedstat`); NaN when it cannot be read. `processCpuMs` moves in 10 ms
@@ -53,15 +45,12 @@ const threadsOf = (pid: number): ReadonlyArray<string> => {
  * threads live on, not a process's lifetime.
  */
 export const processRuntimeMs = (pid: number): number => {
-  const tids = threadsOf(pid)
+  const tids = threadIdsOf(pid)
   if (tids.length === 0) return Number.NaN
   let ns = 0
   for (const tid of tids) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0])
-    } catch {
-      // the thread ended between the listing and the read
-    }
+    const schedstat = readThreadFile(pid, tid, "schedstat")
+    if (schedstat !== undefined) ns += Number(schedstat.split(" ")[0])
   }
   return ns / 1e6
 }
@@ -76,16 +65,12 @@ export const processesRuntimeMs = (pids: ReadonlyArray<number>): number => pids.
  * put say how many times a put woke someone. Threads that ended are not counted.
  */
 export const processContextSwitches = (pid: number): number => {
-  const tids = threadsOf(pid)
+  const tids = threadIdsOf(pid)
   if (tids.length === 0) return Number.NaN
   let sum = 0
   for (const tid of tids) {
-    let status: string
-    try {
-      status = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8")
-    } catch {
-      continue // the thread ended between the listing and the read
-    }
+    const status = readThreadFile(pid, tid, "status")
+    if (status === undefined) continue // the thread ended between the listing and the read
     for (const match of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) sum += Number(match[1])
   }
   return sum

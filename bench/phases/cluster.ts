@@ -259,8 +259,9 @@ export const clusterTransportBench = (transport: ClusterTransport, options: Clus
     const pids = cluster.ids.map((id) => cluster.process(id)?.pid ?? -1)
     const measured = yield* measureLoads(cluster, pids, () => leader, { concurrency, durationMs, warmupMs, idleMs, idleSettleMs }, transport)
     const failoverMs: Array<number> = []
-    if (yield* writeProfiles(cluster, transport)) yield* progress(`${transport}: no failover runs`)
-    for (let run = 0; run < (cpuProfDir === undefined ? failoverRuns : 0); run++) {
+    const profiled = yield* writeProfiles(cluster, transport)
+    if (profiled) yield* progress(`${transport}: no failover runs`)
+    for (let run = 0; run < (profiled ? 0 : failoverRuns); run++) {
       const victim = leader
       const result = yield* measureFailover(cluster, victim, { everyMs: 20, attemptMs: 2000 })
       failoverMs.push(result.failoverMs)

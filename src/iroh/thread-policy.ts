@@ -7,72 +7,18 @@
  * core. `SCHED_BATCH` keeps the workers' share of the CPU (same weight as any thread) and only
  * takes away that preemption, so a worker runs on the other core or once the event loop is
  * done with its turn (docs/design.md, "The binding's threads do not preempt the event loop").
- *
- * Node has no call for a thread's policy, so it is set with util-linux's `chrt`, once per thread
- * (the runtime starts its workers with the first endpoint; threads they start later inherit it).
+ * It is set once per thread (the runtime starts its workers with the first endpoint; threads
+ * they start later inherit it).
  */
 import { Effect, Metric } from "effect"
-import { execFile } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
 import * as M from "../metrics/metrics.ts"
+import { SCHED_BATCH, setSchedulingPolicy, type ThreadInfo, threadsOf } from "../os/threads.ts"
 
 /** `"batch"`: the binding's threads run as `SCHED_BATCH`; `"inherit"`: as the process's. */
 export type BindingThreadPolicy = "batch" | "inherit"
 
-/** `SCHED_BATCH`, as `/proc/<pid>/task/<tid>/stat` gives a thread's policy. */
-const SCHED_BATCH = 3
-
-/** `chrt` is a short-lived exec; one that hangs must not hold the transport's start. */
-const CHRT_TIMEOUT_MS = 2000
-
-export interface TaskPolicy {
-  readonly tid: string
-  /** The policy number of `sched_setscheduler(2)` (0 normal, 3 batch, ...). */
-  readonly policy: number
-}
-
-/** A thread's name and policy from its `stat` line, or undefined when it does not parse. */
-export const parseTaskStat = (stat: string): { readonly comm: string; readonly policy: number } | undefined => {
-  const open = stat.indexOf("(")
-  const close = stat.lastIndexOf(")")
-  if (open < 0 || close < open) return undefined
-  // The fields after the name start with the third (state); the policy is the 41st.
-  const policy = Number(stat.slice(close + 2).split(" ")[41 - 3])
-  return Number.isInteger(policy) ? { comm: stat.slice(open + 1, close), policy } : undefined
-}
-
-/** This process's threads that the binding's Tokio runtime started; none where `/proc` is absent. */
-export const bindingThreads = (): ReadonlyArray<TaskPolicy> => {
-  let tids: ReadonlyArray<string>
-  try {
-    tids = readdirSync("/proc/self/task")
-  } catch {
-    return []
-  }
-  const threads: Array<TaskPolicy> = []
-  for (const tid of tids) {
-    let stat: string
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
-    } catch {
-      continue // the thread ended between the listing and the read
-    }
-    const parsed = parseTaskStat(stat)
-    if (parsed !== undefined && parsed.comm.startsWith("tokio")) threads.push({ tid, policy: parsed.policy })
-  }
-  return threads
-}
-
-/**
- * Makes thread `id` `SCHED_BATCH` with `chrt`, or with `allThreads` every thread of process
- * `id`; fails with why not (no `chrt`, no permission).
- */
-export const runAsBatch = (id: number | string, allThreads = false): Effect.Effect<void, string> =>
-  Effect.callback<void, string>((resume) => {
-    const args = [...(allThreads ? ["-a"] : []), "-b", "-p", "0", String(id)]
-    execFile("chrt", args, { timeout: CHRT_TIMEOUT_MS }, (error, _stdout, stderr) =>
-      resume(error === null ? Effect.void : Effect.fail(stderr.trim() || error.message)))
-  })
+/** This process's threads that the binding's Tokio runtime started. */
+export const bindingThreads = (): ReadonlyArray<ThreadInfo> => threadsOf().filter((t) => t.comm.startsWith("tokio"))
 
 const batchThreads = Metric.withAttributes(M.irohBindingThreads, { policy: "batch" })
 const otherThreads = Metric.withAttributes(M.irohBindingThreads, { policy: "other" })
@@ -89,7 +35,7 @@ export const applyBindingThreadPolicy = (policy: BindingThreadPolicy): Effect.Ef
       const failures: Array<string> = []
       for (const thread of bindingThreads()) {
         if (thread.policy === SCHED_BATCH) continue
-        const result = yield* Effect.result(runAsBatch(thread.tid))
+        const result = yield* Effect.result(setSchedulingPolicy("batch", thread.tid))
         if (result._tag === "Failure") failures.push(result.failure)
       }
       if (failures.length > 0) {

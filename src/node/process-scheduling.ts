@@ -10,7 +10,7 @@
  * finish its turn (docs/node.md, "Scheduling"). Threads started later inherit the policy.
  */
 import { Effect, Metric } from "effect"
-import { runAsBatch } from "../iroh/thread-policy.ts"
+import { setSchedulingPolicy } from "../os/threads.ts"
 import type { ProcessConfig } from "./node-config.ts"
 
 const batchGauge = Metric.gauge("raft_node_scheduling_batch", {
@@ -28,7 +28,7 @@ export const applyProcessScheduling = (scheduling: ProcessConfig["scheduling"]):
       yield* Effect.logInfo(`[process] scheduling = "batch" is for Linux; this node runs on ${process.platform} as it was started`)
       return yield* Metric.update(batchGauge, 0)
     }
-    const result = yield* Effect.result(runAsBatch(process.pid, true))
+    const result = yield* Effect.result(setSchedulingPolicy("batch", process.pid, true))
     if (result._tag === "Failure") {
       yield* Effect.logInfo(`the node's threads keep their scheduling policy (chrt -a -b: ${result.failure})`)
       return yield* Metric.update(batchGauge, 0)

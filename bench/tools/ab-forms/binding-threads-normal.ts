@@ -5,9 +5,10 @@
  */
 import { execFileSync } from "node:child_process"
 import { bindingThreads } from "../../../src/iroh/thread-policy.ts"
+import { chrtArguments, type SchedulingPolicy } from "../../../src/os/threads.ts"
 
-const setPolicy = (flag: "-o" | "-b") => {
-  for (const { tid } of bindingThreads()) execFileSync("chrt", [flag, "-p", "0", tid])
+const setPolicy = (policy: SchedulingPolicy) => {
+  for (const { tid } of bindingThreads()) execFileSync("chrt", chrtArguments(policy, tid))
 }
-process.on("SIGUSR2", () => setPolicy("-o"))
-process.on("SIGWINCH", () => setPolicy("-b"))
+process.on("SIGUSR2", () => setPolicy("other"))
+process.on("SIGWINCH", () => setPolicy("batch"))

@@ -6,10 +6,10 @@
  */
 import { execFileSync } from "node:child_process"
 import { bindingThreads } from "../../../src/iroh/thread-policy.ts"
+import { chrtArguments } from "../../../src/os/threads.ts"
 
-const pid = String(process.pid)
 process.on("SIGUSR2", () => {
-  execFileSync("chrt", ["-a", "-o", "-p", "0", pid])
-  for (const { tid } of bindingThreads()) execFileSync("chrt", ["-b", "-p", "0", tid])
+  execFileSync("chrt", chrtArguments("other", process.pid, true))
+  for (const { tid } of bindingThreads()) execFileSync("chrt", chrtArguments("batch", tid))
 })
-process.on("SIGWINCH", () => void execFileSync("chrt", ["-a", "-b", "-p", "0", pid]))
+process.on("SIGWINCH", () => void execFileSync("chrt", chrtArguments("batch", process.pid, true)))
